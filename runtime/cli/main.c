@@ -1,0 +1,53 @@
+/* main.c -- the `aftersale` command: dispatch to subcommands. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aftersale/aftersale.h"
+#include "cli.h"
+
+#ifndef AS_PACKS_DIR
+#define AS_PACKS_DIR "plugins"
+#endif
+
+const char *as__cli_packs_dir(void)
+{
+    const char *env = getenv("AFTERSALE_PACKS");
+    return env && *env ? env : AS_PACKS_DIR;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: aftersale COMMAND [ARGS]\n"
+               "\n"
+               "An after-sales workflow runtime (refunds, returns, exchanges, repairs).\n"
+               "\n"
+               "commands:\n"
+               "  run SCENARIO...   run scenario files headless on a virtual clock\n"
+               "  check PACK        load and validate a Lua rule pack\n"
+               "\n"
+               "'aftersale COMMAND --help' describes a command. --version prints %s.\n",
+            AS_VERSION_STRING);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("aftersale %s\n", AS_VERSION_STRING);
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0) return as__cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0) return as__cli_check(argc - 1, argv + 1);
+    fprintf(stderr, "aftersale: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,411 @@
+/* run.c -- `aftersale run SCENARIO...`: the headless scenario runner (DESIGN.md §7).
+ *
+ * A scenario file is read and validated whole before it runs, so a malformed file never
+ * half-runs: it is reported with the step that is wrong and the exit status becomes 2. Each
+ * scenario gets a fresh runtime on a virtual clock with the bundled packs. */
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/timefmt.h"
+#include "aftersale/aftersale.h"
+#include "cli.h"
+
+typedef struct step {
+    int index; /* 1-based position in the file */
+    int64_t at_ms;
+    const char *at_text;
+    json_t *j; /* borrowed from the document */
+} step;
+
+typedef struct scenario {
+    const char *file;
+    char dir[4096];
+    json_t *doc;
+    int64_t start_ms;
+    int manual_pay;
+    step *steps;
+    size_t nsteps;
+    int failures;
+} scenario;
+
+static int parse_error(const scenario *s, int idx, const char *fmt, const char *a)
+{
+    fprintf(stderr, "%s: ", s->file);
+    if (idx > 0) fprintf(stderr, "step %d: ", idx);
+    fprintf(stderr, fmt, a);
+    fputc('\n', stderr);
+    return -1;
+}
+
+static int only_keys(const scenario *s, int idx, json_t *obj, const char *const *keys)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v)
+    {
+        const char *const *p = keys;
+        while (*p && strcmp(*p, k) != 0) p++;
+        if (*p == NULL) return parse_error(s, idx, "unknown field '%s'", k);
+    }
+    return 0;
+}
+
+static const char *const step_keys_order_create[] = {"at", "do", "order", "expect_error", NULL};
+static const char *const step_keys_order_event[] = {"at", "do", "order", "expect_error", NULL};
+static const char *const step_keys_open[] = {"at", "do", "as", "case", "expect_error", NULL};
+static const char *const step_keys_act[] = {"at",      "do",      "as",           "case", "action",
+                                            "payload", "version", "expect_error", NULL};
+static const char *const step_keys_load[] = {"at", "do", "shop", "path", "expect_error", NULL};
+static const char *const step_keys_expect[] = {"at", "expect", NULL};
+static const char *const expect_case_keys[] = {"case",     "state",  "refund_amount",
+                                               "deadline", "remedy", "priority", NULL};
+static const char *const expect_metric_keys[] = {
+    "shop",        "orders",           "cases_opened",        "refunds",
+    "dispute_refunds", "auto_agreed",  "after_sales_rate",    "refund_rate",
+    "dispute_refund_rate", "intervention_rate", "flagged", NULL};
+
+static int need_string(const scenario *s, int idx, json_t *obj, const char *key)
+{
+    if (!json_is_string(json_object_get(obj, key)))
+        return parse_error(s, idx, "'%s' must be a string", key);
+    return 0;
+}
+
+static int validate_step(const scenario *s, int idx, json_t *st)
+{
+    if (!json_is_object(st)) return parse_error(s, idx, "a step must be an object%s", "");
+    json_t *doj = json_object_get(st, "do");
+    json_t *ex = json_object_get(st, "expect");
+    if (json_object_get(st, "expect_error") && !json_is_string(json_object_get(st, "expect_error")))
+        return parse_error(s, idx, "'%s' must be an error code", "expect_error");
+    if (json_is_string(json_object_get(st, "expect_error")) &&
+        as_err_from_name(json_string_value(json_object_get(st, "expect_error"))) == 0)
+        return parse_error(s, idx, "'%s' is not an error code of DESIGN.md §2",
+                           json_string_value(json_object_get(st, "expect_error")));
+    if (doj == NULL) {
+        if (!json_is_object(ex)) return parse_error(s, idx, "a step needs 'do' or 'expect'%s", "");
+        if (only_keys(s, idx, st, step_keys_expect)) return -1;
+        if (json_object_get(ex, "metrics")) {
+            json_t *m = json_object_get(ex, "metrics");
+            if (json_object_size(ex) != 1 || !json_is_object(m))
+                return parse_error(s, idx, "'%s' must be the only expectation", "metrics");
+            if (only_keys(s, idx, m, expect_metric_keys) || need_string(s, idx, m, "shop"))
+                return -1;
+            return 0;
+        }
+        if (only_keys(s, idx, ex, expect_case_keys) || need_string(s, idx, ex, "case")) return -1;
+        return 0;
+    }
+    if (!json_is_string(doj)) return parse_error(s, idx, "'%s' must be a string", "do");
+    const char *d = json_string_value(doj);
+    if (strcmp(d, "order.create") == 0) {
+        if (!json_is_object(json_object_get(st, "order")))
+            return parse_error(s, idx, "'%s' must be an object", "order");
+        return only_keys(s, idx, st, step_keys_order_create);
+    }
+    if (strcmp(d, "order.ship") == 0 || strcmp(d, "order.deliver") == 0 ||
+        strcmp(d, "order.confirm") == 0)
+        return only_keys(s, idx, st, step_keys_order_event) || need_string(s, idx, st, "order");
+    if (strcmp(d, "case.open") == 0) {
+        if (only_keys(s, idx, st, step_keys_open) || need_string(s, idx, st, "as")) return -1;
+        if (json_object_get(st, "case") == NULL)
+            return parse_error(s, idx, "'%s' is missing", "case");
+        return 0;
+    }
+    if (strcmp(d, "case.act") == 0) {
+        if (only_keys(s, idx, st, step_keys_act) || need_string(s, idx, st, "as") ||
+            need_string(s, idx, st, "case") || need_string(s, idx, st, "action"))
+            return -1;
+        json_t *ver = json_object_get(st, "version");
+        if (ver && !json_is_integer(ver))
+            return parse_error(s, idx, "'%s' must be an integer", "version");
+        return 0;
+    }
+    if (strcmp(d, "rules.load") == 0)
+        return only_keys(s, idx, st, step_keys_load) || need_string(s, idx, st, "shop") ||
+               need_string(s, idx, st, "path");
+    return parse_error(s, idx, "unknown 'do': '%s'", d);
+}
+
+static int cmp_step(const void *a, const void *b)
+{
+    const step *x = a, *y = b;
+    if (x->at_ms != y->at_ms) return x->at_ms < y->at_ms ? -1 : 1;
+    return x->index - y->index; /* ties in file order */
+}
+
+static int load_scenario(scenario *s, const char *file)
+{
+    memset(s, 0, sizeof *s);
+    s->file = file;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", file);
+    snprintf(s->dir, sizeof s->dir, "%s", dirname(tmp));
+    json_error_t je;
+    s->doc = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+    if (s->doc == NULL) {
+        fprintf(stderr, "%s: cannot read or parse: %s (line %d, column %d)\n", file, je.text,
+                je.line, je.column);
+        return -1;
+    }
+    if (!json_is_object(s->doc)) return parse_error(s, 0, "a scenario must be a JSON object%s", "");
+    static const char *const top[] = {"name", "start", "steps", "merchant_rules",
+                                      "payments", "packs", "description", NULL};
+    if (only_keys(s, 0, s->doc, top)) return -1;
+    if (as__instant_parse(json_string_value(json_object_get(s->doc, "start")), &s->start_ms))
+        return parse_error(s, 0, "'start' must be an instant like %s", "2026-03-01T00:00:00Z");
+    json_t *pay = json_object_get(s->doc, "payments");
+    if (pay) {
+        const char *p = json_string_value(pay);
+        if (p == NULL || (strcmp(p, "manual") != 0 && strcmp(p, "auto") != 0))
+            return parse_error(s, 0, "'payments' must be \"manual\" or \"auto\"%s", "");
+        s->manual_pay = strcmp(p, "manual") == 0;
+    }
+    json_t *mr = json_object_get(s->doc, "merchant_rules");
+    if (mr) {
+        const char *k;
+        json_t *v;
+        if (!json_is_object(mr)) return parse_error(s, 0, "'%s' must be an object", "merchant_rules");
+        json_object_foreach(mr, k, v) if (!json_is_string(v))
+            return parse_error(s, 0, "merchant_rules: the path for '%s' must be a string", k);
+    }
+    json_t *packs = json_object_get(s->doc, "packs");
+    if (packs) {
+        const char *k;
+        json_t *v;
+        if (!json_is_object(packs)) return parse_error(s, 0, "'%s' must be an object", "packs");
+        json_object_foreach(packs, k, v)
+        {
+            const char *impl = json_string_value(v);
+            if (impl == NULL || strcmp(impl, "lua") != 0)
+                return parse_error(s, 0, "packs: '%s' can only be \"lua\" in this build", k);
+        }
+    }
+    json_t *steps = json_object_get(s->doc, "steps");
+    if (!json_is_array(steps)) return parse_error(s, 0, "'steps' must be a list%s", "");
+    s->nsteps = json_array_size(steps);
+    s->steps = calloc(s->nsteps + 1, sizeof *s->steps);
+    if (s->steps == NULL) return parse_error(s, 0, "out of memory%s", "");
+    for (size_t i = 0; i < s->nsteps; i++) {
+        json_t *st = json_array_get(steps, i);
+        step *p = &s->steps[i];
+        p->index = (int)i + 1;
+        p->j = st;
+        if (validate_step(s, p->index, st)) return -1;
+        p->at_text = json_string_value(json_object_get(st, "at"));
+        if (as__duration_parse(p->at_text, &p->at_ms))
+            return parse_error(s, p->index, "bad duration '%s' in 'at' (like 90s, 48h, 7d12h)",
+                               p->at_text ? p->at_text : "(missing)");
+    }
+    qsort(s->steps, s->nsteps, sizeof *s->steps, cmp_step);
+    return 0;
+}
+
+static void fail(scenario *s, const step *st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(scenario *s, const step *st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s: step %d (at %s): ", s->file, st->index, st->at_text);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+    s->failures++;
+}
+
+static void rel_path(const scenario *s, const char *p, char *out, size_t len)
+{
+    if (p[0] == '/')
+        snprintf(out, len, "%s", p);
+    else
+        snprintf(out, len, "%s/%s", s->dir, p);
+}
+
+/* Runs a command step; returns the error code (0 on success). */
+static int do_step(as_runtime *rt, const scenario *s, json_t *st, as_error *err)
+{
+    const char *d = json_string_value(json_object_get(st, "do"));
+    if (strcmp(d, "order.create") == 0) {
+        char *text = json_dumps(json_object_get(st, "order"), JSON_COMPACT);
+        int rc = as_order_create_json(rt, text, err);
+        free(text);
+        return rc;
+    }
+    if (strncmp(d, "order.", 6) == 0)
+        return as_order_event(rt, json_string_value(json_object_get(st, "order")), d + 6, err);
+    if (strcmp(d, "case.open") == 0) {
+        char *text = json_dumps(json_object_get(st, "case"), JSON_COMPACT | JSON_ENCODE_ANY);
+        int rc = as_case_open_json(rt, json_string_value(json_object_get(st, "as")), text, err);
+        free(text);
+        return rc;
+    }
+    if (strcmp(d, "case.act") == 0) {
+        json_t *payload = json_object_get(st, "payload");
+        char *text = payload ? json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        json_t *ver = json_object_get(st, "version");
+        int rc = as_case_act_json(rt, json_string_value(json_object_get(st, "as")),
+                                  json_string_value(json_object_get(st, "case")),
+                                  json_string_value(json_object_get(st, "action")), text,
+                                  ver ? json_integer_value(ver) : -1, err);
+        free(text);
+        return rc;
+    }
+    char path[8400];
+    rel_path(s, json_string_value(json_object_get(st, "path")), path, sizeof path);
+    return as_runtime_load_merchant(rt, json_string_value(json_object_get(st, "shop")), path, err);
+}
+
+static int same_json(json_t *want, json_t *got)
+{
+    if (json_is_number(want) && json_is_number(got))
+        return llround(json_number_value(want) * 10000) == llround(json_number_value(got) * 10000);
+    return json_equal(want, got);
+}
+
+static void check_fields(scenario *s, const step *st, const char *what, json_t *want, json_t *got,
+                         const char *skip)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(want, k, v)
+    {
+        if (strcmp(k, skip) == 0) continue;
+        json_t *g = json_object_get(got, k);
+        if (strcmp(k, "deadline") == 0 && json_is_object(g)) g = json_object_get(g, "kind");
+        if (g == NULL) g = json_null();
+        if (!same_json(v, g)) {
+            char *w = json_dumps(v, JSON_ENCODE_ANY), *f = json_dumps(g, JSON_ENCODE_ANY);
+            fail(s, st, "%s: expected %s %s, found %s", what, k, w, f);
+            free(w);
+            free(f);
+        }
+    }
+}
+
+static void check_expect(as_runtime *rt, scenario *s, const step *st)
+{
+    json_t *ex = json_object_get(st->j, "expect");
+    json_t *m = json_object_get(ex, "metrics");
+    if (m) {
+        const char *shop = json_string_value(json_object_get(m, "shop"));
+        char *text = as_shop_metrics_json(rt, shop);
+        json_t *got = text ? json_loads(text, 0, NULL) : NULL;
+        char what[300];
+        snprintf(what, sizeof what, "shop %s metrics", shop);
+        if (got == NULL) fail(s, st, "%s: could not be computed", what);
+        else check_fields(s, st, what, m, got, "shop");
+        json_decref(got);
+        free(text);
+        return;
+    }
+    const char *id = json_string_value(json_object_get(ex, "case"));
+    char *text = as_case_get_json(rt, id);
+    if (text == NULL) {
+        fail(s, st, "expected case %s, found no such case", id);
+        return;
+    }
+    json_t *got = json_loads(text, 0, NULL);
+    char what[300];
+    snprintf(what, sizeof what, "case %s", id);
+    check_fields(s, st, what, ex, got, "case");
+    json_decref(got);
+    free(text);
+}
+
+static int run_scenario(scenario *s, const char *packs_dir)
+{
+    as_options opts = {.start_ms = s->start_ms, .auto_pay = !s->manual_pay};
+    as_error err = {0};
+    as_runtime *rt = as_runtime_new(&opts, &err);
+    if (rt == NULL || as_runtime_load_packs_dir(rt, packs_dir, &err) != 0) {
+        fprintf(stderr, "%s: cannot start a runtime: %s\n", s->file, err.msg);
+        as_runtime_free(rt);
+        return -1;
+    }
+    json_t *mr = json_object_get(s->doc, "merchant_rules");
+    const char *shop;
+    json_t *v;
+    json_object_foreach(mr, shop, v)
+    {
+        char path[8400];
+        rel_path(s, json_string_value(v), path, sizeof path);
+        if (as_runtime_load_merchant(rt, shop, path, &err) != 0) {
+            fprintf(stderr, "%s: merchant_rules: %s\n", s->file, err.msg);
+            as_runtime_free(rt);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < s->nsteps; i++) {
+        const step *st = &s->steps[i];
+        as_runtime_advance(rt, s->start_ms + st->at_ms);
+        if (json_object_get(st->j, "do") == NULL) {
+            check_expect(rt, s, st);
+            continue;
+        }
+        memset(&err, 0, sizeof err);
+        int rc = do_step(rt, s, st->j, &err);
+        const char *want = json_string_value(json_object_get(st->j, "expect_error"));
+        const char *d = json_string_value(json_object_get(st->j, "do"));
+        if (want == NULL && rc != 0)
+            fail(s, st, "%s: expected success, got %s: %s", d, as_err_name(rc), err.msg);
+        else if (want && rc == 0)
+            fail(s, st, "%s: expected error %s, but the command succeeded", d, want);
+        else if (want && strcmp(want, as_err_name(rc)) != 0)
+            fail(s, st, "%s: expected error %s, got %s: %s", d, want, as_err_name(rc), err.msg);
+    }
+    as_runtime_free(rt);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: aftersale run [--packs DIR] SCENARIO...\n"
+               "\n"
+               "Runs scenario files (DESIGN.md §7) headless on a virtual clock with the bundled\n"
+               "rule packs, prints one line per failed expectation and the summary line\n"
+               "'N passed, M failed'.\n"
+               "\n"
+               "  --packs DIR   the bundled rule packs (default: %s)\n"
+               "  -h, --help    this text\n"
+               "\n"
+               "Exit status: 0 all passed, 1 some failed, 2 a file could not be read or parsed.\n",
+            as__cli_packs_dir());
+}
+
+int as__cli_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"packs", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    const char *packs = as__cli_packs_dir();
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'p') packs = optarg;
+        else if (c == 'h') return usage(stdout), 0;
+        else return usage(stderr), 2;
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    int passed = 0, failed = 0, broken = 0;
+    for (int i = optind; i < argc; i++) {
+        scenario s;
+        if (load_scenario(&s, argv[i]) != 0 || run_scenario(&s, packs) != 0) {
+            broken++;
+        } else if (s.failures) {
+            failed++;
+        } else {
+            passed++;
+        }
+        free(s.steps);
+        json_decref(s.doc);
+    }
+    printf("%d passed, %d failed\n", passed, failed + broken);
+    return broken ? 2 : failed ? 1 : 0;
+}

@@ -1,0 +1,30 @@
+/* clock.h -- one clock interface, two clocks (DESIGN.md §4).
+ *
+ * The real clock is libuv's loop time shifted to wall-clock ms UTC; the virtual clock is a
+ * number the headless runner moves forward, jumping to the next deadline when nothing else is
+ * pending. Everything else in the runtime reads time only through as__clock_now(). */
+#ifndef AS_CLOCK_H
+#define AS_CLOCK_H
+
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct as_clock {
+    uv_loop_t *loop;   /* NULL for the virtual clock */
+    int64_t offset_ms; /* real: wall time minus loop time at init */
+    int64_t now_ms;    /* virtual: the current instant */
+} as_clock;
+
+void as__clock_init_virtual(as_clock *c, int64_t start_ms);
+/* Borrows `loop`, which must outlive the clock. */
+void as__clock_init_real(as_clock *c, uv_loop_t *loop);
+int64_t as__clock_now(const as_clock *c);
+/* Virtual clock only: moves time to `ms`; time never goes back (an earlier `ms` is ignored).
+ * Returns 0, or -1 on a real clock. */
+int as__clock_set(as_clock *c, int64_t ms);
+static inline int as__clock_is_virtual(const as_clock *c)
+{
+    return c->loop == NULL;
+}
+
+#endif

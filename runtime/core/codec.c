@@ -1,0 +1,338 @@
+/* codec.c -- JSON in and out: command payloads (DESIGN.md §2 table), case and metrics views.
+ *
+ * Every key not documented for an action is refused; a value of the wrong JSON type is
+ * refused. Out-of-range values (an unknown type or reason name, a negative amount) are kept
+ * as such and refused later, at check 7 of the contract's order. */
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+#include "runtime.h"
+
+void as__cmd_init(as_cmd *cmd, as_principal who, int action)
+{
+    memset(cmd, 0, sizeof *cmd);
+    cmd->who = who;
+    cmd->action = action;
+    cmd->version = -1;
+    cmd->reason = -1;
+    cmd->result = -1;
+    cmd->type = -1;
+    cmd->bad_permille = -1;
+    cmd->requested_amount = -1;
+}
+
+int as__principal_parse(const char *s, as_principal *p)
+{
+    static const struct {
+        const char *prefix;
+        as_role role;
+        int has_id;
+    } forms[] = {{"buyer:", AS_ROLE_BUYER, 1}, {"merchant:", AS_ROLE_MERCHANT, 1},
+                 {"platform", AS_ROLE_PLATFORM, 0}, {"logistics", AS_ROLE_LOGISTICS, 0}};
+    if (s == NULL) return -1;
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        size_t n = strlen(forms[i].prefix);
+        if (forms[i].has_id ? strncmp(s, forms[i].prefix, n) == 0 && s[n] != '\0'
+                            : strcmp(s, forms[i].prefix) == 0) {
+            p->role = forms[i].role;
+            p->id = forms[i].has_id ? s + n : NULL;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int shape(as_cmd *cmd, const char *fmt, const char *a)
+{
+    if (cmd->shape_err == 0) {
+        cmd->shape_err = AS_EBAD_REQUEST;
+        snprintf(cmd->shape_msg, sizeof cmd->shape_msg, fmt, a);
+    }
+    return -1;
+}
+
+static int get_string(as_cmd *cmd, json_t *v, const char *key, const char **out)
+{
+    if (!json_is_string(v)) return shape(cmd, "'%s' must be a string", key);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int get_int(as_cmd *cmd, json_t *v, const char *key, int64_t *out)
+{
+    if (!json_is_integer(v)) return shape(cmd, "'%s' must be an integer", key);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int get_evidence(as_cmd *cmd, json_t *v)
+{
+    if (!json_is_array(v)) return shape(cmd, "'%s' must be a list of strings", "evidence");
+    if (json_array_size(v) > AS_MAX_EVIDENCE)
+        return shape(cmd, "'%s' has too many entries", "evidence");
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        if (!json_is_string(e)) return shape(cmd, "'%s' must be a list of strings", "evidence");
+        cmd->evidence[i] = json_string_value(e);
+    }
+    cmd->nevidence = (int)json_array_size(v);
+    cmd->given |= AS_P_EVIDENCE;
+    return 0;
+}
+
+/* The fields shared by open and revise. Returns 1 when `key` was one of them. */
+static int claim_field(as_cmd *cmd, const char *key, json_t *v)
+{
+    if (strcmp(key, "reason") == 0) {
+        const char *s;
+        if (get_string(cmd, v, key, &s) == 0) cmd->reason = as__reason_from(s);
+        cmd->given |= AS_P_REASON;
+    } else if (strcmp(key, "evidence") == 0) {
+        get_evidence(cmd, v);
+    } else if (strcmp(key, "requested_amount") == 0) {
+        get_int(cmd, v, key, &cmd->requested_amount);
+        cmd->given |= AS_P_REQUESTED;
+    } else if (strcmp(key, "bad_permille") == 0) {
+        get_int(cmd, v, key, &cmd->bad_permille);
+        cmd->given |= AS_P_PERMILLE;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static void parse_items(as_cmd *cmd, json_t *v)
+{
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        shape(cmd, "'%s' must be a non-empty list of {sku, qty}", "items");
+        return;
+    }
+    if (json_array_size(v) > AS_MAX_CASE_ITEMS) {
+        shape(cmd, "'%s' has too many entries", "items");
+        return;
+    }
+    size_t i;
+    json_t *it;
+    json_array_foreach(v, i, it)
+    {
+        if (!json_is_object(it)) {
+            shape(cmd, "'%s' must be a non-empty list of {sku, qty}", "items");
+            return;
+        }
+        const char *k;
+        json_t *f;
+        int have_sku = 0, have_qty = 0;
+        json_object_foreach(it, k, f)
+        {
+            if (strcmp(k, "sku") == 0)
+                have_sku = get_string(cmd, f, "items[].sku", &cmd->items[i].sku) == 0;
+            else if (strcmp(k, "qty") == 0)
+                have_qty = get_int(cmd, f, "items[].qty", &cmd->items[i].qty) == 0;
+            else
+                shape(cmd, "unknown key '%s' in a case item", k);
+        }
+        if (!have_sku || !have_qty) shape(cmd, "a case item needs %s", "'sku' and 'qty'");
+    }
+    cmd->nitems = (int)json_array_size(v);
+}
+
+int as__cmd_parse_open(as_cmd *cmd, json_t *obj)
+{
+    if (!json_is_object(obj)) return shape(cmd, "the %s must be a JSON object", "case");
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (claim_field(cmd, key, v)) continue;
+        if (strcmp(key, "id") == 0) {
+            get_string(cmd, v, key, &cmd->case_id);
+        } else if (strcmp(key, "order") == 0) {
+            get_string(cmd, v, key, &cmd->order_id);
+        } else if (strcmp(key, "type") == 0) {
+            const char *s;
+            if (get_string(cmd, v, key, &s) == 0) cmd->type = as__type_from(s);
+        } else if (strcmp(key, "items") == 0) {
+            parse_items(cmd, v);
+        } else {
+            shape(cmd, "unknown key '%s' in the case", key);
+        }
+    }
+    if (cmd->case_id == NULL || cmd->case_id[0] == '\0') shape(cmd, "the case needs an %s", "'id'");
+    if (cmd->order_id == NULL) shape(cmd, "the case needs an %s", "'order'");
+    if (!json_object_get(obj, "type")) shape(cmd, "the case needs a %s", "'type'");
+    if (!(cmd->given & AS_P_REASON)) shape(cmd, "the case needs a %s", "'reason'");
+    if (cmd->nitems == 0) shape(cmd, "the case needs %s", "'items'");
+    return cmd->shape_err;
+}
+
+/* Which payload keys each action takes (DESIGN.md §2). */
+static int allowed_key(int action, const char *k)
+{
+    switch (action) {
+    case AS_ACT_REVISE:
+        return strcmp(k, "reason") == 0 || strcmp(k, "evidence") == 0 ||
+               strcmp(k, "requested_amount") == 0 || strcmp(k, "bad_permille") == 0;
+    case AS_ACT_SHIP_RETURN:
+        return strcmp(k, "carrier") == 0 || strcmp(k, "tracking") == 0 ||
+               strcmp(k, "shipping_cost") == 0;
+    case AS_ACT_SHIP_REPLACEMENT:
+        return strcmp(k, "carrier") == 0 || strcmp(k, "tracking") == 0;
+    case AS_ACT_REJECT:
+    case AS_ACT_REJECT_RETURN:
+    case AS_ACT_REFUND_FAILED:
+        return strcmp(k, "reason") == 0;
+    case AS_ACT_OFFER: return strcmp(k, "amount") == 0;
+    case AS_ACT_CONFIRM_RETURN: return strcmp(k, "serial") == 0;
+    case AS_ACT_INSPECT: return strcmp(k, "result") == 0;
+    default: return 0;
+    }
+}
+
+int as__cmd_parse_act(as_cmd *cmd, const char *action, json_t *payload)
+{
+    cmd->action = as__action_from(action);
+    if (cmd->action < 0 || cmd->action == AS_ACT_OPEN ||
+        as__action_role(cmd->action) == AS_ROLE_SYSTEM)
+        return shape(cmd, "unknown action '%s'", action ? action : "");
+    if (payload == NULL || json_is_null(payload)) payload = NULL;
+    else if (!json_is_object(payload)) return shape(cmd, "the payload of '%s' must be an object", action);
+    const char *key;
+    json_t *v;
+    json_object_foreach(payload, key, v)
+    {
+        if (!allowed_key(cmd->action, key)) {
+            char m[128];
+            snprintf(m, sizeof m, "unknown key '%s' for action '%s'", key, action);
+            return shape(cmd, "%s", m);
+        }
+        if (cmd->action == AS_ACT_REVISE) {
+            claim_field(cmd, key, v);
+        } else if (strcmp(key, "carrier") == 0 || strcmp(key, "reason") == 0) {
+            get_string(cmd, v, key, &cmd->text);
+        } else if (strcmp(key, "tracking") == 0) {
+            get_string(cmd, v, key, &cmd->tracking);
+        } else if (strcmp(key, "serial") == 0) {
+            if (get_string(cmd, v, key, &cmd->serial) == 0) cmd->given |= AS_P_SERIAL;
+        } else if (strcmp(key, "shipping_cost") == 0) {
+            if (get_int(cmd, v, key, &cmd->shipping_cost) == 0) cmd->given |= AS_P_SHIPPING;
+        } else if (strcmp(key, "amount") == 0) {
+            if (get_int(cmd, v, key, &cmd->amount) == 0) cmd->given |= AS_P_AMOUNT;
+        } else if (strcmp(key, "result") == 0) {
+            const char *s;
+            if (get_string(cmd, v, key, &s) == 0) {
+                cmd->result = strcmp(s, "fault") == 0 ? 1 : strcmp(s, "no_fault") == 0 ? 0 : -1;
+                cmd->given |= AS_P_RESULT;
+            }
+        }
+    }
+    switch (cmd->action) {
+    case AS_ACT_SHIP_RETURN:
+    case AS_ACT_SHIP_REPLACEMENT:
+        if (cmd->text == NULL || cmd->tracking == NULL)
+            shape(cmd, "'%s' needs 'carrier' and 'tracking'", action);
+        break;
+    case AS_ACT_REJECT:
+    case AS_ACT_REJECT_RETURN:
+        if (cmd->text == NULL) shape(cmd, "'%s' needs a 'reason'", action);
+        break;
+    case AS_ACT_OFFER:
+        if (!(cmd->given & AS_P_AMOUNT)) shape(cmd, "'%s' needs an 'amount'", action);
+        break;
+    case AS_ACT_INSPECT:
+        if (!(cmd->given & AS_P_RESULT)) shape(cmd, "'%s' needs a 'result'", action);
+        break;
+    default: break;
+    }
+    return cmd->shape_err;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Output
+ * ---------------------------------------------------------------------------------------- */
+
+static json_t *opt_int(int64_t v)
+{
+    return v == AS_UNSET ? json_null() : json_integer(v);
+}
+
+json_t *as__case_json(const as_case *c)
+{
+    const as_case_vals *v = &c->v;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(c->id));
+    json_object_set_new(o, "order", json_string(c->order->id));
+    json_object_set_new(o, "type", json_string(as__type_name(c->type)));
+    json_object_set_new(o, "reason", json_string(as__reason_name(v->reason)));
+    json_object_set_new(o, "category", json_string(c->category));
+    json_t *items = json_array();
+    for (int i = 0; i < c->nitems; i++)
+        json_array_append_new(items, json_pack("{s:s, s:i}", "sku",
+                                               c->order->items[c->items[i].line].sku, "qty",
+                                               (json_int_t)c->items[i].qty));
+    json_object_set_new(o, "items", items);
+    json_object_set_new(o, "state", json_string(as__state_name(v->state)));
+    json_object_set_new(o, "version", json_integer(v->version));
+    json_object_set_new(o, "refund_amount", json_integer(v->refund_amount));
+    json_object_set_new(o, "requested_amount", opt_int(v->requested_amount));
+    json_object_set_new(o, "bad_permille",
+                        v->bad_permille < 0 ? json_null() : json_integer(v->bad_permille));
+    json_object_set_new(o, "remedy", v->remedy == AS_REMEDY_NONE
+                                         ? json_null()
+                                         : json_string(as__remedy_name(v->remedy)));
+    json_object_set_new(o, "priority", v->priority ? json_integer(v->priority) : json_null());
+    json_t *ev = json_array();
+    for (int i = 0; i < as__vals_evidence_count(v); i++)
+        json_array_append_new(ev, json_string(v->evidence[i]));
+    json_object_set_new(o, "evidence", ev);
+    json_object_set_new(o, "opened_at", json_integer(c->opened_at));
+    json_t *rules = json_object();
+    for (int l = 0; l < AS_LAYER_COUNT; l++) {
+        if (c->rules[l] == NULL) continue;
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s@%s", c->rules[l]->name, c->rules[l]->version);
+        json_object_set_new(rules, as__layer_name(l), json_string(buf));
+    }
+    json_object_set_new(o, "rules", rules);
+    as_deadline_kind k = as__state_deadline(v->state);
+    if (as__sched_pending(&c->deadline) && k != AS_DL_NONE)
+        json_object_set_new(o, "deadline", json_pack("{s:s, s:I}", "kind", as__deadline_name(k),
+                                                     "due", (json_int_t)c->deadline.due_ms));
+    else
+        json_object_set_new(o, "deadline", json_null());
+    json_t *hist = json_array();
+    for (uint32_t i = 0; i < c->nhist; i++) {
+        const as_hist *h = &c->hist[i];
+        char actor[160];
+        if (h->actor_id)
+            snprintf(actor, sizeof actor, "%s:%s", as__role_name(h->role), h->actor_id);
+        else
+            snprintf(actor, sizeof actor, "%s", as__role_name(h->role));
+        json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s}", "at", (json_int_t)h->at_ms, "actor",
+                              actor, "action", as__action_name(h->action), "from",
+                              i == 0 ? "" : as__state_name(h->from), "to",
+                              as__state_name(h->to));
+        if (h->note) json_object_set_new(e, "note", json_string(h->note));
+        json_array_append_new(hist, e);
+    }
+    json_object_set_new(o, "history", hist);
+    return o;
+}
+
+json_t *as__metrics_json(const as_metrics *m)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:b, s:I, s:I, s:I, s:I, "
+                     "s:s?}",
+                     "orders", (json_int_t)m->orders, "cases_opened", (json_int_t)m->cases_opened,
+                     "refunds", (json_int_t)m->refunds, "dispute_refunds",
+                     (json_int_t)m->dispute_refunds, "auto_agreed", (json_int_t)m->auto_agreed,
+                     "after_sales_rate", m->after_sales_rate, "refund_rate", m->refund_rate,
+                     "dispute_refund_rate", m->dispute_refund_rate, "intervention_rate",
+                     m->intervention_rate, "flagged", m->flagged, "response_median_ms",
+                     (json_int_t)m->response_median_ms, "response_p90_ms",
+                     (json_int_t)m->response_p90_ms, "resolution_mean_ms",
+                     (json_int_t)m->resolution_mean_ms, "rule_drops", (json_int_t)m->rule_drops,
+                     "main_category", m->main_category);
+}

@@ -1,0 +1,109 @@
+/* domain.h -- orders and cases in memory (DESIGN.md §1).
+ *
+ * Layout matters here: a million open cases must fit in a few hundred bytes each, so an
+ * order carries its items and id in one allocation, a case its items and id in one, and
+ * repeated strings (shops, buyers, SKUs, categories) are interned once per runtime. */
+#ifndef AS_DOMAIN_H
+#define AS_DOMAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "sched.h"
+
+#define AS_UNSET INT64_MIN /* an instant or amount that has not happened / was not given */
+
+struct as_pack;
+
+typedef struct as_item {
+    const char *sku;      /* interned */
+    const char *category; /* interned */
+    const char *serial;   /* interned, or NULL */
+    int64_t price;        /* fen per unit */
+    int32_t qty;
+    int32_t attempts; /* opens + revisions on this line (RULES.md §1.1 stage 1 #5) */
+    bool live, custom_made, no_reason_excluded;
+} as_item;
+
+typedef struct as_order {
+    const char *id; /* points into this allocation */
+    const char *shop, *buyer; /* interned */
+    struct as_case **cases;   /* owned array of borrowed cases, oldest first */
+    int64_t shipping_fee, paid_at, shipped_at, delivered_at, confirmed_at;
+    uint32_t ncases, capcases;
+    int16_t buyer_credit; /* -1 when unknown */
+    bool freight_insurance;
+    uint16_t nitems;
+    as_item items[]; /* followed by the id's bytes */
+} as_order;
+
+typedef struct as_case_item {
+    uint16_t line; /* index into order->items */
+    int32_t qty;
+} as_case_item;
+
+/* Case flags. */
+enum {
+    AS_CF_HELD = 1 << 0,          /* rejected while the merchant holds the returned goods */
+    AS_CF_INSPECT = 1 << 1,       /* the inspection hook routes this return via inspecting */
+    AS_CF_RULED_BUYER = 1 << 2,   /* platform ruled for the buyer */
+    AS_CF_ESCALATED = 1 << 3,
+    AS_CF_RESPONDED = 1 << 4,     /* the merchant has acted */
+    AS_CF_AUTO_AGREED = 1 << 5,   /* agreed by a merchant_response timeout */
+    AS_CF_FEE_ADDED = 1 << 6,     /* the shipping fee went into this refund */
+};
+
+/* Everything a command may change. A command stages a copy, runs the hooks against it, and
+ * commits it only when nothing refused: a refused command changes nothing. */
+typedef struct as_case_vals {
+    int64_t refund_amount;    /* fen */
+    int64_t requested_amount; /* fen, AS_UNSET when not given */
+    int64_t return_shipping;  /* fen the buyer paid to ship back, 0 until ship_return */
+    int64_t offer_amount;     /* fen, the merchant's pending offer */
+    char **evidence;          /* owned block: NULL-terminated array, strings inside */
+    int32_t bad_permille;     /* -1 when not given */
+    uint32_t version;
+    uint16_t flags;
+    uint8_t state, reason;
+    int8_t remedy;   /* as_remedy */
+    int8_t priority; /* 0 when no layer answered */
+} as_case_vals;
+
+typedef struct as_hist {
+    int64_t at_ms;
+    const char *actor_id; /* interned party id (buyer or shop), or NULL */
+    char *note;           /* owned, or NULL */
+    uint8_t action, role, from, to;
+} as_hist;
+
+typedef struct as_case {
+    as_sched_node deadline; /* first: the scheduler hands back this pointer */
+    as_order *order;
+    struct as_pack *rules[3]; /* pinned at open: platform, category, merchant (or NULL) */
+    as_case_vals v;
+    int64_t opened_at, ended_at, repair_since;
+    as_hist *hist; /* owned */
+    uint32_t nhist, caphist;
+    int32_t repair_days;
+    const char *category; /* interned */
+    const char *id;       /* points into this allocation */
+    uint8_t type;
+    uint8_t nitems;
+    as_case_item items[]; /* followed by the id's bytes */
+} as_case;
+
+static inline as_case *as__case_of_node(as_sched_node *n)
+{
+    return (as_case *)n;
+}
+
+/* Σ price × qty over the case's items: "paid for the case" (RULES.md conventions). */
+int64_t as__case_paid(const as_case *c);
+/* The evidence count of a staged vals. */
+int as__vals_evidence_count(const as_case_vals *v);
+/* Copies `n` strings into one owned block; NULL on OOM. An empty list gives NULL too when
+ * n == 0 (no evidence), so check n before treating NULL as failure. */
+char **as__evidence_copy(const char *const *strs, int n);
+
+#endif

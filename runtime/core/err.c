@@ -1,0 +1,50 @@
+/* err.c -- names and messages of the one error list, and the internal setter. */
+#include "err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ERR_NAME(up, low, msg) #low,
+static const char *const err_names[] = {AS_ERRNO_MAP(ERR_NAME)};
+#undef ERR_NAME
+#define ERR_MSG(up, low, msg) msg,
+static const char *const err_msgs[] = {AS_ERRNO_MAP(ERR_MSG)};
+#undef ERR_MSG
+
+static int err_index(int code)
+{
+    int i = code - AS__ERR_FIRST - 1;
+    return i >= 0 && code < AS__ERR_END ? i : -1;
+}
+
+const char *as_err_name(int code)
+{
+    int i = err_index(code);
+    return i < 0 ? "unknown" : err_names[i];
+}
+
+const char *as_strerror(int code)
+{
+    if (code == 0) return "success";
+    int i = err_index(code);
+    return i < 0 ? "unknown error" : err_msgs[i];
+}
+
+int as_err_from_name(const char *name)
+{
+    for (int i = 0; i < AS__ERR_END - AS__ERR_FIRST - 1; i++)
+        if (strcmp(err_names[i], name) == 0) return AS__ERR_FIRST + 1 + i;
+    return 0;
+}
+
+int as__err(as_error *err, int code, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}

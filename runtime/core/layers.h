@@ -1,0 +1,47 @@
+/* layers.h -- asking the rule layers (platform -> category -> merchant) and combining their
+ * answers (DESIGN.md §3): the last non-nil answer stands, the merchant's only within the
+ * bounds of RULES.md §1.6. A failing platform or category hook fails the command with
+ * rule_error, except while a deadline fires (`lenient`): then, like every failing or
+ * out-of-bounds merchant answer, it is dropped and written down as a note for the history. */
+#ifndef AS_LAYERS_H
+#define AS_LAYERS_H
+
+#include "pack.h"
+
+#define AS_MAX_NOTES 8
+
+typedef struct as_layers {
+    as_pack *const *packs; /* [AS_LAYER_COUNT], entries may be NULL */
+    as_hook_args args;
+    int lenient;
+    int nnotes;
+    char *notes[AS_MAX_NOTES]; /* owned until taken by the history */
+    uint64_t calls;            /* hook calls made, for the stats */
+    uint64_t failures[AS_LAYER_COUNT];
+    uint64_t dropped;          /* merchant answers dropped */
+} as_layers;
+
+void as__layers_init(as_layers *L, as_pack *const *packs, const as_order *o, const as_case *c,
+                     const as_case_vals *v, int64_t now_ms);
+void as__layers_clear_notes(as_layers *L);
+
+/* Stage 2 eligibility: 0 allowed, a refusal code with the sentence in err, or
+ * AS_ERULE_ERROR. */
+int as__layers_eligibility(as_layers *L, as_error *err);
+/* order_check of one pack: 0, a refusal, or AS_ERULE_ERROR. */
+int as__layers_order_check(as_pack *p, const as_hook_args *a, as_error *err);
+/* refund_amount: *amount holds the C default on entry and the combined answer on return;
+ * answers above `cap_fen` are out of bounds. */
+int as__layers_refund_amount(as_layers *L, int64_t cap_fen, int64_t *amount, as_error *err);
+int as__layers_priority(as_layers *L, int *priority, as_error *err);
+/* The duration of deadline `kind` (the current state's); *given = 0 when no layer set one. */
+int as__layers_deadline(as_layers *L, as_deadline_kind kind, int64_t *ms, int *given,
+                        as_error *err);
+/* auto_decide: *decision = 0 none, 1 agree, 2 reject (reason copied into `reason`). */
+int as__layers_decide(as_layers *L, int *decision, char *reason, size_t len, as_error *err);
+/* inspection / instant_refund: *yes = 1 when the combined answer is true. */
+int as__layers_flag(as_layers *L, as_hook h, int *yes, as_error *err);
+/* on_inspection: *remedy holds the default on entry. */
+int as__layers_remedy(as_layers *L, int fault, int *remedy, as_error *err);
+
+#endif

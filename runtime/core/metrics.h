@@ -1,0 +1,55 @@
+/* metrics.h -- per-shop platform metrics of RULES.md §5 over a rolling 30-day window of
+ * event time. Events are appended as they happen (time never goes back within a runtime) and
+ * the figures are computed when asked. */
+#ifndef AS_METRICS_H
+#define AS_METRICS_H
+
+#include <stdint.h>
+
+#include "domain.h"
+
+#define AS_METRICS_WINDOW (30 * 24 * 3600 * 1000ll)
+
+typedef enum {
+    AS_EV_ORDER,         /* an order paid */
+    AS_EV_OPEN,          /* a case opened (val: unused) */
+    AS_EV_REFUND,        /* a refund completed (val: 1 after rule_for_buyer) */
+    AS_EV_ESCALATE,      /* a case escalated */
+    AS_EV_AUTO_AGREE,    /* agreed by a merchant_response timeout */
+    AS_EV_RESPONSE,      /* the merchant's first action (val: ms since open) */
+    AS_EV_RESOLVED,      /* a case ended (val: ms since open) */
+    AS_EV_RULE_DROPPED,  /* a merchant answer dropped (failure or out of bounds) */
+} as_event_kind;
+
+typedef struct as_event {
+    int64_t t;
+    const as_order *order;
+    int64_t val;
+    uint8_t kind;
+} as_event;
+
+typedef struct as_shop_events {
+    as_event *ev; /* owned */
+    uint32_t len, cap;
+} as_shop_events;
+
+typedef struct as_metrics {
+    int64_t orders, cases_opened, refunds, dispute_refunds, auto_agreed, rule_drops;
+    int64_t buyers, buyers_with_case, orders_refunded, orders_escalated;
+    int64_t response_median_ms, response_p90_ms, resolution_mean_ms;
+    /* Ratios of the counts above (not money); a zero denominator gives 0. */
+    double after_sales_rate, refund_rate, dispute_refund_rate, intervention_rate;
+    const char *main_category; /* interned, or NULL */
+    int flagged;
+} as_metrics;
+
+int as__events_add(as_shop_events *e, as_event_kind k, int64_t t, const as_order *o, int64_t val);
+void as__events_free(as_shop_events *e);
+/* Drops events that can never be in a window again (t <= now - window). */
+void as__events_prune(as_shop_events *e, int64_t now_ms);
+/* Computes the shop's own figures (everything but `flagged`). Returns 0 or AS_ENOMEM. */
+int as__metrics_compute(const as_shop_events *e, int64_t now_ms, as_metrics *m);
+/* Sets `flagged` on each of `n` shops' figures from their peers (RULES.md §5). */
+void as__metrics_flag(as_metrics *const *all, int n);
+
+#endif

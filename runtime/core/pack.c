@@ -1,0 +1,76 @@
+/* pack.c -- see pack.h. */
+#include "pack.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME1(up, low) #low,
+static const char *const hook_names[] = {AS_HOOK_MAP(NAME1)};
+#undef NAME1
+static const char *const layer_names[] = {"platform", "category", "merchant"};
+
+const char *as__hook_name(int h)
+{
+    return h >= 0 && h < AS_HOOK_COUNT ? hook_names[h] : "unknown";
+}
+
+const char *as__layer_name(int l)
+{
+    return l >= 0 && l < AS_LAYER_COUNT ? layer_names[l] : "unknown";
+}
+
+as_pack *as__pack_new(const as_engine *engine, const char *name, const char *version)
+{
+    as_pack *p = calloc(1, sizeof *p);
+    if (p == NULL) return NULL;
+    p->engine = engine;
+    p->name = strdup(name);
+    p->version = strdup(version);
+    p->categories = calloc(1, sizeof *p->categories);
+    p->refs = 1;
+    if (p->name == NULL || p->version == NULL || p->categories == NULL) {
+        as__pack_unref(p);
+        return NULL;
+    }
+    return p;
+}
+
+int as__pack_set_categories(as_pack *p, const char *const *cats, int n)
+{
+    char **list = calloc((size_t)n + 1, sizeof *list);
+    if (list == NULL) return AS_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        if ((list[i] = strdup(cats[i])) == NULL) {
+            for (int j = 0; j < i; j++) free(list[j]);
+            free(list);
+            return AS_ENOMEM;
+        }
+    }
+    for (char **c = p->categories; c && *c; c++) free(*c);
+    free(p->categories);
+    p->categories = list;
+    return 0;
+}
+
+void as__pack_ref(as_pack *p)
+{
+    if (p) p->refs++;
+}
+
+void as__pack_unref(as_pack *p)
+{
+    if (p == NULL || --p->refs > 0) return;
+    if (p->impl && p->engine) p->engine->free_impl(p);
+    for (char **c = p->categories; c && *c; c++) free(*c);
+    free(p->categories);
+    free(p->name);
+    free(p->version);
+    free(p);
+}
+
+int as__pack_serves(const as_pack *p, const char *category)
+{
+    for (char **c = p->categories; c && *c; c++)
+        if (strcmp(*c, category) == 0) return 1;
+    return 0;
+}

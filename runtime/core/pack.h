@@ -1,0 +1,102 @@
+/* pack.h -- one loaded version of a rule pack, whatever engine runs it (STYLE.md 9).
+ *
+ * The rule layers hold `as_pack` pointers and call hooks through the engine's small vtable;
+ * they never ask whether a pack is Lua or native. A pack is reference-counted: the registry
+ * holds one reference to the version in force, and every case that pinned it at open holds
+ * one, so an old version is freed when its last case ends. */
+#ifndef AS_PACK_H
+#define AS_PACK_H
+
+#include <stdint.h>
+
+#include "aftersale/error.h"
+#include "domain.h"
+
+#define AS_HOOK_MAP(XX)                                                                    \
+    XX(ORDER_CHECK, order_check)                                                           \
+    XX(ELIGIBILITY, eligibility)                                                           \
+    XX(REFUND_AMOUNT, refund_amount)                                                       \
+    XX(DEADLINES, deadlines)                                                               \
+    XX(PRIORITY, priority)                                                                 \
+    XX(AUTO_DECIDE, auto_decide)                                                           \
+    XX(ON_INSPECTION, on_inspection)                                                       \
+    XX(INSPECTION, inspection)                                                             \
+    XX(INSTANT_REFUND, instant_refund)
+
+#define AS__HOOK_ENUM(up, low) AS_HOOK_##up,
+typedef enum { AS_HOOK_MAP(AS__HOOK_ENUM) AS_HOOK_COUNT } as_hook;
+#undef AS__HOOK_ENUM
+
+const char *as__hook_name(int h);
+
+typedef enum { AS_LAYER_PLATFORM, AS_LAYER_CATEGORY, AS_LAYER_MERCHANT, AS_LAYER_COUNT } as_layer;
+const char *as__layer_name(int l);
+
+/* What a hook sees: read-only views of these, valid for the duration of the call. */
+typedef struct as_hook_args {
+    const as_order *order;
+    const as_case *c;        /* the case (for eligibility: the request), or NULL */
+    const as_case_vals *v;   /* the case's staged values */
+    int64_t now_ms;
+    int inspect_fault;       /* on_inspection: 1 "fault", 0 "no_fault" */
+} as_hook_args;
+
+typedef enum {
+    AS_ANS_NIL,      /* no opinion */
+    AS_ANS_TRUE,     /* eligibility allowed, inspection / instant_refund yes */
+    AS_ANS_INT,      /* refund_amount, priority */
+    AS_ANS_REFUSAL,  /* {error=code, message=...}: code in `code`, sentence in `msg` */
+    AS_ANS_DEADLINES,
+    AS_ANS_AGREE,
+    AS_ANS_REJECT,   /* reason in `msg` */
+    AS_ANS_REMEDY,
+} as_answer_kind;
+
+typedef struct as_answer {
+    as_answer_kind kind;
+    int code;        /* refusal code */
+    int64_t i;       /* int answers, remedy */
+    uint32_t dl_set; /* bit k set: dl[k] given */
+    int64_t dl[AS_DL_COUNT];
+    char msg[160];
+} as_answer;
+
+typedef struct as_pack as_pack;
+
+typedef struct as_engine {
+    const char *kind; /* "lua" or "native" */
+    /* Runs hook `h`. Returns 0 with `ans` filled, or AS_ERULE_ERROR with the reason in
+     * `err` (a throw, a wrong type, a spent budget). Never longjmps out. */
+    int (*call)(as_pack *p, as_hook h, const as_hook_args *a, as_answer *ans, as_error *err);
+    /* Bytes the pack's engine holds now. */
+    size_t (*memory)(const as_pack *p);
+    void (*free_impl)(as_pack *p);
+} as_engine;
+
+struct as_pack {
+    const as_engine *engine;
+    void *impl;          /* engine-owned */
+    char *name;          /* owned */
+    char *version;       /* owned */
+    char **categories;   /* owned, NULL-terminated; empty for platform and merchant packs */
+    uint32_t hooks;      /* bit h set when the pack defines hook h */
+    int refs;
+    uint64_t failures;   /* hook calls that failed (thrown, budget) */
+    uint64_t dropped;    /* merchant answers dropped for leaving the bounds of RULES.md §1.6 */
+};
+
+static inline int as__pack_has(const as_pack *p, as_hook h)
+{
+    return p != NULL && (p->hooks >> h) & 1u;
+}
+
+/* Allocates a pack shell owning copies of name and version; NULL on OOM. */
+as_pack *as__pack_new(const as_engine *engine, const char *name, const char *version);
+/* Takes a copy of the categories list; returns 0 or AS_ENOMEM. */
+int as__pack_set_categories(as_pack *p, const char *const *cats, int n);
+void as__pack_ref(as_pack *p);
+/* Drops a reference; frees the pack (and its engine state) at zero. NULL is a no-op. */
+void as__pack_unref(as_pack *p);
+int as__pack_serves(const as_pack *p, const char *category);
+
+#endif

@@ -1,0 +1,80 @@
+/* runtime.h -- the runtime's state and its internal entry points (libaftersale's core).
+ *
+ * The runtime is the in-memory truth: orders, cases, shops, rule registry, one deadline
+ * scheduler and one clock. Commands run to completion one at a time on the loop thread;
+ * each either commits whole or is refused with nothing changed. */
+#ifndef AS_RUNTIME_H
+#define AS_RUNTIME_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "aftersale/aftersale.h"
+#include "clock.h"
+#include "command.h"
+#include "domain.h"
+#include "metrics.h"
+#include "pack.h"
+#include "sched.h"
+#include "strmap.h"
+#include "../lua/lua_engine.h"
+
+typedef struct as_shop {
+    const char *id;         /* interned */
+    as_pack *merchant;      /* version in force for new cases (one reference), or NULL */
+    as_shop_events events;
+} as_shop;
+
+typedef struct as_category_pack {
+    const char *category; /* interned */
+    as_pack *pack;        /* one reference */
+} as_category_pack;
+
+/* Counters for benchmarks and, later, /metrics. */
+typedef struct as_stats {
+    uint64_t transitions, commands, refused, deadlines_fired, hook_calls;
+    uint64_t rule_failures[AS_LAYER_COUNT];
+    uint64_t merchant_dropped;
+} as_stats;
+
+typedef struct as_outbox_fn {
+    as_outbox_cb cb;
+    void *data;
+} as_outbox_fn;
+
+struct as_runtime {
+    as_clock clock;
+    as_sched sched;
+    uv_timer_t *timer; /* real clock only: the one timer that drives the scheduler */
+    as_strmap orders, cases, shops, strings;
+    as_pack *platform;
+    as_category_pack *cats;
+    int ncats;
+    as_lua_limits limits;
+    int auto_pay;
+    as_outbox_fn outbox;
+    as_stats stats;
+    int depth; /* nesting of applied commands (auto-pay runs inside a command) */
+};
+
+const char *as__intern(as_runtime *rt, const char *s);
+as_shop *as__shop_get(as_runtime *rt, const char *id, int create);
+as_pack *as__category_pack(as_runtime *rt, const char *category);
+
+/* Orders and cases (engine.c) */
+int as__order_create(as_runtime *rt, json_t *order, as_error *err);
+int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err);
+int as__case_act(as_runtime *rt, as_cmd *cmd, as_error *err);
+as_case *as__case_get(as_runtime *rt, const char *id);
+as_order *as__order_get(as_runtime *rt, const char *id);
+/* Fires every deadline due at or before `to_ms`, each at its own instant, then moves the
+ * virtual clock to `to_ms`. */
+void as__advance(as_runtime *rt, int64_t to_ms);
+
+/* JSON codec (codec.c) */
+int as__cmd_parse_open(as_cmd *cmd, json_t *obj);
+int as__cmd_parse_act(as_cmd *cmd, const char *action, json_t *payload);
+json_t *as__case_json(const as_case *c);
+json_t *as__metrics_json(const as_metrics *m);
+
+#endif

@@ -1,0 +1,62 @@
+/* aftersale/error.h -- the one error list (DESIGN.md §2).
+ *
+ * Every refusal carries one of the contract's codes and a human message. Functions return 0
+ * or a negative AS_E* code and fill a caller-owned `as_error` with the message. The name
+ * column is exactly the contract's code; `nomem` is the runtime's own (an allocation failed:
+ * nothing was changed and the runtime keeps serving). */
+#ifndef AFTERSALE_ERROR_H
+#define AFTERSALE_ERROR_H
+
+#include "aftersale/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AS_ERRNO_MAP(XX)                                                                   \
+    XX(UNAUTHORIZED, unauthorized, "no or unknown API key")                                \
+    XX(NOT_FOUND, not_found, "unknown order or case")                                      \
+    XX(BAD_REQUEST, bad_request, "malformed input or value out of range")                  \
+    XX(FORBIDDEN, forbidden, "the actor is not a party to this case or never takes this action") \
+    XX(INVALID_STATE, invalid_state, "the action is not allowed in the current state")     \
+    XX(CONFLICT, conflict, "stale version")                                                \
+    XX(DUPLICATE_CASE, duplicate_case, "an item already has an open case")                 \
+    XX(NOT_ELIGIBLE, not_eligible, "the order, category, type or reason rules it out")     \
+    XX(WINDOW_EXPIRED, window_expired, "too late for this reason")                         \
+    XX(ATTEMPT_LIMIT, attempt_limit, "too many opens and revisions on one item")           \
+    XX(EVIDENCE_REQUIRED, evidence_required, "this reason needs evidence")                 \
+    XX(AMOUNT_EXCEEDS_PAID, amount_exceeds_paid, "the requested amount is above what was paid") \
+    XX(REMEDY_NOT_ALLOWED, remedy_not_allowed, "this type is not allowed on this day")     \
+    XX(WARRANTY_EXPIRED, warranty_expired, "past the warranty")                            \
+    XX(RULE_ERROR, rule_error, "a rule threw, returned a wrong type, or ran out of budget") \
+    XX(NOMEM, nomem, "out of memory")                                                      \
+    XX(IO, io, "input/output error")
+
+typedef enum {
+    AS_OK = 0,
+#define AS__ERR_ENUM(up, low, msg) AS_E##up,
+    AS__ERR_FIRST = -100,
+    AS_ERRNO_MAP(AS__ERR_ENUM)
+#undef AS__ERR_ENUM
+    AS__ERR_END
+} as_errno;
+
+#define AS_ERROR_MSG_MAX 256
+
+/* Caller-owned error detail; `code` is 0 or an AS_E* value, `msg` a full sentence. */
+typedef struct as_error {
+    int code;
+    char msg[AS_ERROR_MSG_MAX];
+} as_error;
+
+/* "not_found" for AS_ENOT_FOUND; "unknown" for anything else. Static storage. */
+AS_EXTERN const char *as_err_name(int code);
+/* A generic sentence for the code. Static storage. */
+AS_EXTERN const char *as_strerror(int code);
+/* The code whose name is `name`, or 0 when there is none. */
+AS_EXTERN int as_err_from_name(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
