@@ -19,16 +19,10 @@ local function eligibility(order, request, now)
 
   if goods_back then
     -- Exclusions: custom-made for no_reason and size_fit; no_reason_excluded for no_reason.
-    local items = request.items
-    local lines = order.items
+    local items = request.items -- each carries its order line's flags
     for i = 1, #items do
-      local sku = items[i].sku
-      for j = 1, #lines do
-        local line = lines[j]
-        if line.sku == sku and (line.custom_made or (no_reason and line.no_reason_excluded)) then
-          return EXCLUDED
-        end
-      end
+      local item = items[i]
+      if item.custom_made or (no_reason and item.no_reason_excluded) then return EXCLUDED end
     end
 
     local t = request.type

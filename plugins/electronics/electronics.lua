@@ -52,14 +52,9 @@ local function eligibility(order, request, now)
   local reason = request.reason
 
   if reason == "no_reason" then
-    local items = request.items
-    local lines = order.items
+    local items = request.items -- each carries its order line's flags
     for i = 1, #items do
-      local sku = items[i].sku
-      for j = 1, #lines do
-        local line = lines[j]
-        if line.sku == sku and line.no_reason_excluded then return EXCLUDED end
-      end
+      if items[i].no_reason_excluded then return EXCLUDED end
     end
     return nil -- the platform's rules decide
   end

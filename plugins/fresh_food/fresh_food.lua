@@ -33,14 +33,9 @@ local function eligibility(order, request, now)
     if elapsed > WINDOW_LIVE then
       if elapsed > WINDOW then return LATE end
       -- Between 12h and 48h: too late only if one of the case's items is live.
-      local items = request.items
-      local lines = order.items
+      local items = request.items -- each carries its order line's flags
       for i = 1, #items do
-        local sku = items[i].sku
-        for j = 1, #lines do
-          local line = lines[j]
-          if line.sku == sku and line.live then return LATE_LIVE end
-        end
+        if items[i].live then return LATE_LIVE end
       end
     end
   end

@@ -54,16 +54,10 @@ local function eligibility(order, request, now)
 
   -- #1: no_reason and an item custom-made or excluded from no-reason returns.
   if no_reason then
-    local items = request.items
-    local lines = order.items
+    local items = request.items -- each carries its order line's flags
     for i = 1, #items do
-      local sku = items[i].sku
-      for j = 1, #lines do
-        local line = lines[j]
-        if line.sku == sku and (line.custom_made or line.no_reason_excluded) then
-          return EXCLUDED
-        end
-      end
+      local item = items[i]
+      if item.custom_made or item.no_reason_excluded then return EXCLUDED end
     end
   end
 

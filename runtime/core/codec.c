@@ -3,6 +3,7 @@
  * Every key not documented for an action is refused; a value of the wrong JSON type is
  * refused. Out-of-range values (an unknown type or reason name, a negative amount) are kept
  * as such and refused later, at check 7 of the contract's order. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,7 +12,7 @@
 
 void as__cmd_init(as_cmd *cmd, as_principal who, int action)
 {
-    memset(cmd, 0, sizeof *cmd);
+    memset(cmd, 0, offsetof(as_cmd, evidence));
     cmd->who = who;
     cmd->action = action;
     cmd->version = -1;

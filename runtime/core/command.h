@@ -49,15 +49,16 @@ typedef struct as_cmd {
     int64_t requested_amount;
     int64_t bad_permille;
     int nevidence;
-    const char *evidence[AS_MAX_EVIDENCE];
     /* open only */
     const char *order_id;
     int type; /* as_type, or -1 for an unknown name */
     int nitems;
-    as_open_item items[AS_MAX_CASE_ITEMS];
     /* deferred refusals */
     int shape_err; /* AS_EBAD_REQUEST when the shape is wrong */
     char shape_msg[160];
+    /* the arrays last: as__cmd_init leaves them alone, nitems / nevidence say what is set */
+    const char *evidence[AS_MAX_EVIDENCE];
+    as_open_item items[AS_MAX_CASE_ITEMS];
 } as_cmd;
 
 void as__cmd_init(as_cmd *cmd, as_principal who, int action);

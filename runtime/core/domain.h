@@ -15,6 +15,7 @@
 #define AS_UNSET INT64_MIN /* an instant or amount that has not happened / was not given */
 
 struct as_pack;
+struct as_shop;
 
 typedef struct as_item {
     const char *sku;      /* interned */
@@ -29,6 +30,7 @@ typedef struct as_item {
 typedef struct as_order {
     const char *id; /* points into this allocation */
     const char *shop, *buyer; /* interned */
+    struct as_shop *shop_ref; /* the runtime's, for the shop's rules and metrics */
     struct as_case **cases;   /* owned array of borrowed cases, oldest first */
     int64_t shipping_fee, paid_at, shipped_at, delivered_at, confirmed_at;
     uint32_t ncases, capcases;

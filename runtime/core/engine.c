@@ -107,15 +107,9 @@ static int64_t refund_cap(const as_case *c, const as_case_vals *v)
     return cap;
 }
 
-static as_shop *shop_of(as_runtime *rt, const as_order *o)
-{
-    return as__shop_get(rt, o->shop, 1);
-}
-
 static void event(as_runtime *rt, const as_order *o, as_event_kind k, int64_t val)
 {
-    as_shop *s = shop_of(rt, o);
-    if (s) as__events_add(&s->events, k, as__clock_now(&rt->clock), o, val);
+    as__events_add(&o->shop_ref->events, k, as__clock_now(&rt->clock), o, val);
 }
 
 /* ==========================================================================================
@@ -276,14 +270,14 @@ int as__order_create(as_runtime *rt, json_t *j, as_error *err)
         if ((rc = as__layers_order_check(rt->platform, &args, err)) != 0) break;
         rc = as__layers_order_check(as__category_pack(rt, o->items[i].category), &args, err);
     }
-    as_shop *shop = rc ? NULL : as__shop_get(rt, o->shop, 1);
-    if (rc == 0 && (shop == NULL || as__strmap_put(&rt->orders, o) != 0))
+    if (rc == 0 && ((o->shop_ref = as__shop_get(rt, o->shop, 1)) == NULL ||
+                    as__strmap_put(&rt->orders, o) != 0))
         rc = as__err(err, AS_ENOMEM, "out of memory");
     if (rc) {
         free(o);
         return rc;
     }
-    as__events_add(&shop->events, AS_EV_ORDER, o->paid_at, o, 0);
+    as__events_add(&o->shop_ref->events, AS_EV_ORDER, o->paid_at, o, 0);
     rt->stats.commands++;
     return 0;
 }
@@ -672,8 +666,7 @@ static int build_case(as_runtime *rt, as_order *o, as_cmd *cmd, as_case **out, a
         return as__err(err, AS_ENOMEM, "out of memory");
     c->rules[AS_LAYER_PLATFORM] = rt->platform;
     c->rules[AS_LAYER_CATEGORY] = as__category_pack(rt, c->category);
-    as_shop *s = shop_of(rt, o);
-    c->rules[AS_LAYER_MERCHANT] = s ? s->merchant : NULL;
+    c->rules[AS_LAYER_MERCHANT] = o->shop_ref->merchant;
     return 0;
 }
 
@@ -1073,6 +1066,7 @@ void as_runtime_free(as_runtime *rt)
 {
     if (rt == NULL) return;
     if (rt->timer) uv_close((uv_handle_t *)rt->timer, close_timer);
+    as__sched_free(&rt->sched); /* before the cases that embed its nodes */
     size_t pos = 0;
     as_case *c;
     while ((c = as__strmap_next(&rt->cases, &pos)) != NULL) {
@@ -1098,7 +1092,6 @@ void as_runtime_free(as_runtime *rt)
     for (int i = 0; i < rt->ncats; i++) as__pack_unref(rt->cats[i].pack);
     free(rt->cats);
     as__pack_unref(rt->platform);
-    as__sched_free(&rt->sched);
     as__strmap_free(&rt->orders);
     as__strmap_free(&rt->cases);
     as__strmap_free(&rt->shops);

@@ -15,7 +15,9 @@ int as__events_add(as_shop_events *e, as_event_kind k, int64_t t, const as_order
         e->ev = ev;
         e->cap = cap;
     }
-    e->ev[e->len++] = (as_event){t, o, val, (uint8_t)k};
+    if (k == AS_EV_RESPONSE || k == AS_EV_RESOLVED) val /= 1000;
+    if (val > INT32_MAX) val = INT32_MAX;
+    e->ev[e->len++] = (as_event){t, o, (int32_t)val, (uint8_t)k};
     return 0;
 }
 
@@ -124,8 +126,8 @@ int as__metrics_compute(const as_shop_events *e, int64_t now_ms, as_metrics *m)
             break;
         case AS_EV_ESCALATE: escalated[nesc++] = ev->order; break;
         case AS_EV_AUTO_AGREE: m->auto_agreed++; break;
-        case AS_EV_RESPONSE: resp[nresp++] = ev->val; break;
-        case AS_EV_RESOLVED: nres++, res_total += ev->val; break;
+        case AS_EV_RESPONSE: resp[nresp++] = ev->val * 1000ll; break;
+        case AS_EV_RESOLVED: nres++, res_total += ev->val * 1000ll; break;
         case AS_EV_RULE_DROPPED: m->rule_drops++; break;
         }
     }

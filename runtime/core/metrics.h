@@ -18,13 +18,15 @@ typedef enum {
     AS_EV_AUTO_AGREE,    /* agreed by a merchant_response timeout */
     AS_EV_RESPONSE,      /* the merchant's first action (val: ms since open) */
     AS_EV_RESOLVED,      /* a case ended (val: ms since open) */
+    /* (val is given in ms and kept in seconds, rounded down) */
     AS_EV_RULE_DROPPED,  /* a merchant answer dropped (failure or out of bounds) */
 } as_event_kind;
 
+/* 24 bytes: a million open cases carry two each. Durations are kept in whole seconds. */
 typedef struct as_event {
     int64_t t;
     const as_order *order;
-    int64_t val;
+    int32_t val;
     uint8_t kind;
 } as_event;
 

@@ -19,11 +19,18 @@ typedef struct lua_pack {
     int exhausted;             /* the budget of the current call is spent */
     int hook_ref[AS_HOOK_COUNT];
     const as_hook_args *args;  /* the call in progress; NULL outside calls */
+    uint32_t gen;              /* counts calls: an item proxy is valid in its own call only */
     int case_view, order_view; /* registry refs of the two view userdata */
+    struct proxy_pool {
+        int table, meta; /* registry refs: the pooled userdata, their metatable */
+        int used, len;   /* handed out in this call, made so far */
+    } lists, items;
 } lua_pack;
 
 static const char VIEW_CASE[] = "aftersale.case";
 static const char VIEW_ORDER[] = "aftersale.order";
+static const char VIEW_LIST[] = "aftersale.items";
+static const char VIEW_ITEM[] = "aftersale.item";
 
 /* ------------------------------------------------------------------------------------------
  * Allocation and budget
@@ -124,6 +131,60 @@ static int sandbox_setmetatable(lua_State *L)
     return 1;
 }
 
+/* The string library matches patterns in C, beyond the count hook's reach, and a pattern with
+ * q quantifiers can backtrack O(n^(q+1)) steps over an n-byte subject. The wrappers below
+ * bound that worst case by the instruction budget before matching, so a pathological pattern
+ * is refused at once instead of running long. */
+static double pattern_cost(const char *p, size_t plen, size_t n)
+{
+    int q = 0;
+    for (size_t i = 0; i < plen; i++) {
+        if (p[i] == '%') {
+            i++;
+            if (i < plen && (p[i] == 'b' || p[i] == 'f')) q++;
+        } else if (p[i] == '*' || p[i] == '+' || p[i] == '-' || p[i] == '?') {
+            q++;
+        }
+    }
+    double cost = (double)n + 1, base = (double)n + 1;
+    for (int i = 0; i < q && cost < 1e18; i++) cost *= base;
+    return cost;
+}
+
+static int guarded_match(lua_State *L)
+{
+    size_t n, plen;
+    luaL_checklstring(L, 1, &n);
+    const char *pat = luaL_checklstring(L, 2, &plen);
+    int plain = lua_toboolean(L, 4) && lua_tocfunction(L, lua_upvalueindex(2)) != NULL;
+    lua_pack *lp = pack_of(L);
+    if (!plain && pattern_cost(pat, plen, n) > (double)lp->budget) {
+        lp->exhausted = 1;
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+        return luaL_error(L, "pattern too expensive for the instruction budget (%d-byte subject)",
+                          (int)n);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void guard_patterns(lua_State *L)
+{
+    static const char *const fns[] = {"find", "match", "gmatch", "gsub", NULL};
+    lua_getglobal(L, "string");
+    for (const char *const *f = fns; *f; f++) {
+        lua_getfield(L, -1, *f);
+        /* upvalue 2 marks find, whose 4th argument asks for a plain search */
+        if (strcmp(*f, "find") == 0) lua_pushcfunction(L, guarded_match);
+        else lua_pushnil(L);
+        lua_pushcclosure(L, guarded_match, 2);
+        lua_setfield(L, -2, *f);
+    }
+    lua_pop(L, 1);
+}
+
 static int as_local_day(lua_State *L)
 {
     lua_pushinteger(L, as__local_day(luaL_checkinteger(L, 1)));
@@ -157,6 +218,7 @@ static int open_sandbox(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     lua_pop(L, 1);
+    guard_patterns(L);
     lua_getglobal(L, "setmetatable");
     lua_setglobal(L, "\x01setmetatable"); /* unreachable by name from Lua source */
     lua_register(L, "setmetatable", sandbox_setmetatable);
@@ -204,48 +266,115 @@ static void push_opt_time(lua_State *L, int64_t t)
         lua_pushinteger(L, t);
 }
 
-static void push_case_items(lua_State *L, const as_case *c)
+/* Item lists and items are proxies too, handed out on access from a per-pack pool that
+ * every call starts afresh, so a hook allocates nothing to read them. A proxy is stamped
+ * with its call: one a script kept in an upvalue errs in a later call, or (once the pool
+ * hands the same object out again) reads that call's data, never freed memory. A case's
+ * items carry their order line's fields. */
+typedef struct item_list {
+    uint32_t gen;
+    const as_order *order;
+    const as_case *c; /* NULL: the order's lines */
+} item_list;
+
+typedef struct item_ref {
+    uint32_t gen;
+    const as_item *line;
+    int32_t qty;
+} item_ref;
+
+static void check_gen(lua_State *L, uint32_t gen)
 {
-    lua_createtable(L, c->nitems, 0);
-    for (int i = 0; i < c->nitems; i++) {
-        lua_createtable(L, 0, 2);
-        lua_pushstring(L, c->order->items[c->items[i].line].sku);
-        lua_setfield(L, -2, "sku");
-        lua_pushinteger(L, c->items[i].qty);
-        lua_setfield(L, -2, "qty");
-        lua_rawseti(L, -2, i + 1);
+    lua_pack *lp = pack_of(L);
+    if (lp->args == NULL || gen != lp->gen)
+        luaL_error(L, "an item view was used outside its hook call");
+}
+
+/* Pushes the pool's next proxy (making one when all are in use) and returns it. */
+static void *pooled(lua_State *L, struct proxy_pool *pool, size_t size)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, pool->table);
+    if (pool->used < pool->len) {
+        lua_rawgeti(L, -1, ++pool->used);
+    } else {
+        lua_newuserdatauv(L, size, 0);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, pool->meta);
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, ++pool->len);
+        pool->used = pool->len;
     }
+    lua_remove(L, -2);
+    return lua_touserdata(L, -1);
 }
 
-static void set_bool(lua_State *L, const char *k, bool b)
+static void push_items(lua_State *L, const as_order *o, const as_case *c)
 {
-    lua_pushboolean(L, b);
-    lua_setfield(L, -2, k);
+    lua_pack *lp = pack_of(L);
+    item_list *l = pooled(L, &lp->lists, sizeof *l);
+    *l = (item_list){lp->gen, o, c};
 }
 
-static void push_order_items(lua_State *L, const as_order *o)
+static int list_len(lua_State *L)
 {
-    lua_createtable(L, o->nitems, 0);
-    for (int i = 0; i < o->nitems; i++) {
-        const as_item *it = &o->items[i];
-        lua_createtable(L, 0, 8);
-        lua_pushstring(L, it->sku);
-        lua_setfield(L, -2, "sku");
-        lua_pushstring(L, it->category);
-        lua_setfield(L, -2, "category");
-        lua_pushinteger(L, it->qty);
-        lua_setfield(L, -2, "qty");
-        lua_pushinteger(L, it->price);
-        lua_setfield(L, -2, "price");
-        if (it->serial) {
-            lua_pushstring(L, it->serial);
-            lua_setfield(L, -2, "serial");
+    const item_list *l = lua_touserdata(L, 1);
+    check_gen(L, l->gen);
+    lua_pushinteger(L, l->c ? l->c->nitems : l->order->nitems);
+    return 1;
+}
+
+static int list_index(lua_State *L)
+{
+    const item_list *l = lua_touserdata(L, 1);
+    check_gen(L, l->gen);
+    lua_Integer i = lua_tointeger(L, 2);
+    int n = l->c ? l->c->nitems : l->order->nitems;
+    if (i < 1 || i > n) return 0;
+    lua_pack *lp = pack_of(L);
+    item_ref *r = pooled(L, &lp->items, sizeof *r);
+    if (l->c) {
+        const as_case_item *ci = &l->c->items[i - 1];
+        *r = (item_ref){lp->gen, &l->order->items[ci->line], ci->qty};
+    } else {
+        *r = (item_ref){lp->gen, &l->order->items[i - 1], l->order->items[i - 1].qty};
+    }
+    return 1;
+}
+
+static int item_index(lua_State *L)
+{
+    const item_ref *r = lua_touserdata(L, 1);
+    check_gen(L, r->gen);
+    const char *k = lua_tostring(L, 2);
+    const as_item *it = r->line;
+    if (k == NULL) return 0;
+    switch (k[0]) {
+    case 'c':
+        if (strcmp(k, "category") == 0) return lua_pushstring(L, it->category), 1;
+        if (strcmp(k, "custom_made") == 0) return lua_pushboolean(L, it->custom_made), 1;
+        break;
+    case 'l':
+        if (strcmp(k, "live") == 0) return lua_pushboolean(L, it->live), 1;
+        break;
+    case 'n':
+        if (strcmp(k, "no_reason_excluded") == 0)
+            return lua_pushboolean(L, it->no_reason_excluded), 1;
+        break;
+    case 'p':
+        if (strcmp(k, "price") == 0) return lua_pushinteger(L, it->price), 1;
+        break;
+    case 'q':
+        if (strcmp(k, "qty") == 0) return lua_pushinteger(L, r->qty), 1;
+        break;
+    case 's':
+        if (strcmp(k, "sku") == 0) return lua_pushstring(L, it->sku), 1;
+        if (strcmp(k, "serial") == 0) {
+            if (it->serial == NULL) return 0;
+            return lua_pushstring(L, it->serial), 1;
         }
-        set_bool(L, "live", it->live);
-        set_bool(L, "custom_made", it->custom_made);
-        set_bool(L, "no_reason_excluded", it->no_reason_excluded);
-        lua_rawseti(L, -2, i + 1);
+        break;
     }
+    return 0;
 }
 
 static void push_order_cases(lua_State *L, const as_order *o, const as_case *self)
@@ -264,7 +393,7 @@ static void push_order_cases(lua_State *L, const as_order *o, const as_case *sel
         lua_setfield(L, -2, "reason");
         lua_pushstring(L, as__state_name(c->v.state));
         lua_setfield(L, -2, "state");
-        push_case_items(L, c);
+        push_items(L, o, c);
         lua_setfield(L, -2, "items");
         lua_pushinteger(L, c->opened_at);
         lua_setfield(L, -2, "opened_at");
@@ -303,7 +432,7 @@ static int order_index(lua_State *L)
         break;
     case 'i':
         if (strcmp(k, "id") == 0) return lua_pushstring(L, o->id), 1;
-        if (strcmp(k, "items") == 0) return push_order_items(L, o), 1;
+        if (strcmp(k, "items") == 0) return push_items(L, o, NULL), 1;
         break;
     case 'p':
         if (strcmp(k, "paid_at") == 0) return push_opt_time(L, o->paid_at), 1;
@@ -348,7 +477,7 @@ static int case_index(lua_State *L)
         break;
     case 'i':
         if (strcmp(k, "id") == 0) return lua_pushstring(L, c->id), 1;
-        if (strcmp(k, "items") == 0) return push_case_items(L, c), 1;
+        if (strcmp(k, "items") == 0) return push_items(L, c->order, c), 1;
         break;
     case 'n':
         if (strcmp(k, "needs_inspection") == 0)
@@ -391,6 +520,23 @@ static int case_index(lua_State *L)
 static int view_newindex(lua_State *L)
 {
     return luaL_error(L, "case and order views are read-only");
+}
+
+/* A sealed metatable for proxies: reads through `index`, writes refused. */
+static int make_meta(lua_State *L, const char *tname, lua_CFunction index, lua_CFunction len)
+{
+    luaL_newmetatable(L, tname);
+    lua_pushcfunction(L, index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, view_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    if (len) {
+        lua_pushcfunction(L, len);
+        lua_setfield(L, -2, "__len");
+    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 static int make_view(lua_State *L, const char *tname, lua_CFunction index)
@@ -503,6 +649,12 @@ static int load_protected(lua_State *L)
     int env = lua_gettop(L);
     lp->case_view = make_view(L, VIEW_CASE, case_index);
     lp->order_view = make_view(L, VIEW_ORDER, order_index);
+    lp->lists.meta = make_meta(L, VIEW_LIST, list_index, list_len);
+    lp->items.meta = make_meta(L, VIEW_ITEM, item_index, NULL);
+    lua_newtable(L);
+    lp->lists.table = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_newtable(L);
+    lp->items.table = luaL_ref(L, LUA_REGISTRYINDEX);
     if (luaL_loadbufferx(L, x->src, x->len, x->chunkname, "t") != LUA_OK) {
         x->code = as__err(x->err, AS_EBAD_REQUEST, "%s", lua_tostring(L, -1));
         return 0;
@@ -572,6 +724,8 @@ int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
         return x.code;
     }
     lua_settop(L, 0);
+    /* Hook calls make short-lived proxies and tables: the generational collector suits them. */
+    lua_gc(L, LUA_GCGEN, 0, 0);
     x.pack->engine = &lua_engine;
     x.pack->impl = lp;
     *out = x.pack;
@@ -753,6 +907,8 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
         break;
     }
     lp->args = a;
+    lp->gen++;
+    lp->lists.used = lp->items.used = 0;
     arm_budget(lp);
     int st = lua_pcall(L, nargs, 1, 0);
     int rc = 0;
@@ -763,7 +919,6 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
     } else {
         rc = read_answer(L, p, h, a, ans, err);
     }
-    lua_sethook(L, NULL, 0, 0);
     lp->args = NULL;
     lua_settop(L, 0);
     if (rc) p->failures++;

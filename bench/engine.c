@@ -1,0 +1,176 @@
+/* engine.c -- the engine benchmark (a benchmark, not a test: it asserts nothing).
+ *
+ * Prints `key value unit` lines:
+ *   engine.transitions_per_sec  return-and-refund cases (open, agree, ship_return,
+ *                               confirm_return, paid) through the engine with the bundled
+ *                               Lua packs in force, virtual clock, one core
+ *   engine.lua_hook_ns          one Lua hook call (the platform pack's deadlines hook)
+ *   engine.bytes_per_open_case  heap bytes per open case with its pending deadline, its
+ *                               order included, at 1,000,000 open cases
+ */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/layers.h"
+#include "core/runtime.h"
+#include "core/timefmt.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const as_error *err)
+{
+    fprintf(stderr, "bench: %s: %s\n", what, err->msg);
+    exit(1);
+}
+
+static as_runtime *runtime(const char *packs)
+{
+    as_options o = {.start_ms = 1772323200000LL, .auto_pay = 1};
+    as_error err = {0};
+    as_runtime *rt = as_runtime_new(&o, &err);
+    if (rt == NULL || as_runtime_load_packs_dir(rt, packs, &err)) die("runtime", &err);
+    return rt;
+}
+
+static void make_order(as_runtime *rt, long i, int delivered)
+{
+    char json[256];
+    as_error err = {0};
+    snprintf(json, sizeof json,
+             "{\"id\":\"O%ld\",\"shop\":\"S%ld\",\"buyer\":\"B%ld\",\"items\":[{\"sku\":\"T1\","
+             "\"category\":\"apparel\",\"qty\":1,\"price\":19900}],\"shipping_fee\":0}",
+             i, i % 1000, i % 100000);
+    if (as_order_create_json(rt, json, &err)) die("order", &err);
+    snprintf(json, sizeof json, "O%ld", i);
+    if (delivered && as_order_event(rt, json, "deliver", &err)) die("deliver", &err);
+}
+
+/* The ids of synthetic case i, formatted before the clock starts. */
+typedef struct ids {
+    char c[24], o[24], buyer[24], shop[24];
+} ids;
+
+static ids *make_ids(long n)
+{
+    ids *v = malloc((size_t)n * sizeof *v);
+    if (v == NULL) exit(1);
+    for (long i = 0; i < n; i++) {
+        snprintf(v[i].c, sizeof v[i].c, "C%ld", i);
+        snprintf(v[i].o, sizeof v[i].o, "O%ld", i);
+        snprintf(v[i].buyer, sizeof v[i].buyer, "B%ld", i % 100000);
+        snprintf(v[i].shop, sizeof v[i].shop, "S%ld", i % 1000);
+    }
+    return v;
+}
+
+static void open_case(as_runtime *rt, const ids *id)
+{
+    as_cmd cmd;
+    as_error err = {0};
+    as__cmd_init(&cmd, (as_principal){AS_ROLE_BUYER, id->buyer}, AS_ACT_OPEN);
+    cmd.case_id = id->c;
+    cmd.order_id = id->o;
+    cmd.type = AS_TYPE_RETURN_REFUND;
+    cmd.reason = AS_REASON_NO_REASON;
+    cmd.given = AS_P_REASON;
+    cmd.nitems = 1;
+    cmd.items[0] = (as_open_item){"T1", 1};
+    if (as__case_open(rt, &cmd, &err)) die("open", &err);
+}
+
+static void act(as_runtime *rt, const ids *id, as_role role, as_action a)
+{
+    as_cmd cmd;
+    as_error err = {0};
+    as__cmd_init(&cmd, (as_principal){role, role == AS_ROLE_BUYER ? id->buyer : id->shop}, (int)a);
+    cmd.case_id = id->c;
+    if (a == AS_ACT_SHIP_RETURN) {
+        cmd.text = "SF";
+        cmd.tracking = "SF1";
+    }
+    if (as__case_act(rt, &cmd, &err)) die(as__action_name(a), &err);
+}
+
+static void bench_transitions(const char *packs, long n)
+{
+    as_runtime *rt = runtime(packs);
+    ids *id = make_ids(n);
+    for (long i = 0; i < n; i++) make_order(rt, i, 1);
+    as_runtime_advance(rt, as_runtime_now(rt) + AS_HOUR);
+    uint64_t t0 = rt->stats.transitions, h0 = rt->stats.hook_calls;
+    double start = now_s();
+    for (long i = 0; i < n; i++) {
+        open_case(rt, &id[i]);
+        act(rt, &id[i], AS_ROLE_MERCHANT, AS_ACT_AGREE);
+        act(rt, &id[i], AS_ROLE_BUYER, AS_ACT_SHIP_RETURN);
+        act(rt, &id[i], AS_ROLE_MERCHANT, AS_ACT_CONFIRM_RETURN);
+    }
+    double secs = now_s() - start;
+    uint64_t tr = rt->stats.transitions - t0;
+    printf("engine.transitions_per_sec %.0f transitions/s\n", tr / secs);
+    printf("engine.hook_calls_per_transition %.2f calls\n",
+           (double)(rt->stats.hook_calls - h0) / tr);
+    printf("engine.cases_per_sec %.0f cases/s\n", n / secs);
+    free(id);
+    as_runtime_free(rt);
+}
+
+static void bench_hook(const char *packs, long n)
+{
+    as_runtime *rt = runtime(packs);
+    ids *id = make_ids(2);
+    make_order(rt, 1, 1);
+    open_case(rt, &id[1]);
+    free(id);
+    as_case *c = as__case_get(rt, "C1");
+    as_pack *p = rt->platform;
+    as_hook_args a = {.order = c->order, .c = c, .v = &c->v, .now_ms = as_runtime_now(rt)};
+    as_answer ans;
+    as_error err;
+    double start = now_s();
+    for (long i = 0; i < n; i++)
+        if (p->engine->call(p, AS_HOOK_DEADLINES, &a, &ans, &err)) die("hook", &err);
+    double secs = now_s() - start;
+    printf("engine.lua_hook_ns %.0f ns/call\n", secs * 1e9 / n);
+    as_runtime_free(rt);
+}
+
+static void bench_memory(const char *packs, long n)
+{
+    as_runtime *rt = runtime(packs);
+    ids *id = make_ids(n);
+    make_order(rt, -1, 1); /* warm the interned strings and packs */
+    struct mallinfo2 before = mallinfo2();
+    for (long i = 0; i < n; i++) {
+        make_order(rt, i, 1);
+        open_case(rt, &id[i]);
+    }
+    struct mallinfo2 after = mallinfo2();
+    if (rt->sched.len < (size_t)n) {
+        fprintf(stderr, "bench: only %zu deadlines pending\n", rt->sched.len);
+        exit(1);
+    }
+    printf("engine.bytes_per_open_case %.0f bytes\n",
+           (double)(after.uordblks - before.uordblks) / n);
+    free(id);
+    as_runtime_free(rt);
+}
+
+int main(int argc, char **argv)
+{
+    const char *packs = argc > 1 ? argv[1] : "plugins";
+    long n = argc > 2 ? atol(argv[2]) : 200000;
+    long mem_n = argc > 3 ? atol(argv[3]) : 1000000;
+    bench_hook(packs, 5 * n);
+    bench_transitions(packs, n);
+    bench_memory(packs, mem_n);
+    return 0;
+}
