@@ -25,7 +25,10 @@ int as__duration_parse(const char *s, int64_t *ms)
         int u = next;
         while (u < 4 && units[u].unit != *s) u++;
         if (u == 4) return -1;
-        total += n * units[u].ms;
+        int64_t part;
+        if (__builtin_mul_overflow(n, units[u].ms, &part) ||
+            __builtin_add_overflow(total, part, &total))
+            return -1;
         next = u + 1;
         parts++;
         s++;
