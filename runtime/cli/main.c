@@ -16,6 +16,16 @@ const char *as__cli_packs_dir(void)
     return env && *env ? env : AS_PACKS_DIR;
 }
 
+#ifndef AS_PLUGIN_DIR
+#define AS_PLUGIN_DIR "plugins"
+#endif
+
+const char *as__cli_plugin_dir(void)
+{
+    const char *env = getenv("AFTERSALE_PLUGINS");
+    return env && *env ? env : AS_PLUGIN_DIR;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: aftersale COMMAND [ARGS]\n"

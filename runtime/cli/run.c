@@ -182,8 +182,8 @@ static int load_scenario(scenario *s, const char *file)
         json_object_foreach(packs, k, v)
         {
             const char *impl = json_string_value(v);
-            if (impl == NULL || strcmp(impl, "lua") != 0)
-                return parse_error(s, 0, "packs: '%s' can only be \"lua\" in this build", k);
+            if (impl == NULL || (strcmp(impl, "lua") != 0 && strcmp(impl, "native") != 0))
+                return parse_error(s, 0, "packs: '%s' must be \"lua\" or \"native\"", k);
         }
     }
     json_t *steps = json_object_get(s->doc, "steps");
@@ -317,12 +317,30 @@ static void check_expect(as_runtime *rt, scenario *s, const step *st)
     free(text);
 }
 
-static int run_scenario(scenario *s, const char *packs_dir)
+/* `"packs": {"electronics": "native"}`: the category's plugin from the plugin directory,
+ * <plugins>/<category>/<category>.so, in place of its Lua pack. */
+static int load_natives(as_runtime *rt, const scenario *s, const char *plugins, as_error *err)
+{
+    const char *cat;
+    json_t *v;
+    json_object_foreach(json_object_get(s->doc, "packs"), cat, v)
+    {
+        if (strcmp(json_string_value(v), "native") != 0) continue;
+        char dir[4096], file[512];
+        snprintf(dir, sizeof dir, "%s/%s", plugins, cat);
+        snprintf(file, sizeof file, "%s.so", cat);
+        if (as_runtime_load_native(rt, dir, file, err) != 0) return -1;
+    }
+    return 0;
+}
+
+static int run_scenario(scenario *s, const char *packs_dir, const char *plugins)
 {
     as_options opts = {.start_ms = s->start_ms, .auto_pay = !s->manual_pay};
     as_error err = {0};
     as_runtime *rt = as_runtime_new(&opts, &err);
-    if (rt == NULL || as_runtime_load_packs_dir(rt, packs_dir, &err) != 0) {
+    if (rt == NULL || as_runtime_load_packs_dir(rt, packs_dir, &err) != 0 ||
+        load_natives(rt, s, plugins, &err) != 0) {
         fprintf(stderr, "%s: cannot start a runtime: %s\n", s->file, err.msg);
         as_runtime_free(rt);
         return -1;
@@ -364,28 +382,35 @@ static int run_scenario(scenario *s, const char *packs_dir)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aftersale run [--packs DIR] SCENARIO...\n"
+    fprintf(f, "usage: aftersale run [--packs DIR] [--plugins DIR] SCENARIO...\n"
                "\n"
                "Runs scenario files (DESIGN.md §7) headless on a virtual clock with the bundled\n"
                "rule packs, prints one line per failed expectation and the summary line\n"
                "'N passed, M failed'.\n"
                "\n"
-               "  --packs DIR   the bundled rule packs (default: %s)\n"
-               "  -h, --help    this text\n"
+               "  --packs DIR     the bundled Lua rule packs (default: %s)\n"
+               "  --plugins DIR   native plugins, DIR/<category>/<category>.so, for a\n"
+               "                  scenario's \"packs\": {\"<category>\": \"native\"}\n"
+               "                  (default: %s)\n"
+               "  -h, --help      this text\n"
                "\n"
                "Exit status: 0 all passed, 1 some failed, 2 a file could not be read or parsed.\n",
-            as__cli_packs_dir());
+            as__cli_packs_dir(), as__cli_plugin_dir());
 }
 
 int as__cli_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"packs", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
-    const char *packs = as__cli_packs_dir();
+        {"packs", required_argument, NULL, 'p'},
+        {"plugins", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0}};
+    const char *packs = as__cli_packs_dir(), *plugins = as__cli_plugin_dir();
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'p') packs = optarg;
+        else if (c == 'l') plugins = optarg;
         else if (c == 'h') return usage(stdout), 0;
         else return usage(stderr), 2;
     }
@@ -396,7 +421,7 @@ int as__cli_run(int argc, char **argv)
     int passed = 0, failed = 0, broken = 0;
     for (int i = optind; i < argc; i++) {
         scenario s;
-        if (load_scenario(&s, argv[i]) != 0 || run_scenario(&s, packs) != 0) {
+        if (load_scenario(&s, argv[i]) != 0 || run_scenario(&s, packs, plugins) != 0) {
             broken++;
         } else if (s.failures) {
             failed++;

@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "layers.h"
+#include "../native/native_engine.h"
 #include "runtime.h"
 #include "timefmt.h"
 #include "workflow.h"
@@ -1133,6 +1134,13 @@ int as_runtime_load_pack(as_runtime *rt, const char *path, as_error *err)
 {
     as_pack *p;
     int rc = as__lua_pack_load_file(path, &rt->limits, &p, err);
+    return rc ? rc : as__runtime_install_pack(rt, p, err);
+}
+
+int as_runtime_load_native(as_runtime *rt, const char *dir, const char *file, as_error *err)
+{
+    as_pack *p;
+    int rc = as__native_pack_load(dir, file, &p, err);
     return rc ? rc : as__runtime_install_pack(rt, p, err);
 }
 

@@ -46,6 +46,10 @@ AS_EXTERN void as_runtime_free(as_runtime *rt);
 /* Loads a platform pack (no categories) or a category pack (it serves its categories) from
  * a Lua file, replacing the version in force for new cases. */
 AS_EXTERN int as_runtime_load_pack(as_runtime *rt, const char *path, as_error *err);
+/* Loads a native plugin (aftersale/plugin.h) named `file` from the plugin directory `dir`,
+ * installed like as_runtime_load_pack installs a Lua pack. */
+AS_EXTERN int as_runtime_load_native(as_runtime *rt, const char *dir, const char *file,
+                                     as_error *err);
 /* Loads every bundled pack below `dir` (platform/platform.lua and each <cat>/<cat>.lua). */
 AS_EXTERN int as_runtime_load_packs_dir(as_runtime *rt, const char *dir, as_error *err);
 /* Loads a new version of `shop`'s merchant rules, in force for cases opened from now on. */
