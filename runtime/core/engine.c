@@ -482,6 +482,7 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
     if (as__state_terminal(to) && !as__state_terminal(from)) {
         c->ended_at = t->now;
         event(rt, c->order, AS_EV_RESOLVED, t->now - c->opened_at);
+        for (int l = 0; l < AS_LAYER_COUNT; l++) as__pack_unref(c->rules[l]);
     }
     return 0;
 }
@@ -1071,7 +1072,8 @@ void as_runtime_free(as_runtime *rt)
     size_t pos = 0;
     as_case *c;
     while ((c = as__strmap_next(&rt->cases, &pos)) != NULL) {
-        for (int l = 0; l < AS_LAYER_COUNT; l++) as__pack_unref(c->rules[l]);
+        if (!as__state_terminal(c->v.state))
+            for (int l = 0; l < AS_LAYER_COUNT; l++) as__pack_unref(c->rules[l]);
         case_free(c);
     }
     pos = 0;
@@ -1093,6 +1095,8 @@ void as_runtime_free(as_runtime *rt)
     for (int i = 0; i < rt->ncats; i++) as__pack_unref(rt->cats[i].pack);
     free(rt->cats);
     as__pack_unref(rt->platform);
+    for (int i = 0; i < rt->ninstalled; i++) as__pack_free_shell(rt->installed[i]);
+    free(rt->installed);
     as__strmap_free(&rt->orders);
     as__strmap_free(&rt->cases);
     as__strmap_free(&rt->shops);
@@ -1100,10 +1104,25 @@ void as_runtime_free(as_runtime *rt)
     free(rt);
 }
 
+/* Takes `p`'s shell into the runtime's keeping (see pack.h). On failure `p` is freed. */
+static int keep(as_runtime *rt, as_pack *p, as_error *err)
+{
+    as_pack **v = realloc(rt->installed, (size_t)(rt->ninstalled + 1) * sizeof *v);
+    if (v == NULL) {
+        as__pack_unref(p);
+        return as__err(err, AS_ENOMEM, "out of memory");
+    }
+    rt->installed = v;
+    rt->installed[rt->ninstalled++] = p;
+    p->kept = 1;
+    return 0;
+}
+
 /* Installs `p` (one reference, taken over) as the platform pack or the pack of each of its
  * categories. */
-int as__runtime_install_pack(as_runtime *rt, as_pack *p, as_error *err)
+static int install_pack(as_runtime *rt, as_pack *p, as_error *err)
 {
+    if (keep(rt, p, err)) return AS_ENOMEM;
     if (p->categories[0] == NULL) {
         as__pack_unref(rt->platform);
         rt->platform = p;
@@ -1134,14 +1153,14 @@ int as_runtime_load_pack(as_runtime *rt, const char *path, as_error *err)
 {
     as_pack *p;
     int rc = as__lua_pack_load_file(path, &rt->limits, &p, err);
-    return rc ? rc : as__runtime_install_pack(rt, p, err);
+    return rc ? rc : install_pack(rt, p, err);
 }
 
 int as_runtime_load_native(as_runtime *rt, const char *dir, const char *file, as_error *err)
 {
     as_pack *p;
     int rc = as__native_pack_load(dir, file, &p, err);
-    return rc ? rc : as__runtime_install_pack(rt, p, err);
+    return rc ? rc : install_pack(rt, p, err);
 }
 
 int as_runtime_load_merchant(as_runtime *rt, const char *shop, const char *path, as_error *err)
@@ -1158,6 +1177,7 @@ int as_runtime_load_merchant(as_runtime *rt, const char *shop, const char *path,
         as__pack_unref(p);
         return as__err(err, AS_ENOMEM, "out of memory");
     }
+    if (keep(rt, p, err)) return AS_ENOMEM;
     as__pack_unref(s->merchant);
     s->merchant = p;
     return 0;

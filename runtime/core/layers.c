@@ -44,7 +44,7 @@ static int ask(as_layers *L, int l, as_hook h, as_answer *ans, as_error *err)
     if (p->engine->call(p, h, &L->args, ans, &e) != 0) {
         L->failures[l]++;
         if (l == AS_LAYER_MERCHANT || L->lenient) {
-            if (l == AS_LAYER_MERCHANT) L->dropped++;
+            if (l == AS_LAYER_MERCHANT) L->dropped++, p->dropped++;
             note(L, "%s rule failed and was dropped: %s%s", as__layer_name(l), e.msg, "");
             return 0;
         }
@@ -56,6 +56,7 @@ static int ask(as_layers *L, int l, as_hook h, as_answer *ans, as_error *err)
 static void drop(as_layers *L, const char *hook, const char *why)
 {
     L->dropped++;
+    L->packs[AS_LAYER_MERCHANT]->dropped++;
     note(L, "merchant answer to %s dropped: %s%s", hook, why, "");
 }
 

@@ -61,6 +61,13 @@ void as__pack_unref(as_pack *p)
 {
     if (p == NULL || --p->refs > 0) return;
     if (p->impl && p->engine) p->engine->free_impl(p);
+    if (!p->kept) as__pack_free_shell(p);
+}
+
+void as__pack_free_shell(as_pack *p)
+{
+    if (p == NULL) return;
+    if (p->impl && p->engine) p->engine->free_impl(p);
     for (char **c = p->categories; c && *c; c++) free(*c);
     free(p->categories);
     free(p->name);

@@ -81,6 +81,7 @@ struct as_pack {
     char **categories;   /* owned, NULL-terminated; empty for platform and merchant packs */
     uint32_t hooks;      /* bit h set when the pack defines hook h */
     int refs;
+    int kept;            /* the shell belongs to a runtime: unref at zero frees only impl */
     uint64_t failures;   /* hook calls that failed (thrown, budget) */
     uint64_t dropped;    /* merchant answers dropped for leaving the bounds of RULES.md §1.6 */
 };
@@ -95,8 +96,16 @@ as_pack *as__pack_new(const as_engine *engine, const char *name, const char *ver
 /* Takes a copy of the categories list; returns 0 or AS_ENOMEM. */
 int as__pack_set_categories(as_pack *p, const char *const *cats, int n);
 void as__pack_ref(as_pack *p);
-/* Drops a reference; frees the pack (and its engine state) at zero. NULL is a no-op. */
+/* Drops a reference; at zero frees the engine state, and the shell too unless `kept`.
+ * NULL is a no-op. */
 void as__pack_unref(as_pack *p);
+/* Frees a kept shell (and its engine state if still there). */
+void as__pack_free_shell(as_pack *p);
+/* True while the pack's engine state is loaded (some case or the registry holds it). */
+static inline int as__pack_loaded(const as_pack *p)
+{
+    return p->impl != NULL;
+}
 int as__pack_serves(const as_pack *p, const char *category);
 
 #endif

@@ -48,6 +48,8 @@ struct as_runtime {
     uv_timer_t *timer; /* real clock only: the one timer that drives the scheduler */
     as_strmap orders, cases, shops, strings;
     as_pack *platform;
+    as_pack **installed; /* every pack version installed, owned: their shells */
+    int ninstalled;
     as_category_pack *cats;
     int ncats;
     as_lua_limits limits;
