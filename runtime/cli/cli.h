@@ -2,7 +2,31 @@
 #ifndef AS_CLI_H
 #define AS_CLI_H
 
+#include <stddef.h>
+#include <stdio.h>
+
+#define AS_RUN_MAX_NATIVE 16
+
+typedef struct as_run_opts {
+    const char *packs, *plugins;
+    const char *native[AS_RUN_MAX_NATIVE]; /* categories to run on their native plugin */
+    int nnative;
+    long lua_instructions; /* 0: the default */
+    size_t lua_memory;     /* 0: the default */
+} as_run_opts;
+
+#define AS_RUN_OPTIONS_HELP                                                                \
+    "  --lua-instructions N  instruction budget per Lua hook call (default 1000000)\n"      \
+    "  --lua-memory BYTES    memory cap per Lua pack (default 33554432, 32 MiB)\n"      \
+    "  --native CATEGORY     run CATEGORY on its native plugin in every scenario\n"
+
 int as__cli_run(int argc, char **argv);
+int as__cli_test(int argc, char **argv);
+/* Parses the options `run` and `test` share. Returns -1 to go on (optind at the first
+ * operand), or the exit status (after --help, or a bad option). */
+int as__run_opts_parse(as_run_opts *ro, int argc, char **argv, void (*help)(FILE *));
+/* Runs scenario files, prints the summary line; returns the exit status of `run`. */
+int as__run_files(char **files, int n, const as_run_opts *ro);
 int as__cli_check(int argc, char **argv);
 /* The bundled packs' folder: $AFTERSALE_PACKS, else the build's configured default. */
 const char *as__cli_packs_dir(void);

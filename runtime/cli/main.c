@@ -34,7 +34,8 @@ static void usage(FILE *f)
                "\n"
                "commands:\n"
                "  run SCENARIO...   run scenario files headless on a virtual clock\n"
-               "  check PACK        load and validate a Lua rule pack\n"
+               "  test PACK_DIR...  run the scenario files kept beside a rule pack\n"
+               "  check PACK        load and validate a rule pack (.lua or .so)\n"
                "\n"
                "'aftersale COMMAND --help' describes a command. --version prints %s.\n",
             AS_VERSION_STRING);
@@ -57,6 +58,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "run") == 0) return as__cli_run(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0) return as__cli_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "test") == 0) return as__cli_test(argc - 1, argv + 1);
     fprintf(stderr, "aftersale: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

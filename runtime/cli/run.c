@@ -317,30 +317,42 @@ static void check_expect(as_runtime *rt, scenario *s, const step *st)
     free(text);
 }
 
-/* `"packs": {"electronics": "native"}`: the category's plugin from the plugin directory,
- * <plugins>/<category>/<category>.so, in place of its Lua pack. */
-static int load_natives(as_runtime *rt, const scenario *s, const char *plugins, as_error *err)
+/* A category's native plugin from <plugins>/<category>/<category>.so, in place of its Lua
+ * pack. */
+static int load_native(as_runtime *rt, const char *cat, const char *plugins, as_error *err)
 {
+    char dir[4096], file[512];
+    snprintf(dir, sizeof dir, "%s/%s", plugins, cat);
+    snprintf(file, sizeof file, "%s.so", cat);
+    return as_runtime_load_native(rt, dir, file, err);
+}
+
+/* `"packs": {"electronics": "native"}` in the scenario, or --native on the command line. */
+static int load_natives(as_runtime *rt, const scenario *s, const as_run_opts *ro, as_error *err)
+{
+    for (int i = 0; i < ro->nnative; i++)
+        if (load_native(rt, ro->native[i], ro->plugins, err) != 0) return -1;
     const char *cat;
     json_t *v;
     json_object_foreach(json_object_get(s->doc, "packs"), cat, v)
     {
         if (strcmp(json_string_value(v), "native") != 0) continue;
-        char dir[4096], file[512];
-        snprintf(dir, sizeof dir, "%s/%s", plugins, cat);
-        snprintf(file, sizeof file, "%s.so", cat);
-        if (as_runtime_load_native(rt, dir, file, err) != 0) return -1;
+        if (load_native(rt, cat, ro->plugins, err) != 0) return -1;
     }
     return 0;
 }
 
-static int run_scenario(scenario *s, const char *packs_dir, const char *plugins)
+static int run_scenario(scenario *s, const as_run_opts *ro)
 {
-    as_options opts = {.start_ms = s->start_ms, .auto_pay = !s->manual_pay};
+    const char *packs_dir = ro->packs;
+    as_options opts = {.start_ms = s->start_ms,
+                       .auto_pay = !s->manual_pay,
+                       .lua_instructions = ro->lua_instructions,
+                       .lua_memory = ro->lua_memory};
     as_error err = {0};
     as_runtime *rt = as_runtime_new(&opts, &err);
     if (rt == NULL || as_runtime_load_packs_dir(rt, packs_dir, &err) != 0 ||
-        load_natives(rt, s, plugins, &err) != 0) {
+        load_natives(rt, s, ro, &err) != 0) {
         fprintf(stderr, "%s: cannot start a runtime: %s\n", s->file, err.msg);
         as_runtime_free(rt);
         return -1;
@@ -380,48 +392,12 @@ static int run_scenario(scenario *s, const char *packs_dir, const char *plugins)
     return 0;
 }
 
-static void usage(FILE *f)
+int as__run_files(char **files, int n, const as_run_opts *ro)
 {
-    fprintf(f, "usage: aftersale run [--packs DIR] [--plugins DIR] SCENARIO...\n"
-               "\n"
-               "Runs scenario files (DESIGN.md §7) headless on a virtual clock with the bundled\n"
-               "rule packs, prints one line per failed expectation and the summary line\n"
-               "'N passed, M failed'.\n"
-               "\n"
-               "  --packs DIR     the bundled Lua rule packs (default: %s)\n"
-               "  --plugins DIR   native plugins, DIR/<category>/<category>.so, for a\n"
-               "                  scenario's \"packs\": {\"<category>\": \"native\"}\n"
-               "                  (default: %s)\n"
-               "  -h, --help      this text\n"
-               "\n"
-               "Exit status: 0 all passed, 1 some failed, 2 a file could not be read or parsed.\n",
-            as__cli_packs_dir(), as__cli_plugin_dir());
-}
-
-int as__cli_run(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"packs", required_argument, NULL, 'p'},
-        {"plugins", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0}};
-    const char *packs = as__cli_packs_dir(), *plugins = as__cli_plugin_dir();
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'p') packs = optarg;
-        else if (c == 'l') plugins = optarg;
-        else if (c == 'h') return usage(stdout), 0;
-        else return usage(stderr), 2;
-    }
-    if (optind >= argc) {
-        usage(stderr);
-        return 2;
-    }
     int passed = 0, failed = 0, broken = 0;
-    for (int i = optind; i < argc; i++) {
+    for (int i = 0; i < n; i++) {
         scenario s;
-        if (load_scenario(&s, argv[i]) != 0 || run_scenario(&s, packs, plugins) != 0) {
+        if (load_scenario(&s, files[i]) != 0 || run_scenario(&s, ro) != 0) {
             broken++;
         } else if (s.failures) {
             failed++;
@@ -433,4 +409,79 @@ int as__cli_run(int argc, char **argv)
     }
     printf("%d passed, %d failed\n", passed, failed + broken);
     return broken ? 2 : failed ? 1 : 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: aftersale run [OPTIONS] SCENARIO...\n"
+               "\n"
+               "Runs scenario files (DESIGN.md §7) headless on a virtual clock with the bundled\n"
+               "rule packs, prints one line per failed expectation and the summary line\n"
+               "'N passed, M failed'.\n"
+               "\n"
+               "  --packs DIR     the bundled Lua rule packs (default: %s)\n"
+               "  --plugins DIR   native plugins, DIR/<category>/<category>.so, for a\n"
+               "                  scenario's \"packs\": {\"<category>\": \"native\"}\n"
+               "                  (default: %s)\n"
+               "%s"
+               "  -h, --help      this text\n"
+               "\n"
+               "Exit status: 0 all passed, 1 some failed, 2 a file could not be read or parsed.\n",
+            as__cli_packs_dir(), as__cli_plugin_dir(), AS_RUN_OPTIONS_HELP);
+}
+
+int as__cli_run(int argc, char **argv)
+{
+    as_run_opts ro;
+    int rc = as__run_opts_parse(&ro, argc, argv, usage);
+    if (rc >= 0) return rc;
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    return as__run_files(argv + optind, argc - optind, &ro);
+}
+
+int as__run_opts_parse(as_run_opts *ro, int argc, char **argv, void (*help)(FILE *))
+{
+    static const struct option opts[] = {
+        {"packs", required_argument, NULL, 'p'},
+        {"plugins", required_argument, NULL, 'l'},
+        {"lua-instructions", required_argument, NULL, 'i'},
+        {"lua-memory", required_argument, NULL, 'm'},
+        {"native", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0}};
+    *ro = (as_run_opts){.packs = as__cli_packs_dir(), .plugins = as__cli_plugin_dir()};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 'p': ro->packs = optarg; break;
+        case 'l': ro->plugins = optarg; break;
+        case 'n':
+            if (ro->nnative == AS_RUN_MAX_NATIVE) {
+                fprintf(stderr, "aftersale: too many --native options\n");
+                return 2;
+            }
+            ro->native[ro->nnative++] = optarg;
+            break;
+        case 'i':
+        case 'm': {
+            long long v = strtoll(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || v <= 0) {
+                fprintf(stderr, "aftersale: --%s takes a positive whole number\n",
+                        c == 'i' ? "lua-instructions" : "lua-memory");
+                return 2;
+            }
+            if (c == 'i') ro->lua_instructions = (long)v;
+            else ro->lua_memory = (size_t)v;
+            break;
+        }
+        case 'h': help(stdout); return 0;
+        default: help(stderr); return 2;
+        }
+    }
+    return -1;
 }
