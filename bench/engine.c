@@ -5,6 +5,12 @@
  *                               confirm_return, paid) through the engine with the bundled
  *                               Lua packs in force, virtual clock, one core
  *   engine.lua_hook_ns          one Lua hook call (the platform pack's deadlines hook)
+ *   rules.lua_hook_ns           electronics' inspection hook, Lua pack
+ *   rules.native_hook_ns        the same hook, native plugin
+ *   engine.transitions_per_sec_3_layers  the first workload with a merchant pack in force
+ *                               for every shop (bench/merchant.lua, constant tables)
+ *   engine.transitions_per_sec_3_layers_alloc  the same with bench/merchant_alloc.lua,
+ *                               which builds a fresh table per call
  *   engine.bytes_per_open_case  heap bytes per open case with its pending deadline, its
  *                               order included, at 1,000,000 open cases
  */
@@ -17,6 +23,10 @@
 #include "core/layers.h"
 #include "core/runtime.h"
 #include "core/timefmt.h"
+
+/* Shops in the workload; in the 3-layer run each has its own merchant pack (its own
+ * lua_State), so every case meets a merchant layer. */
+#define SHOPS 100
 
 static double now_s(void)
 {
@@ -47,7 +57,7 @@ static void make_order(as_runtime *rt, long i, int delivered)
     snprintf(json, sizeof json,
              "{\"id\":\"O%ld\",\"shop\":\"S%ld\",\"buyer\":\"B%ld\",\"items\":[{\"sku\":\"T1\","
              "\"category\":\"apparel\",\"qty\":1,\"price\":19900}],\"shipping_fee\":0}",
-             i, i % 1000, i % 100000);
+             i, i % SHOPS, i % 100000);
     if (as_order_create_json(rt, json, &err)) die("order", &err);
     snprintf(json, sizeof json, "O%ld", i);
     if (delivered && as_order_event(rt, json, "deliver", &err)) die("deliver", &err);
@@ -66,7 +76,7 @@ static ids *make_ids(long n)
         snprintf(v[i].c, sizeof v[i].c, "C%ld", i);
         snprintf(v[i].o, sizeof v[i].o, "O%ld", i);
         snprintf(v[i].buyer, sizeof v[i].buyer, "B%ld", i % 100000);
-        snprintf(v[i].shop, sizeof v[i].shop, "S%ld", i % 1000);
+        snprintf(v[i].shop, sizeof v[i].shop, "S%ld", i % SHOPS);
     }
     return v;
 }
@@ -99,9 +109,15 @@ static void act(as_runtime *rt, const ids *id, as_role role, as_action a)
     if (as__case_act(rt, &cmd, &err)) die(as__action_name(a), &err);
 }
 
-static void bench_transitions(const char *packs, long n)
+static void bench_transitions(const char *packs, long n, const char *merchant, const char *suffix)
 {
     as_runtime *rt = runtime(packs);
+    as_error err = {0};
+    for (long s = 0; merchant && s < SHOPS; s++) {
+        char shop[24];
+        snprintf(shop, sizeof shop, "S%ld", s);
+        if (as_runtime_load_merchant(rt, shop, merchant, &err)) die("merchant", &err);
+    }
     ids *id = make_ids(n);
     for (long i = 0; i < n; i++) make_order(rt, i, 1);
     as_runtime_advance(rt, as_runtime_now(rt) + AS_HOUR);
@@ -115,31 +131,48 @@ static void bench_transitions(const char *packs, long n)
     }
     double secs = now_s() - start;
     uint64_t tr = rt->stats.transitions - t0;
-    printf("engine.transitions_per_sec %.0f transitions/s\n", tr / secs);
-    printf("engine.hook_calls_per_transition %.2f calls\n",
+    printf("engine.transitions_per_sec%s %.0f transitions/s\n", suffix, tr / secs);
+    printf("engine.hook_calls_per_transition%s %.2f calls\n", suffix,
            (double)(rt->stats.hook_calls - h0) / tr);
-    printf("engine.cases_per_sec %.0f cases/s\n", n / secs);
     free(id);
     as_runtime_free(rt);
 }
 
-static void bench_hook(const char *packs, long n)
+/* ns per call of hook `h` of `p`, on a delivered electronics order's quality case. */
+static double hook_ns(as_runtime *rt, as_pack *p, as_hook h, long n)
 {
-    as_runtime *rt = runtime(packs);
-    ids *id = make_ids(2);
-    make_order(rt, 1, 1);
-    open_case(rt, &id[1]);
-    free(id);
     as_case *c = as__case_get(rt, "C1");
-    as_pack *p = rt->platform;
     as_hook_args a = {.order = c->order, .c = c, .v = &c->v, .now_ms = as_runtime_now(rt)};
     as_answer ans;
     as_error err;
     double start = now_s();
     for (long i = 0; i < n; i++)
-        if (p->engine->call(p, AS_HOOK_DEADLINES, &a, &ans, &err)) die("hook", &err);
-    double secs = now_s() - start;
-    printf("engine.lua_hook_ns %.0f ns/call\n", secs * 1e9 / n);
+        if (p->engine->call(p, h, &a, &ans, &err)) die("hook", &err);
+    return (now_s() - start) * 1e9 / n;
+}
+
+static void bench_hooks(const char *packs, const char *plugins, long n)
+{
+    as_runtime *rt = runtime(packs);
+    as_error err = {0};
+    if (as_order_create_json(rt,
+                             "{\"id\":\"O1\",\"shop\":\"S1\",\"buyer\":\"B1\",\"items\":[{\"sku\":"
+                             "\"P\",\"category\":\"electronics\",\"qty\":1,\"price\":359900}]}",
+                             &err) ||
+        as_order_event(rt, "O1", "deliver", &err) ||
+        as_case_open_json(rt, "buyer:B1",
+                          "{\"id\":\"C1\",\"order\":\"O1\",\"type\":\"return_refund\",\"reason\":"
+                          "\"quality\",\"items\":[{\"sku\":\"P\",\"qty\":1}],\"evidence\":[\"p\"]}",
+                          &err))
+        die("setup", &err);
+    printf("engine.lua_hook_ns %.0f ns/call\n", hook_ns(rt, rt->platform, AS_HOOK_DEADLINES, n));
+    printf("rules.lua_hook_ns %.0f ns/call\n",
+           hook_ns(rt, as__category_pack(rt, "electronics"), AS_HOOK_INSPECTION, n));
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/electronics", plugins);
+    if (as_runtime_load_native(rt, dir, "electronics.so", &err)) die("native", &err);
+    printf("rules.native_hook_ns %.1f ns/call\n",
+           hook_ns(rt, as__category_pack(rt, "electronics"), AS_HOOK_INSPECTION, n * 10));
     as_runtime_free(rt);
 }
 
@@ -166,11 +199,20 @@ static void bench_memory(const char *packs, long n)
 
 int main(int argc, char **argv)
 {
-    const char *packs = argc > 1 ? argv[1] : "plugins";
-    long n = argc > 2 ? atol(argv[2]) : 200000;
-    long mem_n = argc > 3 ? atol(argv[3]) : 1000000;
-    bench_hook(packs, 5 * n);
-    bench_transitions(packs, n);
+    if (argc < 4) {
+        fprintf(stderr, "usage: bench_engine PACKS_DIR PLUGINS_DIR BENCH_DIR [CASES [OPEN_CASES]]\n");
+        return 2;
+    }
+    const char *packs = argv[1], *plugins = argv[2];
+    char merchant[4096], naive[4096];
+    snprintf(merchant, sizeof merchant, "%s/merchant.lua", argv[3]);
+    snprintf(naive, sizeof naive, "%s/merchant_alloc.lua", argv[3]);
+    long n = argc > 4 ? atol(argv[4]) : 200000;
+    long mem_n = argc > 5 ? atol(argv[5]) : 1000000;
+    bench_hooks(packs, plugins, 5 * n);
+    bench_transitions(packs, n, NULL, "");
+    bench_transitions(packs, n, merchant, "_3_layers");
+    bench_transitions(packs, n, naive, "_3_layers_alloc");
     bench_memory(packs, mem_n);
     return 0;
 }

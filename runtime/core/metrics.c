@@ -9,7 +9,7 @@
 int as__events_add(as_shop_events *e, as_event_kind k, int64_t t, const as_order *o, int64_t val)
 {
     if (e->len == e->cap) {
-        uint32_t cap = e->cap ? e->cap * 2 : 8;
+        uint32_t cap = e->cap ? e->cap + e->cap / 2 : 8; /* 1.5x: a shop may hold millions */
         as_event *ev = realloc(e->ev, cap * sizeof *ev);
         if (ev == NULL) return AS_ENOMEM;
         e->ev = ev;

@@ -68,7 +68,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     lua_pack *lp = pack_of(L);
     lp->exhausted = 1;
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "instruction budget exceeded (%ld instructions)", lp->budget);
+    luaL_error(L, "instruction budget exceeded (%I instructions)", (lua_Integer)lp->budget);
 }
 
 static void arm_budget(lua_pack *lp)
