@@ -15,6 +15,7 @@
 typedef struct lua_pack {
     lua_State *L;
     size_t mem_used, mem_cap;
+    long allocs, fail_alloc; /* fault injection for OOM sweeps */
     long budget;
     int exhausted;             /* the budget of the current call is spent */
     int hook_ref[AS_HOOK_COUNT];
@@ -46,6 +47,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     if (nsize > old && lp->mem_used - old + nsize > lp->mem_cap) return NULL;
+    if (lp->fail_alloc && ++lp->allocs == lp->fail_alloc) return NULL;
     void *np = realloc(ptr, nsize);
     if (np == NULL) return NULL;
     lp->mem_used = lp->mem_used - old + nsize;
@@ -696,6 +698,7 @@ int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
     lp->budget = limits && limits->instructions > 0 ? limits->instructions
                                                      : AS_LUA_DEFAULT_INSTRUCTIONS;
     if (lp->budget > 0x7fffffff) lp->budget = 0x7fffffff;
+    lp->fail_alloc = limits ? limits->fail_alloc : 0;
     for (int h = 0; h < AS_HOOK_COUNT; h++) lp->hook_ref[h] = LUA_NOREF;
     lp->L = lua_newstate(counting_alloc, lp);
     if (lp->L == NULL) {
