@@ -1,17 +1,20 @@
 /* check.c -- `aftersale check PACK`: load and validate a rule pack without running it. */
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../core/pack.h"
 #include "../lua/lua_engine.h"
+#include "../native/native_engine.h"
 #include "cli.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aftersale check PACK.lua\n"
+    fprintf(f, "usage: aftersale check PACK.lua | PLUGIN.so\n"
                "\n"
-               "Loads a rule pack in the sandbox, validates its table and hooks, and prints its\n"
-               "name, version, categories and hooks. Exit status 0 when valid, 1 otherwise.\n");
+               "Loads a rule pack (a Lua file in the sandbox, or a native plugin from its\n"
+               "folder), validates it and its hooks, and prints its name, version, categories\n"
+               "and hooks. Exit status 0 when valid, 1 otherwise.\n");
 }
 
 int as__cli_check(int argc, char **argv)
@@ -23,7 +26,17 @@ int as__cli_check(int argc, char **argv)
     }
     as_pack *p;
     as_error err = {0};
-    if (as__lua_pack_load_file(argv[1], NULL, &p, &err) != 0) {
+    size_t len = strlen(argv[1]);
+    int rc;
+    if (len > 3 && strcmp(argv[1] + len - 3, ".so") == 0) {
+        char d[4096], b[4096];
+        snprintf(d, sizeof d, "%s", argv[1]);
+        snprintf(b, sizeof b, "%s", argv[1]);
+        rc = as__native_pack_load(dirname(d), basename(b), &p, &err);
+    } else {
+        rc = as__lua_pack_load_file(argv[1], NULL, &p, &err);
+    }
+    if (rc != 0) {
         fprintf(stderr, "aftersale check: %s (%s)\n", err.msg, as_err_name(err.code));
         return 1;
     }
