@@ -32,6 +32,7 @@ const char *as_strerror(int code)
 
 int as_err_from_name(const char *name)
 {
+    if (name == NULL) return 0;
     for (int i = 0; i < AS__ERR_END - AS__ERR_FIRST - 1; i++)
         if (strcmp(err_names[i], name) == 0) return AS__ERR_FIRST + 1 + i;
     return 0;

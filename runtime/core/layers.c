@@ -53,11 +53,14 @@ static int ask(as_layers *L, int l, as_hook h, as_answer *ans, as_error *err)
     return ans->kind != AS_ANS_NIL;
 }
 
-static void drop(as_layers *L, const char *hook, const char *why)
+/* Drops layer l's answer (a merchant's out of bounds, or any layer's while lenient). */
+static void drop(as_layers *L, int l, const char *hook, const char *why)
 {
-    L->dropped++;
-    L->packs[AS_LAYER_MERCHANT]->dropped++;
-    note(L, "merchant answer to %s dropped: %s%s", hook, why, "");
+    if (l == AS_LAYER_MERCHANT) {
+        L->dropped++;
+        L->packs[l]->dropped++;
+    }
+    note(L, "%s answer to %s dropped: %s", as__layer_name(l), hook, why);
 }
 
 static int is_stage2(int code)
@@ -77,11 +80,11 @@ int as__layers_eligibility(as_layers *L, as_error *err)
         if (rc == 0) continue;
         if (l == AS_LAYER_MERCHANT) {
             if (a.kind == AS_ANS_TRUE && verdict != 0 && !is_stage2(verdict)) {
-                drop(L, "eligibility", "it may not allow what stage 1 or a non-policy rule refused");
+                drop(L, l, "eligibility", "it may not allow what stage 1 or a non-policy rule refused");
                 continue;
             }
             if (a.kind == AS_ANS_REFUSAL && verdict == 0) {
-                drop(L, "eligibility", "it may not refuse what earlier layers allowed");
+                drop(L, l, "eligibility", "it may not refuse what earlier layers allowed");
                 continue;
             }
             if (a.kind == AS_ANS_REFUSAL) continue; /* refused either way: keep the earlier word */
@@ -116,11 +119,11 @@ int as__layers_refund_amount(as_layers *L, int64_t cap_fen, int64_t *amount, as_
                 return as__err(err, AS_ERULE_ERROR,
                                "%s rule refund_amount %lld is above the cap %lld",
                                as__layer_name(l), (long long)a.i, (long long)cap_fen);
-            drop(L, "refund_amount", "above the cap of RULES.md §1.4");
+            drop(L, l, "refund_amount", "above the cap of RULES.md §1.4");
             continue;
         }
         if (l == AS_LAYER_MERCHANT && a.i < *amount) {
-            drop(L, "refund_amount", "it may raise a refund, never lower it");
+            drop(L, l, "refund_amount", "it may raise a refund, never lower it");
             continue;
         }
         *amount = a.i;
@@ -151,7 +154,7 @@ int as__layers_deadline(as_layers *L, as_deadline_kind kind, int64_t *ms, int *g
         if (l == AS_LAYER_MERCHANT && *given) {
             int shorter = a.dl[kind] < *ms;
             if (a.dl[kind] != *ms && shorter != as__deadline_is_merchants(kind)) {
-                drop(L, "deadlines", as__deadline_is_merchants(kind)
+                drop(L, l, "deadlines", as__deadline_is_merchants(kind)
                                          ? "it may shorten its own windows, never lengthen them"
                                          : "it may lengthen the buyer's windows, never shorten them");
                 continue;
@@ -172,7 +175,7 @@ int as__layers_decide(as_layers *L, int *decision, char *reason, size_t len, as_
         if (rc < 0) return rc;
         if (rc == 0) continue;
         if (l == AS_LAYER_MERCHANT && a.kind == AS_ANS_REJECT && *decision == 1) {
-            drop(L, "auto_decide", "it may not reject what an earlier layer agreed");
+            drop(L, l, "auto_decide", "it may not reject what an earlier layer agreed");
             continue;
         }
         *decision = a.kind == AS_ANS_AGREE ? 1 : 2;
@@ -192,7 +195,7 @@ int as__layers_flag(as_layers *L, as_hook h, int *yes, as_error *err)
         /* A merchant may grant an instant refund; it may not add an inspection the earlier
          * layers did not ask for (that would slow the buyer's refund). */
         if (l == AS_LAYER_MERCHANT && h == AS_HOOK_INSPECTION && !*yes) {
-            drop(L, "inspection", "it may not add an inspection");
+            drop(L, l, "inspection", "it may not add an inspection");
             continue;
         }
         *yes = 1;
@@ -209,7 +212,7 @@ int as__layers_remedy(as_layers *L, int fault, int *remedy, as_error *err)
         if (rc < 0) return rc;
         if (rc == 0) continue;
         if (l == AS_LAYER_MERCHANT && a.i == AS_REMEDY_REJECT && *remedy != AS_REMEDY_REJECT) {
-            drop(L, "on_inspection", "it may not reject what earlier layers accepted");
+            drop(L, l, "on_inspection", "it may not reject what earlier layers accepted");
             continue;
         }
         *remedy = (int)a.i;

@@ -166,7 +166,9 @@ void as__metrics_flag(as_metrics *const *all, int n)
             rate_sum += all[j]->dispute_refund_rate;
         }
         if (peers == 0) continue;
+        /* the rates are ratios of small integers; a relative epsilon keeps an exact 4x
+         * (0.6 * 2 against 4 * 0.3) from failing on binary rounding */
         m->flagged = m->dispute_refunds * peers >= 4 * count_sum &&
-                     m->dispute_refund_rate * peers >= 4 * rate_sum;
+                     m->dispute_refund_rate * peers >= 4 * rate_sum * (1 - 1e-12);
     }
 }

@@ -16,6 +16,8 @@ typedef struct lua_pack {
     lua_State *L;
     size_t mem_used, mem_cap;
     long allocs, fail_alloc; /* fault injection for OOM sweeps */
+    int cap_hit;             /* the last failed allocation was refused by the cap */
+    double charged;          /* work done in C for this call, in instruction units */
     long budget;
     int exhausted;             /* the budget of the current call is spent */
     int hook_ref[AS_HOOK_COUNT];
@@ -46,7 +48,10 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         lp->mem_used -= old;
         return NULL;
     }
-    if (nsize > old && lp->mem_used - old + nsize > lp->mem_cap) return NULL;
+    if (nsize > old && lp->mem_used - old + nsize > lp->mem_cap) {
+        lp->cap_hit = 1;
+        return NULL;
+    }
     if (lp->fail_alloc && ++lp->allocs == lp->fail_alloc) return NULL;
     void *np = realloc(ptr, nsize);
     if (np == NULL) return NULL;
@@ -76,6 +81,8 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 static void arm_budget(lua_pack *lp)
 {
     lp->exhausted = 0;
+    lp->charged = 0;
+    lp->cap_hit = 0;
     lua_sethook(lp->L, count_hook, LUA_MASKCOUNT, (int)lp->budget);
 }
 
@@ -98,23 +105,18 @@ static int sandbox_pcall(lua_State *L)
 
 static int sandbox_xpcall(lua_State *L)
 {
-    int n = lua_gettop(L);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_pushvalue(L, 2); /* handler, kept below the call */
-    lua_pushvalue(L, 1);
-    lua_rotate(L, 3, 2); /* f, h, h, f, args... */
-    lua_remove(L, 1);    /* h, h?, ... : rebuild cleanly below */
-    (void)n;
-    /* stack now: h, h, f, args...; drop the duplicate */
-    lua_remove(L, 1);
+    lua_pushvalue(L, 2);
+    lua_remove(L, 2);
+    lua_insert(L, 1); /* h, f, args... */
     int st = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
     if (pack_of(L)->exhausted) return lua_error(L);
     if (st == LUA_OK) {
         lua_pushboolean(L, 1);
-        lua_replace(L, 1); /* the handler's slot becomes `true` */
+        lua_replace(L, 1); /* true, results... */
         return lua_gettop(L);
     }
-    lua_call(L, 1, 1); /* handler(err) */
+    lua_call(L, 1, 1); /* h(err), inside the budget */
     lua_pushboolean(L, 0);
     lua_insert(L, -2);
     return 2;
@@ -127,16 +129,28 @@ static int sandbox_setmetatable(lua_State *L)
             return luaL_error(L, "__gc metamethods are not allowed in rule packs");
         lua_pop(L, 1);
     }
-    lua_getglobal(L, "\x01setmetatable");
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the real setmetatable, reachable only here */
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
     return 1;
 }
 
-/* The string library matches patterns in C, beyond the count hook's reach, and a pattern with
- * q quantifiers can backtrack O(n^(q+1)) steps over an n-byte subject. The wrappers below
- * bound that worst case by the instruction budget before matching, so a pathological pattern
- * is refused at once instead of running long. */
+/* Work done inside C library calls never meets the count hook: a pattern can backtrack
+ * O(n^(q+1)) steps over an n-byte subject with q quantifiers, and string.rep writes megabytes
+ * in one instruction. The wrappers below charge each such call's worst case to the call's
+ * budget before doing it, and fail it like the count hook once the charges exceed the
+ * budget, so the total work of a hook stays bounded (instructions plus charges, each at most
+ * the budget). */
+static int charge(lua_State *L, double cost, const char *what)
+{
+    lua_pack *lp = pack_of(L);
+    lp->charged += cost;
+    if (lp->charged <= (double)lp->budget) return 0;
+    lp->exhausted = 1;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    return luaL_error(L, "instruction budget exceeded by %s", what);
+}
+
 static double pattern_cost(const char *p, size_t plen, size_t n)
 {
     int q = 0;
@@ -148,43 +162,70 @@ static double pattern_cost(const char *p, size_t plen, size_t n)
             q++;
         }
     }
-    double cost = (double)n + 1, base = (double)n + 1;
+    double base = (double)n + 1, cost = base * ((double)plen + 1);
     for (int i = 0; i < q && cost < 1e18; i++) cost *= base;
     return cost;
 }
 
+/* upvalue 1: the library function; upvalue 2: true for find (its 4th argument can ask for a
+ * plain search, linear in the subject) */
 static int guarded_match(lua_State *L)
 {
     size_t n, plen;
     luaL_checklstring(L, 1, &n);
     const char *pat = luaL_checklstring(L, 2, &plen);
-    int plain = lua_toboolean(L, 4) && lua_tocfunction(L, lua_upvalueindex(2)) != NULL;
-    lua_pack *lp = pack_of(L);
-    if (!plain && pattern_cost(pat, plen, n) > (double)lp->budget) {
-        lp->exhausted = 1;
-        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
-        return luaL_error(L, "pattern too expensive for the instruction budget (%d-byte subject)",
-                          (int)n);
-    }
+    int plain = lua_toboolean(L, lua_upvalueindex(2)) && lua_toboolean(L, 4);
+    charge(L, plain ? (double)n + (double)plen : pattern_cost(pat, plen, n), "a string pattern");
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
 }
 
-static void guard_patterns(lua_State *L)
+static int guarded_rep(lua_State *L)
 {
-    static const char *const fns[] = {"find", "match", "gmatch", "gsub", NULL};
-    lua_getglobal(L, "string");
-    for (const char *const *f = fns; *f; f++) {
-        lua_getfield(L, -1, *f);
-        /* upvalue 2 marks find, whose 4th argument asks for a plain search */
-        if (strcmp(*f, "find") == 0) lua_pushcfunction(L, guarded_match);
-        else lua_pushnil(L);
-        lua_pushcclosure(L, guarded_match, 2);
-        lua_setfield(L, -2, *f);
-    }
+    size_t len, seplen = 0;
+    luaL_checklstring(L, 1, &len);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &seplen);
+    double bytes = n > 0 ? (double)n * (double)(len + seplen) : 0;
+    if (bytes > (double)pack_of(L)->mem_cap)
+        return luaL_error(L, "memory cap exceeded (string.rep of %f bytes)", bytes);
+    charge(L, bytes / 16, "string.rep");
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int guarded_concat(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    charge(L, (double)lua_rawlen(L, 1), "table.concat");
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static void guard(lua_State *L, const char *lib, const char *fn, lua_CFunction g, int is_find)
+{
+    lua_getglobal(L, lib);
+    lua_getfield(L, -1, fn);
+    lua_pushboolean(L, is_find);
+    lua_pushcclosure(L, g, 2);
+    lua_setfield(L, -2, fn);
     lua_pop(L, 1);
+}
+
+static void guard_c_calls(lua_State *L)
+{
+    guard(L, "string", "find", guarded_match, 1);
+    guard(L, "string", "match", guarded_match, 0);
+    guard(L, "string", "gmatch", guarded_match, 0);
+    guard(L, "string", "gsub", guarded_match, 0);
+    guard(L, "string", "rep", guarded_rep, 0);
+    guard(L, "table", "concat", guarded_concat, 0);
 }
 
 static int as_local_day(lua_State *L)
@@ -210,8 +251,9 @@ static int open_sandbox(lua_State *L)
         luaL_requiref(L, l->name, l->func, 1);
         lua_pop(L, 1);
     }
+    /* rawset would write into the read-only _ENV proxy itself */
     static const char *const removed[] = {"load", "loadfile", "dofile", "collectgarbage", "print",
-                                          "require", NULL};
+                                          "require", "rawset", NULL};
     for (const char *const *r = removed; *r; r++) {
         lua_pushnil(L);
         lua_setglobal(L, *r);
@@ -220,10 +262,10 @@ static int open_sandbox(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     lua_pop(L, 1);
-    guard_patterns(L);
+    guard_c_calls(L);
     lua_getglobal(L, "setmetatable");
-    lua_setglobal(L, "\x01setmetatable"); /* unreachable by name from Lua source */
-    lua_register(L, "setmetatable", sandbox_setmetatable);
+    lua_pushcclosure(L, sandbox_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
     lua_register(L, "pcall", sandbox_pcall);
     lua_register(L, "xpcall", sandbox_xpcall);
 
@@ -246,6 +288,15 @@ static int open_sandbox(lua_State *L)
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
+    /* _G names the proxy too, so `_G.x = 1` meets the same refusal */
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, LUA_GNAME);
+    /* the strings' metatable would hand out the real string table */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
     return 1;
 }
 
@@ -712,10 +763,10 @@ int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
     int st = lua_pcall(L, 1, 0, 0);
     lua_sethook(L, NULL, 0, 0);
     if (st != LUA_OK && x.code == 0) {
-        int code = st == LUA_ERRMEM ? AS_ERULE_ERROR : AS_ERULE_ERROR;
+        int code = AS_ERULE_ERROR;
         const char *m = st == LUA_ERRMEM ? "memory cap exceeded" : lua_tostring(L, -1);
-        if (st == LUA_ERRMEM && lp->mem_used + 4096 < lp->mem_cap) {
-            code = AS_ENOMEM;
+        if (st == LUA_ERRMEM && !lp->cap_hit) {
+            code = AS_ENOMEM; /* the system's memory, not the pack's cap */
             m = "out of memory";
         }
         x.code = as__err(err, code, "%s: %s", chunkname, m ? m : "error while loading");

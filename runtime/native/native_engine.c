@@ -6,6 +6,7 @@
 #include "native_engine.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@ _Static_assert((int)AS_D_COUNT == (int)AS_DL_COUNT, "plugin.h deadline kinds mat
 _Static_assert((int)AS_D_MERCHANT_RESPONSE == (int)AS_DL_MERCHANT_RESPONSE &&
                    (int)AS_D_BUYER_CONFIRM == (int)AS_DL_BUYER_CONFIRM && (int)AS_D_REPAIR == (int)AS_DL_REPAIR,
                "plugin.h deadline kinds in model.h order");
+
+/* The fields of ABI 1 end with instant_refund; later fields are read only when struct_size
+ * covers them, so a plugin built before they were appended still loads. */
+#define ABI1_SIZE (offsetof(struct as_plugin, instant_refund) + sizeof(void (*)(void)))
 
 typedef struct native_pack {
     void *dl;
@@ -230,6 +235,7 @@ static int native_call(as_pack *p, as_hook h, const as_hook_args *a, as_answer *
     as_view c = a->c ? case_view(a->c, a->v) : o;
     int rc = AS_PLUGIN_NIL;
     ans->kind = AS_ANS_NIL;
+    if (!as__pack_has(p, h)) return 0; /* no hook: no opinion, as in a Lua pack */
     switch (h) {
     case AS_HOOK_ORDER_CHECK:
     case AS_HOOK_ELIGIBILITY: {
@@ -382,10 +388,10 @@ int as__native_pack_load(const char *dir, const char *file, as_pack **out, as_er
                  pl->abi_version, AS_PLUGIN_ABI);
         return refuse(np, err, path, msg);
     }
-    if (pl->struct_size < sizeof(struct as_plugin)) {
+    if (pl->struct_size < ABI1_SIZE) {
         char msg[160];
         snprintf(msg, sizeof msg, "declares a plugin struct of %u bytes, short of the %zu of ABI %d",
-                 pl->struct_size, sizeof(struct as_plugin), AS_PLUGIN_ABI);
+                 pl->struct_size, ABI1_SIZE, AS_PLUGIN_ABI);
         return refuse(np, err, path, msg);
     }
     if (pl->name == NULL || *pl->name == '\0') return refuse(np, err, path, "has no name");

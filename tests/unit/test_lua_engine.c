@@ -1,0 +1,949 @@
+/* test_lua_engine.c -- Lua rule packs: loading, the views a hook sees, answers, and the sandbox
+ * (DESIGN.md §3, STYLE.md 10-12, lua/lua_engine.h). Hostile packs are written inline. */
+#include <check.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aftersale/error.h"
+#include "core/pack.h"
+#include "lua/lua_engine.h"
+#include "unit_fixtures.h"
+
+/* Small limits keep hostile packs fast. */
+static const as_lua_limits SMALL = {.instructions = 20000, .memory = 1 << 20}; /* 1 MiB */
+static const as_lua_limits MEMTEST = {.instructions = 5000000, .memory = 1 << 20}; /* memory first */
+static const as_lua_limits BUNDLED = {.instructions = 200000, .memory = 8 << 20};
+
+/* A pack with one hook: PACK1("eligibility", "order, request, now", "return true"). */
+#define PACK1(hook, params, body)                                                          \
+    "return { name = 'p', version = '1', " hook " = function(" params ") " body " end }"
+
+#define ELIG(body) PACK1("eligibility", "order, request, now", body)
+
+static int has(const char *hay, const char *needle)
+{
+    return hay != NULL && strstr(hay, needle) != NULL;
+}
+
+/* ==========================================================================================
+ * The bundled packs
+ * ======================================================================================== */
+
+static as_pack *load_bundled(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/plugins/%s/%s.lua", AS_SOURCE_ROOT, name, name);
+    as_pack *p = NULL;
+    as_error err = {0};
+    int rc = as__lua_pack_load_file(path, &BUNDLED, &p, &err);
+    ck_assert_msg(rc == 0, "%s: %d %s", path, rc, err.msg);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(p->engine->kind, "lua");
+    return p;
+}
+
+#define H(x) (1u << AS_HOOK_##x)
+
+/* DESIGN.md §3: "Lua packs are files returning a table {name, version, categories, hooks…}";
+ * categories name the categories a category pack serves, the platform pack has none. */
+START_TEST(lua_engine_loads_bundled_packs)
+{
+    static const struct {
+        const char *file, *category;
+        uint32_t hooks;
+    } want[] = {
+        {"platform", NULL,
+         H(ELIGIBILITY) | H(DEADLINES) | H(REFUND_AMOUNT) | H(PRIORITY) | H(INSTANT_REFUND) |
+             H(ON_INSPECTION)},
+        {"apparel", "apparel", H(ELIGIBILITY)},
+        {"electronics", "electronics",
+         H(ORDER_CHECK) | H(ELIGIBILITY) | H(INSPECTION) | H(ON_INSPECTION)},
+        {"fresh_food", "fresh_food",
+         H(ELIGIBILITY) | H(DEADLINES) | H(REFUND_AMOUNT) | H(AUTO_DECIDE)},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        as_pack *p = load_bundled(want[i].file);
+        ck_assert_str_eq(p->name, want[i].file);
+        ck_assert_str_eq(p->version, "1");
+        ck_assert_msg(p->hooks == want[i].hooks, "%s hooks 0x%x, want 0x%x", want[i].file,
+                      p->hooks, want[i].hooks);
+        if (want[i].category) {
+            ck_assert_str_eq(p->categories[0], want[i].category);
+            ck_assert_ptr_null(p->categories[1]);
+            ck_assert(as__pack_serves(p, want[i].category));
+            ck_assert(!as__pack_serves(p, "toys"));
+        } else {
+            ck_assert_ptr_null(p->categories[0]);
+        }
+        ck_assert_uint_gt(p->engine->memory(p), 0);
+        ck_assert_uint_lt(p->engine->memory(p), BUNDLED.memory);
+        as__pack_unref(p);
+    }
+}
+END_TEST
+
+/* RULES.md §1.2 defaults and §1.7 priority through the platform pack's own hooks. */
+START_TEST(lua_engine_platform_pack_answers)
+{
+    as_pack *p = load_bundled("platform");
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_DEADLINES, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_DEADLINES);
+    ck_assert_uint_eq(ans.dl_set, 1u << AS_DL_MERCHANT_RESPONSE);
+    ck_assert_int_eq(ans.dl[AS_DL_MERCHANT_RESPONSE], 48 * AS_HOUR);
+    f.c->v.state = AS_STATE_AWAITING_RETURN;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_DEADLINES, &f, &ans, &err), 0);
+    ck_assert_uint_eq(ans.dl_set, 1u << AS_DL_BUYER_SHIP);
+    ck_assert_int_eq(ans.dl[AS_DL_BUYER_SHIP], 7 * AS_DAY);
+    f.c->v.state = AS_STATE_REPAIRING;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_DEADLINES, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.dl[AS_DL_REPAIR], 30 * AS_DAY);
+    f.c->v.state = AS_STATE_PLATFORM_REVIEW; /* no deadline: an empty answer */
+    ck_assert_int_eq(fx_call(p, AS_HOOK_DEADLINES, &f, &ans, &err), 0);
+    ck_assert_uint_eq(ans.dl_set, 0);
+    f.c->v.state = AS_STATE_REQUESTED;
+
+    ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_INT);
+    ck_assert_int_eq(ans.i, 4); /* no_reason */
+    f.c->v.reason = AS_REASON_QUALITY;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.i, 1);
+    f.c->v.reason = AS_REASON_MISSING_ITEM;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.i, 2);
+
+    /* RULES.md §1.4: paid for the case (19900) */
+    ck_assert_int_eq(fx_call(p, AS_HOOK_REFUND_AMOUNT, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_INT);
+    ck_assert_int_eq(ans.i, 19900);
+
+    /* RULES.md §1.1 stage 2 #3: no_reason on day 8 after delivery is window_expired */
+    f.c->v.reason = AS_REASON_NO_REASON;
+    f.a.now_ms = f.o->delivered_at + 7 * AS_DAY;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_TRUE);
+    f.a.now_ms = f.o->delivered_at + 9 * AS_DAY;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_REFUSAL);
+    ck_assert_int_eq(ans.code, AS_EWINDOW_EXPIRED);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* RULES.md §4: an IMEI (15 digits) must pass its Luhn check at order.create. */
+START_TEST(lua_engine_electronics_imei_check)
+{
+    as_pack *p = load_bundled("electronics");
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    f.o->items[1].serial = "490154203237518"; /* a valid IMEI */
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ORDER_CHECK, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_NIL);
+    f.o->items[1].serial = "490154203237519";
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ORDER_CHECK, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_REFUSAL);
+    ck_assert_int_eq(ans.code, AS_EBAD_REQUEST);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* ==========================================================================================
+ * Loading: what is not a pack
+ * ======================================================================================== */
+
+/* DESIGN.md §3: the pack table holds name, version, categories and hooks — nothing else. */
+START_TEST(lua_engine_unknown_field_is_bad_request)
+{
+    as_error err;
+    fx_load("return { name = 'p', version = '1', eligibilty = function() end }", &SMALL,
+            AS_EBAD_REQUEST, &err);
+    ck_assert_msg(has(err.msg, "eligibilty"), "message does not name the field: %s", err.msg);
+    fx_load("return { name = 'p', version = '1', author = 'me' }", &SMALL, AS_EBAD_REQUEST, &err);
+    ck_assert_msg(has(err.msg, "author"), "%s", err.msg);
+    fx_load("return { name = 'p', version = '1', [1] = 'x' }", &SMALL, AS_EBAD_REQUEST, &err);
+}
+END_TEST
+
+START_TEST(lua_engine_malformed_packs_are_bad_request)
+{
+    static const char *const bad[] = {
+        "return 42",                                                   /* not a table */
+        "return nil",
+        "return { version = '1' }",                                    /* no name */
+        "return { name = 'p' }",                                       /* no version */
+        "return { name = '', version = '1' }",
+        "return { name = 'p', version = '1', eligibility = 5 }",       /* hook not a function */
+        "return { name = 'p', version = '1', name2 = 1 }",
+        "return { name = {}, version = '1' }",
+        "return { name = 'p', version = '1', categories = 'apparel' }", /* not a list */
+        "return { name = 'p', version = '1', categories = { 1, 2 } }",  /* not strings */
+        "return { name = 'p', version = '1' ",                          /* syntax error */
+        "",                                                             /* returns nothing */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        as_error err;
+        fx_load(bad[i], &SMALL, AS_EBAD_REQUEST, &err);
+        ck_assert_uint_gt(strlen(err.msg), 0);
+    }
+}
+END_TEST
+
+/* A chunk that throws or runs away while loading is the rule's failure, not the input's. */
+START_TEST(lua_engine_failing_chunk_is_rule_error)
+{
+    as_error err;
+    fx_load("error('boom') return { name = 'p', version = '1' }", &SMALL, AS_ERULE_ERROR, &err);
+    ck_assert_msg(has(err.msg, "boom"), "%s", err.msg);
+    fx_load("while true do end", &SMALL, AS_ERULE_ERROR, &err);
+    ck_assert_msg(has(err.msg, "instruction budget"), "%s", err.msg);
+}
+END_TEST
+
+typedef struct bytes {
+    char *p;
+    size_t len;
+} bytes;
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
+{
+    (void)L;
+    bytes *b = ud;
+    char *np = realloc(b->p, b->len + sz);
+    if (np == NULL) return 1;
+    memcpy(np + b->len, p, sz);
+    b->p = np;
+    b->len += sz;
+    return 0;
+}
+
+/* STYLE.md 10: "load source with mode "t" (no bytecode)"; DESIGN.md §3 sandbox. A real
+ * binary chunk of a valid pack, and a bare signature, are both refused as bad_request. */
+START_TEST(lua_engine_binary_chunk_refused)
+{
+    lua_State *L = luaL_newstate();
+    ck_assert_ptr_nonnull(L);
+    ck_assert_int_eq(luaL_loadstring(L, "return { name = 'p', version = '1' }"), LUA_OK);
+    bytes bin = {NULL, 0};
+    ck_assert_int_eq(lua_dump(L, dump_writer, &bin, 0), 0);
+    lua_close(L);
+    ck_assert_uint_gt(bin.len, 4);
+    ck_assert(memcmp(bin.p, "\x1bLua", 4) == 0);
+
+    as_pack *p = (as_pack *)0x1;
+    as_error err = {0};
+    ck_assert_int_eq(as__lua_pack_load(bin.p, bin.len, "=bin", &SMALL, &p, &err), AS_EBAD_REQUEST);
+    free(bin.p);
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(err.code, AS_EBAD_REQUEST);
+    ck_assert_msg(has(err.msg, "binary"), "%s", err.msg);
+
+    static const char sig[] = "\x1bLua\x54\x00garbage";
+    p = (as_pack *)0x1;
+    ck_assert_int_eq(as__lua_pack_load(sig, sizeof sig - 1, "=sig", &SMALL, &p, &err),
+                     AS_EBAD_REQUEST);
+    ck_assert_ptr_null(p);
+}
+END_TEST
+
+START_TEST(lua_engine_missing_file_is_io)
+{
+    as_pack *p = (as_pack *)0x1;
+    as_error err = {0};
+    ck_assert_int_eq(as__lua_pack_load_file(AS_SOURCE_ROOT "/plugins/none/none.lua", &SMALL, &p,
+                                            &err),
+                     AS_EIO);
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(err.code, AS_EIO);
+}
+END_TEST
+
+/* ==========================================================================================
+ * Views and answers
+ * ======================================================================================== */
+
+/* docs/rules.md "What a hook sees": the order and case fields with the names of DESIGN.md §1,
+ * a case item carrying its order line's fields, and `now` in ms. */
+START_TEST(lua_engine_views_read_the_case)
+{
+    as_pack *p = fx_load(
+        ELIG("local it = request.items[1] "
+             "return { error = 'bad_request', message = table.concat({ "
+             "order.id, order.shop, order.buyer, tostring(order.shipping_fee), "
+             "tostring(order.delivered_at - order.shipped_at), tostring(order.confirmed_at), "
+             "tostring(order.buyer_credit), tostring(#order.items), order.items[2].serial, "
+             "tostring(order.items[2].custom_made), request.id, request.order, request.category, "
+             "request.type, request.reason, request.state, tostring(#request.items), it.sku, "
+             "tostring(it.qty), tostring(it.price), tostring(request.paid), "
+             "tostring(request.requested_amount), tostring(request.bad_permille), "
+             "tostring(#request.evidence), tostring(now - request.opened_at), "
+             "tostring(request.nosuchfield) }, '|') }"),
+        &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_REFUSAL);
+    ck_assert_str_eq(ans.msg, "O1|S1|B1|600|172800000|nil|700|2|SN-1|true|C1|O1|apparel|"
+                              "return_refund|no_reason|requested|1|T1|1|19900|19900|nil|nil|0|0|nil");
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* docs/rules.md: "Hooks get read-only views; ... writing one raises an error." */
+START_TEST(lua_engine_views_are_read_only)
+{
+    static const char *const writes[] = {
+        ELIG("request.reason = 'quality' return true"),
+        ELIG("order.buyer_credit = 1000 return true"),
+        ELIG("request.items[1].qty = 2 return true"),
+        ELIG("order.items[1] = {} return true"),
+        ELIG("setmetatable(request, {}) return true"),
+    };
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        as_pack *p = fx_load(writes[i], &SMALL, 0, NULL);
+        fx f = fx_new();
+        as_answer ans;
+        as_error err;
+        ck_assert_msg(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err) == AS_ERULE_ERROR,
+                      "write %zu was not refused", i);
+        ck_assert_int_eq(f.c->v.reason, AS_REASON_NO_REASON);
+        ck_assert_int_eq(f.o->buyer_credit, 700);
+        ck_assert_int_eq(f.c->items[0].qty, 1);
+        fx_free(&f);
+        as__pack_unref(p);
+    }
+}
+END_TEST
+
+/* docs/rules.md: item views are "valid only during the hook call that read them". */
+START_TEST(lua_engine_view_kept_past_its_call_fails)
+{
+    as_pack *p = fx_load("local keep = {} "
+                         "return { name = 'p', version = '1', "
+                         "eligibility = function(order, request, now) keep.items = request.items "
+                         "keep.item = request.items[1] return true end, "
+                         "priority = function(case, order) return #keep.items end, "
+                         "refund_amount = function(case, order) return keep.item.price end }",
+                         &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), AS_ERULE_ERROR);
+    ck_assert_msg(has(err.msg, "outside"), "%s", err.msg);
+    ck_assert_int_eq(fx_call(p, AS_HOOK_REFUND_AMOUNT, &f, &ans, &err), AS_ERULE_ERROR);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* DESIGN.md §3 hooks: the documented answers, each in its own shape. */
+START_TEST(lua_engine_answers_of_each_hook)
+{
+    as_pack *p = fx_load(
+        "return { name = 'p', version = '7',"
+        " eligibility = function() return { error = 'window_expired', message = 'late' } end,"
+        " refund_amount = function(case) return case.paid - 100 end,"
+        " priority = function() return 3 end,"
+        " deadlines = function() return { merchant_response = 5 * as.HOUR, buyer_ship = 1 } end,"
+        " auto_decide = function() return { action = 'reject', reason = 'as_described' } end,"
+        " on_inspection = function(case, order, result) if result == 'fault' then return 'exchange' end return 'reject' end,"
+        " inspection = function() return true end,"
+        " instant_refund = function() return false end,"
+        " order_check = function() return { error = 'bad_request', message = 'imei' } end }",
+        &SMALL, 0, NULL);
+    ck_assert_str_eq(p->version, "7");
+    ck_assert_uint_eq(p->hooks, (1u << AS_HOOK_COUNT) - 1);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_REFUSAL);
+    ck_assert_int_eq(ans.code, AS_EWINDOW_EXPIRED);
+    ck_assert_str_eq(ans.msg, "late");
+    ck_assert_int_eq(fx_call(p, AS_HOOK_REFUND_AMOUNT, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_INT);
+    ck_assert_int_eq(ans.i, 19800);
+    ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.i, 3);
+    /* only the current state's deadline is read (requested: merchant_response) */
+    ck_assert_int_eq(fx_call(p, AS_HOOK_DEADLINES, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_DEADLINES);
+    ck_assert_uint_eq(ans.dl_set, 1u << AS_DL_MERCHANT_RESPONSE);
+    ck_assert_int_eq(ans.dl[AS_DL_MERCHANT_RESPONSE], 5 * AS_HOUR);
+    ck_assert_int_eq(fx_call(p, AS_HOOK_AUTO_DECIDE, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_REJECT);
+    ck_assert_str_eq(ans.msg, "as_described");
+    f.a.inspect_fault = 1;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ON_INSPECTION, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_REMEDY);
+    ck_assert_int_eq(ans.i, AS_REMEDY_EXCHANGE);
+    f.a.inspect_fault = 0;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ON_INSPECTION, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.i, AS_REMEDY_REJECT);
+    ck_assert_int_eq(fx_call(p, AS_HOOK_INSPECTION, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_TRUE);
+    ck_assert_int_eq(fx_call(p, AS_HOOK_INSTANT_REFUND, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_NIL); /* false is "no" */
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ORDER_CHECK, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_REFUSAL);
+    ck_assert_int_eq(ans.code, AS_EBAD_REQUEST);
+    ck_assert_uint_eq(p->failures, 0);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* A hook a pack does not define answers nil without running anything. */
+START_TEST(lua_engine_absent_hook_is_nil)
+{
+    as_pack *p = fx_load(ELIG("return true"), &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert(!as__pack_has(p, AS_HOOK_PRIORITY));
+    ans.kind = AS_ANS_INT;
+    ck_assert_int_eq(p->engine->call(p, AS_HOOK_PRIORITY, &f.a, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_NIL);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* DESIGN.md §2 rule_error: "a platform or category rule threw, returned a wrong type, or ran
+ * out of budget". */
+START_TEST(lua_engine_wrong_return_types_are_rule_error)
+{
+    static const struct {
+        as_hook h;
+        const char *src;
+    } bad[] = {
+        {AS_HOOK_ELIGIBILITY, ELIG("return 42")},
+        {AS_HOOK_ELIGIBILITY, ELIG("return false")},
+        {AS_HOOK_ELIGIBILITY, ELIG("return 'yes'")},
+        {AS_HOOK_ELIGIBILITY, ELIG("return { error = 'nope' }")},
+        {AS_HOOK_ELIGIBILITY, ELIG("return { message = 'no code' }")},
+        {AS_HOOK_ELIGIBILITY, ELIG("return { error = 'nomem' }")},        /* runtime's own */
+        {AS_HOOK_ELIGIBILITY, ELIG("return { error = 'unauthorized' }")}, /* HTTP only */
+        {AS_HOOK_ORDER_CHECK, PACK1("order_check", "order", "return true")},
+        {AS_HOOK_REFUND_AMOUNT, PACK1("refund_amount", "c, o", "return '100'")},
+        {AS_HOOK_REFUND_AMOUNT, PACK1("refund_amount", "c, o", "return 1.5")},
+        {AS_HOOK_REFUND_AMOUNT, PACK1("refund_amount", "c, o", "return -1")},
+        {AS_HOOK_REFUND_AMOUNT, PACK1("refund_amount", "c, o", "return {}")},
+        {AS_HOOK_PRIORITY, PACK1("priority", "c, o", "return true")},
+        {AS_HOOK_DEADLINES, PACK1("deadlines", "c, o", "return 5")},
+        {AS_HOOK_DEADLINES, PACK1("deadlines", "c, o", "return { merchant_response = '48h' }")},
+        {AS_HOOK_DEADLINES, PACK1("deadlines", "c, o", "return { merchant_response = -1 }")},
+        {AS_HOOK_DEADLINES, PACK1("deadlines", "c, o", "return { merchant_response = 0.5 }")},
+        {AS_HOOK_AUTO_DECIDE, PACK1("auto_decide", "c, o, now", "return 'agree'")},
+        {AS_HOOK_AUTO_DECIDE, PACK1("auto_decide", "c, o, now", "return { action = 'maybe' }")},
+        {AS_HOOK_AUTO_DECIDE, PACK1("auto_decide", "c, o, now", "return {}")},
+        {AS_HOOK_ON_INSPECTION, PACK1("on_inspection", "c, o, r, now", "return 'fix'")},
+        {AS_HOOK_ON_INSPECTION, PACK1("on_inspection", "c, o, r, now", "return 1")},
+        {AS_HOOK_INSPECTION, PACK1("inspection", "c, o", "return 1")},
+        {AS_HOOK_INSTANT_REFUND, PACK1("instant_refund", "c, o", "return 'yes'")},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        as_pack *p = fx_load(bad[i].src, &SMALL, 0, NULL);
+        fx f = fx_new();
+        as_answer ans;
+        as_error err;
+        int rc = fx_call(p, bad[i].h, &f, &ans, &err);
+        ck_assert_msg(rc == AS_ERULE_ERROR, "%s: rc %d (answer kind %d), want rule_error",
+                      bad[i].src, rc, ans.kind);
+        ck_assert_int_eq(err.code, AS_ERULE_ERROR);
+        ck_assert_msg(has(err.msg, as__hook_name(bad[i].h)), "message names no hook: %s",
+                      err.msg);
+        ck_assert_uint_eq(p->failures, 1);
+        fx_free(&f);
+        as__pack_unref(p);
+    }
+}
+END_TEST
+
+START_TEST(lua_engine_throw_is_rule_error_with_message)
+{
+    as_pack *p = fx_load(ELIG("error('no such rule')"), &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    ck_assert_msg(has(err.msg, "no such rule"), "%s", err.msg);
+    ck_assert_msg(has(err.msg, "eligibility"), "%s", err.msg);
+    /* a non-string error object */
+    as_pack *q = fx_load(ELIG("error({})"), &SMALL, 0, NULL);
+    ck_assert_int_eq(fx_call(q, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    fx_free(&f);
+    as__pack_unref(p);
+    as__pack_unref(q);
+}
+END_TEST
+
+/* ==========================================================================================
+ * The sandbox: budget (STYLE.md 10, DESIGN.md §3 "no way around them")
+ * ======================================================================================== */
+
+static void expect_budget(const char *src, as_hook h)
+{
+    as_pack *p = fx_load(src, &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    int rc = fx_call(p, h, &f, &ans, &err);
+    ck_assert_msg(rc == AS_ERULE_ERROR, "%s: rc %d, want rule_error", src, rc);
+    ck_assert_msg(has(err.msg, "instruction budget"), "%s: %s", src, err.msg);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+
+START_TEST(lua_engine_loop_forever_exhausts_budget)
+{
+    as_pack *p = fx_load("return { name = 'p', version = '1',"
+                         " eligibility = function() while true do end end,"
+                         " priority = function() local n = 0 for i = 1, 1000 do n = n + 1 end"
+                         "   return n // 100 end }",
+                         &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    ck_assert_msg(has(err.msg, "instruction budget"), "%s", err.msg);
+    ck_assert_uint_eq(p->failures, 1);
+    /* the next call has a fresh budget: a bounded loop well under it runs */
+    ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.i, 10);
+    /* and the runaway fails again, every time */
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    ck_assert_uint_eq(p->failures, 2);
+    fx_free(&f);
+    as__pack_unref(p);
+    expect_budget(PACK1("deadlines", "c, o", "local t = {} while true do t[1] = 1 end"),
+                  AS_HOOK_DEADLINES);
+    expect_budget(PACK1("priority", "c, o", "local function f() return f() end return f()"),
+                  AS_HOOK_PRIORITY);
+}
+END_TEST
+
+/* STYLE.md 10: "pcall inside the script cannot swallow it". */
+START_TEST(lua_engine_loop_inside_pcall_still_fails)
+{
+    expect_budget(ELIG("pcall(function() while true do end end) return true"),
+                  AS_HOOK_ELIGIBILITY);
+    expect_budget(ELIG("while true do pcall(function() while true do end end) end"),
+                  AS_HOOK_ELIGIBILITY);
+    expect_budget(ELIG("local ok = pcall(pcall, function() while true do end end) return true"),
+                  AS_HOOK_ELIGIBILITY);
+    expect_budget(ELIG("while true do pcall(error, 'x') end"), AS_HOOK_ELIGIBILITY);
+    /* pcall itself still works for ordinary errors */
+    as_pack *p = fx_load(ELIG("local ok, e = pcall(error, 'x') "
+                              "if ok == false and e == 'x' then return true end return 1"),
+                         &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_TRUE);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* STYLE.md 10: "Lua 5.4 runs an xpcall message handler after a hook error ... with hooks off:
+ * close those doors too". */
+START_TEST(lua_engine_xpcall_handler_loop_still_fails)
+{
+    expect_budget(ELIG("xpcall(function() error('boom') end, function(e) while true do end end) "
+                       "return true"),
+                  AS_HOOK_ELIGIBILITY);
+    expect_budget(ELIG("xpcall(function() while true do end end, function(e) while true do end "
+                       "end) return true"),
+                  AS_HOOK_ELIGIBILITY);
+    expect_budget(ELIG("xpcall(function() while true do end end, function(e) return e end) "
+                       "return true"),
+                  AS_HOOK_ELIGIBILITY);
+    /* xpcall still works for ordinary errors, passing arguments through */
+    as_pack *p = fx_load(ELIG("local ok, v = xpcall(function(a, b) error(a .. b) end, "
+                              "function(e) return 'handled' end, 'x', 'y') "
+                              "local ok2, s = xpcall(function(a, b) return a + b end, print or "
+                              "tostring, 2, 3) "
+                              "if ok == false and v == 'handled' and ok2 and s == 5 then return "
+                              "true end return 1"),
+                         &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_TRUE);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* ==========================================================================================
+ * The sandbox: memory (STYLE.md 10, 12: LUA_ERRMEM is reported as "memory cap exceeded")
+ * ======================================================================================== */
+
+static void expect_memory_cap(const char *body)
+{
+    char src[1024];
+    snprintf(src, sizeof src, ELIG("%s"), body);
+    as_pack *p = fx_load(src, &MEMTEST, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    int rc = fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err);
+    ck_assert_msg(rc == AS_ERULE_ERROR, "%s: rc %d, want rule_error", body, rc);
+    ck_assert_msg(has(err.msg, "memory cap"), "%s: %s", body, err.msg);
+    ck_assert_uint_le(p->engine->memory(p), MEMTEST.memory);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+
+START_TEST(lua_engine_memory_bomb_hits_cap)
+{
+    expect_memory_cap("local s = 'x' while true do s = s .. s end");
+    expect_memory_cap("local t, i = {}, 0 while true do i = i + 1 t[i] = { i, i, i } end");
+    expect_memory_cap("local t = {} for i = 1, 1e9 do t[i] = tostring(i) .. 'padding' end");
+    expect_memory_cap("return string.rep('x', 1 << 30)");
+    expect_memory_cap("local t = {} t[1] = string.rep('y', 600000) t[2] = t[1] .. 'z' "
+                      "return true");
+}
+END_TEST
+
+/* After a memory failure the state is still usable: the garbage is collectable. */
+START_TEST(lua_engine_memory_recovers_after_bomb)
+{
+    as_pack *p = fx_load("return { name = 'p', version = '1',"
+                         " eligibility = function() local s = 'x' while true do s = s .. s end end,"
+                         " priority = function() local t = {} for i = 1, 100 do t[i] = i end"
+                         "   return #t end }",
+                         &MEMTEST, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+        ck_assert_msg(has(err.msg, "memory cap"), "%s", err.msg);
+        ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), 0);
+        ck_assert_int_eq(ans.i, 100);
+    }
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* A pack too big for its cap fails to load as rule_error (not bad input, not our OOM). */
+START_TEST(lua_engine_memory_cap_at_load)
+{
+    as_lua_limits tiny = {.instructions = 1000000, .memory = 256 << 10};
+    as_error err;
+    fx_load("local big = string.rep('x', 1 << 20) return { name = 'p', version = '1' }", &tiny,
+            AS_ERULE_ERROR, &err);
+    ck_assert_msg(has(err.msg, "memory cap"), "%s", err.msg);
+}
+END_TEST
+
+/* ==========================================================================================
+ * The sandbox: what is not there, and what may not be written
+ * ======================================================================================== */
+
+/* DESIGN.md §3: "only base (without load, dofile, loadfile), string (without dump), table,
+ * math, utf8; no io, os, package, debug, require". lua_engine.h also removes collectgarbage
+ * and print. */
+START_TEST(lua_engine_sandbox_globals_are_nil)
+{
+    as_pack *p = fx_load(
+        ELIG("for _, n in ipairs({ 'io', 'os', 'require', 'load', 'loadfile', 'dofile', "
+             "'collectgarbage', 'package', 'debug', 'print', 'coroutine', 'loadstring', "
+             "'module' }) do "
+             "  if _ENV[n] ~= nil then return { error = 'bad_request', message = n } end "
+             "  if _G ~= nil and _G[n] ~= nil then return { error = 'bad_request', message = '_G.' .. n } end "
+             "end "
+             "if string.dump ~= nil then return { error = 'bad_request', message = 'string.dump' } end "
+             "if ('').dump ~= nil then return { error = 'bad_request', message = '(\"\").dump' } end "
+             "return true"),
+        &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_msg(ans.kind == AS_ANS_TRUE, "'%s' is reachable in the sandbox", ans.msg);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* The libraries that are documented are there, and `as` is the host's only helper. */
+START_TEST(lua_engine_sandbox_has_documented_libraries)
+{
+    as_pack *p = fx_load(
+        ELIG("if type(string.format) ~= 'function' or type(table.concat) ~= 'function' "
+             "or type(math.floor) ~= 'function' or type(utf8.char) ~= 'function' "
+             "or type(pairs) ~= 'function' or type(tostring) ~= 'function' then "
+             "  return { error = 'bad_request', message = 'a library is missing' } end "
+             "if as.HOUR ~= 3600000 or as.DAY ~= 86400000 then "
+             "  return { error = 'bad_request', message = 'as.HOUR/as.DAY' } end "
+             "if as.local_day(0) ~= 0 or as.local_day(16 * as.HOUR) ~= 1 "
+             "   or as.local_day(-8 * as.HOUR - 1) ~= -1 or as.local_day(now) ~= (now + 8 * as.HOUR) // as.DAY then "
+             "  return { error = 'bad_request', message = 'as.local_day' } end "
+             "return true"),
+        &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_msg(ans.kind == AS_ANS_TRUE, "%s", ans.msg);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* lua_engine.h: "source loaded as text only into a read-only global environment". */
+START_TEST(lua_engine_writing_a_global_fails)
+{
+    as_pack *p = fx_load(ELIG("counter = 1 return true"), &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    ck_assert_msg(has(err.msg, "global"), "%s", err.msg);
+    fx_free(&f);
+    as__pack_unref(p);
+    /* at load time too */
+    as_error lerr;
+    fx_load("shared = {} return { name = 'p', version = '1' }", &SMALL, AS_ERULE_ERROR, &lerr);
+    ck_assert_msg(has(lerr.msg, "global"), "%s", lerr.msg);
+}
+END_TEST
+
+/* The same write through _G: the global table must not be a way around the read-only _ENV
+ * (a hook's state would then outlive its call, and hooks are pure: STYLE.md 11). */
+START_TEST(lua_engine_writing_a_global_through_G_fails)
+{
+    as_pack *p = fx_load("return { name = 'p', version = '1',"
+                         " eligibility = function() _G.counter = (_G.counter or 0) + 1 return true end,"
+                         " priority = function() return counter end }",
+                         &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    int rc = fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err);
+    ck_assert_msg(rc == AS_ERULE_ERROR, "_G.counter = ... was allowed (rc %d)", rc);
+    ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), 0);
+    ck_assert_msg(ans.kind == AS_ANS_NIL, "a global written in one call was seen by the next");
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+START_TEST(lua_engine_rawset_on_env_fails)
+{
+    as_pack *p = fx_load("return { name = 'p', version = '1',"
+                         " eligibility = function() rawset(_ENV, 'counter', 5) return true end,"
+                         " priority = function() return counter end }",
+                         &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    int rc = fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err);
+    ck_assert_msg(rc == AS_ERULE_ERROR, "rawset(_ENV, ...) was allowed (rc %d)", rc);
+    ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), 0);
+    ck_assert_msg(ans.kind == AS_ANS_NIL, "a global written in one call was seen by the next");
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* STYLE.md 10: "a setmetatable that refuses __gc" (a finalizer runs outside any budget). */
+START_TEST(lua_engine_setmetatable_with_gc_refused)
+{
+    as_pack *p = fx_load(ELIG("setmetatable({}, { __gc = function() end }) return true"), &SMALL,
+                         0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    ck_assert_msg(has(err.msg, "__gc"), "%s", err.msg);
+    as__pack_unref(p);
+    /* at load time too */
+    as_error lerr;
+    fx_load("local x = setmetatable({}, { __gc = function() while true do end end }) "
+            "return { name = 'p', version = '1' }",
+            &SMALL, AS_ERULE_ERROR, &lerr);
+    /* other metatables are fine */
+    p = fx_load(ELIG("local t = setmetatable({}, { __index = function() return 7 end }) "
+                     "if t.x == 7 then return true end return 1"),
+                &SMALL, 0, NULL);
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_TRUE);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* The unchecked setmetatable the sandbox keeps for itself must not be reachable from a pack:
+ * Lua source can spell any key, "\1setmetatable" included. */
+START_TEST(lua_engine_raw_setmetatable_unreachable)
+{
+    as_pack *p = fx_load(ELIG("local raw = _ENV['\\1setmetatable'] or (_G and _G['\\1setmetatable']) "
+                              "if raw ~= nil then raw({}, { __gc = function() end }) "
+                              "  return { error = 'bad_request', message = 'raw setmetatable reachable' } end "
+                              "return true"),
+                         &SMALL, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    int rc = fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err);
+    ck_assert_msg(rc == AS_ERULE_ERROR || (rc == 0 && ans.kind == AS_ANS_TRUE),
+                  "a __gc finalizer was installed through the raw setmetatable (rc %d, %s)", rc,
+                  ans.msg);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* ==========================================================================================
+ * The sandbox: long-running C calls (DESIGN.md §3: "no way around them: ... not a library
+ * call that runs long in C (a pathological string pattern, a huge string.rep)")
+ * ======================================================================================== */
+
+/* A backtracking pattern runs in C, where no count hook fires: it needs a budget of its own
+ * (STYLE.md 10 "pattern functions with a budget of their own"). The TCase timeout is the
+ * failure signal when it has none. */
+START_TEST(lua_engine_pathological_pattern_is_bounded)
+{
+    expect_budget(ELIG("local s = string.rep('a', 60) "
+                       "string.find(s, string.rep('a*', 30) .. 'b') return true"),
+                  AS_HOOK_ELIGIBILITY);
+}
+END_TEST
+
+/* The cost of a match grows with the pattern's length too, not only its quantifiers: a
+ * quantifier-free pattern of m bytes tried at each of n positions is n * m steps in C. */
+START_TEST(lua_engine_long_pattern_is_bounded)
+{
+    as_lua_limits lim = {.instructions = 1000000, .memory = 8 << 20};
+    as_pack *p = fx_load(ELIG("local s = string.rep('a', 500000) "
+                              "local pat = string.rep('a', 200000) .. '.b' "
+                              "string.find(s, pat) return true"),
+                         &lim, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* Each string.rep call is one instruction but megabytes of work in C: a loop of them within
+ * the instruction budget and under the memory cap must still end in bounded time. */
+START_TEST(lua_engine_huge_string_rep_loop_is_bounded)
+{
+    as_lua_limits lim = {.instructions = 100000, .memory = 64 << 20};
+    as_pack *p = fx_load(ELIG("for i = 1, 1e9 do local s = string.rep('x', 16 << 20) end "
+                              "return true"),
+                         &lim, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* ==========================================================================================
+ * Reference counting (pack.h)
+ * ======================================================================================== */
+
+START_TEST(lua_engine_pack_refcount)
+{
+    as_pack *p = fx_load(ELIG("return true"), &SMALL, 0, NULL);
+    as__pack_ref(p);
+    ck_assert_int_eq(p->refs, 2);
+    as__pack_unref(p);
+    ck_assert_int_eq(p->refs, 1);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0); /* still alive */
+    fx_free(&f);
+    as__pack_unref(p); /* freed: ASan/LSan check the lua_State went with it */
+    as__pack_unref(NULL);
+}
+END_TEST
+
+static Suite *lua_engine_suite(void)
+{
+    Suite *s = suite_create("lua_engine");
+    TCase *load = tcase_create("load");
+    tcase_set_timeout(load, 20);
+    tcase_add_test(load, lua_engine_loads_bundled_packs);
+    tcase_add_test(load, lua_engine_platform_pack_answers);
+    tcase_add_test(load, lua_engine_electronics_imei_check);
+    tcase_add_test(load, lua_engine_unknown_field_is_bad_request);
+    tcase_add_test(load, lua_engine_malformed_packs_are_bad_request);
+    tcase_add_test(load, lua_engine_failing_chunk_is_rule_error);
+    tcase_add_test(load, lua_engine_binary_chunk_refused);
+    tcase_add_test(load, lua_engine_missing_file_is_io);
+    tcase_add_test(load, lua_engine_pack_refcount);
+    suite_add_tcase(s, load);
+
+    TCase *calls = tcase_create("calls");
+    tcase_set_timeout(calls, 20);
+    tcase_add_test(calls, lua_engine_views_read_the_case);
+    tcase_add_test(calls, lua_engine_views_are_read_only);
+    tcase_add_test(calls, lua_engine_view_kept_past_its_call_fails);
+    tcase_add_test(calls, lua_engine_answers_of_each_hook);
+    tcase_add_test(calls, lua_engine_absent_hook_is_nil);
+    tcase_add_test(calls, lua_engine_wrong_return_types_are_rule_error);
+    tcase_add_test(calls, lua_engine_throw_is_rule_error_with_message);
+    suite_add_tcase(s, calls);
+
+    TCase *sandbox = tcase_create("sandbox");
+    tcase_set_timeout(sandbox, 30);
+    tcase_add_test(sandbox, lua_engine_loop_forever_exhausts_budget);
+    tcase_add_test(sandbox, lua_engine_loop_inside_pcall_still_fails);
+    tcase_add_test(sandbox, lua_engine_xpcall_handler_loop_still_fails);
+    tcase_add_test(sandbox, lua_engine_memory_bomb_hits_cap);
+    tcase_add_test(sandbox, lua_engine_memory_recovers_after_bomb);
+    tcase_add_test(sandbox, lua_engine_memory_cap_at_load);
+    tcase_add_test(sandbox, lua_engine_sandbox_globals_are_nil);
+    tcase_add_test(sandbox, lua_engine_sandbox_has_documented_libraries);
+    tcase_add_test(sandbox, lua_engine_writing_a_global_fails);
+    tcase_add_test(sandbox, lua_engine_writing_a_global_through_G_fails);
+    tcase_add_test(sandbox, lua_engine_rawset_on_env_fails);
+    tcase_add_test(sandbox, lua_engine_setmetatable_with_gc_refused);
+    tcase_add_test(sandbox, lua_engine_raw_setmetatable_unreachable);
+    suite_add_tcase(s, sandbox);
+
+    /* These fail by timing out when a C call escapes the budget. */
+    TCase *ccalls = tcase_create("c_calls");
+    tcase_set_timeout(ccalls, 8);
+    tcase_add_test(ccalls, lua_engine_pathological_pattern_is_bounded);
+    tcase_add_test(ccalls, lua_engine_long_pattern_is_bounded);
+    tcase_add_test(ccalls, lua_engine_huge_string_rep_loop_is_bounded);
+    suite_add_tcase(s, ccalls);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(lua_engine_suite());
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
