@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "aftersale/aftersale.h"
+#include "core/runtime.h"
 #include "core/timefmt.h"
 
 #define T0 1772323200000ll /* 2026-03-01T00:00:00Z, 08:00 in UTC+8 */
@@ -900,6 +901,66 @@ START_TEST(engine_deadline_never_refused_by_failing_rule)
 }
 END_TEST
 
+/* DESIGN.md §4: on the real clock, deadlines are data in one scheduler driving one uv_timer_t;
+ * the timer fires the deadline without any command arriving. */
+START_TEST(engine_real_clock_timer_fires_deadline)
+{
+    uv_loop_t loop;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    as_options o = {0};
+    o.loop = &loop;
+    T t = {0};
+    t.rt = as_runtime_new(&o, &t.err);
+    ck_assert_ptr_nonnull(t.rt);
+    OK(&t, as_runtime_load_packs_dir(t.rt, AS_SOURCE_ROOT "/plugins", &t.err));
+    char path[64];
+    write_pack(path, sizeof path,
+               "return { name = 'quick', version = '1',"
+               " deadlines = function() return { merchant_response = 30 } end }\n");
+    int rc = as_runtime_load_merchant(t.rt, "S1", path, &t.err);
+    unlink(path);
+    OK(&t, rc);
+    OK(&t, as_order_create_json(t.rt, ORDER_O1, &t.err));
+    OK(&t, as_order_event(t.rt, "O1", "deliver", &t.err));
+    OK(&t, open_(&t, "buyer:B1", CASE_C1));
+    ck_assert(case_has(&t, "C1", STATE("requested")));
+    /* one timer for the whole scheduler: the loop has exactly one active handle */
+    ck_assert_int_eq(uv_loop_alive(&loop), 1);
+    for (int i = 0; i < 100 && case_has(&t, "C1", STATE("requested")); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    ck_assert(case_has(&t, "C1", STATE("awaiting_return")));
+    ck_assert(case_has(&t, "C1", "\"action\":\"auto_agree\""));
+    bye(&t);
+    uv_run(&loop, UV_RUN_NOWAIT); /* completes the timer's close */
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+/* DESIGN.md §3: "an old version is freed when no open case pins it" -- its engine state goes
+ * with its last case, while the case still names the version it ran under. */
+START_TEST(engine_old_version_freed_when_last_case_ends)
+{
+    T t;
+    world(&t, 1, 0);
+    char v1[64], v2[64];
+    write_pack(v1, sizeof v1, "return { name = 'm', version = '1', priority = function() return 9 end }\n");
+    write_pack(v2, sizeof v2, "return { name = 'm', version = '2', priority = function() return 8 end }\n");
+    OK(&t, as_runtime_load_merchant(t.rt, "S1", v1, &t.err));
+    OK(&t, open_(&t, "buyer:B1", CASE_C1));
+    as_pack *old = t.rt->installed[t.rt->ninstalled - 1];
+    ck_assert_str_eq(old->version, "1");
+    OK(&t, as_runtime_load_merchant(t.rt, "S1", v2, &t.err));
+    unlink(v1);
+    unlink(v2);
+    ck_assert_msg(as__pack_loaded(old), "v1 is pinned by the open C1 and must stay loaded");
+    ck_assert(case_has(&t, "C1", "\"priority\":9"));
+    OK(&t, act(&t, "buyer:B1", "C1", "withdraw", NULL, -1));
+    ck_assert_msg(!as__pack_loaded(old), "v1 is still loaded after its last case ended");
+    ck_assert(case_has(&t, "C1", "\"merchant\":\"m@1\""));
+    bye(&t);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
@@ -908,6 +969,8 @@ static Suite *engine_suite(void)
     tcase_add_test(basic, engine_open_gives_requested_with_merchant_response);
     tcase_add_test(basic, engine_deadline_fires_at_exactly_t_plus_d);
     tcase_add_test(basic, engine_cancellation_before_shipment);
+    tcase_add_test(basic, engine_real_clock_timer_fires_deadline);
+    tcase_add_test(basic, engine_old_version_freed_when_last_case_ends);
     suite_add_tcase(s, basic);
 
     TCase *order = tcase_create("check_order");
