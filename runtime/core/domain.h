@@ -31,9 +31,9 @@ typedef struct as_order {
     const char *id; /* points into this allocation */
     const char *shop, *buyer; /* interned */
     struct as_shop *shop_ref; /* the runtime's, for the shop's rules and metrics */
-    struct as_case **cases;   /* owned array of borrowed cases, oldest first */
+    struct as_case *cases, *last_case; /* the order's cases, oldest first (next_in_order) */
     int64_t shipping_fee, paid_at, shipped_at, delivered_at, confirmed_at;
-    uint32_t ncases, capcases;
+    uint32_t ncases;
     int16_t buyer_credit; /* -1 when unknown */
     bool freight_insurance;
     uint16_t nitems;
@@ -82,6 +82,7 @@ typedef struct as_hist {
 typedef struct as_case {
     as_sched_node deadline; /* first: the scheduler hands back this pointer */
     as_order *order;
+    struct as_case *next_in_order; /* the order's next case (an intrusive list: no array) */
     struct as_pack *rules[3]; /* pinned at open: platform, category, merchant (or NULL) */
     as_case_vals v;
     int64_t opened_at, ended_at, repair_since;
@@ -98,6 +99,16 @@ typedef struct as_case {
 static inline as_case *as__case_of_node(as_sched_node *n)
 {
     return (as_case *)n;
+}
+
+/* Appends `c` to its order's list of cases. */
+static inline void as__order_add_case(as_order *o, as_case *c)
+{
+    c->next_in_order = NULL;
+    if (o->last_case) o->last_case->next_in_order = c;
+    else o->cases = c;
+    o->last_case = c;
+    o->ncases++;
 }
 
 /* Σ price × qty over the case's items: "paid for the case" (RULES.md conventions). */

@@ -86,9 +86,8 @@ static int settles(int state)
 static int64_t settled_units(const as_order *o, int line, const as_case *self)
 {
     int64_t n = 0;
-    for (uint32_t i = 0; i < o->ncases; i++)
-        if (o->cases[i] != self && settles(o->cases[i]->v.state))
-            n += case_covers(o->cases[i], line);
+    for (const as_case *k = o->cases; k; k = k->next_in_order)
+        if (k != self && settles(k->v.state)) n += case_covers(k, line);
     return n;
 }
 
@@ -384,7 +383,7 @@ static int hist_append(as_case *c, int64_t at, const as_principal *who, int acti
                        int to, char *note)
 {
     if (c->nhist == c->caphist) {
-        uint32_t cap = c->caphist ? c->caphist * 2 : 2;
+        uint32_t cap = c->caphist ? c->caphist * 2 : 1; /* most open cases have one entry */
         as_hist *h = realloc(c->hist, cap * sizeof *h);
         if (h == NULL) return AS_ENOMEM;
         c->hist = h;
@@ -528,8 +527,7 @@ static int stage1(const as_case *c, const as_case_vals *v, as_error *err)
         return as__err(err, AS_ENOT_ELIGIBLE,
                        "the order is on its way: only refund_only or return_refund is possible");
     for (int i = 0; i < c->nitems; i++)
-        for (uint32_t k = 0; k < o->ncases; k++) {
-            const as_case *other = o->cases[k];
+        for (const as_case *other = o->cases; other; other = other->next_in_order) {
             if (other != c && !as__state_terminal(other->v.state) &&
                 case_covers(other, c->items[i].line))
                 return as__err(err, AS_EDUPLICATE_CASE, "SKU '%s' already has open case '%s'",
@@ -709,13 +707,6 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     int rc = check_party(o, &cmd->who, AS_ROLE_BUYER, err);
     if (rc) return rc;
     if ((rc = claim_ranges(cmd, err)) != 0) return rc;
-    if (o->ncases == o->capcases) {
-        uint32_t cap = o->capcases ? o->capcases * 2 : 1;
-        as_case **cs = realloc(o->cases, cap * sizeof *cs);
-        if (cs == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-        o->cases = cs;
-        o->capcases = cap;
-    }
     as_case *c = NULL;
     if ((rc = build_case(rt, o, cmd, &c, err)) != 0) {
         case_free(c);
@@ -736,7 +727,7 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
         return rc;
     }
     for (int l = 0; l < AS_LAYER_COUNT; l++) as__pack_ref(c->rules[l]);
-    o->cases[o->ncases++] = c;
+    as__order_add_case(o, c);
     c->v = t.nv;
     c->v.version = 1;
     hist_append(c, t.now, &cmd->who, AS_ACT_OPEN, AS_STATE_REQUESTED, AS_STATE_REQUESTED, NULL);
@@ -1078,10 +1069,7 @@ void as_runtime_free(as_runtime *rt)
     }
     pos = 0;
     as_order *o;
-    while ((o = as__strmap_next(&rt->orders, &pos)) != NULL) {
-        free(o->cases);
-        free(o);
-    }
+    while ((o = as__strmap_next(&rt->orders, &pos)) != NULL) free(o);
     pos = 0;
     as_shop *s;
     while ((s = as__strmap_next(&rt->shops, &pos)) != NULL) {

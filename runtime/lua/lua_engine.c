@@ -434,8 +434,7 @@ static void push_order_cases(lua_State *L, const as_order *o, const as_case *sel
 {
     lua_createtable(L, (int)o->ncases, 0);
     int n = 0;
-    for (uint32_t i = 0; i < o->ncases; i++) {
-        const as_case *c = o->cases[i];
+    for (const as_case *c = o->cases; c; c = c->next_in_order) {
         if (c == self) continue;
         lua_createtable(L, 0, 8);
         lua_pushstring(L, c->id);

@@ -159,7 +159,7 @@ static int host_count(const as_view *v, int list)
     } else if (list == AS_L_CASES && KIND(v) == V_ORDER) {
         const as_order *o = v->p[0];
         int n = (int)o->ncases;
-        for (uint32_t i = 0; i < o->ncases; i++) n -= o->cases[i] == v->p[1];
+        for (const as_case *k = o->cases; k; k = k->next_in_order) n -= k == v->p[1];
         return n;
     }
     return 0;
@@ -179,10 +179,10 @@ static int host_at(const as_view *v, int list, int i, as_view *out)
         return 0;
     }
     const as_order *o = v->p[0];
-    for (uint32_t k = 0; k < o->ncases; k++) {
-        if (o->cases[k] == v->p[1]) continue;
+    for (const as_case *k = o->cases; k; k = k->next_in_order) {
+        if (k == v->p[1]) continue;
         if (i-- == 0) {
-            *out = case_view(o->cases[k], &o->cases[k]->v);
+            *out = case_view(k, &k->v);
             return 0;
         }
     }

@@ -204,21 +204,23 @@ static as_case *mk_case(as_order *o, const char *id, as_type type, as_reason rea
 }
 
 /* A completed (or not) earlier case with repair_days, appended to the order's cases. */
-static as_case *add_earlier(as_order *o, as_case **store, const char *id, as_type type,
+static as_case *add_earlier(as_order *o, const char *id, as_type type,
                             as_state state, int32_t repair_days, const int *lines, int nlines)
 {
     as_case *c = mk_case(o, id, type, AS_REASON_QUALITY, state, lines, nlines);
     c->repair_days = repair_days;
     if (as__state_terminal(state)) c->ended_at = T0 + 30 * AS_DAY;
-    store[o->ncases++] = c;
-    o->cases = store;
+    as__order_add_case(o, c);
     return c;
 }
 
 static void free_cases(as_order *o)
 {
-    for (uint32_t i = 0; i < o->ncases; i++)
-        free(o->cases[i]);
+    for (as_case *c = o->cases, *next; c; c = next) {
+        next = c->next_in_order;
+        free(c);
+    }
+    o->cases = o->last_case = NULL;
     o->ncases = 0;
 }
 
@@ -557,13 +559,12 @@ START_TEST(native_electronics_warranty_extension)
 {
     twins t = load_twins();
     as_order *o = mk_order();
-    as_case *store[8];
     static const int tablet[] = {TABLET}, charger_phone[] = {CHARGER, PHONE};
-    add_earlier(o, store, "E1", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 10, charger_phone, 2);
-    add_earlier(o, store, "E2", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 100, tablet, 1);
-    add_earlier(o, store, "E3", AS_TYPE_REPAIR, AS_STATE_REPAIRING, 50, phone, 1);
-    add_earlier(o, store, "E4", AS_TYPE_EXCHANGE, AS_STATE_COMPLETED, 70, phone, 1);
-    add_earlier(o, store, "E5", AS_TYPE_REPAIR, AS_STATE_CLOSED, 30, phone, 1);
+    add_earlier(o, "E1", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 10, charger_phone, 2);
+    add_earlier(o, "E2", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 100, tablet, 1);
+    add_earlier(o, "E3", AS_TYPE_REPAIR, AS_STATE_REPAIRING, 50, phone, 1);
+    add_earlier(o, "E4", AS_TYPE_EXCHANGE, AS_STATE_COMPLETED, 70, phone, 1);
+    add_earlier(o, "E5", AS_TYPE_REPAIR, AS_STATE_CLOSED, 30, phone, 1);
     const int NA = AS_EREMEDY_NOT_ALLOWED, EX = AS_EWARRANTY_EXPIRED;
 
     /* Only E1 counts: 365 + 10. */
@@ -591,12 +592,11 @@ START_TEST(native_electronics_two_repairs_allow_exchange)
 {
     twins t = load_twins();
     as_order *o = mk_order();
-    as_case *store[8];
     static const int tablet[] = {TABLET};
     const int NA = AS_EREMEDY_NOT_ALLOWED, EX = AS_EWARRANTY_EXPIRED;
-    add_earlier(o, store, "E1", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 3, phone, 1);
-    add_earlier(o, store, "E2", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 2, tablet, 1);
-    add_earlier(o, store, "E3", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 2, tablet, 1);
+    add_earlier(o, "E1", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 3, phone, 1);
+    add_earlier(o, "E2", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 2, tablet, 1);
+    add_earlier(o, "E3", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 2, tablet, 1);
 
     /* One phone repair: no exchange on day 16 on. */
     elig(&t, o, AS_TYPE_EXCHANGE, AS_REASON_QUALITY, phone, 1, 16, 0, NA);
@@ -610,7 +610,7 @@ START_TEST(native_electronics_two_repairs_allow_exchange)
     elig(&t, o, AS_TYPE_RETURN_REFUND, AS_REASON_QUALITY, tablet, 1, 2000, 0, EX);
     elig(&t, o, AS_TYPE_REFUND_ONLY, AS_REASON_QUALITY, tablet, 1, 2000, 0, EX);
     /* A second phone repair makes two. */
-    add_earlier(o, store, "E4", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 0, phone, 1);
+    add_earlier(o, "E4", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 0, phone, 1);
     elig(&t, o, AS_TYPE_EXCHANGE, AS_REASON_QUALITY, phone, 1, 900, 0, OK);
     free_cases(o);
     free(o);
@@ -624,12 +624,11 @@ START_TEST(native_electronics_request_is_not_an_earlier_case)
 {
     twins t = load_twins();
     as_order *o = mk_order();
-    as_case *store[4];
-    add_earlier(o, store, "E1", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 5, phone, 1);
+    add_earlier(o, "E1", AS_TYPE_REPAIR, AS_STATE_COMPLETED, 5, phone, 1);
     as_case *req =
         mk_case(o, "REQ", AS_TYPE_REPAIR, AS_REASON_QUALITY, AS_STATE_COMPLETED, phone, 1);
     req->repair_days = 1000;
-    store[o->ncases++] = req;
+    as__order_add_case(o, req);
     for (int ty = AS_TYPE_EXCHANGE; ty <= AS_TYPE_REPAIR; ty++) {
         req->type = (uint8_t)ty;
         as_hook_args a = {.order = o, .c = req, .v = &req->v, .now_ms = LOCAL(371, 0)};
