@@ -36,6 +36,7 @@ typedef struct as_order {
     uint32_t ncases;
     int16_t buyer_credit; /* -1 when unknown */
     bool freight_insurance;
+    uint8_t dirty; /* changed in this loop turn, not yet journaled */
     uint16_t nitems;
     as_item items[]; /* followed by the id's bytes */
 } as_order;
@@ -89,10 +90,12 @@ typedef struct as_case {
     as_hist *hist; /* owned */
     uint32_t nhist, caphist;
     int32_t repair_days;
+    uint32_t saved_hist; /* history entries already journaled */
     const char *category; /* interned */
     const char *id;       /* points into this allocation */
     uint8_t type;
     uint8_t nitems;
+    uint8_t dirty; /* changed in this loop turn, not yet journaled */
     as_case_item items[]; /* followed by the id's bytes */
 } as_case;
 

@@ -278,6 +278,7 @@ int as__order_create(as_runtime *rt, json_t *j, as_error *err)
         return rc;
     }
     as__events_add(&o->shop_ref->events, AS_EV_ORDER, o->paid_at, o, 0);
+    as__touch_order(rt, o);
     rt->stats.commands++;
     return 0;
 }
@@ -415,12 +416,14 @@ static void account_layers(as_runtime *rt, const as_layers *L)
     rt->stats.merchant_dropped += L->dropped;
 }
 
+/* A side effect for the platform: delivered now when nothing is durable, else written in the
+ * turn's transaction and delivered once that is on disk (durable.c). */
 static void outbox(as_runtime *rt, const char *kind, const as_case *c, int64_t amount)
 {
-    if (rt->outbox.cb == NULL) return;
     char key[300];
     snprintf(key, sizeof key, "%s:%s", c->id, kind);
-    rt->outbox.cb(rt->outbox.data, kind, c->id, amount, key);
+    if (rt->dur) as__durable_outbox(rt, key, kind, c->id, amount);
+    else if (rt->outbox.cb) rt->outbox.cb(rt->outbox.data, kind, c->id, amount, key);
 }
 
 /* Commits the staged transition: values, deadline, history, metrics, effects. */
@@ -460,6 +463,7 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
     t->nv.version = c->v.version + 1;
     c->v = t->nv;
     take_notes(t, who, action);
+    as__touch_case(rt, c);
 
     if (from == AS_STATE_REPAIRING && to != AS_STATE_REPAIRING)
         c->repair_days += (int32_t)((t->now - c->repair_since + AS_DAY - 1) / AS_DAY);
@@ -582,9 +586,10 @@ static int claim(txn *t)
                              t->err);
 }
 
-static void count_attempt(as_case *c)
+static void count_attempt(as_runtime *rt, as_case *c)
 {
     for (int i = 0; i < c->nitems; i++) c->order->items[c->items[i].line].attempts++;
+    as__touch_order(rt, c->order);
 }
 
 static int apply(as_runtime *rt, as_case *c, as_cmd *cmd, as_error *err, int lenient);
@@ -692,11 +697,10 @@ static int claim_ranges(const as_cmd *cmd, as_error *err)
     return 0;
 }
 
-static void fire_due(as_runtime *rt);
 
 int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
 {
-    fire_due(rt);
+    as__fire_due(rt);
     if (cmd->order_id == NULL && cmd->shape_err)
         return as__err(err, cmd->shape_err, "%s", cmd->shape_msg);
     as_order *o = as__order_get(rt, cmd->order_id);
@@ -732,7 +736,8 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     c->v.version = 1;
     hist_append(c, t.now, &cmd->who, AS_ACT_OPEN, AS_STATE_REQUESTED, AS_STATE_REQUESTED, NULL);
     take_notes(&t, NULL, AS_ACT_OPEN);
-    count_attempt(c);
+    count_attempt(rt, c);
+    as__touch_case(rt, c);
     event(rt, o, AS_EV_OPEN, 0);
     rt->stats.transitions++;
     rt->stats.commands++;
@@ -880,7 +885,7 @@ static int apply(as_runtime *rt, as_case *c, as_cmd *cmd, as_error *err, int len
     }
     rt->stats.commands++;
     if (cmd->action == AS_ACT_REVISE) {
-        count_attempt(c);
+        count_attempt(rt, c);
         decide(rt, c, t.decision, t.decide_reason);
     } else if (c->v.state == AS_STATE_REFUNDING && rt->auto_pay && rt->depth == 0) {
         as_cmd pay;
@@ -895,7 +900,7 @@ static int apply(as_runtime *rt, as_case *c, as_cmd *cmd, as_error *err, int len
 
 int as__case_act(as_runtime *rt, as_cmd *cmd, as_error *err)
 {
-    fire_due(rt);
+    as__fire_due(rt);
     as_case *c = as__case_get(rt, cmd->case_id);
     if (c == NULL)
         return as__err(err, AS_ENOT_FOUND, "unknown case '%s'", cmd->case_id ? cmd->case_id : "");
@@ -930,7 +935,7 @@ static void fire(as_runtime *rt, as_case *c)
     }
 }
 
-static void fire_due(as_runtime *rt)
+void as__fire_due(as_runtime *rt)
 {
     int64_t now = as__clock_now(&rt->clock);
     as_sched_node *n;
@@ -996,7 +1001,7 @@ as_pack *as__category_pack(as_runtime *rt, const char *category)
 
 static void timer_cb(uv_timer_t *h);
 
-static void rearm(as_runtime *rt)
+void as__rearm(as_runtime *rt)
 {
     if (rt->timer == NULL) return;
     as_sched_node *n = as__sched_peek(&rt->sched);
@@ -1011,8 +1016,8 @@ static void rearm(as_runtime *rt)
 static void timer_cb(uv_timer_t *h)
 {
     as_runtime *rt = h->data;
-    fire_due(rt);
-    rearm(rt);
+    as__fire_due(rt);
+    as__rearm(rt);
 }
 
 as_runtime *as_runtime_new(const as_options *opts, as_error *err)
@@ -1058,6 +1063,7 @@ static void close_timer(uv_handle_t *h)
 void as_runtime_free(as_runtime *rt)
 {
     if (rt == NULL) return;
+    as__durable_free(rt);
     if (rt->timer) uv_close((uv_handle_t *)rt->timer, close_timer);
     as__sched_free(&rt->sched); /* before the cases that embed its nodes */
     size_t pos = 0;
@@ -1093,7 +1099,7 @@ void as_runtime_free(as_runtime *rt)
 }
 
 /* Takes `p`'s shell into the runtime's keeping (see pack.h). On failure `p` is freed. */
-static int keep(as_runtime *rt, as_pack *p, as_error *err)
+int as__runtime_keep(as_runtime *rt, as_pack *p, as_error *err)
 {
     as_pack **v = realloc(rt->installed, (size_t)(rt->ninstalled + 1) * sizeof *v);
     if (v == NULL) {
@@ -1110,7 +1116,7 @@ static int keep(as_runtime *rt, as_pack *p, as_error *err)
  * categories. */
 static int install_pack(as_runtime *rt, as_pack *p, as_error *err)
 {
-    if (keep(rt, p, err)) return AS_ENOMEM;
+    if (as__runtime_keep(rt, p, err)) return AS_ENOMEM;
     if (p->categories[0] == NULL) {
         as__pack_unref(rt->platform);
         rt->platform = p;
@@ -1165,7 +1171,7 @@ int as_runtime_load_merchant(as_runtime *rt, const char *shop, const char *path,
         as__pack_unref(p);
         return as__err(err, AS_ENOMEM, "out of memory");
     }
-    if (keep(rt, p, err)) return AS_ENOMEM;
+    if (as__runtime_keep(rt, p, err)) return AS_ENOMEM;
     as__pack_unref(s->merchant);
     s->merchant = p;
     return 0;
@@ -1199,16 +1205,16 @@ int as_order_create_json(as_runtime *rt, const char *json, as_error *err)
 {
     json_t *j = parse_json(json, err);
     if (j == NULL) return AS_EBAD_REQUEST;
-    fire_due(rt);
+    as__fire_due(rt);
     int rc = as__order_create(rt, j, err);
     json_decref(j);
-    rearm(rt);
+    as__rearm(rt);
     return rc;
 }
 
 int as_order_event(as_runtime *rt, const char *order_id, const char *event_name, as_error *err)
 {
-    fire_due(rt);
+    as__fire_due(rt);
     as_order *o = as__order_get(rt, order_id);
     if (o == NULL) return as__err(err, AS_ENOT_FOUND, "unknown order '%s'", order_id);
     int64_t now = as__clock_now(&rt->clock);
@@ -1231,6 +1237,7 @@ int as_order_event(as_runtime *rt, const char *order_id, const char *event_name,
         else return as__err(err, AS_EINVALID_STATE, "order '%s' is not delivered yet", order_id);
     }
     *slot = now;
+    as__touch_order(rt, o);
     rt->stats.commands++;
     return 0;
 }
@@ -1247,7 +1254,7 @@ int as_case_open_json(as_runtime *rt, const char *principal, const char *json, a
     as__cmd_parse_open(&cmd, j);
     int rc = as__case_open(rt, &cmd, err);
     json_decref(j);
-    rearm(rt);
+    as__rearm(rt);
     return rc;
 }
 
@@ -1270,13 +1277,13 @@ int as_case_act_json(as_runtime *rt, const char *principal, const char *case_id,
     cmd.version = version;
     int rc = as__case_act(rt, &cmd, err);
     json_decref(j);
-    rearm(rt);
+    as__rearm(rt);
     return rc;
 }
 
 char *as_case_get_json(as_runtime *rt, const char *case_id)
 {
-    fire_due(rt);
+    as__fire_due(rt);
     as_case *c = as__case_get(rt, case_id);
     if (c == NULL) return NULL;
     json_t *j = as__case_json(c);
@@ -1287,7 +1294,7 @@ char *as_case_get_json(as_runtime *rt, const char *case_id)
 
 char *as_shop_metrics_json(as_runtime *rt, const char *shop)
 {
-    fire_due(rt);
+    as__fire_due(rt);
     int64_t now = as__clock_now(&rt->clock);
     size_t n = rt->shops.len, i = 0, pos = 0;
     as_metrics *all = calloc(n + 1, sizeof *all);

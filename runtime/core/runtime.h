@@ -57,7 +57,31 @@ struct as_runtime {
     as_outbox_fn outbox;
     as_stats stats;
     int depth; /* nesting of applied commands (auto-pay runs inside a command) */
+    struct as_durable *dur; /* the store pipeline (durable.c), NULL when nothing is durable */
 };
+
+/* Durability (durable.c). Marks an order or case changed in this turn; the turn's end
+ * journals it. A no-op without a store. */
+void as__durable_touch_case(as_runtime *rt, as_case *c);
+void as__durable_touch_order(as_runtime *rt, as_order *o);
+static inline void as__touch_case(as_runtime *rt, as_case *c)
+{
+    if (rt->dur && !c->dirty) as__durable_touch_case(rt, c);
+}
+static inline void as__touch_order(as_runtime *rt, as_order *o)
+{
+    if (rt->dur && !o->dirty) as__durable_touch_order(rt, o);
+}
+/* Writes an outbox entry in the turn's transaction; delivered once it is durable. */
+void as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const char *case_id,
+                        int64_t amount);
+void as__durable_free(as_runtime *rt);
+
+void as__fire_due(as_runtime *rt);
+/* Real clock: points the one timer at the earliest deadline. */
+void as__rearm(as_runtime *rt);
+/* Takes a pack's shell into the runtime's keeping (pack.h); on failure the pack is freed. */
+int as__runtime_keep(as_runtime *rt, as_pack *p, as_error *err);
 
 const char *as__intern(as_runtime *rt, const char *s);
 as_shop *as__shop_get(as_runtime *rt, const char *id, int create);

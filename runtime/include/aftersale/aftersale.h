@@ -75,6 +75,33 @@ AS_EXTERN char *as_case_get_json(as_runtime *rt, const char *case_id);
 /* A shop's metrics (RULES.md §5) as JSON text. Free with as_free. */
 AS_EXTERN char *as_shop_metrics_json(as_runtime *rt, const char *shop);
 
+/* ---- Durable runtimes (DESIGN.md §5) ----------------------------------------------------- */
+
+/* Called once a submitted command is answered: `code` 0 (applied and durable) or the
+ * refusal's AS_E* code, `message` its sentence (valid during the call). */
+typedef void (*as_done_cb)(void *ud, int code, const char *message);
+
+/* Makes the runtime durable on the SQLite file `db_path` (created when missing) and restores
+ * what the file holds: orders, cases, histories, pinned merchant pack versions, pending
+ * deadlines (those already due fire at once, in due order), undelivered outbox entries (they
+ * are delivered again) and idempotency keys. Needs a real clock (as_options.loop), the
+ * bundled packs already loaded, and no command run yet. A file that is not aftersale's, of a
+ * newer schema, or damaged is refused with AS_EIO. From then on every change is written in
+ * one transaction per loop turn, off the loop thread. */
+AS_EXTERN int as_runtime_attach_store(as_runtime *rt, const char *db_path, as_error *err);
+/* Runs one request of docs/pipe.md (a JSON object with "op") and calls `done` once its
+ * outcome is durable -- at once when the runtime has no store. Returns the outcome's code
+ * (0 or AS_E*) for callers that need not wait. A request with a "key" already seen is not
+ * applied again: `done` gets the first outcome. */
+AS_EXTERN int as_runtime_submit(as_runtime *rt, const char *request_json, as_done_cb done,
+                                void *ud);
+/* Loads a new version of `shop`'s merchant rules from Lua source text; on a durable runtime
+ * the source is stored with its version so that cases pinning it survive a restart. */
+AS_EXTERN int as_runtime_load_merchant_source(as_runtime *rt, const char *shop,
+                                              const char *source, as_error *err);
+/* 1 when nothing submitted is waiting for the disk. */
+AS_EXTERN int as_runtime_idle(const as_runtime *rt);
+
 AS_EXTERN int64_t as_runtime_now(const as_runtime *rt);
 /* Virtual clock: fires every deadline due up to `to_ms` in due order, each at its own
  * instant, and moves time to `to_ms`. A no-op on a real clock. */

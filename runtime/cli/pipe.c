@@ -1,0 +1,226 @@
+/* pipe.c -- `aftersale pipe`: a durable runtime over standard input and output, one JSON
+ * request per line in, one JSON answer per line out (docs/pipe.md). Writes are answered
+ * after their group commit is on disk. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "aftersale/aftersale.h"
+#include "cli.h"
+
+typedef struct pipe_ctx {
+    uv_loop_t *loop;
+    uv_pipe_t in;
+    as_runtime *rt;
+    char *line; /* owned: the partial line read so far */
+    size_t len, cap;
+    int eof;
+    long waiting; /* submitted, not yet answered */
+} pipe_ctx;
+
+static void emit(json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+        free(s);
+    }
+    json_decref(j);
+}
+
+static void answer(json_t *id, int code, const char *msg)
+{
+    json_t *a = json_object();
+    json_object_set(a, "id", id ? id : json_null());
+    if (code == 0) {
+        json_object_set_new(a, "ok", json_true());
+    } else {
+        json_object_set_new(a, "error", json_string(as_err_name(code)));
+        json_object_set_new(a, "message", json_string(msg ? msg : ""));
+    }
+    emit(a);
+}
+
+static void outbox_line(void *data, const char *kind, const char *case_id, int64_t amount,
+                        const char *key)
+{
+    (void)data;
+    emit(json_pack("{s:{s:s, s:s, s:s, s:I}}", "outbox", "key", key, "kind", kind, "case",
+                   case_id, "amount", (json_int_t)amount));
+}
+
+typedef struct pending {
+    pipe_ctx *ctx;
+    json_t *id;
+} pending;
+
+static void maybe_finish(pipe_ctx *x);
+
+static void done_cb(void *ud, int code, const char *message)
+{
+    pending *p = ud;
+    answer(p->id, code, message);
+    json_decref(p->id);
+    p->ctx->waiting--;
+    pipe_ctx *x = p->ctx;
+    free(p);
+    maybe_finish(x);
+}
+
+static void handle_line(pipe_ctx *x, const char *line)
+{
+    json_error_t je;
+    json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &je);
+    if (req == NULL || !json_is_object(req)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "malformed JSON: %s", req ? "not an object" : je.text);
+        answer(NULL, AS_EBAD_REQUEST, msg);
+        json_decref(req);
+        return;
+    }
+    json_t *id = json_object_get(req, "id");
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (op && strcmp(op, "case.get") == 0) {
+        const char *cid = json_string_value(json_object_get(req, "case"));
+        char *c = cid ? as_case_get_json(x->rt, cid) : NULL;
+        if (c == NULL) {
+            answer(id, AS_ENOT_FOUND, "unknown case");
+        } else {
+            json_t *a = json_object();
+            json_object_set(a, "id", id ? id : json_null());
+            json_object_set_new(a, "case", json_loads(c, 0, NULL));
+            emit(a);
+            as_free(c);
+        }
+        json_decref(req);
+        return;
+    }
+    pending *p = malloc(sizeof *p);
+    if (p == NULL) {
+        answer(id, AS_ENOMEM, "out of memory");
+        json_decref(req);
+        return;
+    }
+    p->ctx = x;
+    p->id = json_incref(id);
+    x->waiting++;
+    as_runtime_submit(x->rt, line, done_cb, p);
+    json_decref(req);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = malloc(suggested);
+    buf->len = buf->base ? suggested : 0;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    pipe_ctx *x = s->data;
+    for (ssize_t i = 0; i < n; i++) {
+        char ch = buf->base[i];
+        if (ch == '\n') {
+            if (x->len) {
+                x->line[x->len] = '\0';
+                handle_line(x, x->line);
+            }
+            x->len = 0;
+            continue;
+        }
+        if (x->len + 2 > x->cap) {
+            size_t cap = x->cap ? x->cap * 2 : 4096;
+            char *nl = realloc(x->line, cap);
+            if (nl == NULL) continue;
+            x->line = nl;
+            x->cap = cap;
+        }
+        x->line[x->len++] = ch;
+    }
+    free(buf->base);
+    if (n < 0) {
+        if (x->len) {
+            x->line[x->len] = '\0';
+            handle_line(x, x->line);
+            x->len = 0;
+        }
+        uv_read_stop(s);
+        x->eof = 1;
+        maybe_finish(x);
+    }
+}
+
+/* At end of input, once every write is durable and answered: close down. */
+static void maybe_finish(pipe_ctx *x)
+{
+    if (!x->eof || x->waiting > 0 || !as_runtime_idle(x->rt)) return;
+    if (!uv_is_closing((uv_handle_t *)&x->in)) uv_close((uv_handle_t *)&x->in, NULL);
+    uv_stop(x->loop);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: aftersale pipe [--db FILE] [--packs DIR]\n"
+               "\n"
+               "Runs a durable runtime on the SQLite file FILE (default aftersale.db, created\n"
+               "when missing) and answers one JSON request per line of standard input with one\n"
+               "JSON line on standard output; writes are answered once they are on disk.\n"
+               "The protocol is docs/pipe.md. Exits 0 at end of input when all is answered.\n"
+               "\n"
+               "  --db FILE     the database (default aftersale.db)\n"
+               "  --packs DIR   the bundled Lua rule packs (default: %s)\n"
+               "  -h, --help    this text\n",
+            as__cli_packs_dir());
+}
+
+int as__cli_pipe(int argc, char **argv)
+{
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"packs", required_argument, NULL, 'p'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *db = "aftersale.db", *packs = as__cli_packs_dir();
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'd') db = optarg;
+        else if (c == 'p') packs = optarg;
+        else if (c == 'h') return usage(stdout), 0;
+        else return usage(stderr), 2;
+    }
+    if (optind != argc) return usage(stderr), 2;
+    pipe_ctx x = {0};
+    x.loop = uv_default_loop();
+    as_options o = {0};
+    o.loop = x.loop;
+    o.outbox = outbox_line;
+    as_error err = {0};
+    x.rt = as_runtime_new(&o, &err);
+    if (x.rt == NULL || as_runtime_load_packs_dir(x.rt, packs, &err) != 0 ||
+        as_runtime_attach_store(x.rt, db, &err) != 0) {
+        fprintf(stderr, "aftersale pipe: %s\n", err.msg);
+        as_runtime_free(x.rt);
+        uv_run(x.loop, UV_RUN_NOWAIT);
+        return 1;
+    }
+    uv_pipe_init(x.loop, &x.in, 0);
+    if (uv_pipe_open(&x.in, 0) != 0) {
+        fprintf(stderr, "aftersale pipe: standard input is not readable as a stream\n");
+        as_runtime_free(x.rt);
+        uv_run(x.loop, UV_RUN_NOWAIT);
+        return 1;
+    }
+    x.in.data = &x;
+    uv_read_start((uv_stream_t *)&x.in, alloc_cb, read_cb);
+    uv_run(x.loop, UV_RUN_DEFAULT);
+    as_runtime_free(x.rt);
+    if (!uv_is_closing((uv_handle_t *)&x.in)) uv_close((uv_handle_t *)&x.in, NULL);
+    uv_run(x.loop, UV_RUN_NOWAIT);
+    free(x.line);
+    return 0;
+}

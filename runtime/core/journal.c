@@ -1,0 +1,285 @@
+/* journal.c -- orders, cases and history entries as store records, and back.
+ *
+ * The layouts below are the rows' `data` (store.h); they change only with a schema version. A
+ * case row carries its pinned pack versions by name, so a restart pins the same versions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../store/store.h"
+#include "err.h"
+#include "journal.h"
+
+/* ==========================================================================================
+ * Writing
+ * ======================================================================================== */
+
+static void put_blob_start(as_wbuf *b, size_t *mark)
+{
+    *mark = b->len;
+    as__wbuf_u32(b, 0); /* patched by put_blob_end */
+}
+
+static void put_blob_end(as_wbuf *b, size_t mark)
+{
+    if (b->oom) return;
+    uint32_t n = (uint32_t)(b->len - mark - 4);
+    memcpy(b->p + mark, &n, 4);
+}
+
+void as__journal_order(as_wbuf *b, const as_order *o)
+{
+    size_t m;
+    as__wbuf_u8(b, AS_REC_ORDER);
+    as__wbuf_str(b, o->id);
+    put_blob_start(b, &m);
+    as__wbuf_str(b, o->id);
+    as__wbuf_str(b, o->shop);
+    as__wbuf_str(b, o->buyer);
+    as__wbuf_i64(b, o->shipping_fee);
+    as__wbuf_i64(b, o->paid_at);
+    as__wbuf_i64(b, o->shipped_at);
+    as__wbuf_i64(b, o->delivered_at);
+    as__wbuf_i64(b, o->confirmed_at);
+    as__wbuf_u16(b, (uint16_t)o->buyer_credit);
+    as__wbuf_u8(b, o->freight_insurance);
+    as__wbuf_u16(b, o->nitems);
+    for (int i = 0; i < o->nitems; i++) {
+        const as_item *it = &o->items[i];
+        as__wbuf_str(b, it->sku);
+        as__wbuf_str(b, it->category);
+        as__wbuf_str(b, it->serial);
+        as__wbuf_i64(b, it->price);
+        as__wbuf_u32(b, (uint32_t)it->qty);
+        as__wbuf_u32(b, (uint32_t)it->attempts);
+        as__wbuf_u8(b, (uint8_t)(it->live | it->custom_made << 1 | it->no_reason_excluded << 2));
+    }
+    put_blob_end(b, m);
+}
+
+static void put_hist(as_wbuf *b, const as_case *c, uint32_t n)
+{
+    const as_hist *h = &c->hist[n];
+    size_t m;
+    as__wbuf_u8(b, AS_REC_EVENT);
+    as__wbuf_str(b, c->id);
+    as__wbuf_u32(b, n);
+    put_blob_start(b, &m);
+    as__wbuf_i64(b, h->at_ms);
+    as__wbuf_str(b, h->actor_id);
+    as__wbuf_str(b, h->note);
+    as__wbuf_u8(b, h->action);
+    as__wbuf_u8(b, h->role);
+    as__wbuf_u8(b, h->from);
+    as__wbuf_u8(b, h->to);
+    put_blob_end(b, m);
+}
+
+void as__journal_case(as_wbuf *b, as_case *c)
+{
+    size_t m;
+    const as_case_vals *v = &c->v;
+    as__wbuf_u8(b, AS_REC_CASE);
+    as__wbuf_str(b, c->id);
+    as__wbuf_str(b, c->order->id);
+    as__wbuf_i64(b, as__sched_pending(&c->deadline) ? c->deadline.due_ms : INT64_MIN);
+    put_blob_start(b, &m);
+    as__wbuf_str(b, c->id);
+    as__wbuf_str(b, c->order->id);
+    as__wbuf_u8(b, c->type);
+    as__wbuf_u8(b, c->nitems);
+    for (int i = 0; i < c->nitems; i++) {
+        as__wbuf_u16(b, c->items[i].line);
+        as__wbuf_u32(b, (uint32_t)c->items[i].qty);
+    }
+    for (int l = 0; l < AS_LAYER_COUNT; l++) {
+        as__wbuf_str(b, c->rules[l] ? c->rules[l]->name : NULL);
+        as__wbuf_str(b, c->rules[l] ? c->rules[l]->version : NULL);
+    }
+    as__wbuf_i64(b, v->refund_amount);
+    as__wbuf_i64(b, v->requested_amount);
+    as__wbuf_i64(b, v->return_shipping);
+    as__wbuf_i64(b, v->offer_amount);
+    as__wbuf_u32(b, (uint32_t)v->bad_permille);
+    as__wbuf_u32(b, v->version);
+    as__wbuf_u16(b, v->flags);
+    as__wbuf_u8(b, v->state);
+    as__wbuf_u8(b, v->reason);
+    as__wbuf_u8(b, (uint8_t)v->remedy);
+    as__wbuf_u8(b, (uint8_t)v->priority);
+    int ne = as__vals_evidence_count(v);
+    as__wbuf_u32(b, (uint32_t)ne);
+    for (int i = 0; i < ne; i++) as__wbuf_str(b, v->evidence[i]);
+    as__wbuf_i64(b, c->opened_at);
+    as__wbuf_i64(b, c->ended_at);
+    as__wbuf_i64(b, c->repair_since);
+    as__wbuf_u32(b, (uint32_t)c->repair_days);
+    put_blob_end(b, m);
+    for (uint32_t n = c->saved_hist; n < c->nhist; n++) put_hist(b, c, n);
+}
+
+/* ==========================================================================================
+ * Reading
+ * ======================================================================================== */
+
+/* A string field as a NUL-terminated copy in `buf` (truncated to fit). */
+static const char *get_str(as_rbuf *r, char *buf, size_t cap)
+{
+    size_t n;
+    const char *p = as__rbuf_str(r, &n);
+    if (p == NULL) return NULL;
+    if (n >= cap) {
+        r->bad = 1;
+        return NULL;
+    }
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_order **out,
+                           as_error *err)
+{
+    as_rbuf r = {data, len, 0, 0};
+    char id[512], s1[512], s2[512];
+    if (!get_str(&r, id, sizeof id)) return as__err(err, AS_EIO, "store: a bad order row");
+    const char *shop = get_str(&r, s1, sizeof s1), *buyer = get_str(&r, s2, sizeof s2);
+    size_t idlen = strlen(id);
+    int64_t fee = as__rbuf_i64(&r), paid = as__rbuf_i64(&r), shipped = as__rbuf_i64(&r),
+            delivered = as__rbuf_i64(&r), confirmed = as__rbuf_i64(&r);
+    int16_t credit = (int16_t)as__rbuf_u16(&r);
+    uint8_t fi = as__rbuf_u8(&r);
+    uint16_t nitems = as__rbuf_u16(&r);
+    if (r.bad || shop == NULL || buyer == NULL || nitems == 0 || nitems > 1000)
+        return as__err(err, AS_EIO, "store: a bad order row '%s'", id);
+    as_order *o = calloc(1, sizeof *o + nitems * sizeof(as_item) + idlen + 1);
+    if (o == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    char *idcopy = (char *)(o->items + nitems);
+    memcpy(idcopy, id, idlen + 1);
+    o->id = idcopy;
+    o->shop = as__intern(rt, shop);
+    o->buyer = as__intern(rt, buyer);
+    o->shipping_fee = fee;
+    o->paid_at = paid;
+    o->shipped_at = shipped;
+    o->delivered_at = delivered;
+    o->confirmed_at = confirmed;
+    o->buyer_credit = credit;
+    o->freight_insurance = fi;
+    o->nitems = nitems;
+    for (int i = 0; i < nitems && !r.bad; i++) {
+        as_item *it = &o->items[i];
+        char a[512], c[512], s[512];
+        const char *sku = get_str(&r, a, sizeof a), *cat = get_str(&r, c, sizeof c),
+                   *serial = get_str(&r, s, sizeof s);
+        it->sku = sku ? as__intern(rt, sku) : NULL;
+        it->category = cat ? as__intern(rt, cat) : NULL;
+        it->serial = serial ? as__intern(rt, serial) : NULL;
+        it->price = as__rbuf_i64(&r);
+        it->qty = (int32_t)as__rbuf_u32(&r);
+        it->attempts = (int32_t)as__rbuf_u32(&r);
+        uint8_t f = as__rbuf_u8(&r);
+        it->live = f & 1, it->custom_made = f >> 1 & 1, it->no_reason_excluded = f >> 2 & 1;
+        if (it->sku == NULL || it->category == NULL) r.bad = 1;
+    }
+    if (r.bad || o->shop == NULL || o->buyer == NULL) {
+        free(o);
+        return as__err(err, AS_EIO, "store: a bad order row '%s'", id);
+    }
+    *out = o;
+    return 0;
+}
+
+int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
+                          as_pack *(*pin)(as_runtime *, int layer, const char *name,
+                                          const char *version),
+                          as_case **out, as_error *err)
+{
+    as_rbuf r = {data, len, 0, 0};
+    char id[512], oid[512];
+    if (!get_str(&r, id, sizeof id) || !get_str(&r, oid, sizeof oid))
+        return as__err(err, AS_EIO, "store: a bad case row");
+    as_order *o = as__order_get(rt, oid);
+    uint8_t type = as__rbuf_u8(&r), nitems = as__rbuf_u8(&r);
+    if (o == NULL || r.bad || nitems == 0 || type >= AS_TYPE_COUNT)
+        return as__err(err, AS_EIO, "store: case '%s' names no stored order", id);
+    size_t idlen = strlen(id);
+    as_case *c = calloc(1, sizeof *c + nitems * sizeof(as_case_item) + idlen + 1);
+    if (c == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    char *idcopy = (char *)(c->items + nitems);
+    memcpy(idcopy, id, idlen + 1);
+    c->id = idcopy;
+    c->order = o;
+    c->type = type;
+    c->nitems = nitems;
+    as__sched_node_init(&c->deadline);
+    for (int i = 0; i < nitems; i++) {
+        c->items[i].line = as__rbuf_u16(&r);
+        c->items[i].qty = (int32_t)as__rbuf_u32(&r);
+        if (c->items[i].line >= o->nitems) r.bad = 1;
+    }
+    if (!r.bad) c->category = o->items[c->items[0].line].category;
+    for (int l = 0; l < AS_LAYER_COUNT; l++) {
+        char name[256], version[256];
+        const char *n = get_str(&r, name, sizeof name), *v = get_str(&r, version, sizeof version);
+        c->rules[l] = n && v && !r.bad ? pin(rt, l, n, v) : NULL;
+    }
+    as_case_vals *v = &c->v;
+    v->refund_amount = as__rbuf_i64(&r);
+    v->requested_amount = as__rbuf_i64(&r);
+    v->return_shipping = as__rbuf_i64(&r);
+    v->offer_amount = as__rbuf_i64(&r);
+    v->bad_permille = (int32_t)as__rbuf_u32(&r);
+    v->version = as__rbuf_u32(&r);
+    v->flags = as__rbuf_u16(&r);
+    v->state = as__rbuf_u8(&r);
+    v->reason = as__rbuf_u8(&r);
+    v->remedy = (int8_t)as__rbuf_u8(&r);
+    v->priority = (int8_t)as__rbuf_u8(&r);
+    uint32_t ne = as__rbuf_u32(&r);
+    if (ne > 64 || v->state >= AS_STATE_COUNT || v->reason >= AS_REASON_COUNT) r.bad = 1;
+    const char *ev[64];
+    char evbuf[64][256];
+    for (uint32_t i = 0; i < ne && !r.bad; i++) ev[i] = get_str(&r, evbuf[i], sizeof evbuf[i]);
+    c->opened_at = as__rbuf_i64(&r);
+    c->ended_at = as__rbuf_i64(&r);
+    c->repair_since = as__rbuf_i64(&r);
+    c->repair_days = (int32_t)as__rbuf_u32(&r);
+    if (!r.bad && ne && (v->evidence = as__evidence_copy(ev, (int)ne)) == NULL) {
+        free(c);
+        return as__err(err, AS_ENOMEM, "out of memory");
+    }
+    if (r.bad) {
+        free(v->evidence);
+        free(c);
+        return as__err(err, AS_EIO, "store: a bad case row '%s'", id);
+    }
+    *out = c;
+    return 0;
+}
+
+int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *data, size_t len,
+                           as_error *err)
+{
+    as_rbuf r = {data, len, 0, 0};
+    char actor[512], note[1024];
+    int64_t at = as__rbuf_i64(&r);
+    const char *a = get_str(&r, actor, sizeof actor), *nt = get_str(&r, note, sizeof note);
+    uint8_t action = as__rbuf_u8(&r), role = as__rbuf_u8(&r), from = as__rbuf_u8(&r),
+            to = as__rbuf_u8(&r);
+    if (r.bad || n != c->nhist || action >= AS_ACT_COUNT || to >= AS_STATE_COUNT)
+        return as__err(err, AS_EIO, "store: history of case '%s' has a gap or a bad entry at %u",
+                       c->id, n);
+    if (c->nhist == c->caphist) {
+        uint32_t cap = c->caphist ? c->caphist * 2 : 1;
+        as_hist *h = realloc(c->hist, cap * sizeof *h);
+        if (h == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+        c->hist = h;
+        c->caphist = cap;
+    }
+    char *notecopy = nt ? strdup(nt) : NULL;
+    if (nt && notecopy == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    c->hist[c->nhist++] =
+        (as_hist){at, a ? as__intern(rt, a) : NULL, notecopy, action, role, from, to};
+    c->saved_hist = c->nhist;
+    return 0;
+}

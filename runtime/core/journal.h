@@ -1,0 +1,27 @@
+/* journal.h -- store records of orders, cases and history entries (the rows' data), written
+ * at the end of a loop turn for what the turn changed, read back at start. */
+#ifndef AS_JOURNAL_H
+#define AS_JOURNAL_H
+
+#include "../store/wbuf.h"
+#include "runtime.h"
+
+/* Appends the order's record. */
+void as__journal_order(as_wbuf *b, const as_order *o);
+/* Appends the case's record and its history entries not yet written (from saved_hist). */
+void as__journal_case(as_wbuf *b, as_case *c);
+
+/* Rebuild an order (not yet in the runtime's map) from its record. */
+int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_order **out,
+                           as_error *err);
+/* Rebuild a case; `pin` finds the pack version a layer pinned (NULL when none). The case is
+ * not yet in any map, its deadline not scheduled. */
+int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
+                          as_pack *(*pin)(as_runtime *, int layer, const char *name,
+                                          const char *version),
+                          as_case **out, as_error *err);
+/* Appends history entry `n` (which must be the next one) to `c`. */
+int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *data, size_t len,
+                           as_error *err);
+
+#endif

@@ -1,0 +1,381 @@
+/* sqlite_store.c -- the embedded default engine: one SQLite file in WAL mode with
+ * synchronous=FULL, so a committed batch survives a crash or a power cut.
+ *
+ * Schema (user_version 1; application_id marks the file as aftersale's):
+ *   meta(k, v)                          what wrote the file
+ *   orders(id, data)                    the order record (journal.c layout)
+ *   cases(id, order_id, due, data)      the case record; `due` is the pending deadline, NULL
+ *                                       when none: the pending deadlines are the rows with a due
+ *   events(rowid, case_id, n, data)     the append-only history, in commit order
+ *   outbox(key, kind, case_id, amount, acked)
+ *   idempotency(key, code, message)
+ *   packs(shop, version, name, source, current)  merchant rule sources by version
+ * Migrations: each schema version is a step from the one before; a file with a newer
+ * user_version than this build knows is refused. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "store.h"
+#include "wbuf.h"
+
+#define APP_ID 0x41534c31 /* "ASL1" */
+#define SCHEMA_VERSION 1
+
+static const char *const migrations[SCHEMA_VERSION] = {
+    "CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta VALUES('format', 'aftersale');"
+    "CREATE TABLE orders(id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE cases(id TEXT PRIMARY KEY, order_id TEXT NOT NULL, due INTEGER,"
+    " data BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE events(case_id TEXT NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE outbox(key TEXT PRIMARY KEY, kind TEXT NOT NULL, case_id TEXT NOT NULL,"
+    " amount INTEGER NOT NULL, acked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE idempotency(key TEXT PRIMARY KEY, code INTEGER NOT NULL,"
+    " message TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE packs(shop TEXT NOT NULL, version TEXT NOT NULL, name TEXT NOT NULL,"
+    " source TEXT NOT NULL, current INTEGER NOT NULL, PRIMARY KEY(shop, version)) WITHOUT ROWID;",
+};
+
+enum {
+    S_ORDER,
+    S_CASE,
+    S_EVENT,
+    S_OUTBOX,
+    S_OUTBOX_ACK,
+    S_IDEM,
+    S_PACK_OLD,
+    S_PACK,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_COUNT
+};
+
+static const char *const sql[S_COUNT] = {
+    [S_ORDER] = "INSERT INTO orders(id, data) VALUES(?1, ?2)"
+                " ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+    [S_CASE] = "INSERT INTO cases(id, order_id, due, data) VALUES(?1, ?2, ?3, ?4)"
+               " ON CONFLICT(id) DO UPDATE SET due = excluded.due, data = excluded.data",
+    [S_EVENT] = "INSERT INTO events(case_id, n, data) VALUES(?1, ?2, ?3)",
+    [S_OUTBOX] = "INSERT OR IGNORE INTO outbox(key, kind, case_id, amount) VALUES(?1, ?2, ?3, ?4)",
+    [S_OUTBOX_ACK] = "UPDATE outbox SET acked = 1 WHERE key = ?1",
+    [S_IDEM] = "INSERT OR IGNORE INTO idempotency(key, code, message) VALUES(?1, ?2, ?3)",
+    [S_PACK_OLD] = "UPDATE packs SET current = 0 WHERE shop = ?1",
+    [S_PACK] = "INSERT OR REPLACE INTO packs(shop, version, name, source, current)"
+               " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+};
+
+typedef struct sqlite_store {
+    as_store base;
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT];
+} sqlite_store;
+
+static int db_err(sqlite_store *s, as_error *err, const char *what)
+{
+    return as__err(err, AS_EIO, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Commit
+ * ---------------------------------------------------------------------------------------- */
+
+static int bind_str(sqlite3_stmt *st, int i, as_rbuf *r)
+{
+    size_t n;
+    const char *p = as__rbuf_str(r, &n);
+    return p ? sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static int bind_blob(sqlite3_stmt *st, int i, as_rbuf *r)
+{
+    size_t n;
+    const char *p = as__rbuf_str(r, &n);
+    return sqlite3_bind_blob(st, i, p ? p : "", (int)n, SQLITE_STATIC);
+}
+
+/* Binds one record's fields to its statement. Returns the statement, NULL for a bad record. */
+static sqlite3_stmt *bind_record(sqlite_store *s, int kind, as_rbuf *r)
+{
+    sqlite3_stmt *st;
+    switch (kind) {
+    case AS_REC_ORDER:
+        st = s->st[S_ORDER];
+        bind_str(st, 1, r);
+        bind_blob(st, 2, r);
+        break;
+    case AS_REC_CASE: {
+        st = s->st[S_CASE];
+        bind_str(st, 1, r);
+        bind_str(st, 2, r);
+        int64_t due = as__rbuf_i64(r);
+        if (due == INT64_MIN) sqlite3_bind_null(st, 3);
+        else sqlite3_bind_int64(st, 3, due);
+        bind_blob(st, 4, r);
+        break;
+    }
+    case AS_REC_EVENT:
+        st = s->st[S_EVENT];
+        bind_str(st, 1, r);
+        sqlite3_bind_int64(st, 2, as__rbuf_u32(r));
+        bind_blob(st, 3, r);
+        break;
+    case AS_REC_OUTBOX:
+        st = s->st[S_OUTBOX];
+        bind_str(st, 1, r);
+        bind_str(st, 2, r);
+        bind_str(st, 3, r);
+        sqlite3_bind_int64(st, 4, as__rbuf_i64(r));
+        break;
+    case AS_REC_OUTBOX_ACK:
+        st = s->st[S_OUTBOX_ACK];
+        bind_str(st, 1, r);
+        break;
+    case AS_REC_IDEM:
+        st = s->st[S_IDEM];
+        bind_str(st, 1, r);
+        sqlite3_bind_int(st, 2, (int32_t)as__rbuf_u32(r));
+        bind_str(st, 3, r);
+        break;
+    case AS_REC_PACK: {
+        size_t n;
+        const char *shop = as__rbuf_str(r, &n);
+        if (shop == NULL) return NULL;
+        sqlite3_bind_text(s->st[S_PACK_OLD], 1, shop, (int)n, SQLITE_STATIC);
+        int rc = sqlite3_step(s->st[S_PACK_OLD]);
+        sqlite3_reset(s->st[S_PACK_OLD]);
+        if (rc != SQLITE_DONE) return NULL;
+        st = s->st[S_PACK];
+        sqlite3_bind_text(st, 1, shop, (int)n, SQLITE_STATIC);
+        bind_str(st, 3, r); /* name */
+        bind_str(st, 2, r); /* version */
+        bind_str(st, 4, r);
+        sqlite3_bind_int(st, 5, as__rbuf_u8(r));
+        break;
+    }
+    default: return NULL;
+    }
+    return r->bad ? NULL : st;
+}
+
+static int sqlite_commit(as_store *base, const unsigned char *batch, size_t len, as_error *err)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    as_rbuf r = {batch, len, 0, 0};
+    if (sqlite3_step(s->st[S_BEGIN]) != SQLITE_DONE) {
+        sqlite3_reset(s->st[S_BEGIN]);
+        return db_err(s, err, "begin");
+    }
+    sqlite3_reset(s->st[S_BEGIN]);
+    while (r.pos < r.len) {
+        int kind = as__rbuf_u8(&r);
+        sqlite3_stmt *st = bind_record(s, kind, &r);
+        if (st == NULL) {
+            as__err(err, AS_EIO, "store: a malformed batch record (kind %d)", kind);
+            goto fail;
+        }
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc != SQLITE_DONE) {
+            db_err(s, err, "write");
+            goto fail;
+        }
+    }
+    if (sqlite3_step(s->st[S_COMMIT]) != SQLITE_DONE) {
+        sqlite3_reset(s->st[S_COMMIT]);
+        db_err(s, err, "commit");
+        goto fail;
+    }
+    sqlite3_reset(s->st[S_COMMIT]);
+    return 0;
+fail:
+    sqlite3_step(s->st[S_ROLLBACK]);
+    sqlite3_reset(s->st[S_ROLLBACK]);
+    return AS_EIO;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Load
+ * ---------------------------------------------------------------------------------------- */
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    return t ? t : "";
+}
+
+/* Runs `q` and hands each row to `row`; stops at the first non-zero. */
+static int each_row(sqlite_store *s, const char *q, int (*row)(sqlite3_stmt *, const as_store_visitor *),
+                    const as_store_visitor *v, as_error *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) return db_err(s, err, "load");
+    int rc, stop = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((stop = row(st, v)) != 0) break;
+    sqlite3_finalize(st);
+    if (stop) return as__err(err, stop, "store: a stored row could not be restored (%s)", q);
+    if (rc != SQLITE_DONE) return db_err(s, err, "load");
+    return 0;
+}
+
+static int row_pack(sqlite3_stmt *st, const as_store_visitor *v)
+{
+    return v->pack(v->ud, col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
+                   sqlite3_column_int(st, 4));
+}
+
+static int row_order(sqlite3_stmt *st, const as_store_visitor *v)
+{
+    return v->order(v->ud, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+}
+
+static int row_case(sqlite3_stmt *st, const as_store_visitor *v)
+{
+    int64_t due = sqlite3_column_type(st, 1) == SQLITE_NULL ? INT64_MIN : sqlite3_column_int64(st, 1);
+    return v->a_case(v->ud, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), due);
+}
+
+static int row_event(sqlite3_stmt *st, const as_store_visitor *v)
+{
+    return v->event(v->ud, col_text(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
+                    sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+}
+
+static int row_outbox(sqlite3_stmt *st, const as_store_visitor *v)
+{
+    return v->outbox(v->ud, col_text(st, 0), col_text(st, 1), col_text(st, 2),
+                     sqlite3_column_int64(st, 3));
+}
+
+static int row_idem(sqlite3_stmt *st, const as_store_visitor *v)
+{
+    return v->idem(v->ud, col_text(st, 0), sqlite3_column_int(st, 1), col_text(st, 2));
+}
+
+static int sqlite_load(as_store *base, const as_store_visitor *v, as_error *err)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    int rc;
+    if ((rc = each_row(s, "SELECT shop, name, version, source, current FROM packs ORDER BY current",
+                       row_pack, v, err)) ||
+        (rc = each_row(s, "SELECT data FROM orders", row_order, v, err)) ||
+        (rc = each_row(s, "SELECT data, due FROM cases", row_case, v, err)) ||
+        (rc = each_row(s, "SELECT case_id, n, data FROM events ORDER BY rowid", row_event, v, err)) ||
+        (rc = each_row(s, "SELECT key, kind, case_id, amount FROM outbox WHERE acked = 0",
+                       row_outbox, v, err)) ||
+        (rc = each_row(s, "SELECT key, code, message FROM idempotency", row_idem, v, err)))
+        return rc;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Open and close
+ * ---------------------------------------------------------------------------------------- */
+
+static void sqlite_close(as_store *base)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    if (s == NULL) return;
+    for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static const as_store_engine sqlite_engine = {"sqlite", sqlite_commit, sqlite_load, sqlite_close};
+
+static int pragma_int(sqlite_store *s, const char *q, int *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) return -1;
+    int rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Checks the file is aftersale's and brings its schema to SCHEMA_VERSION. */
+static int check_and_migrate(sqlite_store *s, const char *path, as_error *err)
+{
+    int app = 0, version = 0, tables = 0;
+    if (pragma_int(s, "PRAGMA application_id", &app) ||
+        pragma_int(s, "PRAGMA user_version", &version) ||
+        pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables))
+        return as__err(err, AS_EIO, "%s: not a database aftersale can read (%s)", path,
+                       sqlite3_errmsg(s->db));
+    if (app != APP_ID && (app != 0 || tables != 0))
+        return as__err(err, AS_EIO, "%s: a database, but not aftersale's; refusing to touch it",
+                       path);
+    if (version > SCHEMA_VERSION)
+        return as__err(err, AS_EIO, "%s: schema version %d is newer than this build's %d", path,
+                       version, SCHEMA_VERSION);
+    int check = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK) {
+        check = sqlite3_step(st) == SQLITE_ROW && strcmp(col_text(st, 0), "ok") == 0;
+        sqlite3_finalize(st);
+    }
+    if (!check) return as__err(err, AS_EIO, "%s: the database is damaged (quick_check failed)", path);
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        char *msg = NULL;
+        char tail[96];
+        snprintf(tail, sizeof tail, "PRAGMA application_id = %d; PRAGMA user_version = %d;", APP_ID,
+                 v + 1);
+        if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(s->db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(s->db, tail, NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+            as__err(err, AS_EIO, "%s: migrating to schema %d failed: %s", path, v + 1,
+                    msg ? msg : sqlite3_errmsg(s->db));
+            sqlite3_free(msg);
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return AS_EIO;
+        }
+    }
+    return 0;
+}
+
+int as__store_sqlite_open(const char *path, as_store **out, as_error *err)
+{
+    *out = NULL;
+    sqlite_store *s = calloc(1, sizeof *s);
+    if (s == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    s->base.engine = &sqlite_engine;
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        as__err(err, AS_EIO, "%s: cannot open: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        sqlite_close(&s->base);
+        return AS_EIO;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    char *msg = NULL;
+    if ((rc = check_and_migrate(s, path, err)) != 0) {
+        sqlite_close(&s->base);
+        return rc;
+    }
+    if (sqlite3_exec(s->db,
+                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                     "PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -65536;",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        as__err(err, AS_EIO, "%s: %s", path, msg ? msg : "cannot set WAL mode");
+        sqlite3_free(msg);
+        sqlite_close(&s->base);
+        return AS_EIO;
+    }
+    for (int i = 0; i < S_COUNT; i++)
+        if (sqlite3_prepare_v2(s->db, sql[i], -1, &s->st[i], NULL) != SQLITE_OK) {
+            rc = db_err(s, err, "prepare");
+            sqlite_close(&s->base);
+            return rc;
+        }
+    *out = &s->base;
+    return 0;
+}

@@ -1,0 +1,75 @@
+/* store.h -- one storage interface, several engines (DESIGN.md §5).
+ *
+ * The runtime keeps its state in memory and journals every change: at the end of a loop turn
+ * the changes of all the turn's commands go to the store as one batch, committed as one
+ * transaction off the loop thread (group commit). A command is answered only after the batch
+ * holding it is durable. At start the store hands everything back through a visitor.
+ *
+ * An engine is a vtable; `memory` keeps nothing (headless runs), `sqlite` is the embedded
+ * default (WAL, synchronous=FULL, one file). The interface knows rows, not SQL, so a
+ * PostgreSQL engine can implement the same calls for several runtime nodes. */
+#ifndef AS_STORE_H
+#define AS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aftersale/error.h"
+
+/* Batch records (see journal.c for the writer, the engines for the reader):
+ *   ORDER        str id, bytes data
+ *   CASE         str id, str order, i64 due (INT64_MIN: no deadline), bytes data
+ *   EVENT        str case, u32 n (index in the case history), bytes data
+ *   OUTBOX       str key, str kind, str case, i64 amount
+ *   OUTBOX_ACK   str key
+ *   IDEM         str key, u32 code (negative as two's complement), str message
+ *   PACK         str shop, str name, str version, str source, u8 current
+ * where bytes = u32 length + the bytes. */
+enum {
+    AS_REC_ORDER = 1,
+    AS_REC_CASE,
+    AS_REC_EVENT,
+    AS_REC_OUTBOX,
+    AS_REC_OUTBOX_ACK,
+    AS_REC_IDEM,
+    AS_REC_PACK,
+};
+
+/* What load() hands back, row by row, in this order: packs, orders, cases, events (in the
+ * order they were written), outbox entries not yet acknowledged, idempotency keys. A visitor
+ * returns 0 to go on or a negative code to stop the load with it. Pointers are valid during
+ * the call only. */
+typedef struct as_store_visitor {
+    void *ud;
+    int (*pack)(void *ud, const char *shop, const char *name, const char *version,
+                const char *source, int current);
+    int (*order)(void *ud, const void *data, size_t len);
+    int (*a_case)(void *ud, const void *data, size_t len, int64_t due);
+    int (*event)(void *ud, const char *case_id, uint32_t n, const void *data, size_t len);
+    int (*outbox)(void *ud, const char *key, const char *kind, const char *case_id,
+                  int64_t amount);
+    int (*idem)(void *ud, const char *key, int code, const char *message);
+} as_store_visitor;
+
+typedef struct as_store as_store;
+
+typedef struct as_store_engine {
+    const char *name;
+    /* Writes one batch of records as one durable transaction. Called from the writer (a
+     * libuv pool thread), one call at a time. Returns 0 or AS_EIO with the reason. */
+    int (*commit)(as_store *s, const unsigned char *batch, size_t len, as_error *err);
+    /* Hands every stored row to `v`, on the loop thread, before any command runs. */
+    int (*load)(as_store *s, const as_store_visitor *v, as_error *err);
+    void (*close)(as_store *s);
+} as_store_engine;
+
+struct as_store {
+    const as_store_engine *engine;
+};
+
+/* Opens (creating when missing) the SQLite database at `path`. A file that is not an
+ * aftersale database, or one of a newer schema, or a corrupt one, is refused with AS_EIO and
+ * a sentence; it is never recreated or half-read. Free with s->engine->close(s). */
+int as__store_sqlite_open(const char *path, as_store **out, as_error *err);
+
+#endif

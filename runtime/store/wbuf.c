@@ -1,0 +1,102 @@
+/* wbuf.c -- see wbuf.h. */
+#include "wbuf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void as__wbuf_free(as_wbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+void as__wbuf_reset(as_wbuf *b)
+{
+    b->len = 0;
+    b->oom = 0;
+}
+
+void as__wbuf_bytes(as_wbuf *b, const void *p, size_t n)
+{
+    if (b->oom) return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap *= 2;
+        unsigned char *np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+void as__wbuf_u8(as_wbuf *b, uint8_t v)
+{
+    as__wbuf_bytes(b, &v, 1);
+}
+
+void as__wbuf_u16(as_wbuf *b, uint16_t v)
+{
+    as__wbuf_bytes(b, &v, 2);
+}
+
+void as__wbuf_u32(as_wbuf *b, uint32_t v)
+{
+    as__wbuf_bytes(b, &v, 4);
+}
+
+void as__wbuf_i64(as_wbuf *b, int64_t v)
+{
+    as__wbuf_bytes(b, &v, 8);
+}
+
+void as__wbuf_str(as_wbuf *b, const char *s)
+{
+    if (s == NULL) {
+        as__wbuf_u32(b, UINT32_MAX);
+        return;
+    }
+    size_t n = strlen(s);
+    as__wbuf_u32(b, (uint32_t)n);
+    as__wbuf_bytes(b, s, n);
+}
+
+static const unsigned char *take(as_rbuf *r, size_t n)
+{
+    if (r->bad || r->len - r->pos < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const unsigned char *p = r->p + r->pos;
+    r->pos += n;
+    return p;
+}
+
+#define READER(name, type)                                                                 \
+    type as__rbuf_##name(as_rbuf *r)                                                       \
+    {                                                                                      \
+        type v = 0;                                                                        \
+        const unsigned char *p = take(r, sizeof v);                                        \
+        if (p) memcpy(&v, p, sizeof v);                                                    \
+        return v;                                                                          \
+    }
+READER(u8, uint8_t)
+READER(u16, uint16_t)
+READER(u32, uint32_t)
+READER(i64, int64_t)
+#undef READER
+
+const char *as__rbuf_str(as_rbuf *r, size_t *len)
+{
+    uint32_t n = as__rbuf_u32(r);
+    *len = 0;
+    if (r->bad || n == UINT32_MAX) return NULL;
+    const unsigned char *p = take(r, n);
+    if (p == NULL) return NULL;
+    *len = n;
+    return (const char *)p;
+}

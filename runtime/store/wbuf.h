@@ -1,0 +1,41 @@
+/* wbuf.h -- the byte records the journal writes and the store keeps: fixed-width integers in
+ * host order and length-prefixed strings. Not an interchange format: only this build reads
+ * what it wrote (the schema version in the database says which layout a file holds). */
+#ifndef AS_WBUF_H
+#define AS_WBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct as_wbuf {
+    unsigned char *p; /* owned */
+    size_t len, cap;
+    int oom; /* an append failed: the buffer is incomplete */
+} as_wbuf;
+
+void as__wbuf_free(as_wbuf *b);
+void as__wbuf_reset(as_wbuf *b);
+void as__wbuf_u8(as_wbuf *b, uint8_t v);
+void as__wbuf_u16(as_wbuf *b, uint16_t v);
+void as__wbuf_u32(as_wbuf *b, uint32_t v);
+void as__wbuf_i64(as_wbuf *b, int64_t v);
+/* NULL is written as an absent string, told apart from "". */
+void as__wbuf_str(as_wbuf *b, const char *s);
+void as__wbuf_bytes(as_wbuf *b, const void *p, size_t n);
+
+/* Reading: a cursor over bytes it does not own. Every read past the end sets `bad` and yields
+ * zeros, so a truncated or foreign record is detected once at the end. */
+typedef struct as_rbuf {
+    const unsigned char *p;
+    size_t len, pos;
+    int bad;
+} as_rbuf;
+
+uint8_t as__rbuf_u8(as_rbuf *r);
+uint16_t as__rbuf_u16(as_rbuf *r);
+uint32_t as__rbuf_u32(as_rbuf *r);
+int64_t as__rbuf_i64(as_rbuf *r);
+/* Points into the buffer (not NUL-terminated in general): *len is set; NULL when absent. */
+const char *as__rbuf_str(as_rbuf *r, size_t *len);
+
+#endif
