@@ -14,6 +14,7 @@
 typedef struct pipe_ctx {
     uv_loop_t *loop;
     uv_pipe_t in;
+    uv_check_t finish; /* re-checks, every loop turn, whether input ended and all is durable */
     as_runtime *rt;
     char *line; /* owned: the partial line read so far */
     size_t len, cap;
@@ -159,8 +160,12 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void maybe_finish(pipe_ctx *x)
 {
     if (!x->eof || x->waiting > 0 || !as_runtime_idle(x->rt)) return;
-    if (!uv_is_closing((uv_handle_t *)&x->in)) uv_close((uv_handle_t *)&x->in, NULL);
     uv_stop(x->loop);
+}
+
+static void finish_cb(uv_check_t *h)
+{
+    maybe_finish(h->data);
 }
 
 static void usage(FILE *f)
@@ -217,9 +222,13 @@ int as__cli_pipe(int argc, char **argv)
     }
     x.in.data = &x;
     uv_read_start((uv_stream_t *)&x.in, alloc_cb, read_cb);
+    uv_check_init(x.loop, &x.finish);
+    x.finish.data = &x;
+    uv_check_start(&x.finish, finish_cb);
     uv_run(x.loop, UV_RUN_DEFAULT);
     as_runtime_free(x.rt);
-    if (!uv_is_closing((uv_handle_t *)&x.in)) uv_close((uv_handle_t *)&x.in, NULL);
+    uv_close((uv_handle_t *)&x.in, NULL);
+    uv_close((uv_handle_t *)&x.finish, NULL);
     uv_run(x.loop, UV_RUN_NOWAIT);
     free(x.line);
     return 0;

@@ -390,7 +390,11 @@ static int hist_append(as_case *c, int64_t at, const as_principal *who, int acti
         c->hist = h;
         c->caphist = cap;
     }
-    c->hist[c->nhist++] = (as_hist){at, who ? who->id : NULL, note, (uint8_t)action,
+    /* the party's id as the order holds it (interned): the caller's string is only borrowed,
+     * and checks 4 made sure the two are equal */
+    const char *id = NULL;
+    if (who && who->id) id = who->role == AS_ROLE_BUYER ? c->order->buyer : c->order->shop;
+    c->hist[c->nhist++] = (as_hist){at, id, note, (uint8_t)action,
                                     (uint8_t)(who ? who->role : AS_ROLE_SYSTEM), (uint8_t)from,
                                     (uint8_t)to};
     return 0;
