@@ -212,7 +212,7 @@ static void check_cb(uv_check_t *h)
 /* Queues `cb` to be answered once what this turn changed is durable. */
 static void wait_durable(as_runtime *rt, as_done_cb cb, void *ud, int code, const char *msg)
 {
-    done w = {cb, ud, code, msg ? strdup(msg) : NULL};
+    done w = {cb, ud, code, code && msg ? strdup(msg) : NULL};
     if (PUSH(rt->dur->next.waiting, w) != 0) {
         free(w.msg);
         if (cb) cb(ud, AS_ENOMEM, "out of memory");
@@ -390,6 +390,7 @@ int as_runtime_idle(const as_runtime *rt)
 typedef struct restore {
     as_runtime *rt;
     as_error *err;
+    as_pack *last_pin[AS_LAYER_COUNT]; /* most cases pin what the case before pinned */
     VEC(as_pack *) held; /* versions loaded for pins; released once the cases hold theirs */
     VEC(delivery) redeliver;
 } restore;
@@ -416,6 +417,14 @@ static int v_pack(void *ud, const char *shop, const char *name, const char *vers
     return 0;
 }
 
+static int v_reserve(void *ud, size_t orders, size_t cases)
+{
+    restore *x = ud;
+    if (as__strmap_reserve(&x->rt->orders, orders) || as__strmap_reserve(&x->rt->cases, cases))
+        return AS_ENOMEM;
+    return 0;
+}
+
 static int v_order(void *ud, const void *data, size_t len)
 {
     restore *x = ud;
@@ -432,7 +441,7 @@ static int v_order(void *ud, const void *data, size_t len)
 
 /* The loaded version a case pinned: the exact name@version, else (a bundled pack upgraded
  * since) the version in force for that layer. */
-static as_pack *pin(as_runtime *rt, int layer, const char *name, const char *version)
+static as_pack *find_pin(as_runtime *rt, int layer, const char *name, const char *version)
 {
     for (int i = rt->ninstalled - 1; i >= 0; i--) {
         as_pack *p = rt->installed[i];
@@ -447,11 +456,19 @@ static as_pack *pin(as_runtime *rt, int layer, const char *name, const char *ver
     return NULL;
 }
 
+static as_pack *pin(void *ctx, int layer, const char *name, const char *version)
+{
+    restore *x = ctx;
+    as_pack *p = x->last_pin[layer];
+    if (p && strcmp(p->name, name) == 0 && strcmp(p->version, version) == 0) return p;
+    return x->last_pin[layer] = find_pin(x->rt, layer, name, version);
+}
+
 static int v_case(void *ud, const void *data, size_t len, int64_t due)
 {
     restore *x = ud;
     as_case *c;
-    int rc = as__journal_read_case(x->rt, data, len, pin, &c, x->err);
+    int rc = as__journal_read_case(x->rt, data, len, pin, x, &c, x->err);
     if (rc) return rc;
     if (as__strmap_put(&x->rt->cases, c) != 0 ||
         (due != INT64_MIN && as__sched_add(&x->rt->sched, &c->deadline, due) != 0)) {
@@ -548,7 +565,7 @@ int as_runtime_attach_store(as_runtime *rt, const char *db_path, as_error *err)
     d->loop = rt->timer->loop;
     rt->dur = d;
     restore x = {.rt = rt, .err = err};
-    as_store_visitor v = {&x, v_pack, v_order, v_case, v_event, v_outbox, v_idem};
+    as_store_visitor v = {&x, v_reserve, v_pack, v_order, v_case, v_event, v_outbox, v_idem};
     rc = d->store->engine->load(d->store, &v, err);
     for (size_t i = 0; i < x.held.len; i++) as__pack_unref(x.held.v[i]);
     free(x.held.v);

@@ -190,9 +190,9 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
 }
 
 int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
-                          as_pack *(*pin)(as_runtime *, int layer, const char *name,
+                          as_pack *(*pin)(void *ctx, int layer, const char *name,
                                           const char *version),
-                          as_case **out, as_error *err)
+                          void *ctx, as_case **out, as_error *err)
 {
     as_rbuf r = {data, len, 0, 0};
     char id[512], oid[512];
@@ -221,7 +221,7 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         char name[256], version[256];
         const char *n = get_str(&r, name, sizeof name), *v = get_str(&r, version, sizeof version);
-        c->rules[l] = n && v && !r.bad ? pin(rt, l, n, v) : NULL;
+        c->rules[l] = n && v && !r.bad ? pin(ctx, l, n, v) : NULL;
     }
     as_case_vals *v = &c->v;
     v->refund_amount = as__rbuf_i64(&r);

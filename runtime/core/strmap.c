@@ -54,11 +54,18 @@ static void insert_raw(void **slots, size_t cap, const char *key, void *obj)
     slots[i] = obj;
 }
 
+static int rehash(as_strmap *m, size_t cap);
+
 static int grow(as_strmap *m)
 {
     size_t cap = m->cap ? m->cap : 8;
     while ((m->len + 1) * 4 > cap * 3) cap *= 2;
     if (cap == m->cap && m->tombs == 0) cap *= 2;
+    return rehash(m, cap);
+}
+
+static int rehash(as_strmap *m, size_t cap)
+{
     void **slots = calloc(cap, sizeof *slots);
     if (slots == NULL) return AS_ENOMEM;
     for (size_t i = 0; i < m->cap; i++)
@@ -69,6 +76,13 @@ static int grow(as_strmap *m)
     m->cap = cap;
     m->tombs = 0;
     return 0;
+}
+
+int as__strmap_reserve(as_strmap *m, size_t n)
+{
+    size_t cap = m->cap ? m->cap : 8;
+    while ((m->len + n) * 4 > cap * 3) cap *= 2;
+    return cap == m->cap ? 0 : rehash(m, cap);
 }
 
 int as__strmap_put(as_strmap *m, void *obj)

@@ -22,6 +22,8 @@ void as__strmap_init(as_strmap *m, as_key_fn key_of);
 /* Frees the index only; the objects stay the caller's. */
 void as__strmap_free(as_strmap *m);
 void *as__strmap_get(const as_strmap *m, const char *key);
+/* Sizes the table for `n` objects at once (a restore knows how many are coming). */
+int as__strmap_reserve(as_strmap *m, size_t n);
 /* Inserts `obj` (its key must not be present). Returns 0 or AS_ENOMEM. */
 int as__strmap_put(as_strmap *m, void *obj);
 /* Removes the object with `key`; returns it, or NULL when absent. */

@@ -260,10 +260,17 @@ static int row_idem(sqlite3_stmt *st, const as_store_visitor *v)
     return v->idem(v->ud, col_text(st, 0), sqlite3_column_int(st, 1), col_text(st, 2));
 }
 
+static int pragma_int(sqlite_store *s, const char *q, int *out);
+
 static int sqlite_load(as_store *base, const as_store_visitor *v, as_error *err)
 {
     sqlite_store *s = (sqlite_store *)base;
-    int rc;
+    int rc, orders = 0, cases = 0;
+    if (pragma_int(s, "SELECT count(*) FROM orders", &orders) ||
+        pragma_int(s, "SELECT count(*) FROM cases", &cases))
+        return db_err(s, err, "load");
+    if ((rc = v->reserve(v->ud, (size_t)orders, (size_t)cases)) != 0)
+        return as__err(err, rc, "store: out of memory for %d orders and %d cases", orders, cases);
     if ((rc = each_row(s, "SELECT shop, name, version, source, current FROM packs ORDER BY current",
                        row_pack, v, err)) ||
         (rc = each_row(s, "SELECT data FROM orders", row_order, v, err)) ||

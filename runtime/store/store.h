@@ -41,6 +41,8 @@ enum {
  * the call only. */
 typedef struct as_store_visitor {
     void *ud;
+    /* first: how many orders and cases follow (to size the indexes) */
+    int (*reserve)(void *ud, size_t orders, size_t cases);
     int (*pack)(void *ud, const char *shop, const char *name, const char *version,
                 const char *source, int current);
     int (*order)(void *ud, const void *data, size_t len);

@@ -205,6 +205,7 @@ typedef struct {
     /* what the last case.get said */
     int present; /* -1 not asked this run, 0 not found, 1 found */
     json_t *last;
+    json_t *disk; /* history entries known to be on disk: they never change */
     int64_t version, due, expect_version;
     int late_reported, fired_counted;
     int dirty; /* touched since its last full check */
@@ -457,7 +458,7 @@ static int await_reqs(const size_t *ids, int n)
                      READ_TIMEOUT_MS / 1000, ids[i], OP_NAME[q->op],
                      q->op == OP_OPEN || q->op == OP_ACT || q->op == OP_GET
                          ? g_cases[q->ent].id
-                         : q->op == OP_RULES || q->op == OP_ACK ? "" : g_orders[q->ent].id,
+                         : q->op == OP_ACK ? q->key : q->op == OP_RULES ? "" : g_orders[q->ent].id,
                      q->action[0] ? " " : "", q->action);
                 return -1;
             }
@@ -695,8 +696,29 @@ static void check_case(case_t *c, json_t *cj)
                 wall_ms() - due);
         }
     }
+    /* entries stamped before this run started came from the file: from now on every run
+     * must show them unchanged (a replay must not re-stamp or rewrite history) */
+    size_t nd = json_array_size(c->disk);
+    for (size_t i = 0; i < nd; i++) {
+        json_t *was = json_array_get(c->disk, i), *now = json_array_get(hist, i);
+        if (now == NULL || !json_equal(was, now)) {
+            char *a = json_dumps(was, JSON_COMPACT), *b = now ? json_dumps(now, JSON_COMPACT) : NULL;
+            BAD("case %s: history entry %zu was on disk as %s and now reads %s; history %s",
+                c->id, i, a, b ? b : "(missing)", hs);
+            free(a);
+            free(b);
+            break;
+        }
+    }
+    size_t k = 0;
+    while (k < n && jint(json_array_get(hist, k), "at", INT64_MAX) < g_run_start) k++;
+    if (k > nd && !bad) {
+        json_t *disk = json_array();
+        for (size_t i = 0; i < k; i++) json_array_append(disk, json_array_get(hist, i));
+        json_decref(c->disk);
+        c->disk = disk;
+    }
 #undef BAD
-    (void)bad;
     c->st = st;
     c->version = version;
     c->due = st == S_REQUESTED ? due : 0;
@@ -1473,6 +1495,26 @@ static void print_log_tail(void)
     fclose(f);
 }
 
+/* meson's timeout sends SIGTERM: take the child and the temp dir along (only
+ * async-signal-safe calls). */
+static void on_term(int sig)
+{
+    if (ch.pid > 0) kill(ch.pid, SIGKILL);
+    static const char *const names[] = {"crash.db", "crash.db-wal", "crash.db-shm",
+                                        "crash.db-journal", "child.log"};
+    char path[PATH_MAX + 32];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        size_t n = strlen(g_dir), m = strlen(names[i]);
+        memcpy(path, g_dir, n);
+        path[n] = '/';
+        memcpy(path + n + 1, names[i], m + 1);
+        unlink(path);
+    }
+    rmdir(g_dir);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3 || argc > 4) {
@@ -1506,6 +1548,8 @@ int main(int argc, char **argv)
     }
     snprintf(g_db, sizeof g_db, "%s/crash.db", g_dir);
     snprintf(g_log, sizeof g_log, "%s/child.log", g_dir);
+    signal(SIGTERM, on_term);
+    signal(SIGINT, on_term);
 
     g_cycle_fails = calloc((size_t)g_ncycles, sizeof *g_cycle_fails);
     g_maxorders = g_ncycles * 40 + 100;
@@ -1587,6 +1631,7 @@ int main(int argc, char **argv)
             count_hist(json_object_get(g_cases[i].last, "history"), "auto_agree", "system"))
             auto_agreed++;
         json_decref(g_cases[i].last);
+        json_decref(g_cases[i].disk);
     }
     printf("crash: %d cycles in %.1f s, %zu requests, %d orders, %d cases (%d refunded, %d "
            "auto-agreed); seed %" PRIu64 "\n",
