@@ -14,8 +14,12 @@
  *
  * After each restart it checks (each failure names the cycle, the seed, what was
  * acknowledged and what was found):
- *   - every acknowledged order and case exists; every acknowledged action is in its case's
- *     history and the case's version is at least what the acknowledgements imply;
+ *   - every acknowledged order and case exists (an order through its next event or case, or
+ *     when abandoned by a stranger's case.open answering `forbidden`, not `not_found`, every
+ *     10th cycle); every acknowledged action is in its case's history and the case's version
+ *     is at least the number of its acknowledged commands;
+ *   - history that was on disk (stamped before the current run started) reads the same in
+ *     every later run: a replay re-stamps or rewrites nothing;
  *   - each history is contiguous (an entry's `from` is the previous entry's `to`), has no
  *     duplicated entry and only the transitions this workload can cause; version equals the
  *     number of history entries (engine.c: open writes entry 1 at version 1, every commit()
@@ -33,6 +37,8 @@
  *   - deadlines still fire: a case in `requested` whose 300 ms merchant_response fell due
  *     (while the child ran or while it was dead) reaches the next state by `auto_agree`,
  *     never before its due time.
+ *
+ * At the end the child, given end of input, answers its last writes and exits 0.
  *
  * Ends with the plain line `N passed, M failed` (cycles); exit status 0 only if M == 0.
  * Environment: AFTERSALE_CRASH_SEED=N replays a seed's workload and kill schedule (the
@@ -94,13 +100,16 @@ static int64_t mono_ms(void)
 static void sleep_us(long us)
 {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 /* splitmix64: one stream for the kill schedule and one for the workload, both reseeded per
  * cycle from the seed, so a seed replays the same schedule whatever the previous cycles'
  * outcomes were. */
-typedef struct { uint64_t s; } rng_t;
+typedef struct {
+    uint64_t s;
+} rng_t;
 
 static uint64_t rng_next(rng_t *r)
 {
@@ -115,12 +124,15 @@ static int rng_int(rng_t *r, int lo, int hi) /* inclusive */
     return lo + (int)(rng_next(r) % (uint64_t)(hi - lo + 1));
 }
 
-static int rng_pct(rng_t *r, int percent) { return (int)(rng_next(r) % 100) < percent; }
+static int rng_pct(rng_t *r, int percent)
+{
+    return (int)(rng_next(r) % 100) < percent;
+}
 
 static uint64_t g_seed;
 static rng_t g_work; /* the workload's stream */
 static int g_ncycles;
-static int g_cycle;       /* the cycle whose crash is being checked or driven */
+static int g_cycle; /* the cycle whose crash is being checked or driven */
 static int *g_cycle_fails;
 static long g_fail_total;
 static char g_dir[PATH_MAX], g_db[PATH_MAX + 16], g_log[PATH_MAX + 16];
@@ -188,7 +200,7 @@ typedef struct {
     int leave;       /* never agreed by the merchant: its deadline auto-agrees it */
     int open;        /* OPEN_* */
     char open_key[48];
-    int st;          /* S_*, -1 when unknown (a case.get will tell) */
+    int st; /* S_*, -1 when unknown (a case.get will tell) */
     int busy;
     cmd_t acked[MAX_ACKED]; /* acknowledged commands, open included, logistics news not */
     int nacked;
@@ -233,7 +245,10 @@ static void buyer_as(const case_t *c, char *buf, size_t n)
 /* Each acknowledged command adds one history entry and one version (engine.c commit()), so
  * a case's version is at least the number of its acknowledged commands. A version seen by
  * case.get is no such bound: reads see changes (a deadline's) before they are durable. */
-static int64_t min_version(const case_t *c) { return c->nacked + c->nlogi_acked; }
+static int64_t min_version(const case_t *c)
+{
+    return c->nacked + c->nlogi_acked;
+}
 
 static void record_ack(case_t *c, const char *action, const char *as, const char *key)
 {
@@ -271,10 +286,14 @@ static const char *acked_list(const case_t *c)
  * ======================================================================================== */
 
 enum { OP_RULES, OP_CREATE, OP_SHIP, OP_DELIVER, OP_OPEN, OP_ACT, OP_GET, OP_PROBE, OP_ACK };
-static const char *const OP_NAME[] = {"rules.load",   "order.create", "order.ship",
+static const char *const OP_NAME[] = {"rules.load",    "order.create", "order.ship",
                                       "order.deliver", "case.open",    "case.act",
                                       "case.get",      "case.open",    "outbox.ack"};
-enum { RS_NONE, RS_ACKED, RS_UNKNOWN }; /* first sending, resend of an acknowledged key, of a lost one */
+enum {
+    RS_NONE,
+    RS_ACKED,
+    RS_UNKNOWN
+}; /* first sending, resend of an acknowledged key, of a lost one */
 
 typedef struct {
     int op, ent, resend, answered, run;
@@ -314,7 +333,8 @@ static int child_start(void)
     if (logfd >= 0) {
         char hdr[80];
         int n = snprintf(hdr, sizeof hdr, "=== run %d (cycle %d)\n", g_run, g_cycle);
-        if (write(logfd, hdr, (size_t)n) < 0) {}
+        if (write(logfd, hdr, (size_t)n) < 0) {
+        }
     }
     fflush(stdout);
     pid_t pid = fork();
@@ -340,7 +360,8 @@ static int child_start(void)
     ch.alive = 1;
     g_run_start = wall_ms();
     g_run_first = g_nreqs;
-    for (int i = 0; i < g_ncases; i++) g_cases[i].present = -1;
+    for (int i = 0; i < g_ncases; i++)
+        g_cases[i].present = -1;
     return 0;
 }
 
@@ -456,9 +477,10 @@ static int await_reqs(const size_t *ids, int n)
                 const req_t *q = &g_reqs[ids[i]];
                 fail("no answer within %d s to request %zu (%s %s%s%s): the child hangs",
                      READ_TIMEOUT_MS / 1000, ids[i], OP_NAME[q->op],
-                     q->op == OP_OPEN || q->op == OP_ACT || q->op == OP_GET
-                         ? g_cases[q->ent].id
-                         : q->op == OP_ACK ? q->key : q->op == OP_RULES ? "" : g_orders[q->ent].id,
+                     q->op == OP_OPEN || q->op == OP_ACT || q->op == OP_GET ? g_cases[q->ent].id
+                     : q->op == OP_ACK                                      ? q->key
+                     : q->op == OP_RULES                                    ? ""
+                                                                            : g_orders[q->ent].id,
                      q->action[0] ? " " : "", q->action);
                 return -1;
             }
@@ -485,9 +507,11 @@ static void child_kill(void)
     if (ch.pid > 0) {
         kill(ch.pid, SIGKILL);
         int64_t t0 = mono_ms();
-        while (!ch.eof && mono_ms() - t0 < READ_TIMEOUT_MS) pump(200);
+        while (!ch.eof && mono_ms() - t0 < READ_TIMEOUT_MS)
+            pump(200);
         if (!ch.eof) fail("no end of output %d s after SIGKILL", READ_TIMEOUT_MS / 1000);
-        while (waitpid(ch.pid, NULL, 0) < 0 && errno == EINTR) {}
+        while (waitpid(ch.pid, NULL, 0) < 0 && errno == EINTR) {
+        }
     }
     if (ch.in >= 0) close(ch.in);
     if (ch.out >= 0) close(ch.out);
@@ -579,8 +603,8 @@ static void check_case(case_t *c, json_t *cj)
     if (strcmp(jstr(cj, "id"), c->id) != 0)
         BAD("case.get %s answered case '%s'", c->id, jstr(cj, "id"));
     if (st < 0)
-        BAD("case %s is in state '%s', where this workload never leads; history %s", c->id,
-            state, hs);
+        BAD("case %s is in state '%s', where this workload never leads; history %s", c->id, state,
+            hs);
     if (n == 0) BAD("case %s has no history", c->id);
     if (version != (int64_t)n)
         BAD("case %s: version %" PRId64 " but %zu history entries (every applied command "
@@ -595,8 +619,7 @@ static void check_case(case_t *c, json_t *cj)
         json_t *e0 = json_array_get(hist, 0);
         if (strcmp(jstr(e0, "action"), "open") != 0 || strcmp(jstr(e0, "to"), "requested") ||
             strcmp(jstr(e0, "actor"), buyer) != 0 || jint(e0, "at", -2) != opened)
-            BAD("case %s: history does not start with its open by %s at opened_at %" PRId64
-                ": %s",
+            BAD("case %s: history does not start with its open by %s at opened_at %" PRId64 ": %s",
                 c->id, buyer, opened, hs);
     }
     int into_refunding = 0, logi = 0;
@@ -609,8 +632,7 @@ static void check_case(case_t *c, json_t *cj)
         if (jint(e, "at", 0) < jint(p, "at", 0))
             BAD("case %s: history entry %zu goes back in time; history %s", c->id, i, hs);
         if (strcmp(a, "return_delivered") != 0 && json_equal(e, p))
-            BAD("case %s: history entry %zu duplicates entry %zu; history %s", c->id, i, i - 1,
-                hs);
+            BAD("case %s: history entry %zu duplicates entry %zu; history %s", c->id, i, i - 1, hs);
         else if (!transition_ok(c, e))
             BAD("case %s: history entry %zu (%s by %s, %s -> %s) is no step this workload "
                 "causes (a duplicate or a lost step?); history %s",
@@ -681,8 +703,8 @@ static void check_case(case_t *c, json_t *cj)
     }
     if (c->expect_version >= 0) {
         if (version != c->expect_version)
-            BAD("case %s: resending an acknowledged key changed its version %" PRId64
-                " -> %" PRId64 " (applied twice); history %s",
+            BAD("case %s: resending an acknowledged key changed its version %" PRId64 " -> %" PRId64
+                " (applied twice); history %s",
                 c->id, c->expect_version, version, hs);
         c->expect_version = -1;
     }
@@ -702,19 +724,22 @@ static void check_case(case_t *c, json_t *cj)
     for (size_t i = 0; i < nd; i++) {
         json_t *was = json_array_get(c->disk, i), *now = json_array_get(hist, i);
         if (now == NULL || !json_equal(was, now)) {
-            char *a = json_dumps(was, JSON_COMPACT), *b = now ? json_dumps(now, JSON_COMPACT) : NULL;
-            BAD("case %s: history entry %zu was on disk as %s and now reads %s; history %s",
-                c->id, i, a, b ? b : "(missing)", hs);
+            char *a = json_dumps(was, JSON_COMPACT),
+                 *b = now ? json_dumps(now, JSON_COMPACT) : NULL;
+            BAD("case %s: history entry %zu was on disk as %s and now reads %s; history %s", c->id,
+                i, a, b ? b : "(missing)", hs);
             free(a);
             free(b);
             break;
         }
     }
     size_t k = 0;
-    while (k < n && jint(json_array_get(hist, k), "at", INT64_MAX) < g_run_start) k++;
+    while (k < n && jint(json_array_get(hist, k), "at", INT64_MAX) < g_run_start)
+        k++;
     if (k > nd && !bad) {
         json_t *disk = json_array();
-        for (size_t i = 0; i < k; i++) json_array_append(disk, json_array_get(hist, i));
+        for (size_t i = 0; i < k; i++)
+            json_array_append(disk, json_array_get(hist, i));
         json_decref(c->disk);
         c->disk = disk;
     }
@@ -854,9 +879,8 @@ static void on_answer(req_t *r, json_t *ans)
         return;
     }
     if (r->resend == RS_UNKNOWN) {
-        int applied = c->present == 1 && count_hist(json_object_get(c->last, "history"),
-                                                     r->action, r->as) >
-                                              count_acked(c, r->action, r->as);
+        int applied = c->present == 1 && count_hist(json_object_get(c->last, "history"), r->action,
+                                                    r->as) > count_acked(c, r->action, r->as);
         c->has_unknown = 0;
         c->st = -1;
         g_stats.resent_lost++;
@@ -872,8 +896,8 @@ static void on_answer(req_t *r, json_t *ans)
                  c->id, r->action, r->key, logi ? "may have been applied" : "was applied", code,
                  msg);
         } else if (!(strcmp(r->action, "agree") == 0 && strcmp(code, "invalid_state") == 0)) {
-            fail("case %s: resending lost %s (key %s) answered %s (%s)", c->id, r->action,
-                 r->key, code, msg);
+            fail("case %s: resending lost %s (key %s) answered %s (%s)", c->id, r->action, r->key,
+                 code, msg);
         }
         return;
     }
@@ -966,7 +990,9 @@ static void after_kill(void)
         switch (r->op) {
         case OP_CREATE:
         case OP_SHIP:
-        case OP_DELIVER: g_orders[r->ent].st = O_DEAD; break;
+        case OP_DELIVER:
+            g_orders[r->ent].st = O_DEAD;
+            break;
         case OP_OPEN:
             if (r->resend != RS_ACKED && g_cases[r->ent].open != OPEN_ACKED)
                 g_cases[r->ent].open = OPEN_UNKNOWN;
@@ -983,13 +1009,15 @@ static void after_kill(void)
         case OP_ACK:
             if (g_cases[r->ent].ack_state == ACK_SENT) g_cases[r->ent].ack_state = ACK_UNKNOWN;
             break;
-        default: break;
+        default:
+            break;
         }
     }
     g_stats.kills++;
     g_stats.lost_writes += lost;
     if (lost) g_stats.kills_inflight++;
-    for (int i = 0; i < g_norders; i++) g_orders[i].busy = 0;
+    for (int i = 0; i < g_norders; i++)
+        g_orders[i].busy = 0;
     for (int i = 0; i < g_ncases; i++) {
         g_cases[i].busy = 0;
         g_cases[i].st = -1; /* the next case.get tells */
@@ -1002,9 +1030,9 @@ static void after_kill(void)
 
 static size_t send_rules(void)
 {
-    return send_req(json_pack("{s:s, s:s, s:s}", "op", "rules.load", "shop", "S1", "source",
-                              MERCHANT_RULES),
-                    OP_RULES, 0, NULL, NULL, NULL, RS_NONE);
+    return send_req(
+        json_pack("{s:s, s:s, s:s}", "op", "rules.load", "shop", "S1", "source", MERCHANT_RULES),
+        OP_RULES, 0, NULL, NULL, NULL, RS_NONE);
 }
 
 static size_t send_create(void)
@@ -1017,10 +1045,10 @@ static size_t send_create(void)
     snprintf(o->buyer, sizeof o->buyer, "B%d", i);
     o->credit = rng_pct(&g_work, 30) ? 700 : 0;
     o->st = O_CREATING;
-    json_t *order = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:i, s:i}], s:i, s:b}", "id", o->id,
-                              "shop", "S1", "buyer", o->buyer, "items", "sku", "T1", "category",
-                              "apparel", "qty", 1, "price", 19900, "shipping_fee", 0,
-                              "freight_insurance", 1);
+    json_t *order =
+        json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:i, s:i}], s:i, s:b}", "id", o->id, "shop", "S1",
+                  "buyer", o->buyer, "items", "sku", "T1", "category", "apparel", "qty", 1, "price",
+                  19900, "shipping_fee", 0, "freight_insurance", 1);
     if (o->credit) json_object_set_new(order, "buyer_credit", json_integer(o->credit));
     return send_req(json_pack("{s:s, s:o}", "op", "order.create", "order", order), OP_CREATE, i,
                     NULL, NULL, NULL, RS_NONE);
@@ -1092,8 +1120,8 @@ static size_t send_act(case_t *c, const char *action, const char *key, int resen
         snprintf(keybuf, sizeof keybuf, "k:%s:%d", c->id, ++c->nkeys);
         key = keybuf;
     }
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "case.act", "as", as, "case",
-                             c->id, "action", action, "key", key);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "case.act", "as", as, "case", c->id,
+                             "action", action, "key", key);
     if (strcmp(action, "ship_return") == 0) {
         char tracking[32];
         snprintf(tracking, sizeof tracking, "SF%s", c->id + 1);
@@ -1115,12 +1143,12 @@ static size_t send_probe(int oi)
 {
     char cid[32];
     snprintf(cid, sizeof cid, "P%d", oi);
-    json_t *cobj = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:i}]}", "id", cid, "order",
-                             g_orders[oi].id, "type", "return_refund", "reason", "no_reason",
-                             "items", "sku", "T1", "qty", 1);
-    return send_req(json_pack("{s:s, s:s, s:o}", "op", "case.open", "as", "buyer:stranger",
-                              "case", cobj),
-                    OP_PROBE, oi, NULL, NULL, NULL, RS_NONE);
+    json_t *cobj =
+        json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:i}]}", "id", cid, "order", g_orders[oi].id,
+                  "type", "return_refund", "reason", "no_reason", "items", "sku", "T1", "qty", 1);
+    return send_req(
+        json_pack("{s:s, s:s, s:o}", "op", "case.open", "as", "buyer:stranger", "case", cobj),
+        OP_PROBE, oi, NULL, NULL, NULL, RS_NONE);
 }
 
 static size_t send_outbox_ack(case_t *c)
@@ -1137,7 +1165,8 @@ static int get_cases(const int *list, int n)
     size_t ids[CHUNK];
     for (int i = 0; i < n; i += CHUNK) {
         int m = n - i < CHUNK ? n - i : CHUNK;
-        for (int k = 0; k < m; k++) ids[k] = send_get(&g_cases[list[i + k]]);
+        for (int k = 0; k < m; k++)
+            ids[k] = send_get(&g_cases[list[i + k]]);
         if (await_reqs(ids, m) != 0) return -1;
     }
     return 0;
@@ -1166,7 +1195,8 @@ static int recover(int full)
             c->st = S_REFUNDED;
     }
     if (get_cases(list, n) != 0) goto out;
-    for (int k = 0; k < n; k++) g_cases[list[k]].dirty = 0;
+    for (int k = 0; k < n; k++)
+        g_cases[list[k]].dirty = 0;
 
     /* 2. commands whose answers the crash swallowed: opens always, actions mostly, again
      * with their keys */
@@ -1312,9 +1342,12 @@ static int plan_round(opd_t *ops, int max)
         if (o->busy || o->st == O_DEAD || o->st == O_USED) continue;
         pipeline++;
         if (!rng_pct(&g_work, 85)) continue;
-        if (o->st == O_CREATED) ops[n++] = (opd_t){OP_SHIP, i, NULL};
-        else if (o->st == O_SHIPPED) ops[n++] = (opd_t){OP_DELIVER, i, NULL};
-        else if (o->st == O_DELIVERED) ops[n++] = (opd_t){OP_OPEN, i, NULL};
+        if (o->st == O_CREATED)
+            ops[n++] = (opd_t){OP_SHIP, i, NULL};
+        else if (o->st == O_SHIPPED)
+            ops[n++] = (opd_t){OP_DELIVER, i, NULL};
+        else if (o->st == O_DELIVERED)
+            ops[n++] = (opd_t){OP_OPEN, i, NULL};
     }
     for (int i = 0; i < g_ncases && n < max; i++) {
         case_t *c = &g_cases[i];
@@ -1336,12 +1369,17 @@ static int plan_round(opd_t *ops, int max)
             else if (now >= c->due + 30 || (c->due == 0 && rng_pct(&g_work, 20)))
                 ops[n++] = (opd_t){OP_GET, i, NULL}; /* has its deadline fired? */
             break;
-        case S_AWAITING: ops[n++] = (opd_t){OP_ACT, i, "ship_return"}; break;
-        case S_RETURNING: ops[n++] = (opd_t){OP_ACT, i, "confirm_return"}; break;
+        case S_AWAITING:
+            ops[n++] = (opd_t){OP_ACT, i, "ship_return"};
+            break;
+        case S_RETURNING:
+            ops[n++] = (opd_t){OP_ACT, i, "confirm_return"};
+            break;
         case S_REFUNDING:
             if (rng_pct(&g_work, 50)) ops[n++] = (opd_t){OP_ACT, i, "refund_succeeded"};
             break;
-        default: break;
+        default:
+            break;
         }
     }
     if (n < max && pipeline < 3 && active < 12 && rng_pct(&g_work, 85))
@@ -1352,14 +1390,21 @@ static int plan_round(opd_t *ops, int max)
 static size_t send_op(const opd_t *op)
 {
     switch (op->op) {
-    case OP_ACK: return send_outbox_ack(&g_cases[op->ent]);
+    case OP_ACK:
+        return send_outbox_ack(&g_cases[op->ent]);
     case OP_SHIP:
-    case OP_DELIVER: return send_order_event(op->ent, op->op);
-    case OP_OPEN: return send_new_case(op->ent);
-    case OP_GET: return send_get(&g_cases[op->ent]);
-    case OP_ACT: return send_act(&g_cases[op->ent], op->action, NULL, RS_NONE);
-    case OP_CREATE: return send_create();
-    default: return 0;
+    case OP_DELIVER:
+        return send_order_event(op->ent, op->op);
+    case OP_OPEN:
+        return send_new_case(op->ent);
+    case OP_GET:
+        return send_get(&g_cases[op->ent]);
+    case OP_ACT:
+        return send_act(&g_cases[op->ent], op->action, NULL, RS_NONE);
+    case OP_CREATE:
+        return send_create();
+    default:
+        return 0;
     }
 }
 
@@ -1439,7 +1484,8 @@ static void finish(void)
         return;
     }
     int64_t t1 = mono_ms();
-    while (!ch.eof && mono_ms() - t1 < READ_TIMEOUT_MS) pump(200);
+    while (!ch.eof && mono_ms() - t1 < READ_TIMEOUT_MS)
+        pump(200);
     if (!ch.eof)
         fail("the child did not close its output within %d s of its end of input",
              READ_TIMEOUT_MS / 1000);
@@ -1574,7 +1620,7 @@ int main(int argc, char **argv)
                 break;
             }
         } else {
-            g_cycle = c - 1; /* what follows checks the previous cycle's crash */
+            g_cycle = c - 1;           /* what follows checks the previous cycle's crash */
             if (rng_pct(&sched, 10)) { /* a crash during recovery */
                 if (child_start() == 0) {
                     sleep_us(rng_int(&sched, 0, 15000));
@@ -1620,8 +1666,10 @@ int main(int argc, char **argv)
 
     int passed = 0, failed = 0;
     for (int c = 0; c < g_ncycles; c++) {
-        if (fatal || g_cycle_fails[c]) failed++;
-        else passed++;
+        if (fatal || g_cycle_fails[c])
+            failed++;
+        else
+            passed++;
     }
     int acked_cases = 0, refunded = 0, auto_agreed = 0;
     for (int i = 0; i < g_ncases; i++) {
@@ -1635,8 +1683,8 @@ int main(int argc, char **argv)
     }
     printf("crash: %d cycles in %.1f s, %zu requests, %d orders, %d cases (%d refunded, %d "
            "auto-agreed); seed %" PRIu64 "\n",
-           g_ncycles, (double)(mono_ms() - t_start) / 1000.0, g_nreqs - 1, g_norders,
-           acked_cases, refunded, auto_agreed, g_seed);
+           g_ncycles, (double)(mono_ms() - t_start) / 1000.0, g_nreqs - 1, g_norders, acked_cases,
+           refunded, auto_agreed, g_seed);
     printf("crash: %ld kills (%ld with %ld unanswered writes, %ld during recovery); %ld lost "
            "keys resent (%ld found applied), %ld acknowledged keys resent; %ld deadlines fell "
            "due while dead and fired after the restart; %ld refund instructions delivered "
