@@ -549,20 +549,30 @@ static void rebuild_metrics(as_runtime *rt)
 
 int as_runtime_attach_store(as_runtime *rt, const char *db_path, as_error *err)
 {
+    as_store *s;
+    int rc = as__store_sqlite_open(db_path, &s, err);
+    if (rc) return rc;
+    return as__durable_attach(rt, s, err);
+}
+
+int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
+{
+    int refused = 0;
     if (rt->timer == NULL)
-        return as__err(err, AS_EBAD_REQUEST, "a durable runtime needs a real clock (a loop)");
-    if (rt->dur) return as__err(err, AS_EBAD_REQUEST, "the runtime already has a store");
-    if (rt->orders.len || rt->cases.len)
-        return as__err(err, AS_EBAD_REQUEST, "attach the store before the first command");
-    struct as_durable *d = calloc(1, sizeof *d);
-    if (d == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-    as__strmap_init(&d->idem, idem_key);
-    int rc = as__store_sqlite_open(db_path, &d->store, err);
-    if (rc) {
-        free(d);
-        return rc;
+        refused = as__err(err, AS_EBAD_REQUEST, "a durable runtime needs a real clock (a loop)");
+    else if (rt->dur)
+        refused = as__err(err, AS_EBAD_REQUEST, "the runtime already has a store");
+    else if (rt->orders.len || rt->cases.len)
+        refused = as__err(err, AS_EBAD_REQUEST, "attach the store before the first command");
+    struct as_durable *d = refused ? NULL : calloc(1, sizeof *d);
+    if (d == NULL) {
+        store->engine->close(store); /* the store is ours from the call on */
+        return refused ? refused : as__err(err, AS_ENOMEM, "out of memory");
     }
+    as__strmap_init(&d->idem, idem_key);
+    d->store = store;
     d->loop = rt->timer->loop;
+    int rc;
     rt->dur = d;
     restore x = {.rt = rt, .err = err};
     as_store_visitor v = {&x, v_reserve, v_pack, v_order, v_case, v_event, v_outbox, v_idem};

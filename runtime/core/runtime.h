@@ -76,6 +76,10 @@ static inline void as__touch_order(as_runtime *rt, as_order *o)
 void as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const char *case_id,
                         int64_t amount);
 void as__durable_free(as_runtime *rt);
+struct as_store;
+/* Attaches `store` (its close() is called when the runtime is freed) and restores from it;
+ * as_runtime_attach_store with a store object, for engines other than SQLite. */
+int as__durable_attach(as_runtime *rt, struct as_store *store, as_error *err);
 
 void as__fire_due(as_runtime *rt);
 /* Real clock: points the one timer at the earliest deadline. */

@@ -74,4 +74,10 @@ struct as_store {
  * a sentence; it is never recreated or half-read. Free with s->engine->close(s). */
 int as__store_sqlite_open(const char *path, as_store **out, as_error *err);
 
+/* A memory store: the same rows, kept in this process. Its rows outlive the runtimes
+ * attached to it (close() lets go without freeing), so a test can free a runtime and restore
+ * a new one from them; as__store_memory_free frees them. NULL on OOM. */
+as_store *as__store_memory_new(void);
+void as__store_memory_free(as_store *s);
+
 #endif

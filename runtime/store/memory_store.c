@@ -1,0 +1,254 @@
+/* memory_store.c -- the memory engine: the store interface with nothing on disk. It keeps
+ * the committed rows in this process, so a runtime freed and made anew on the same store
+ * restores exactly like one on SQLite: tests use it to restart without a file. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "../core/strmap.h"
+#include "store.h"
+#include "wbuf.h"
+
+typedef struct row {
+    char *key;   /* owned */
+    char *a, *b; /* owned: order id / outbox kind+case / message / pack name+source */
+    void *data;  /* owned */
+    size_t len;
+    int64_t n;   /* due, amount, code */
+    int flag;    /* outbox acked, pack current */
+} row;
+
+typedef struct rows {
+    row **v;
+    size_t len, cap;
+} rows;
+
+typedef struct memory_store {
+    as_store base;
+    rows orders, cases, events, outbox, idem, packs; /* in first-write order */
+    as_strmap by_order, by_case, by_outbox, by_idem;
+} memory_store;
+
+static const char *row_key(const void *r)
+{
+    return ((const row *)r)->key;
+}
+
+static void row_free(row *r)
+{
+    if (r == NULL) return;
+    free(r->key), free(r->a), free(r->b), free(r->data);
+    free(r);
+}
+
+static char *dup_n(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, p ? p : "", n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+static char *take_str(as_rbuf *r)
+{
+    size_t n;
+    const char *p = as__rbuf_str(r, &n);
+    return p ? dup_n(p, n) : NULL;
+}
+
+static void *take_bytes(as_rbuf *r, size_t *len)
+{
+    const char *p = as__rbuf_str(r, len);
+    return dup_n(p, *len);
+}
+
+static int append(rows *v, row *r)
+{
+    if (v->len == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        row **nv = realloc(v->v, cap * sizeof *nv);
+        if (nv == NULL) return AS_ENOMEM;
+        v->v = nv;
+        v->cap = cap;
+    }
+    v->v[v->len++] = r;
+    return 0;
+}
+
+/* Inserts `r` or, when its key is there, replaces that row's contents in place. */
+static int upsert(rows *v, as_strmap *m, row *r)
+{
+    row *old = as__strmap_get(m, r->key);
+    if (old == NULL) return append(v, r) || as__strmap_put(m, r) ? AS_ENOMEM : 0;
+    row tmp = *old;
+    *old = *r;
+    old->key = tmp.key;
+    r->key = NULL;
+    tmp.key = NULL;
+    row_free(r);
+    free(tmp.a), free(tmp.b), free(tmp.data);
+    return 0;
+}
+
+static int apply_record(memory_store *s, int kind, as_rbuf *r)
+{
+    row *w = calloc(1, sizeof *w);
+    if (w == NULL) return AS_ENOMEM;
+    switch (kind) {
+    case AS_REC_ORDER:
+        w->key = take_str(r);
+        w->data = take_bytes(r, &w->len);
+        return r->bad ? (row_free(w), AS_EIO) : upsert(&s->orders, &s->by_order, w);
+    case AS_REC_CASE:
+        w->key = take_str(r);
+        w->a = take_str(r);
+        w->n = as__rbuf_i64(r);
+        w->data = take_bytes(r, &w->len);
+        return r->bad ? (row_free(w), AS_EIO) : upsert(&s->cases, &s->by_case, w);
+    case AS_REC_EVENT:
+        w->key = take_str(r);
+        w->n = as__rbuf_u32(r);
+        w->data = take_bytes(r, &w->len);
+        return r->bad ? (row_free(w), AS_EIO) : append(&s->events, w);
+    case AS_REC_OUTBOX:
+        w->key = take_str(r);
+        w->a = take_str(r);
+        w->b = take_str(r);
+        w->n = as__rbuf_i64(r);
+        if (r->bad) return row_free(w), AS_EIO;
+        if (as__strmap_get(&s->by_outbox, w->key)) return row_free(w), 0; /* insert or ignore */
+        return append(&s->outbox, w) || as__strmap_put(&s->by_outbox, w) ? AS_ENOMEM : 0;
+    case AS_REC_OUTBOX_ACK: {
+        char *key = take_str(r);
+        row *o = key ? as__strmap_get(&s->by_outbox, key) : NULL;
+        if (o) o->flag = 1;
+        free(key);
+        row_free(w);
+        return r->bad ? AS_EIO : 0;
+    }
+    case AS_REC_IDEM:
+        w->key = take_str(r);
+        w->n = (int32_t)as__rbuf_u32(r);
+        w->a = take_str(r);
+        if (r->bad) return row_free(w), AS_EIO;
+        if (as__strmap_get(&s->by_idem, w->key)) return row_free(w), 0;
+        return append(&s->idem, w) || as__strmap_put(&s->by_idem, w) ? AS_ENOMEM : 0;
+    case AS_REC_PACK:
+        w->key = take_str(r); /* shop */
+        w->a = take_str(r);   /* name */
+        w->b = take_str(r);   /* version */
+        w->data = take_bytes(r, &w->len);
+        w->flag = as__rbuf_u8(r);
+        if (r->bad) return row_free(w), AS_EIO;
+        for (size_t i = 0; i < s->packs.len; i++)
+            if (strcmp(s->packs.v[i]->key, w->key) == 0) s->packs.v[i]->flag = 0;
+        return append(&s->packs, w);
+    default:
+        row_free(w);
+        return AS_EIO;
+    }
+}
+
+/* A batch is applied whole or (on a bad record) not at all: the rows it would touch are
+ * checked first by decoding it once without applying. */
+static int memory_commit(as_store *base, const unsigned char *batch, size_t len, as_error *err)
+{
+    memory_store *s = (memory_store *)base;
+    as_rbuf check = {batch, len, 0, 0};
+    while (check.pos < check.len && !check.bad) {
+        int kind = as__rbuf_u8(&check);
+        size_t n;
+        switch (kind) {
+        case AS_REC_ORDER: as__rbuf_str(&check, &n), as__rbuf_str(&check, &n); break;
+        case AS_REC_CASE:
+            as__rbuf_str(&check, &n), as__rbuf_str(&check, &n), as__rbuf_i64(&check);
+            as__rbuf_str(&check, &n);
+            break;
+        case AS_REC_EVENT: as__rbuf_str(&check, &n), as__rbuf_u32(&check), as__rbuf_str(&check, &n); break;
+        case AS_REC_OUTBOX:
+            as__rbuf_str(&check, &n), as__rbuf_str(&check, &n), as__rbuf_str(&check, &n);
+            as__rbuf_i64(&check);
+            break;
+        case AS_REC_OUTBOX_ACK: as__rbuf_str(&check, &n); break;
+        case AS_REC_IDEM: as__rbuf_str(&check, &n), as__rbuf_u32(&check), as__rbuf_str(&check, &n); break;
+        case AS_REC_PACK:
+            for (int i = 0; i < 4; i++) as__rbuf_str(&check, &n);
+            as__rbuf_u8(&check);
+            break;
+        default: check.bad = 1;
+        }
+    }
+    if (check.bad) return as__err(err, AS_EIO, "store: a malformed batch record");
+    as_rbuf r = {batch, len, 0, 0};
+    while (r.pos < r.len) {
+        int rc = apply_record(s, as__rbuf_u8(&r), &r);
+        if (rc) return as__err(err, rc, "store: out of memory while committing");
+    }
+    return 0;
+}
+
+static int memory_load(as_store *base, const as_store_visitor *v, as_error *err)
+{
+    memory_store *s = (memory_store *)base;
+    int rc = v->reserve(v->ud, s->orders.len, s->cases.len);
+    for (size_t i = 0; rc == 0 && i < s->packs.len; i++) {
+        row *p = s->packs.v[i];
+        char *src = dup_n(p->data, p->len);
+        rc = src ? v->pack(v->ud, p->key, p->a, p->b, src, p->flag) : AS_ENOMEM;
+        free(src);
+    }
+    for (size_t i = 0; rc == 0 && i < s->orders.len; i++)
+        rc = v->order(v->ud, s->orders.v[i]->data, s->orders.v[i]->len);
+    for (size_t i = 0; rc == 0 && i < s->cases.len; i++)
+        rc = v->a_case(v->ud, s->cases.v[i]->data, s->cases.v[i]->len, s->cases.v[i]->n);
+    for (size_t i = 0; rc == 0 && i < s->events.len; i++) {
+        row *e = s->events.v[i];
+        rc = v->event(v->ud, e->key, (uint32_t)e->n, e->data, e->len);
+    }
+    for (size_t i = 0; rc == 0 && i < s->outbox.len; i++) {
+        row *o = s->outbox.v[i];
+        if (!o->flag) rc = v->outbox(v->ud, o->key, o->a, o->b, o->n);
+    }
+    for (size_t i = 0; rc == 0 && i < s->idem.len; i++)
+        rc = v->idem(v->ud, s->idem.v[i]->key, (int)s->idem.v[i]->n, s->idem.v[i]->a);
+    return rc ? as__err(err, rc, "store: a stored row could not be restored") : 0;
+}
+
+/* The memory engine's rows outlive a runtime: close() frees nothing but the runtime's hold;
+ * as__store_memory_free frees the rows. */
+static void memory_close(as_store *base)
+{
+    (void)base;
+}
+
+static const as_store_engine memory_engine = {"memory", memory_commit, memory_load, memory_close};
+
+as_store *as__store_memory_new(void)
+{
+    memory_store *s = calloc(1, sizeof *s);
+    if (s == NULL) return NULL;
+    s->base.engine = &memory_engine;
+    as__strmap_init(&s->by_order, row_key);
+    as__strmap_init(&s->by_case, row_key);
+    as__strmap_init(&s->by_outbox, row_key);
+    as__strmap_init(&s->by_idem, row_key);
+    return &s->base;
+}
+
+void as__store_memory_free(as_store *base)
+{
+    memory_store *s = (memory_store *)base;
+    if (s == NULL) return;
+    rows *all[] = {&s->orders, &s->cases, &s->events, &s->outbox, &s->idem, &s->packs};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+        for (size_t i = 0; i < all[k]->len; i++) row_free(all[k]->v[i]);
+        free(all[k]->v);
+    }
+    as__strmap_free(&s->by_order);
+    as__strmap_free(&s->by_case);
+    as__strmap_free(&s->by_outbox);
+    as__strmap_free(&s->by_idem);
+    free(s);
+}
