@@ -8,6 +8,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "../core/runtime.h"
 #include "aftersale/aftersale.h"
 #include "cli.h"
 
@@ -110,7 +111,7 @@ static void handle_line(pipe_ctx *x, const char *line)
     p->ctx = x;
     p->id = json_incref(id);
     x->waiting++;
-    as_runtime_submit(x->rt, line, done_cb, p);
+    as__submit_json(x->rt, req, done_cb, p);
     json_decref(req);
 }
 

@@ -300,27 +300,33 @@ static int remember(as_runtime *rt, const char *key, int code, const char *msg)
 
 int as_runtime_submit(as_runtime *rt, const char *request_json, as_done_cb cb, void *ud)
 {
-    as_error err = {0};
     json_error_t je;
     json_t *req = json_loads(request_json ? request_json : "", JSON_REJECT_DUPLICATES, &je);
-    int rc;
     if (req == NULL || !json_is_object(req)) {
-        rc = as__err(&err, AS_EBAD_REQUEST, "malformed JSON: %s", req ? "not an object" : je.text);
+        as_error err = {0};
+        int rc = as__err(&err, AS_EBAD_REQUEST, "malformed JSON: %s", req ? "not an object" : je.text);
         json_decref(req);
         if (cb) cb(ud, rc, err.msg);
         return rc;
     }
+    int rc = as__submit_json(rt, req, cb, ud);
+    json_decref(req);
+    return rc;
+}
+
+int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
+{
+    as_error err = {0};
+    int rc;
     const char *key = json_string_value(json_object_get(req, "key"));
     if (rt->dur == NULL) {
         rc = run_request(rt, req, &err);
         as__rearm(rt);
-        json_decref(req);
         if (cb) cb(ud, rc, err.msg);
         return rc;
     }
     if (rt->dur->failed) {
         rc = as__err(&err, AS_EIO, "the store failed earlier; no write is accepted");
-        json_decref(req);
         if (cb) cb(ud, rc, err.msg);
         return rc;
     }
@@ -328,7 +334,6 @@ int as_runtime_submit(as_runtime *rt, const char *request_json, as_done_cb cb, v
     if (seen) {
         rc = seen->code;
         wait_durable(rt, cb, ud, rc, seen->msg); /* the first answer, once it is durable */
-        json_decref(req);
         return rc;
     }
     rc = run_request(rt, req, &err);
@@ -340,7 +345,6 @@ int as_runtime_submit(as_runtime *rt, const char *request_json, as_done_cb cb, v
     }
     wait_durable(rt, cb, ud, rc, err.msg);
     as__rearm(rt);
-    json_decref(req);
     return rc;
 }
 

@@ -81,6 +81,9 @@ struct as_store;
  * as_runtime_attach_store with a store object, for engines other than SQLite. */
 int as__durable_attach(as_runtime *rt, struct as_store *store, as_error *err);
 
+/* as_runtime_submit for a request already parsed (borrowed). */
+int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud);
+
 void as__fire_due(as_runtime *rt);
 /* Real clock: points the one timer at the earliest deadline. */
 void as__rearm(as_runtime *rt);
