@@ -384,7 +384,8 @@ static int hist_append(as_case *c, int64_t at, const as_principal *who, int acti
                        int to, char *note)
 {
     if (c->nhist == c->caphist) {
-        uint32_t cap = c->caphist ? c->caphist * 2 : 1; /* most open cases have one entry */
+        /* most open cases have one entry; a case that moves on usually makes five or so */
+        uint32_t cap = c->caphist == 0 ? 1 : c->caphist == 1 ? 6 : c->caphist * 2;
         as_hist *h = realloc(c->hist, cap * sizeof *h);
         if (h == NULL) return AS_ENOMEM;
         c->hist = h;
@@ -825,10 +826,15 @@ static char *note_for(const as_cmd *cmd)
     case AS_ACT_REFUND_FAILED:
     case AS_ACT_SHIP_RETURN:
     case AS_ACT_SHIP_REPLACEMENT: {
-        char buf[320];
-        snprintf(buf, sizeof buf, "%s%s%s", cmd->text, cmd->tracking ? " " : "",
-                 cmd->tracking ? cmd->tracking : "");
-        return strdup(buf);
+        /* "reason" or "carrier tracking" */
+        size_t a = strlen(cmd->text), b = cmd->tracking ? strlen(cmd->tracking) : 0;
+        char *note = malloc(a + b + 2);
+        if (note == NULL) return NULL;
+        memcpy(note, cmd->text, a);
+        note[a] = ' ';
+        memcpy(note + a + 1, cmd->tracking ? cmd->tracking : "", b);
+        note[b ? a + b + 1 : a] = '\0';
+        return note;
     }
     default: return NULL;
     }
