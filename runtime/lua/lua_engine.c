@@ -52,7 +52,9 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         lp->cap_hit = 1;
         return NULL;
     }
-    if (lp->fail_alloc && ++lp->allocs == lp->fail_alloc) return NULL;
+    /* persistent: Lua retries a failed allocation after a full collection, so failing only
+     * the n-th would be absorbed */
+    if (lp->fail_alloc && ++lp->allocs >= lp->fail_alloc) return NULL;
     void *np = realloc(ptr, nsize);
     if (np == NULL) return NULL;
     lp->mem_used = lp->mem_used - old + nsize;
@@ -707,7 +709,13 @@ static int load_protected(lua_State *L)
     lp->lists.table = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
     lp->items.table = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (luaL_loadbufferx(L, x->src, x->len, x->chunkname, "t") != LUA_OK) {
+    int st = luaL_loadbufferx(L, x->src, x->len, x->chunkname, "t");
+    if (st == LUA_ERRMEM) {
+        x->code = lp->cap_hit ? as__err(x->err, AS_ERULE_ERROR, "%s: memory cap exceeded", x->chunkname)
+                              : as__err(x->err, AS_ENOMEM, "%s: out of memory", x->chunkname);
+        return 0;
+    }
+    if (st != LUA_OK) {
         x->code = as__err(x->err, AS_EBAD_REQUEST, "%s", lua_tostring(L, -1));
         return 0;
     }

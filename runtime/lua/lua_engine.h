@@ -15,7 +15,8 @@
 typedef struct as_lua_limits {
     long instructions; /* per hook call; default 1,000,000 */
     size_t memory;     /* bytes per pack state; default 32 MiB */
-    long fail_alloc;   /* tests: the n-th allocation of the state fails (0: none) */
+    long fail_alloc;   /* tests: the n-th allocation of the state and all after it fail
+                        * (0: none) */
 } as_lua_limits;
 
 #define AS_LUA_DEFAULT_INSTRUCTIONS 1000000L

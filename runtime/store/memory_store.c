@@ -85,9 +85,8 @@ static int upsert(rows *v, as_strmap *m, row *r)
     row tmp = *old;
     *old = *r;
     old->key = tmp.key;
-    r->key = NULL;
-    tmp.key = NULL;
-    row_free(r);
+    free(r->key); /* the row's fields are old's now: free only the duplicate key and the shell */
+    free(r);
     free(tmp.a), free(tmp.b), free(tmp.data);
     return 0;
 }

@@ -884,6 +884,46 @@ START_TEST(lua_engine_pack_refcount)
 }
 END_TEST
 
+/* STYLE.md 14 (SQLite's *fault.test): fail the n-th and every later allocation of a pack's
+ * state, for every n, while loading the bundled platform pack. Each load either succeeds or
+ * is refused with nomem, leaves nothing behind (the sanitizer build checks for leaks), and
+ * the pack that finally loads (n past the last allocation) is the same pack. */
+START_TEST(lua_engine_oom_sweep_during_load)
+{
+    as_lua_limits clean = {.instructions = 1000000, .memory = 8 << 20};
+    as_pack *ref = NULL;
+    as_error err = {0};
+    ck_assert_int_eq(as__lua_pack_load_file(AS_SOURCE_ROOT "/plugins/platform/platform.lua",
+                                            &clean, &ref, &err), 0);
+    long n;
+    int loaded = 0;
+    for (n = 1; n < 100000 && !loaded; n++) {
+        as_lua_limits lim = clean;
+        lim.fail_alloc = n;
+        as_pack *p = NULL;
+        memset(&err, 0, sizeof err);
+        int rc = as__lua_pack_load_file(AS_SOURCE_ROOT "/plugins/platform/platform.lua", &lim,
+                                        &p, &err);
+        if (rc == 0) {
+            ck_assert_ptr_nonnull(p);
+            ck_assert_str_eq(p->name, ref->name);
+            ck_assert_str_eq(p->version, ref->version);
+            ck_assert_uint_eq(p->hooks, ref->hooks);
+            as__pack_unref(p);
+            loaded = 1;
+        } else {
+            ck_assert_msg(rc == AS_ENOMEM, "allocation %ld failed: %s (%s), want nomem", n,
+                          as_err_name(rc), err.msg);
+            ck_assert_ptr_null(p);
+            ck_assert_msg(err.msg[0] != '\0', "allocation %ld: no message", n);
+        }
+    }
+    ck_assert_msg(loaded, "the pack never loaded in %ld tries", n);
+    ck_assert_int_gt(n, 300); /* the sweep really went through the loader's allocations */
+    as__pack_unref(ref);
+}
+END_TEST
+
 static Suite *lua_engine_suite(void)
 {
     Suite *s = suite_create("lua_engine");
@@ -897,6 +937,7 @@ static Suite *lua_engine_suite(void)
     tcase_add_test(load, lua_engine_failing_chunk_is_rule_error);
     tcase_add_test(load, lua_engine_binary_chunk_refused);
     tcase_add_test(load, lua_engine_missing_file_is_io);
+    tcase_add_test(load, lua_engine_oom_sweep_during_load);
     tcase_add_test(load, lua_engine_pack_refcount);
     suite_add_tcase(s, load);
 
