@@ -78,7 +78,10 @@ typedef struct as_hist {
     const char *actor_id; /* interned party id (buyer or shop), or NULL */
     char *note;           /* owned, or NULL */
     uint8_t action, role, from, to;
+    uint8_t flags; /* AS_HF_* */
 } as_hist;
+
+enum { AS_HF_DROPPED = 1 }; /* the note records a dropped rule answer or a failed hook */
 
 typedef struct as_case {
     as_sched_node deadline; /* first: the scheduler hands back this pointer */

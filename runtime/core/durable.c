@@ -67,6 +67,7 @@ struct as_durable {
     as_store *store;
     uv_loop_t *loop;
     uv_check_t *check; /* owned; freed by its close callback */
+    uv_idle_t *kick;   /* owned; active while a batch waits to be handed to the writer */
     uv_work_t work;
     int inflight;
     batch next, cur;
@@ -86,13 +87,28 @@ static const char *idem_key(const void *p)
  * Marking, batching
  * ======================================================================================== */
 
+static void kick_cb(uv_idle_t *h)
+{
+    (void)h;
+}
+
+/* Work is waiting for the end of the turn: keep the loop alive and its poll from sleeping
+ * until the check phase has handed it to the writer. */
+static void kick(as_runtime *rt)
+{
+    struct as_durable *d = rt->dur;
+    if (d && d->kick && !d->inflight) uv_idle_start(d->kick, kick_cb);
+}
+
 void as__durable_touch_case(as_runtime *rt, as_case *c)
 {
+    kick(rt);
     if (PUSH(rt->dur->dirty_cases, c) == 0) c->dirty = 1;
 }
 
 void as__durable_touch_order(as_runtime *rt, as_order *o)
 {
+    kick(rt);
     if (PUSH(rt->dur->dirty_orders, o) == 0) o->dirty = 1;
 }
 
@@ -100,6 +116,7 @@ void as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const
                         int64_t amount)
 {
     batch *b = &rt->dur->next;
+    kick(rt);
     as__wbuf_u8(&b->rec, AS_REC_OUTBOX);
     as__wbuf_str(&b->rec, key);
     as__wbuf_str(&b->rec, kind);
@@ -191,6 +208,7 @@ static void start_commit(as_runtime *rt)
 {
     struct as_durable *d = rt->dur;
     collect(rt);
+    if (d->kick) uv_idle_stop(d->kick);
     if (d->inflight || (d->next.rec.len == 0 && d->next.waiting.len == 0 && !d->next.rec.oom))
         return;
     batch t = d->cur;
@@ -213,6 +231,7 @@ static void check_cb(uv_check_t *h)
 static void wait_durable(as_runtime *rt, as_done_cb cb, void *ud, int code, const char *msg)
 {
     done w = {cb, ud, code, code && msg ? strdup(msg) : NULL};
+    kick(rt);
     if (PUSH(rt->dur->next.waiting, w) != 0) {
         free(w.msg);
         if (cb) cb(ud, AS_ENOMEM, "out of memory");
@@ -348,36 +367,45 @@ int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
     return rc;
 }
 
-int as_runtime_load_merchant_source(as_runtime *rt, const char *shop, const char *source,
-                                    as_error *err)
+int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size_t len,
+                         const char *chunk, as_error *err)
 {
     as_pack *p;
-    char chunk[300];
-    snprintf(chunk, sizeof chunk, "=merchant rules of %s", shop);
-    int rc = as__lua_pack_load(source, strlen(source), chunk, &rt->limits, &p, err);
+    int rc = as__lua_pack_load(src, len, chunk, &rt->limits, &p, err);
     if (rc) return rc;
     if (p->categories[0] != NULL) {
         as__pack_unref(p);
-        return as__err(err, AS_EBAD_REQUEST, "a merchant pack names no categories");
+        return as__err(err, AS_EBAD_REQUEST, "%s: a merchant pack names no categories", chunk + 1);
     }
     as_shop *s = as__shop_get(rt, shop, 1);
     if (s == NULL) {
         as__pack_unref(p);
         return as__err(err, AS_ENOMEM, "out of memory");
     }
+    p->owner = s->id;
     if (as__runtime_keep(rt, p, err)) return AS_ENOMEM;
     as__pack_unref(s->merchant);
     s->merchant = p;
     if (rt->dur) {
         as_wbuf *b = &rt->dur->next.rec;
+        kick(rt);
         as__wbuf_u8(b, AS_REC_PACK);
         as__wbuf_str(b, shop);
         as__wbuf_str(b, p->name);
         as__wbuf_str(b, p->version);
-        as__wbuf_str(b, source);
+        as__wbuf_bytes(b, &(uint32_t){(uint32_t)len}, 4);
+        as__wbuf_bytes(b, src, len);
         as__wbuf_u8(b, 1);
     }
     return 0;
+}
+
+int as_runtime_load_merchant_source(as_runtime *rt, const char *shop, const char *source,
+                                    as_error *err)
+{
+    char chunk[300];
+    snprintf(chunk, sizeof chunk, "=merchant rules of %s", shop);
+    return as__merchant_install(rt, shop, source, strlen(source), chunk, err);
 }
 
 int as_runtime_idle(const as_runtime *rt)
@@ -408,10 +436,14 @@ static int v_pack(void *ud, const char *shop, const char *name, const char *vers
     snprintf(chunk, sizeof chunk, "=merchant rules of %s", shop);
     int rc = as__lua_pack_load(source, strlen(source), chunk, &x->rt->limits, &p, x->err);
     if (rc) return rc;
+    as_shop *s = as__shop_get(x->rt, shop, 1);
+    if (s == NULL) {
+        as__pack_unref(p);
+        return as__err(x->err, AS_ENOMEM, "out of memory");
+    }
+    p->owner = s->id;
     if (as__runtime_keep(x->rt, p, x->err)) return AS_ENOMEM;
     if (current) {
-        as_shop *s = as__shop_get(x->rt, shop, 1);
-        if (s == NULL) return as__err(x->err, AS_ENOMEM, "out of memory");
         as__pack_unref(s->merchant);
         s->merchant = p;
     } else if (PUSH(x->held, p)) {
@@ -445,11 +477,13 @@ static int v_order(void *ud, const void *data, size_t len)
 
 /* The loaded version a case pinned: the exact name@version, else (a bundled pack upgraded
  * since) the version in force for that layer. */
-static as_pack *find_pin(as_runtime *rt, int layer, const char *name, const char *version)
+static as_pack *find_pin(as_runtime *rt, int layer, const char *shop, const char *name,
+                         const char *version)
 {
     for (int i = rt->ninstalled - 1; i >= 0; i--) {
         as_pack *p = rt->installed[i];
-        if (strcmp(p->name, name) == 0 && strcmp(p->version, version) == 0 && as__pack_loaded(p))
+        if (strcmp(p->name, name) == 0 && strcmp(p->version, version) == 0 && as__pack_loaded(p) &&
+            (layer != AS_LAYER_MERCHANT || (p->owner && strcmp(p->owner, shop) == 0)))
             return p;
     }
     if (layer == AS_LAYER_PLATFORM) return rt->platform;
@@ -460,12 +494,14 @@ static as_pack *find_pin(as_runtime *rt, int layer, const char *name, const char
     return NULL;
 }
 
-static as_pack *pin(void *ctx, int layer, const char *name, const char *version)
+static as_pack *pin(void *ctx, int layer, const char *shop, const char *name, const char *version)
 {
     restore *x = ctx;
     as_pack *p = x->last_pin[layer];
-    if (p && strcmp(p->name, name) == 0 && strcmp(p->version, version) == 0) return p;
-    return x->last_pin[layer] = find_pin(x->rt, layer, name, version);
+    if (p && strcmp(p->name, name) == 0 && strcmp(p->version, version) == 0 &&
+        (layer != AS_LAYER_MERCHANT || strcmp(p->owner, shop) == 0))
+        return p;
+    return x->last_pin[layer] = find_pin(x->rt, layer, shop, name, version);
 }
 
 static int v_case(void *ud, const void *data, size_t len, int64_t due)
@@ -536,6 +572,7 @@ static void rebuild_metrics(as_runtime *rt)
                 if (h->role == AS_ROLE_MERCHANT && !responded++)
                     as__events_add(e, AS_EV_RESPONSE, h->at_ms, o, h->at_ms - c->opened_at);
                 if (h->action == AS_ACT_AUTO_AGREE) as__events_add(e, AS_EV_AUTO_AGREE, h->at_ms, o, 0);
+                if (h->flags & AS_HF_DROPPED) as__events_add(e, AS_EV_RULE_DROPPED, h->at_ms, o, 0);
                 if (h->action == AS_ACT_ESCALATE) as__events_add(e, AS_EV_ESCALATE, h->at_ms, o, 0);
                 if (h->action == AS_ACT_RULE_FOR_BUYER) ruled = 1;
                 if (h->to == AS_STATE_REFUNDED && h->from != AS_STATE_REFUNDED && i > 0)
@@ -551,23 +588,30 @@ static void rebuild_metrics(as_runtime *rt)
         qsort(s->events.ev, s->events.len, sizeof *s->events.ev, cmp_event);
 }
 
+/* A refused attach touches nothing: not even the file. */
+static int attach_refused(const as_runtime *rt, as_error *err)
+{
+    if (rt->timer == NULL)
+        return as__err(err, AS_EBAD_REQUEST, "a durable runtime needs a real clock (a loop)");
+    if (rt->dur) return as__err(err, AS_EBAD_REQUEST, "the runtime already has a store");
+    if (rt->orders.len || rt->cases.len)
+        return as__err(err, AS_EBAD_REQUEST, "attach the store before the first command");
+    return 0;
+}
+
 int as_runtime_attach_store(as_runtime *rt, const char *db_path, as_error *err)
 {
     as_store *s;
-    int rc = as__store_sqlite_open(db_path, &s, err);
+    int rc = attach_refused(rt, err);
+    if (rc) return rc;
+    rc = as__store_sqlite_open(db_path, &s, err);
     if (rc) return rc;
     return as__durable_attach(rt, s, err);
 }
 
 int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
 {
-    int refused = 0;
-    if (rt->timer == NULL)
-        refused = as__err(err, AS_EBAD_REQUEST, "a durable runtime needs a real clock (a loop)");
-    else if (rt->dur)
-        refused = as__err(err, AS_EBAD_REQUEST, "the runtime already has a store");
-    else if (rt->orders.len || rt->cases.len)
-        refused = as__err(err, AS_EBAD_REQUEST, "attach the store before the first command");
+    int refused = attach_refused(rt, err);
     struct as_durable *d = refused ? NULL : calloc(1, sizeof *d);
     if (d == NULL) {
         store->engine->close(store); /* the store is ours from the call on */
@@ -592,6 +636,7 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
             d->check->data = rt;
             uv_check_start(d->check, check_cb);
             uv_unref((uv_handle_t *)d->check);
+            if ((d->kick = malloc(sizeof *d->kick)) != NULL) uv_idle_init(d->loop, d->kick);
         }
     }
     if (rc == 0) {
@@ -629,6 +674,7 @@ void as__durable_free(as_runtime *rt)
     /* the writer may hold the store: let the commit in flight land first */
     while (d->inflight) uv_run(d->loop, UV_RUN_ONCE);
     if (d->check) uv_close((uv_handle_t *)d->check, close_free);
+    if (d->kick) uv_close((uv_handle_t *)d->kick, close_free);
     free_batch(&d->next);
     free_batch(&d->cur);
     free(d->dirty_cases.v);

@@ -397,7 +397,7 @@ static int hist_append(as_case *c, int64_t at, const as_principal *who, int acti
     if (who && who->id) id = who->role == AS_ROLE_BUYER ? c->order->buyer : c->order->shop;
     c->hist[c->nhist++] = (as_hist){at, id, note, (uint8_t)action,
                                     (uint8_t)(who ? who->role : AS_ROLE_SYSTEM), (uint8_t)from,
-                                    (uint8_t)to};
+                                    (uint8_t)to, 0};
     return 0;
 }
 
@@ -406,10 +406,12 @@ static void take_notes(txn *t, const as_principal *who, int action)
 {
     int state = t->c->v.state;
     for (int i = 0; i < t->L.nnotes; i++) {
-        if (hist_append(t->c, t->now, who, action, state, state, t->L.notes[i]))
+        if (hist_append(t->c, t->now, who, action, state, state, t->L.notes[i])) {
             free(t->L.notes[i]);
-        else
+        } else {
+            t->c->hist[t->c->nhist - 1].flags = AS_HF_DROPPED;
             event(t->rt, t->c->order, AS_EV_RULE_DROPPED, 0);
+        }
     }
     t->L.nnotes = 0;
 }
@@ -1169,22 +1171,15 @@ int as_runtime_load_native(as_runtime *rt, const char *dir, const char *file, as
 
 int as_runtime_load_merchant(as_runtime *rt, const char *shop, const char *path, as_error *err)
 {
-    as_pack *p;
-    int rc = as__lua_pack_load_file(path, &rt->limits, &p, err);
+    char *src;
+    size_t len;
+    int rc = as__read_file(path, &src, &len, err);
     if (rc) return rc;
-    if (p->categories[0] != NULL) {
-        as__pack_unref(p);
-        return as__err(err, AS_EBAD_REQUEST, "%s: a merchant pack names no categories", path);
-    }
-    as_shop *s = as__shop_get(rt, shop, 1);
-    if (s == NULL) {
-        as__pack_unref(p);
-        return as__err(err, AS_ENOMEM, "out of memory");
-    }
-    if (as__runtime_keep(rt, p, err)) return AS_ENOMEM;
-    as__pack_unref(s->merchant);
-    s->merchant = p;
-    return 0;
+    char chunk[512];
+    snprintf(chunk, sizeof chunk, "@%s", path);
+    rc = as__merchant_install(rt, shop, src, len, chunk, err);
+    free(src);
+    return rc;
 }
 
 int as_runtime_load_packs_dir(as_runtime *rt, const char *dir, as_error *err)

@@ -71,6 +71,7 @@ static void put_hist(as_wbuf *b, const as_case *c, uint32_t n)
     as__wbuf_u8(b, h->role);
     as__wbuf_u8(b, h->from);
     as__wbuf_u8(b, h->to);
+    as__wbuf_u8(b, h->flags);
     put_blob_end(b, m);
 }
 
@@ -190,8 +191,8 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
 }
 
 int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
-                          as_pack *(*pin)(void *ctx, int layer, const char *name,
-                                          const char *version),
+                          as_pack *(*pin)(void *ctx, int layer, const char *shop,
+                                          const char *name, const char *version),
                           void *ctx, as_case **out, as_error *err)
 {
     as_rbuf r = {data, len, 0, 0};
@@ -221,7 +222,12 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         char name[256], version[256];
         const char *n = get_str(&r, name, sizeof name), *v = get_str(&r, version, sizeof version);
-        c->rules[l] = n && v && !r.bad ? pin(ctx, l, n, v) : NULL;
+        c->rules[l] = n && v && !r.bad ? pin(ctx, l, o->shop, n, v) : NULL;
+        if (n && v && !r.bad && c->rules[l] == NULL) {
+            free(c);
+            return as__err(err, AS_EIO, "store: case '%s' pins %s rules %s@%s, which the store "
+                           "does not hold", id, as__layer_name(l), n, v);
+        }
     }
     as_case_vals *v = &c->v;
     v->refund_amount = as__rbuf_i64(&r);
@@ -265,7 +271,7 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
     int64_t at = as__rbuf_i64(&r);
     const char *a = get_str(&r, actor, sizeof actor), *nt = get_str(&r, note, sizeof note);
     uint8_t action = as__rbuf_u8(&r), role = as__rbuf_u8(&r), from = as__rbuf_u8(&r),
-            to = as__rbuf_u8(&r);
+            to = as__rbuf_u8(&r), flags = as__rbuf_u8(&r);
     if (r.bad || n != c->nhist || action >= AS_ACT_COUNT || to >= AS_STATE_COUNT)
         return as__err(err, AS_EIO, "store: history of case '%s' has a gap or a bad entry at %u",
                        c->id, n);
@@ -279,7 +285,7 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
     char *notecopy = nt ? strdup(nt) : NULL;
     if (nt && notecopy == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     c->hist[c->nhist++] =
-        (as_hist){at, a ? as__intern(rt, a) : NULL, notecopy, action, role, from, to};
+        (as_hist){at, a ? as__intern(rt, a) : NULL, notecopy, action, role, from, to, flags};
     c->saved_hist = c->nhist;
     return 0;
 }

@@ -17,8 +17,8 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
 /* Rebuild a case; `pin` finds the pack version a layer pinned (NULL when none). The case is
  * not yet in any map, its deadline not scheduled. */
 int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
-                          as_pack *(*pin)(void *ctx, int layer, const char *name,
-                                          const char *version),
+                          as_pack *(*pin)(void *ctx, int layer, const char *shop,
+                                          const char *name, const char *version),
                           void *ctx, as_case **out, as_error *err);
 /* Appends history entry `n` (which must be the next one) to `c`. */
 int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *data, size_t len,

@@ -79,6 +79,7 @@ struct as_pack {
     char *name;          /* owned */
     char *version;       /* owned */
     char **categories;   /* owned, NULL-terminated; empty for platform and merchant packs */
+    const char *owner;   /* a merchant pack's shop (interned by the runtime), else NULL */
     uint32_t hooks;      /* bit h set when the pack defines hook h */
     int refs;
     int kept;            /* the shell belongs to a runtime: unref at zero frees only impl */

@@ -81,6 +81,11 @@ struct as_store;
  * as_runtime_attach_store with a store object, for engines other than SQLite. */
 int as__durable_attach(as_runtime *rt, struct as_store *store, as_error *err);
 
+/* Loads merchant rules from source text and puts them in force for `shop`'s new cases; on a
+ * durable runtime the source is journaled with its version. `chunk` names it in messages. */
+int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size_t len,
+                         const char *chunk, as_error *err);
+
 /* as_runtime_submit for a request already parsed (borrowed). */
 int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud);
 

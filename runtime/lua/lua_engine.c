@@ -793,8 +793,7 @@ int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
     return 0;
 }
 
-int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pack **out,
-                           as_error *err)
+int as__read_file(const char *path, char **out, size_t *outlen, as_error *err)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -802,7 +801,7 @@ int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pac
     char *buf = NULL;
     size_t len = 0, cap = 0;
     for (;;) {
-        if (len == cap) {
+        if (len + 1 >= cap) {
             cap = cap ? cap * 2 : 8192;
             char *nb = realloc(buf, cap);
             if (nb == NULL) {
@@ -812,7 +811,7 @@ int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pac
             }
             buf = nb;
         }
-        size_t n = fread(buf + len, 1, cap - len, f);
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
         len += n;
         if (n == 0) break;
     }
@@ -822,9 +821,23 @@ int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pac
         free(buf);
         return as__err(err, AS_EIO, "%s: read error", path);
     }
+    buf[len] = '\0';
+    *out = buf;
+    *outlen = len;
+    return 0;
+}
+
+int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pack **out,
+                           as_error *err)
+{
+    *out = NULL;
+    char *buf;
+    size_t len;
+    int rc = as__read_file(path, &buf, &len, err);
+    if (rc) return rc;
     char chunk[512];
     snprintf(chunk, sizeof chunk, "@%s", path);
-    int rc = as__lua_pack_load(buf, len, chunk, limits, out, err);
+    rc = as__lua_pack_load(buf, len, chunk, limits, out, err);
     free(buf);
     return rc;
 }

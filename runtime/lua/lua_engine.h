@@ -29,6 +29,10 @@ typedef struct as_lua_limits {
 int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
                       const as_lua_limits *limits, as_pack **out, as_error *err);
 
+/* Reads a whole file into a new NUL-terminated buffer (the caller frees *buf). AS_EIO when it
+ * cannot be read. */
+int as__read_file(const char *path, char **buf, size_t *len, as_error *err);
+
 /* Reads `path` and loads it as above. AS_EIO when the file cannot be read. */
 int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pack **out,
                            as_error *err);

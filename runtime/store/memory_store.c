@@ -117,7 +117,13 @@ static int apply_record(memory_store *s, int kind, as_rbuf *r)
         w->b = take_str(r);
         w->n = as__rbuf_i64(r);
         if (r->bad) return row_free(w), AS_EIO;
-        if (as__strmap_get(&s->by_outbox, w->key)) return row_free(w), 0; /* insert or ignore */
+        row *again = as__strmap_get(&s->by_outbox, w->key);
+        if (again) { /* the same instruction given again: due anew */
+            again->flag = 0;
+            again->n = w->n;
+            row_free(w);
+            return 0;
+        }
         return append(&s->outbox, w) || as__strmap_put(&s->by_outbox, w) ? AS_ENOMEM : 0;
     case AS_REC_OUTBOX_ACK: {
         char *key = take_str(r);
@@ -150,30 +156,35 @@ static int apply_record(memory_store *s, int kind, as_rbuf *r)
     }
 }
 
-/* A batch is applied whole or (on a bad record) not at all: the rows it would touch are
- * checked first by decoding it once without applying. */
+/* A string field that must be there (a key). */
+static void need(as_rbuf *r)
+{
+    size_t n;
+    if (as__rbuf_str(r, &n) == NULL) r->bad = 1;
+}
+
+static void skip(as_rbuf *r)
+{
+    size_t n;
+    as__rbuf_str(r, &n);
+}
+
+/* A batch is applied whole or (on a bad record) not at all: it is decoded once, without
+ * applying, to check every record first. */
 static int memory_commit(as_store *base, const unsigned char *batch, size_t len, as_error *err)
 {
     memory_store *s = (memory_store *)base;
     as_rbuf check = {batch, len, 0, 0};
     while (check.pos < check.len && !check.bad) {
-        int kind = as__rbuf_u8(&check);
-        size_t n;
-        switch (kind) {
-        case AS_REC_ORDER: as__rbuf_str(&check, &n), as__rbuf_str(&check, &n); break;
-        case AS_REC_CASE:
-            as__rbuf_str(&check, &n), as__rbuf_str(&check, &n), as__rbuf_i64(&check);
-            as__rbuf_str(&check, &n);
-            break;
-        case AS_REC_EVENT: as__rbuf_str(&check, &n), as__rbuf_u32(&check), as__rbuf_str(&check, &n); break;
-        case AS_REC_OUTBOX:
-            as__rbuf_str(&check, &n), as__rbuf_str(&check, &n), as__rbuf_str(&check, &n);
-            as__rbuf_i64(&check);
-            break;
-        case AS_REC_OUTBOX_ACK: as__rbuf_str(&check, &n); break;
-        case AS_REC_IDEM: as__rbuf_str(&check, &n), as__rbuf_u32(&check), as__rbuf_str(&check, &n); break;
+        switch (as__rbuf_u8(&check)) {
+        case AS_REC_ORDER: need(&check), skip(&check); break;
+        case AS_REC_CASE: need(&check), need(&check), as__rbuf_i64(&check), skip(&check); break;
+        case AS_REC_EVENT: need(&check), as__rbuf_u32(&check), skip(&check); break;
+        case AS_REC_OUTBOX: need(&check), need(&check), need(&check), as__rbuf_i64(&check); break;
+        case AS_REC_OUTBOX_ACK: need(&check); break;
+        case AS_REC_IDEM: need(&check), as__rbuf_u32(&check), skip(&check); break;
         case AS_REC_PACK:
-            for (int i = 0; i < 4; i++) as__rbuf_str(&check, &n);
+            need(&check), need(&check), need(&check), skip(&check);
             as__rbuf_u8(&check);
             break;
         default: check.bad = 1;

@@ -60,7 +60,9 @@ static const char *const sql[S_COUNT] = {
     [S_CASE] = "INSERT INTO cases(id, order_id, due, data) VALUES(?1, ?2, ?3, ?4)"
                " ON CONFLICT(id) DO UPDATE SET due = excluded.due, data = excluded.data",
     [S_EVENT] = "INSERT INTO events(case_id, n, data) VALUES(?1, ?2, ?3)",
-    [S_OUTBOX] = "INSERT OR IGNORE INTO outbox(key, kind, case_id, amount) VALUES(?1, ?2, ?3, ?4)",
+    /* the same key again is the same instruction given again (refund_failed): due anew */
+    [S_OUTBOX] = "INSERT INTO outbox(key, kind, case_id, amount) VALUES(?1, ?2, ?3, ?4)"
+                 " ON CONFLICT(key) DO UPDATE SET acked = 0, amount = excluded.amount",
     [S_OUTBOX_ACK] = "UPDATE outbox SET acked = 1 WHERE key = ?1",
     [S_IDEM] = "INSERT OR IGNORE INTO idempotency(key, code, message) VALUES(?1, ?2, ?3)",
     [S_PACK_OLD] = "UPDATE packs SET current = 0 WHERE shop = ?1",

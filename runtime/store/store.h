@@ -5,8 +5,9 @@
  * transaction off the loop thread (group commit). A command is answered only after the batch
  * holding it is durable. At start the store hands everything back through a visitor.
  *
- * An engine is a vtable; `memory` keeps nothing (headless runs), `sqlite` is the embedded
- * default (WAL, synchronous=FULL, one file). The interface knows rows, not SQL, so a
+ * An engine is a vtable; `memory` keeps the rows in the process (tests restart from it), `sqlite`
+ * is the embedded default (WAL, synchronous=FULL, one file). A runtime without a store (the
+ * headless `run`) journals nothing at all. The interface knows rows, not SQL, so a
  * PostgreSQL engine can implement the same calls for several runtime nodes. */
 #ifndef AS_STORE_H
 #define AS_STORE_H

@@ -1,0 +1,1267 @@
+/* test_durable.c -- durable runtimes (DESIGN.md §4-5, aftersale.h "Durable runtimes",
+ * docs/pipe.md): requests through as_runtime_submit on a real libuv loop with the bundled packs
+ * and a SQLite file, answered once their group commit is on disk, and restored whole by a
+ * second runtime on the same file.
+ *
+ * Each "restart" frees the runtime, closes its loop (uv_loop_close must return 0: nothing
+ * leaked) and builds a new runtime on a new loop, as a new process would. */
+#include <check.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "aftersale/aftersale.h"
+#include "core/runtime.h"
+#include "core/timefmt.h"
+
+/* ==========================================================================================
+ * Scratch files: one directory per test case, made and removed by the parent process (an
+ * unchecked fixture), so a failing test (its forked child exits at once) leaves nothing behind.
+ * ======================================================================================== */
+
+static char root[64];
+
+static void root_make(void)
+{
+    strcpy(root, "/tmp/as-test-durable-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(root));
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void root_remove(void)
+{
+    if (root[0]) nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    root[0] = '\0';
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    return (int64_t)(uv_hrtime() / 1000000);
+}
+
+static void sleep_until_wall(int64_t t_ms)
+{
+    int64_t now;
+    while ((now = wall_ms()) < t_ms) usleep((useconds_t)((t_ms - now) * 1000));
+}
+
+/* The first column of the first row of `q` on `path`, through a connection of its own. */
+static long long sql_int(const char *path, const char *q)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* ==========================================================================================
+ * A durable runtime on its own loop
+ * ======================================================================================== */
+
+typedef struct delivery {
+    char key[64], kind[16], case_id[32];
+    int64_t amount;
+} delivery;
+
+typedef struct D {
+    uv_loop_t loop;
+    uv_idle_t spin; /* active only inside pump(): see there */
+    as_runtime *rt;
+    as_error err;
+    char db[256];
+    delivery out[16];
+    int nout;
+} D;
+
+static void on_outbox(void *data, const char *kind, const char *case_id, int64_t amount,
+                      const char *key)
+{
+    D *d = data;
+    ck_assert_int_lt(d->nout, 16);
+    delivery *o = &d->out[d->nout++];
+    snprintf(o->key, sizeof o->key, "%s", key);
+    snprintf(o->kind, sizeof o->kind, "%s", kind);
+    snprintf(o->case_id, sizeof o->case_id, "%s", case_id);
+    o->amount = amount;
+}
+
+static void d_init(D *d, const char *dbname)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->db, sizeof d->db, "%s/%s", root, dbname);
+    unlink(d->db);
+}
+
+/* A runtime with the bundled packs on a new loop, not yet durable. */
+static void rt_new(D *d)
+{
+    ck_assert_ptr_null(d->rt);
+    ck_assert_int_eq(uv_loop_init(&d->loop), 0);
+    ck_assert_int_eq(uv_idle_init(&d->loop, &d->spin), 0);
+    as_options o = {0};
+    o.loop = &d->loop;
+    o.outbox = on_outbox;
+    o.outbox_data = d;
+    o.lua_memory = 8 << 20;
+    memset(&d->err, 0, sizeof d->err);
+    d->rt = as_runtime_new(&o, &d->err);
+    ck_assert_msg(d->rt != NULL, "as_runtime_new: %s", d->err.msg);
+    int rc = as_runtime_load_packs_dir(d->rt, AS_SOURCE_ROOT "/plugins", &d->err);
+    ck_assert_msg(rc == 0, "packs: %s", d->err.msg);
+}
+
+/* ... and attached to the test's file: a (re)started process. */
+static void rt_start(D *d)
+{
+    rt_new(d);
+    int rc = as_runtime_attach_store(d->rt, d->db, &d->err);
+    ck_assert_msg(rc == 0, "attach %s: %s (%s)", d->db, as_err_name(rc), d->err.msg);
+}
+
+static void spin_cb(uv_idle_t *h)
+{
+    (void)h;
+}
+
+/* A one-shot timer that only wakes the loop. */
+static void guard_cb(uv_timer_t *h)
+{
+    (void)h;
+}
+
+/* Runs the loop until nothing submitted waits for the disk, with the recipe of aftersale.h's
+ * embedders (`while (!as_runtime_idle(rt)) uv_run(loop, UV_RUN_ONCE)`), bounded in time.
+ * An active idle handle keeps the loop alive and its poll phase from sleeping; without it the
+ * recipe does not finish for work submitted outside a loop callback (see the tests under
+ * "wakeup" below). */
+static void pump(D *d)
+{
+    int64_t t0 = mono_ms();
+    uv_idle_start(&d->spin, spin_cb);
+    while (!as_runtime_idle(d->rt)) {
+        uv_run(&d->loop, UV_RUN_ONCE);
+        ck_assert_msg(mono_ms() - t0 < 20000, "the runtime did not become idle in 20 s");
+    }
+    uv_idle_stop(&d->spin);
+}
+
+/* Stops the process: waits for what is in flight, frees the runtime, closes the loop. */
+static void rt_stop(D *d)
+{
+    pump(d);
+    as_runtime_free(d->rt);
+    d->rt = NULL;
+    uv_close((uv_handle_t *)&d->spin, NULL);
+    uv_run(&d->loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(uv_loop_close(&d->loop), 0);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Requests
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct ans {
+    int called;
+    int code;
+    char msg[AS_ERROR_MSG_MAX];
+    /* when set: a query run on a connection of its own as the answer comes, its result kept */
+    const char *db, *probe;
+    long long probed;
+} ans;
+
+static void done_cb(void *ud, int code, const char *message)
+{
+    ans *a = ud;
+    a->called++;
+    a->code = code;
+    ck_assert_ptr_nonnull(message);
+    snprintf(a->msg, sizeof a->msg, "%s", message);
+    if (a->probe) a->probed = sql_int(a->db, a->probe);
+}
+
+static int vsubmit(D *d, ans *a, const char *fmt, va_list ap)
+{
+    char buf[2048];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    return as_runtime_submit(d->rt, buf, done_cb, a);
+}
+
+/* Submits a request and returns the code as_runtime_submit returned. */
+static int submit(D *d, ans *a, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int submit(D *d, ans *a, const char *fmt, ...)
+{
+    memset(a, 0, sizeof *a);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vsubmit(d, a, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Submits, runs the loop until it is durable, and returns the answered code. */
+static int run(D *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int run(D *d, const char *fmt, ...)
+{
+    ans a;
+    memset(&a, 0, sizeof a);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vsubmit(d, &a, fmt, ap);
+    va_end(ap);
+    pump(d);
+    ck_assert_int_eq(a.called, 1);
+    ck_assert_int_eq(a.code, rc);
+    return a.code;
+}
+
+#define OK(d, ...)                                                                         \
+    do {                                                                                   \
+        int rc_ = run((d), __VA_ARGS__);                                                   \
+        ck_assert_msg(rc_ == 0, "line %d: refused with %s", __LINE__, as_err_name(rc_));   \
+    } while (0)
+
+#define ORDER(id, shop, buyer, fee)                                                        \
+    "{\"op\":\"order.create\",\"order\":{\"id\":\"" id "\",\"shop\":\"" shop "\","         \
+    "\"buyer\":\"" buyer "\",\"items\":[{\"sku\":\"T1\",\"category\":\"apparel\","         \
+    "\"qty\":1,\"price\":19900},{\"sku\":\"T2\",\"category\":\"apparel\",\"qty\":2,"       \
+    "\"price\":5000}],\"shipping_fee\":" fee "}}"
+#define OPEN(who, id, order, type, reason, sku)                                            \
+    "{\"op\":\"case.open\",\"as\":\"" who "\",\"case\":{\"id\":\"" id "\",\"order\":\""    \
+    order "\",\"type\":\"" type "\",\"reason\":\"" reason "\",\"items\":[{\"sku\":\"" sku  \
+    "\",\"qty\":1}]}}"
+#define ACT(who, id, action)                                                               \
+    "{\"op\":\"case.act\",\"as\":\"" who "\",\"case\":\"" id "\",\"action\":\"" action "\"}"
+
+/* Order `id` of shop/buyer, shipped and delivered now. */
+static void delivered_order(D *d, const char *id, const char *shop, const char *buyer)
+{
+    char req[512];
+    snprintf(req, sizeof req,
+             "{\"op\":\"order.create\",\"order\":{\"id\":\"%s\",\"shop\":\"%s\",\"buyer\":\"%s\","
+             "\"items\":[{\"sku\":\"T1\",\"category\":\"apparel\",\"qty\":1,\"price\":19900},"
+             "{\"sku\":\"T2\",\"category\":\"apparel\",\"qty\":2,\"price\":5000}],"
+             "\"shipping_fee\":0}}",
+             id, shop, buyer);
+    OK(d, "%s", req);
+    OK(d, "{\"op\":\"order.ship\",\"order\":\"%s\"}", id);
+    OK(d, "{\"op\":\"order.deliver\",\"order\":\"%s\"}", id);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Looking at cases
+ * ---------------------------------------------------------------------------------------- */
+
+static char *case_text(D *d, const char *id)
+{
+    char *s = as_case_get_json(d->rt, id);
+    ck_assert_msg(s != NULL, "case %s is unknown", id);
+    return s;
+}
+
+static json_t *case_obj(D *d, const char *id)
+{
+    char *s = case_text(d, id);
+    json_error_t je;
+    json_t *j = json_loads(s, 0, &je);
+    ck_assert_msg(j != NULL, "case %s: %s", id, je.text);
+    as_free(s);
+    return j;
+}
+
+static void assert_state(D *d, const char *id, const char *state)
+{
+    json_t *j = case_obj(d, id);
+    const char *got = json_string_value(json_object_get(j, "state"));
+    ck_assert_msg(got && strcmp(got, state) == 0, "case %s is %s, want %s", id, got, state);
+    json_decref(j);
+}
+
+static json_int_t case_int(D *d, const char *id, const char *key)
+{
+    json_t *j = case_obj(d, id);
+    json_t *v = json_object_get(j, key);
+    ck_assert_msg(json_is_integer(v), "case %s has no integer %s", id, key);
+    json_int_t x = json_integer_value(v);
+    json_decref(j);
+    return x;
+}
+
+/* "name@version" the case pinned for `layer`, copied to buf ("" when none). */
+static const char *case_pin(D *d, const char *id, const char *layer, char *buf, size_t cap)
+{
+    json_t *j = case_obj(d, id);
+    const char *p = json_string_value(json_object_get(json_object_get(j, "rules"), layer));
+    snprintf(buf, cap, "%s", p ? p : "");
+    json_decref(j);
+    return buf;
+}
+
+/* The pending deadline's due minus the time of the case's last history entry: the duration
+ * the rules gave the deadline the case just entered. */
+static int64_t deadline_span(D *d, const char *id, const char *kind)
+{
+    json_t *j = case_obj(d, id);
+    json_t *dl = json_object_get(j, "deadline");
+    ck_assert_msg(json_is_object(dl), "case %s has no deadline", id);
+    ck_assert_str_eq(json_string_value(json_object_get(dl, "kind")), kind);
+    json_t *h = json_object_get(j, "history");
+    json_t *last = json_array_get(h, json_array_size(h) - 1);
+    int64_t span = json_integer_value(json_object_get(dl, "due")) -
+                   json_integer_value(json_object_get(last, "at"));
+    json_decref(j);
+    return span;
+}
+
+static as_case *case_ptr(D *d, const char *id)
+{
+    as_case *c = as__case_get(d->rt, id);
+    ck_assert_msg(c != NULL, "case %s is unknown", id);
+    return c;
+}
+
+/* Loads merchant rules from source text, then makes them durable. */
+static void merchant_rules(D *d, const char *shop, const char *src)
+{
+    memset(&d->err, 0, sizeof d->err);
+    int rc = as_runtime_load_merchant_source(d->rt, shop, src, &d->err);
+    ck_assert_msg(rc == 0, "merchant rules of %s: %s", shop, d->err.msg);
+    pump(d);
+}
+
+/* ==========================================================================================
+ * Answers come after the commit
+ * ======================================================================================== */
+
+/* aftersale.h: as_runtime_submit "calls `done` once its outcome is durable"; DESIGN.md §5:
+ * "A state change is acknowledged only after it is durable". Each answer here looks at the file
+ * through a connection of its own, at the moment it is given. */
+START_TEST(durable_answer_comes_after_commit)
+{
+    D d;
+    d_init(&d, "answers.db");
+    rt_start(&d);
+
+    ans a;
+    ck_assert_int_eq(submit(&d, &a, ORDER("O1", "S1", "B1", "0")), 0);
+    a.db = d.db;
+    a.probe = "SELECT count(*) FROM orders WHERE id = 'O1'";
+    ck_assert_int_eq(a.called, 0); /* not inside as_runtime_submit */
+    ck_assert(!as_runtime_idle(d.rt));
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM orders"), 0);
+    pump(&d);
+    ck_assert_int_eq(a.called, 1);
+    ck_assert_int_eq(a.code, 0);
+    ck_assert_str_eq(a.msg, "");
+    ck_assert_int_eq(a.probed, 1); /* on disk when answered */
+
+    OK(&d, "{\"op\":\"order.ship\",\"order\":\"O1\"}");
+    OK(&d, "{\"op\":\"order.deliver\",\"order\":\"O1\"}");
+
+    /* three commands in one turn: one batch, each answered once it is on disk */
+    ans o, g, s;
+    ck_assert_int_eq(submit(&d, &o, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason",
+                                         "T1")),
+                     0);
+    ck_assert_int_eq(submit(&d, &g, ACT("merchant:S1", "C1", "agree")), 0);
+    ck_assert_int_eq(submit(&d, &s, "{\"op\":\"case.act\",\"as\":\"buyer:B1\",\"case\":\"C1\","
+                                    "\"action\":\"ship_return\",\"payload\":{\"carrier\":\"SF\","
+                                    "\"tracking\":\"SF1\"},\"version\":2}"),
+                     0);
+    o.db = g.db = s.db = d.db;
+    o.probe = "SELECT count(*) FROM cases WHERE id = 'C1'";
+    g.probe = s.probe = "SELECT count(*) FROM events WHERE case_id = 'C1'";
+    ck_assert_int_eq(o.called + g.called + s.called, 0);
+    /* the in-memory truth is already ahead of the disk */
+    assert_state(&d, "C1", "returning");
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM cases"), 0);
+    pump(&d);
+    ck_assert_int_eq(o.called, 1);
+    ck_assert_int_eq(g.called, 1);
+    ck_assert_int_eq(s.called, 1);
+    ck_assert_int_eq(o.code, 0);
+    ck_assert_int_eq(g.code, 0);
+    ck_assert_int_eq(s.code, 0);
+    ck_assert_int_eq(o.probed, 1);
+    ck_assert_int_eq(g.probed, 3); /* open, agree, ship_return */
+    ck_assert_int_eq(s.probed, 3);
+    ck_assert(as_runtime_idle(d.rt));
+    rt_stop(&d);
+}
+END_TEST
+
+/* DESIGN.md §2 codes through the request format of docs/pipe.md; a refusal changes nothing. */
+START_TEST(durable_refusals_get_their_code)
+{
+    D d;
+    d_init(&d, "refusals.db");
+    rt_start(&d);
+    delivered_order(&d, "O1", "S1", "B1");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    char *before = case_text(&d, "C1");
+    long long events = sql_int(d.db, "SELECT count(*) FROM events");
+
+    static const struct {
+        const char *req;
+        int code;
+    } cases[] = {
+        {"{\"op\":\"case.act\"", AS_EBAD_REQUEST}, /* malformed JSON */
+        {"", AS_EBAD_REQUEST},
+        {"[1, 2]", AS_EBAD_REQUEST}, /* not an object */
+        {"{\"op\":\"order.ship\",\"order\":\"O1\",\"order\":\"O2\"}", AS_EBAD_REQUEST},
+        {"{\"order\":\"O1\"}", AS_EBAD_REQUEST}, /* no op */
+        {"{\"op\":\"case.explode\"}", AS_EBAD_REQUEST},
+        {"{\"op\":\"order.ship\",\"order\":\"O9\"}", AS_ENOT_FOUND},
+        {ACT("merchant:S1", "C9", "agree"), AS_ENOT_FOUND},
+        {ACT("merchant:S1", "C1", "dance"), AS_EBAD_REQUEST},
+        {ACT("merchant:S2", "C1", "agree"), AS_EFORBIDDEN},
+        {ACT("buyer:B1", "C1", "agree"), AS_EFORBIDDEN},
+        {ACT("buyer:B1", "C1", "confirm_receipt"), AS_EINVALID_STATE},
+        {"{\"op\":\"case.act\",\"as\":\"merchant:S1\",\"case\":\"C1\",\"action\":\"agree\","
+         "\"version\":7}",
+         AS_ECONFLICT},
+        {"{\"op\":\"case.act\",\"as\":\"merchant:S1\",\"case\":\"C1\",\"action\":\"agree\","
+         "\"version\":\"1\"}",
+         AS_EBAD_REQUEST},
+        {OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T2"), AS_EBAD_REQUEST},
+        {OPEN("buyer:B1", "C2", "O1", "return_refund", "no_reason", "T1"), AS_EDUPLICATE_CASE},
+        {OPEN("buyer:B1", "C2", "O9", "return_refund", "no_reason", "T1"), AS_ENOT_FOUND},
+        {"{\"op\":\"rules.load\",\"shop\":\"S1\"}", AS_EBAD_REQUEST},
+        {"{\"op\":\"outbox.ack\"}", AS_EBAD_REQUEST},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ans a;
+        int rc = submit(&d, &a, "%s", cases[i].req);
+        ck_assert_msg(rc == cases[i].code, "%s: returned %s, want %s", cases[i].req,
+                      as_err_name(rc), as_err_name(cases[i].code));
+        pump(&d);
+        ck_assert_msg(a.called == 1, "%s: answered %d times", cases[i].req, a.called);
+        ck_assert_msg(a.code == cases[i].code, "%s: answered %s, want %s", cases[i].req,
+                      as_err_name(a.code), as_err_name(cases[i].code));
+        ck_assert_msg(a.msg[0] != '\0', "%s: no message", cases[i].req);
+        char *after = case_text(&d, "C1");
+        ck_assert_str_eq(before, after);
+        as_free(after);
+    }
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM events"), events);
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM cases"), 1);
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM orders"), 1);
+
+    /* malformed JSON says so */
+    ans a;
+    submit(&d, &a, "{nope");
+    pump(&d);
+    ck_assert_int_eq(a.code, AS_EBAD_REQUEST);
+    ck_assert_msg(strstr(a.msg, "malformed JSON") != NULL, "message: %s", a.msg);
+    as_free(before);
+    rt_stop(&d);
+}
+END_TEST
+
+/* ==========================================================================================
+ * Restart
+ * ======================================================================================== */
+
+/* aftersale.h: attach "restores what the file holds: orders, cases, histories, pinned ...
+ * versions, pending deadlines". The restored case is the same case, field for field. */
+START_TEST(durable_restart_restores_cases_exactly)
+{
+    D d;
+    d_init(&d, "restore.db");
+    rt_start(&d);
+    delivered_order(&d, "O1", "S1", "B1");
+    delivered_order(&d, "O2", "S1", "B2");
+    /* C1: agreed and shipped back (returning, merchant_receive pending) */
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    OK(&d, ACT("merchant:S1", "C1", "agree"));
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"buyer:B1\",\"case\":\"C1\",\"action\":\"ship_return\","
+           "\"payload\":{\"carrier\":\"SF\",\"tracking\":\"SF1\",\"shipping_cost\":1200}}");
+    OK(&d, ACT("logistics", "C1", "return_delivered"));
+    /* C2: a partial refund with evidence, countered (negotiating) */
+    OK(&d, "{\"op\":\"case.open\",\"as\":\"buyer:B1\",\"case\":{\"id\":\"C2\",\"order\":\"O1\","
+           "\"type\":\"partial_refund\",\"reason\":\"quality\",\"items\":[{\"sku\":\"T2\",\"qty\":2}],"
+           "\"evidence\":[\"photo-1\",\"photo-2\"],\"requested_amount\":6000}}");
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"merchant:S1\",\"case\":\"C2\",\"action\":\"offer\","
+           "\"payload\":{\"amount\":3000}}");
+    /* C3: withdrawn (closed, terminal) */
+    OK(&d, OPEN("buyer:B2", "C3", "O2", "exchange", "size_fit", "T1"));
+    OK(&d, ACT("buyer:B2", "C3", "withdraw"));
+    /* C4: rejected, then revised with evidence, back in requested */
+    OK(&d, OPEN("buyer:B2", "C4", "O2", "return_refund", "no_reason", "T2"));
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"merchant:S1\",\"case\":\"C4\",\"action\":\"reject\","
+           "\"payload\":{\"reason\":\"as_described\"}}");
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"buyer:B2\",\"case\":\"C4\",\"action\":\"revise\","
+           "\"payload\":{\"reason\":\"quality\",\"evidence\":[\"p\"]}}");
+
+    static const char *const ids[] = {"C1", "C2", "C3", "C4"};
+    char *before[4];
+    for (int i = 0; i < 4; i++) before[i] = case_text(&d, ids[i]);
+    ck_assert(strstr(before[0], "\"state\":\"returning\"") != NULL);
+    ck_assert(strstr(before[0], "\"kind\":\"merchant_receive\"") != NULL);
+    ck_assert(strstr(before[1], "\"state\":\"negotiating\"") != NULL);
+    ck_assert(strstr(before[2], "\"state\":\"closed\"") != NULL);
+    ck_assert(strstr(before[3], "\"state\":\"requested\"") != NULL);
+    ck_assert(strstr(before[3], "\"version\":3") != NULL);
+    rt_stop(&d);
+
+    rt_start(&d);
+    for (int i = 0; i < 4; i++) {
+        char *after = case_text(&d, ids[i]);
+        ck_assert_str_eq(before[i], after);
+        as_free(after);
+    }
+    /* the restored cases go on: the versions and the order's settled units are the old ones */
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"merchant:S1\",\"case\":\"C1\",\"action\":"
+           "\"confirm_return\",\"version\":%lld}",
+       (long long)case_int(&d, "C1", "version"));
+    assert_state(&d, "C1", "refunding");
+    OK(&d, ACT("platform", "C1", "refund_succeeded"));
+    assert_state(&d, "C1", "refunded");
+    ck_assert_int_eq(run(&d, OPEN("buyer:B1", "C5", "O1", "return_refund", "no_reason", "T1")),
+                     AS_ENOT_ELIGIBLE); /* T1's only unit is refunded */
+    ck_assert_int_eq(run(&d, OPEN("buyer:B2", "C5", "O2", "return_refund", "no_reason", "T2")),
+                     AS_EDUPLICATE_CASE); /* C4 is open on T2 */
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"buyer:B1\",\"case\":\"C2\",\"action\":\"accept_offer\","
+           "\"version\":2}");
+    ck_assert_int_eq(case_int(&d, "C2", "refund_amount"), 3000);
+    char *c1 = case_text(&d, "C1");
+    rt_stop(&d);
+
+    /* and what the second runtime did is restored by a third */
+    rt_start(&d);
+    char *again = case_text(&d, "C1");
+    ck_assert_str_eq(c1, again);
+    assert_state(&d, "C2", "refunding");
+    as_free(again);
+    as_free(c1);
+    rt_stop(&d);
+    for (int i = 0; i < 4; i++) as_free(before[i]);
+}
+END_TEST
+
+/* RULES.md §5 metrics follow from the orders and the histories; a restart must not change a
+ * shop's figures, including the merchant answers dropped (DESIGN.md §3: "the failure is recorded
+ * in the case history and the metrics"). */
+START_TEST(durable_restart_keeps_shop_metrics)
+{
+    D d;
+    d_init(&d, "metrics.db");
+    rt_start(&d);
+    /* S1 tries to give itself 72h to answer: out of bounds, dropped and recorded */
+    merchant_rules(&d, "S1",
+                   "return { name = 'slow', version = '1',"
+                   "  deadlines = function(case, order) return { merchant_response = 72 * as.HOUR } end }");
+    delivered_order(&d, "O1", "S1", "B1");
+    delivered_order(&d, "O2", "S1", "B2");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    OK(&d, ACT("merchant:S1", "C1", "agree"));
+    OK(&d, OPEN("buyer:B2", "C2", "O2", "exchange", "size_fit", "T1"));
+    char *c1 = case_text(&d, "C1");
+    ck_assert_msg(strstr(c1, "\"note\"") != NULL, "the dropped answer is not in the history: %s",
+                  c1);
+    char *m = as_shop_metrics_json(d.rt, "S1");
+    ck_assert_ptr_nonnull(m);
+    ck_assert_msg(strstr(m, "\"rule_drops\":0") == NULL, "no drop counted: %s", m);
+    ck_assert(strstr(m, "\"cases_opened\":2") != NULL);
+    rt_stop(&d);
+
+    rt_start(&d);
+    char *c1b = case_text(&d, "C1");
+    ck_assert_str_eq(c1, c1b);
+    char *m2 = as_shop_metrics_json(d.rt, "S1");
+    ck_assert_ptr_nonnull(m2);
+    ck_assert_str_eq(m, m2);
+    as_free(c1);
+    as_free(c1b);
+    as_free(m);
+    as_free(m2);
+    rt_stop(&d);
+}
+END_TEST
+
+/* DESIGN.md §2: "the same key twice returns the first result and applies once"; docs/pipe.md:
+ * "also across restarts". */
+START_TEST(durable_idempotency_key_answers_first_outcome_after_restart)
+{
+    D d;
+    d_init(&d, "idem.db");
+    rt_start(&d);
+    delivered_order(&d, "O1", "S1", "B1");
+    delivered_order(&d, "O2", "S1", "B2");
+#define OPEN_K "{\"op\":\"case.open\",\"key\":\"k-open\",\"as\":\"buyer:B1\",\"case\":{\"id\":" \
+               "\"C1\",\"order\":\"O1\",\"type\":\"return_refund\",\"reason\":\"no_reason\","  \
+               "\"items\":[{\"sku\":\"T1\",\"qty\":1}]}}"
+#define AGREE_K "{\"op\":\"case.act\",\"key\":\"k-agree\",\"as\":\"merchant:S1\",\"case\":"    \
+                "\"C1\",\"action\":\"agree\"}"
+#define WITHDRAW_K "{\"op\":\"case.act\",\"key\":\"k-withdraw\",\"as\":\"buyer:B2\",\"case\":" \
+                   "\"C9\",\"action\":\"withdraw\"}"
+    OK(&d, OPEN_K);
+    OK(&d, AGREE_K);
+    ans w;
+    ck_assert_int_eq(submit(&d, &w, WITHDRAW_K), AS_ENOT_FOUND);
+    pump(&d);
+    ck_assert_int_eq(w.code, AS_ENOT_FOUND);
+    char first_msg[AS_ERROR_MSG_MAX];
+    snprintf(first_msg, sizeof first_msg, "%s", w.msg);
+
+    /* the same key in the same runtime: the first outcome, answered once durable */
+    ans again;
+    ck_assert_int_eq(submit(&d, &again, AGREE_K), 0);
+    ck_assert_int_eq(again.called, 0);
+    pump(&d);
+    ck_assert_int_eq(again.called, 1);
+    ck_assert_int_eq(again.code, 0);
+    ck_assert_int_eq(case_int(&d, "C1", "version"), 2);
+    char *before = case_text(&d, "C1");
+    rt_stop(&d);
+
+    rt_start(&d);
+    /* applied already: answered 0, not invalid_state; not applied twice */
+    ans a;
+    ck_assert_int_eq(submit(&d, &a, AGREE_K), 0);
+    pump(&d);
+    ck_assert_int_eq(a.called, 1);
+    ck_assert_int_eq(a.code, 0);
+    ans o;
+    ck_assert_int_eq(submit(&d, &o, OPEN_K), 0); /* not "C1 already exists" */
+    pump(&d);
+    ck_assert_int_eq(o.code, 0);
+    char *after = case_text(&d, "C1");
+    ck_assert_str_eq(before, after);
+    ck_assert_int_eq(case_int(&d, "C1", "version"), 2);
+
+    /* a refusal is remembered too: once C9 exists the key still answers not_found, with the
+     * first message, and C9 is not withdrawn */
+    OK(&d, OPEN("buyer:B2", "C9", "O2", "return_refund", "no_reason", "T1"));
+    ck_assert_int_eq(submit(&d, &w, WITHDRAW_K), AS_ENOT_FOUND);
+    pump(&d);
+    ck_assert_int_eq(w.code, AS_ENOT_FOUND);
+    ck_assert_str_eq(w.msg, first_msg);
+    assert_state(&d, "C9", "requested");
+
+    /* a new key is a new command */
+    ck_assert_int_eq(run(&d, "{\"op\":\"case.act\",\"key\":\"k-agree-2\",\"as\":\"merchant:S1\","
+                             "\"case\":\"C1\",\"action\":\"agree\"}"),
+                     AS_EINVALID_STATE);
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM idempotency"), 4);
+    as_free(before);
+    as_free(after);
+    rt_stop(&d);
+#undef OPEN_K
+#undef AGREE_K
+#undef WITHDRAW_K
+}
+END_TEST
+
+/* DESIGN.md §5: side effects "are delivered at least once with an idempotency key"; aftersale.h:
+ * undelivered outbox entries "are delivered again"; docs/pipe.md: "again after a restart until
+ * acknowledged with outbox.ack". */
+START_TEST(durable_outbox_redelivered_until_acknowledged)
+{
+    D d;
+    d_init(&d, "outbox.db");
+    rt_start(&d);
+    /* not shipped: a refund_only is a cancellation, and the fee goes back with the last item
+     * (RULES.md §1.1, §1.4) */
+    OK(&d, "{\"op\":\"order.create\",\"order\":{\"id\":\"O1\",\"shop\":\"S1\",\"buyer\":\"B1\","
+           "\"items\":[{\"sku\":\"T1\",\"category\":\"apparel\",\"qty\":1,\"price\":19900}],"
+           "\"shipping_fee\":600}}");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "refund_only", "no_reason", "T1"));
+    ck_assert_int_eq(d.nout, 0);
+    ans a;
+    ck_assert_int_eq(submit(&d, &a, ACT("merchant:S1", "C1", "agree")), 0);
+    assert_state(&d, "C1", "refunding");
+    ck_assert_int_eq(d.nout, 0); /* delivered only once durable */
+    pump(&d);
+    ck_assert_int_eq(a.code, 0);
+    ck_assert_int_eq(d.nout, 1);
+    ck_assert_str_eq(d.out[0].key, "C1:refund");
+    ck_assert_str_eq(d.out[0].kind, "refund");
+    ck_assert_str_eq(d.out[0].case_id, "C1");
+    ck_assert_int_eq(d.out[0].amount, 20500);
+    ck_assert_int_eq(case_int(&d, "C1", "refund_amount"), 20500);
+    rt_stop(&d);
+
+    /* not acknowledged: delivered again by the restart, with the same key */
+    d.nout = 0;
+    rt_start(&d);
+    pump(&d);
+    ck_assert_int_eq(d.nout, 1);
+    ck_assert_str_eq(d.out[0].key, "C1:refund");
+    ck_assert_str_eq(d.out[0].kind, "refund");
+    ck_assert_str_eq(d.out[0].case_id, "C1");
+    ck_assert_int_eq(d.out[0].amount, 20500);
+    rt_stop(&d);
+
+    d.nout = 0;
+    rt_start(&d);
+    ck_assert_int_eq(d.nout, 1);
+    OK(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund\"}");
+    ck_assert_int_eq(sql_int(d.db, "SELECT acked FROM outbox WHERE key = 'C1:refund'"), 1);
+    rt_stop(&d);
+
+    /* acknowledged: not again */
+    d.nout = 0;
+    rt_start(&d);
+    pump(&d);
+    ck_assert_int_eq(d.nout, 0);
+    assert_state(&d, "C1", "refunding");
+    rt_stop(&d);
+}
+END_TEST
+
+/* RULES.md §1.3: "refund_failed leaves the case in refunding and instructs the refund again
+ * (the same idempotency key)". The new instruction is a side effect of its own: delivered at
+ * least once, again after a restart until acknowledged -- even though the first instruction
+ * under that key was acknowledged. */
+START_TEST(durable_refund_reinstructed_after_ack_is_redelivered)
+{
+    D d;
+    d_init(&d, "reinstruct.db");
+    rt_start(&d);
+    OK(&d, "{\"op\":\"order.create\",\"order\":{\"id\":\"O1\",\"shop\":\"S1\",\"buyer\":\"B1\","
+           "\"items\":[{\"sku\":\"T1\",\"category\":\"apparel\",\"qty\":1,\"price\":19900}],"
+           "\"shipping_fee\":0}}");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "refund_only", "no_reason", "T1"));
+    OK(&d, ACT("merchant:S1", "C1", "agree"));
+    ck_assert_int_eq(d.nout, 1);
+    OK(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund\"}");
+    OK(&d, ACT("platform", "C1", "refund_failed"));
+    assert_state(&d, "C1", "refunding");
+    ck_assert_int_eq(d.nout, 2); /* instructed again, live */
+    ck_assert_str_eq(d.out[1].key, "C1:refund");
+    rt_stop(&d);
+
+    /* the second instruction was never acknowledged */
+    d.nout = 0;
+    rt_start(&d);
+    pump(&d);
+    ck_assert_msg(d.nout == 1,
+                  "the refund instructed again after refund_failed was delivered %d times after "
+                  "the restart, want 1 (it was not acknowledged)",
+                  d.nout);
+    ck_assert_str_eq(d.out[0].key, "C1:refund");
+    ck_assert_int_eq(d.out[0].amount, 19900);
+    rt_stop(&d);
+}
+END_TEST
+
+/* DESIGN.md §3: "a case records the versions in force when it opened and keeps them until it
+ * ends, even when a new version is loaded"; aftersale.h: merchant source is "stored with its
+ * version so that cases pinning it survive a restart". */
+START_TEST(durable_merchant_pack_pin_survives_restart)
+{
+    static const char *const v1 =
+        "return { name = 's1-rules', version = '1',"
+        "  deadlines = function(case, order) return { escalation_window = 8 * as.DAY } end }";
+    static const char *const v2 =
+        "return { name = 's1-rules', version = '2',"
+        "  deadlines = function(case, order) return { escalation_window = 9 * as.DAY } end }";
+    D d;
+    char pin[128];
+    d_init(&d, "pins.db");
+    rt_start(&d);
+    merchant_rules(&d, "S1", v1);
+    delivered_order(&d, "O1", "S1", "B1");
+    delivered_order(&d, "O2", "S1", "B2");
+    delivered_order(&d, "O3", "S1", "B3");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    merchant_rules(&d, "S1", v2);
+    OK(&d, OPEN("buyer:B2", "C2", "O2", "return_refund", "no_reason", "T1"));
+    ck_assert_str_eq(case_pin(&d, "C1", "merchant", pin, sizeof pin), "s1-rules@1");
+    ck_assert_str_eq(case_pin(&d, "C2", "merchant", pin, sizeof pin), "s1-rules@2");
+    char *c1 = case_text(&d, "C1");
+    rt_stop(&d);
+
+    rt_start(&d);
+    char *c1b = case_text(&d, "C1");
+    ck_assert_str_eq(c1, c1b);
+    ck_assert_str_eq(case_pin(&d, "C1", "merchant", pin, sizeof pin), "s1-rules@1");
+    ck_assert_str_eq(case_pin(&d, "C2", "merchant", pin, sizeof pin), "s1-rules@2");
+    /* the pinned versions' code runs: v1 gives 8 days to escalate, v2 9 */
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"merchant:S1\",\"case\":\"C1\",\"action\":\"reject\","
+           "\"payload\":{\"reason\":\"as_described\"}}");
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"merchant:S1\",\"case\":\"C2\",\"action\":\"reject\","
+           "\"payload\":{\"reason\":\"as_described\"}}");
+    ck_assert_int_eq(deadline_span(&d, "C1", "escalation_window"), 8 * AS_DAY);
+    ck_assert_int_eq(deadline_span(&d, "C2", "escalation_window"), 9 * AS_DAY);
+    /* and the version in force for new cases is still the newest */
+    OK(&d, OPEN("buyer:B3", "C3", "O3", "return_refund", "no_reason", "T1"));
+    ck_assert_str_eq(case_pin(&d, "C3", "merchant", pin, sizeof pin), "s1-rules@2");
+    as_free(c1);
+    as_free(c1b);
+    rt_stop(&d);
+}
+END_TEST
+
+/* Two shops may well name their packs alike: a restart must pin each case to its own shop's
+ * rules, not to whichever shop's pack of that name@version was loaded last. */
+START_TEST(durable_same_named_packs_of_two_shops_stay_apart)
+{
+    D d;
+    d_init(&d, "twoshops.db");
+    rt_start(&d);
+    merchant_rules(&d, "S1",
+                   "return { name = 'house-rules', version = '1',"
+                   "  deadlines = function(c, o) return { escalation_window = 8 * as.DAY } end }");
+    merchant_rules(&d, "S2",
+                   "return { name = 'house-rules', version = '1',"
+                   "  deadlines = function(c, o) return { escalation_window = 9 * as.DAY } end }");
+    delivered_order(&d, "O1", "S1", "B1");
+    delivered_order(&d, "O2", "S2", "B2");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    OK(&d, OPEN("buyer:B2", "C2", "O2", "return_refund", "no_reason", "T1"));
+    rt_stop(&d);
+
+    rt_start(&d);
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"merchant:S1\",\"case\":\"C1\",\"action\":\"reject\","
+           "\"payload\":{\"reason\":\"as_described\"}}");
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"merchant:S2\",\"case\":\"C2\",\"action\":\"reject\","
+           "\"payload\":{\"reason\":\"as_described\"}}");
+    int64_t s1 = deadline_span(&d, "C1", "escalation_window");
+    int64_t s2 = deadline_span(&d, "C2", "escalation_window");
+    ck_assert_msg(s1 == 8 * AS_DAY && s2 == 9 * AS_DAY,
+                  "after the restart S1's case got %lld days and S2's %lld, want 8 and 9: a case "
+                  "runs another shop's rules",
+                  (long long)(s1 / AS_DAY), (long long)(s2 / AS_DAY));
+    rt_stop(&d);
+}
+END_TEST
+
+/* aftersale.h: attach restores "pinned merchant pack versions" -- also of rules a durable
+ * runtime loaded from a file (as_runtime_load_merchant). */
+START_TEST(durable_merchant_pack_from_file_pin_survives_restart)
+{
+    D d;
+    char pin[128], lua[300];
+    d_init(&d, "filepack.db");
+    snprintf(lua, sizeof lua, "%s/m.lua", root);
+    FILE *f = fopen(lua, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("return { name = 'from-file', version = '3',"
+          "  deadlines = function(c, o) return { escalation_window = 8 * as.DAY } end }",
+          f);
+    fclose(f);
+    rt_start(&d);
+    ck_assert_int_eq(as_runtime_load_merchant(d.rt, "S1", lua, &d.err), 0);
+    pump(&d);
+    delivered_order(&d, "O1", "S1", "B1");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    ck_assert_str_eq(case_pin(&d, "C1", "merchant", pin, sizeof pin), "from-file@3");
+    char *before = case_text(&d, "C1");
+    rt_stop(&d);
+    unlink(lua);
+
+    rt_start(&d);
+    ck_assert_msg(strcmp(case_pin(&d, "C1", "merchant", pin, sizeof pin), "from-file@3") == 0,
+                  "after the restart C1 pins merchant rules \"%s\", want \"from-file@3\"", pin);
+    char *after = case_text(&d, "C1");
+    ck_assert_str_eq(before, after);
+    as_free(before);
+    as_free(after);
+    rt_stop(&d);
+}
+END_TEST
+
+/* ==========================================================================================
+ * Deadlines across a restart (DESIGN.md §4: "after a restart, those that passed while down fire
+ * at once, in due-time order")
+ * ======================================================================================== */
+
+#define FAST_MERCHANT(name, ms)                                                            \
+    "return { name = '" name "', version = '1',"                                           \
+    "  deadlines = function(case, order) return { merchant_response = " #ms " } end }"
+
+START_TEST(durable_deadline_due_while_down_fires_after_restart)
+{
+    D d;
+    d_init(&d, "down.db");
+    rt_start(&d);
+    /* the merchant answers within 300 ms: shorter than the platform's 48h, kept (RULES.md
+     * §1.6) */
+    merchant_rules(&d, "S1", FAST_MERCHANT("quick", 300));
+    delivered_order(&d, "O1", "S1", "B1");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    json_t *j = case_obj(&d, "C1");
+    json_t *dl = json_object_get(j, "deadline");
+    ck_assert_str_eq(json_string_value(json_object_get(dl, "kind")), "merchant_response");
+    int64_t due = json_integer_value(json_object_get(dl, "due"));
+    ck_assert_int_eq(due - json_integer_value(json_object_get(j, "opened_at")), 300);
+    json_decref(j);
+    ck_assert_msg(wall_ms() < due - 50, "too slow a disk for this test: the open took until %lld "
+                  "ms before its deadline", (long long)(due - wall_ms()));
+    ck_assert_int_eq(case_ptr(&d, "C1")->v.state, AS_STATE_REQUESTED);
+    rt_stop(&d);
+
+    /* nothing runs while the deadline passes */
+    sleep_until_wall(due + 100);
+
+    rt_start(&d);
+    int64_t t0 = mono_ms();
+    uv_idle_start(&d.spin, spin_cb);
+    while (case_ptr(&d, "C1")->v.state != AS_STATE_AWAITING_RETURN) {
+        uv_run(&d.loop, UV_RUN_ONCE);
+        ck_assert_msg(mono_ms() - t0 < 5000, "the overdue deadline did not fire within 5 s");
+    }
+    uv_idle_stop(&d.spin);
+    ck_assert_int_lt(mono_ms() - t0, 1000);
+    pump(&d);
+    json_t *c = case_obj(&d, "C1");
+    json_t *h = json_object_get(c, "history");
+    json_t *last = json_array_get(h, json_array_size(h) - 1);
+    ck_assert_str_eq(json_string_value(json_object_get(last, "action")), "auto_agree");
+    ck_assert_str_eq(json_string_value(json_object_get(last, "actor")), "system");
+    ck_assert_int_ge(json_integer_value(json_object_get(last, "at")), due);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(c, "deadline"), "kind")),
+                     "buyer_ship");
+    json_decref(c);
+    char *fired = case_text(&d, "C1");
+    rt_stop(&d);
+
+    /* the firing itself is durable */
+    rt_start(&d);
+    char *again = case_text(&d, "C1");
+    ck_assert_str_eq(fired, again);
+    as_free(fired);
+    as_free(again);
+    rt_stop(&d);
+}
+END_TEST
+
+START_TEST(durable_overdue_deadlines_fire_in_due_order)
+{
+    D d;
+    d_init(&d, "order.db");
+    rt_start(&d);
+    /* CA opens first but is due last; refund_only cancellations: agreement instructs a refund,
+     * and the outbox shows the order the deadlines fired in */
+    merchant_rules(&d, "S1", FAST_MERCHANT("slower", 600));
+    merchant_rules(&d, "S2", FAST_MERCHANT("faster", 200));
+    OK(&d, ORDER("O1", "S1", "B1", "0"));
+    OK(&d, ORDER("O2", "S2", "B2", "0"));
+    OK(&d, OPEN("buyer:B1", "CA", "O1", "refund_only", "no_reason", "T1"));
+    OK(&d, OPEN("buyer:B2", "CB", "O2", "refund_only", "no_reason", "T1"));
+    as_case *ca = case_ptr(&d, "CA"), *cb = case_ptr(&d, "CB");
+    ck_assert_msg(cb->deadline.due_ms < ca->deadline.due_ms, "CB is due %lld ms after CA",
+                  (long long)(cb->deadline.due_ms - ca->deadline.due_ms));
+    int64_t last_due = ca->deadline.due_ms;
+    ck_assert_msg(wall_ms() < cb->deadline.due_ms - 30, "too slow a disk for this test");
+    ck_assert_int_eq(d.nout, 0);
+    rt_stop(&d);
+
+    sleep_until_wall(last_due + 100);
+    rt_start(&d);
+    int64_t t0 = mono_ms();
+    uv_idle_start(&d.spin, spin_cb);
+    while (d.nout < 2) {
+        uv_run(&d.loop, UV_RUN_ONCE);
+        ck_assert_msg(mono_ms() - t0 < 5000, "%d refunds instructed within 5 s, want 2", d.nout);
+    }
+    uv_idle_stop(&d.spin);
+    pump(&d);
+    ck_assert_int_eq(d.nout, 2);
+    ck_assert_str_eq(d.out[0].case_id, "CB");
+    ck_assert_str_eq(d.out[1].case_id, "CA");
+    assert_state(&d, "CA", "refunding");
+    assert_state(&d, "CB", "refunding");
+    rt_stop(&d);
+}
+END_TEST
+
+/* ==========================================================================================
+ * Attaching
+ * ======================================================================================== */
+
+/* Removes `path` and its SQLite side files; returns whether `path` existed. */
+static int remove_db(const char *path)
+{
+    char side[400];
+    int was = exists(path);
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+    return was;
+}
+
+/* aftersale.h: attach "Needs a real clock (as_options.loop), the bundled packs already loaded,
+ * and no command run yet", and "a refused call changes nothing" -- no file is created for a
+ * refused attach. */
+START_TEST(durable_attach_refused_twice_or_after_commands)
+{
+    D d;
+    char other[300];
+    int created[3] = {0, 0, 0};
+    d_init(&d, "attach.db");
+    snprintf(other, sizeof other, "%s/other.db", root);
+
+    /* twice: refused, and the first store goes on working */
+    rt_start(&d);
+    memset(&d.err, 0, sizeof d.err);
+    ck_assert_int_eq(as_runtime_attach_store(d.rt, d.db, &d.err), AS_EBAD_REQUEST);
+    ck_assert_int_eq(d.err.code, AS_EBAD_REQUEST);
+    ck_assert_str_ne(d.err.msg, "");
+    memset(&d.err, 0, sizeof d.err);
+    ck_assert_int_eq(as_runtime_attach_store(d.rt, other, &d.err), AS_EBAD_REQUEST);
+    ck_assert_str_ne(d.err.msg, "");
+    created[0] = remove_db(other);
+    OK(&d, ORDER("O1", "S1", "B1", "0"));
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM orders"), 1);
+    rt_stop(&d);
+
+    /* after a command: refused */
+    rt_new(&d);
+    ck_assert_int_eq(as_order_create_json(d.rt,
+                                          "{\"id\":\"OX\",\"shop\":\"S1\",\"buyer\":\"B1\","
+                                          "\"items\":[{\"sku\":\"T1\",\"category\":\"apparel\","
+                                          "\"qty\":1,\"price\":100}],\"shipping_fee\":0}",
+                                          &d.err),
+                     0);
+    memset(&d.err, 0, sizeof d.err);
+    ck_assert_int_eq(as_runtime_attach_store(d.rt, other, &d.err), AS_EBAD_REQUEST);
+    ck_assert_int_eq(d.err.code, AS_EBAD_REQUEST);
+    ck_assert_str_ne(d.err.msg, "");
+    created[1] = remove_db(other);
+    /* still not durable: a request is answered at once */
+    ans a;
+    ck_assert_int_eq(submit(&d, &a, "{\"op\":\"order.ship\",\"order\":\"OX\"}"), 0);
+    ck_assert_int_eq(a.called, 1);
+    ck_assert(as_runtime_idle(d.rt));
+    as_runtime_free(d.rt);
+    d.rt = NULL;
+    uv_close((uv_handle_t *)&d.spin, NULL);
+    uv_run(&d.loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(uv_loop_close(&d.loop), 0);
+
+    /* a virtual clock: refused */
+    as_options o = {0};
+    o.start_ms = 1772323200000ll;
+    as_runtime *v = as_runtime_new(&o, &d.err);
+    ck_assert_ptr_nonnull(v);
+    memset(&d.err, 0, sizeof d.err);
+    ck_assert_int_eq(as_runtime_attach_store(v, other, &d.err), AS_EBAD_REQUEST);
+    ck_assert_str_ne(d.err.msg, "");
+    created[2] = remove_db(other);
+    as_runtime_free(v);
+
+    /* the original file still opens, with its order and without the other runtime's */
+    rt_start(&d);
+    ck_assert_int_eq(run(&d, "{\"op\":\"order.ship\",\"order\":\"O1\"}"), 0);
+    ck_assert_int_eq(run(&d, "{\"op\":\"order.ship\",\"order\":\"OX\"}"), AS_ENOT_FOUND);
+    rt_stop(&d);
+
+    ck_assert_msg(!created[0] && !created[1] && !created[2],
+                  "a refused attach created the database file (already attached: %d, after a "
+                  "command: %d, virtual clock: %d)",
+                  created[0], created[1], created[2]);
+}
+END_TEST
+
+/* A file that is not aftersale's is refused by attach too, with AS_EIO, and left alone. */
+START_TEST(durable_attach_refuses_foreign_file)
+{
+    D d;
+    d_init(&d, "foreign.db");
+    FILE *f = fopen(d.db, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("id,amount\n1,100\n", f);
+    fclose(f);
+    rt_new(&d);
+    memset(&d.err, 0, sizeof d.err);
+    ck_assert_int_eq(as_runtime_attach_store(d.rt, d.db, &d.err), AS_EIO);
+    ck_assert_int_eq(d.err.code, AS_EIO);
+    ck_assert_str_ne(d.err.msg, "");
+    /* the runtime is not durable: a request is answered at once */
+    ans a;
+    ck_assert_int_eq(submit(&d, &a, ORDER("O1", "S1", "B1", "0")), 0);
+    ck_assert_int_eq(a.called, 1);
+    as_runtime_free(d.rt);
+    d.rt = NULL;
+    uv_close((uv_handle_t *)&d.spin, NULL);
+    uv_run(&d.loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(uv_loop_close(&d.loop), 0);
+    f = fopen(d.db, "r");
+    char line[64] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    fclose(f);
+    ck_assert_str_eq(line, "id,amount\n");
+}
+END_TEST
+
+/* ==========================================================================================
+ * Wakeup: work submitted outside a loop callback must still reach the disk
+ * ======================================================================================== */
+
+/* An embedder submits, then runs its loop. The loop must turn until the answer is given: the
+ * batch waiting for its commit has to keep the loop alive (otherwise uv_run returns at once and
+ * `done` is never called). */
+START_TEST(durable_pending_batch_keeps_loop_running)
+{
+    D d;
+    d_init(&d, "alive.db");
+    rt_start(&d);
+    ans a;
+    ck_assert_int_eq(submit(&d, &a, ORDER("O1", "S1", "B1", "0")), 0);
+    int64_t t0 = mono_ms();
+    int turns = 0;
+    while (!as_runtime_idle(d.rt) && mono_ms() - t0 < 3000) {
+        uv_run(&d.loop, UV_RUN_ONCE);
+        turns++;
+    }
+    ck_assert_msg(a.called == 1,
+                  "after %d loop turns (%lld ms) of `while (!as_runtime_idle(rt)) "
+                  "uv_run(loop, UV_RUN_ONCE)` the request was not answered: the pending batch "
+                  "does not keep the loop alive",
+                  turns, (long long)(mono_ms() - t0));
+    ck_assert_int_eq(a.code, 0);
+    rt_stop(&d);
+}
+END_TEST
+
+/* With a deadline pending days ahead the loop's poll phase may sleep until then; a request
+ * submitted outside a loop callback must not wait for that to be committed and answered. */
+START_TEST(durable_submit_answered_promptly_with_far_deadline_pending)
+{
+    D d;
+    d_init(&d, "prompt.db");
+    rt_start(&d);
+    delivered_order(&d, "O1", "S1", "B1");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1")); /* 48h pending */
+    ans a;
+    ck_assert_int_eq(submit(&d, &a, ACT("merchant:S1", "C1", "agree")), 0);
+    uv_timer_t guard; /* wakes the loop after 2 s at the latest */
+    uv_timer_init(&d.loop, &guard);
+    uv_timer_start(&guard, guard_cb, 2000, 0);
+    int64_t t0 = mono_ms();
+    while (!a.called && mono_ms() - t0 < 5000) uv_run(&d.loop, UV_RUN_ONCE);
+    int64_t took = mono_ms() - t0;
+    uv_close((uv_handle_t *)&guard, NULL);
+    ck_assert_int_eq(a.called, 1);
+    ck_assert_int_eq(a.code, 0);
+    ck_assert_msg(took < 1000,
+                  "the answer took %lld ms: the commit waited for the next timer instead of "
+                  "the end of the loop turn",
+                  (long long)took);
+    rt_stop(&d);
+}
+END_TEST
+
+/* A deadline that fires on a quiet loop (no I/O, no requests) changes a case; that change must
+ * reach the disk without waiting for some later, unrelated wakeup. */
+START_TEST(durable_fired_deadline_committed_on_quiet_loop)
+{
+    D d;
+    d_init(&d, "quiet.db");
+    rt_start(&d);
+    merchant_rules(&d, "S1", FAST_MERCHANT("quick", 200));
+    delivered_order(&d, "O1", "S1", "B1");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    uv_timer_t guard; /* wakes the loop after 3 s at the latest */
+    uv_timer_init(&d.loop, &guard);
+    uv_timer_start(&guard, guard_cb, 3000, 0);
+    int64_t t0 = mono_ms();
+    as_case *c = case_ptr(&d, "C1");
+    while ((c->v.state != AS_STATE_AWAITING_RETURN || !as_runtime_idle(d.rt)) &&
+           mono_ms() - t0 < 6000)
+        uv_run(&d.loop, UV_RUN_ONCE);
+    int64_t took = mono_ms() - t0;
+    uv_close((uv_handle_t *)&guard, NULL);
+    ck_assert_int_eq(c->v.state, AS_STATE_AWAITING_RETURN);
+    ck_assert(as_runtime_idle(d.rt));
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM events WHERE case_id = 'C1'"), 2);
+    ck_assert_msg(took < 1500,
+                  "the auto_agree fired at 200 ms reached the disk only after %lld ms: it waited "
+                  "for the next timer",
+                  (long long)took);
+    rt_stop(&d);
+}
+END_TEST
+
+static Suite *durable_suite(void)
+{
+    Suite *s = suite_create("durable");
+
+    TCase *answers = tcase_create("answers");
+    tcase_add_unchecked_fixture(answers, root_make, root_remove);
+    tcase_set_timeout(answers, 60);
+    tcase_add_test(answers, durable_answer_comes_after_commit);
+    tcase_add_test(answers, durable_refusals_get_their_code);
+    suite_add_tcase(s, answers);
+
+    TCase *restart = tcase_create("restart");
+    tcase_add_unchecked_fixture(restart, root_make, root_remove);
+    tcase_set_timeout(restart, 60);
+    tcase_add_test(restart, durable_restart_restores_cases_exactly);
+    tcase_add_test(restart, durable_restart_keeps_shop_metrics);
+    tcase_add_test(restart, durable_idempotency_key_answers_first_outcome_after_restart);
+    tcase_add_test(restart, durable_outbox_redelivered_until_acknowledged);
+    tcase_add_test(restart, durable_refund_reinstructed_after_ack_is_redelivered);
+    tcase_add_test(restart, durable_merchant_pack_pin_survives_restart);
+    tcase_add_test(restart, durable_same_named_packs_of_two_shops_stay_apart);
+    tcase_add_test(restart, durable_merchant_pack_from_file_pin_survives_restart);
+    suite_add_tcase(s, restart);
+
+    TCase *deadlines = tcase_create("deadlines");
+    tcase_add_unchecked_fixture(deadlines, root_make, root_remove);
+    tcase_set_timeout(deadlines, 60);
+    tcase_add_test(deadlines, durable_deadline_due_while_down_fires_after_restart);
+    tcase_add_test(deadlines, durable_overdue_deadlines_fire_in_due_order);
+    suite_add_tcase(s, deadlines);
+
+    TCase *attach = tcase_create("attach");
+    tcase_add_unchecked_fixture(attach, root_make, root_remove);
+    tcase_set_timeout(attach, 60);
+    tcase_add_test(attach, durable_attach_refused_twice_or_after_commands);
+    tcase_add_test(attach, durable_attach_refuses_foreign_file);
+    suite_add_tcase(s, attach);
+
+    TCase *wakeup = tcase_create("wakeup");
+    tcase_add_unchecked_fixture(wakeup, root_make, root_remove);
+    tcase_set_timeout(wakeup, 60);
+    tcase_add_test(wakeup, durable_pending_batch_keeps_loop_running);
+    tcase_add_test(wakeup, durable_submit_answered_promptly_with_far_deadline_pending);
+    tcase_add_test(wakeup, durable_fired_deadline_committed_on_quiet_loop);
+    suite_add_tcase(s, wakeup);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(durable_suite());
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
