@@ -23,6 +23,7 @@ typedef struct as_run_opts {
 int as__cli_run(int argc, char **argv);
 int as__cli_test(int argc, char **argv);
 int as__cli_pipe(int argc, char **argv);
+int as__cli_serve(int argc, char **argv);
 /* Parses the options `run` and `test` share. Returns -1 to go on (optind at the first
  * operand), or the exit status (after --help, or a bad option). */
 int as__run_opts_parse(as_run_opts *ro, int argc, char **argv, void (*help)(FILE *));

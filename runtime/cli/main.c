@@ -37,6 +37,7 @@ static void usage(FILE *f)
                "  test PACK_DIR...  run the scenario files kept beside a rule pack\n"
                "  check PACK        load and validate a rule pack (.lua or .so)\n"
                "  pipe              a durable runtime over stdin/stdout (docs/pipe.md)\n"
+               "  serve             the HTTP JSON API on the SQLite store (in progress)\n"
                "\n"
                "'aftersale COMMAND --help' describes a command. --version prints %s.\n",
             AS_VERSION_STRING);
@@ -61,6 +62,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check") == 0) return as__cli_check(argc - 1, argv + 1);
     if (strcmp(cmd, "test") == 0) return as__cli_test(argc - 1, argv + 1);
     if (strcmp(cmd, "pipe") == 0) return as__cli_pipe(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0) return as__cli_serve(argc - 1, argv + 1);
     fprintf(stderr, "aftersale: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -1,0 +1,670 @@
+/* http.c -- the HTTP server: connections, parsing, ordering of responses. See http.h. */
+#include "http.h"
+
+#include <http_parser.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "../core/runtime.h"
+#include "../core/workflow.h"
+
+/* ==========================================================================================
+ * Keys
+ * ======================================================================================== */
+
+typedef struct key_entry {
+    char *principal; /* owned */
+    char key[];
+} key_entry;
+
+static const char *key_of(const void *k)
+{
+    return ((const key_entry *)k)->key;
+}
+
+static int load_keys(as_strmap *keys, const char *path, as_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return as__err(err, AS_EIO, "%s: cannot read the keys file", path);
+    char line[1024];
+    int n = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        n++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char key[512], who[512], extra[8];
+        int got = sscanf(line, "%511s %511s %7s", key, who, extra);
+        if (got <= 0) continue;
+        as_principal p;
+        if (got != 2 || as__principal_parse(who, &p) != 0) {
+            rc = as__err(err, AS_EBAD_REQUEST, "%s:%d: want `KEY PRINCIPAL` (platform, "
+                         "merchant:SHOP, buyer:ID or logistics)", path, n);
+            break;
+        }
+        size_t kl = strlen(key);
+        key_entry *e = malloc(sizeof *e + kl + 1);
+        if (e == NULL || (e->principal = strdup(who)) == NULL) {
+            free(e);
+            rc = as__err(err, AS_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(e->key, key, kl + 1);
+        if (as__strmap_get(keys, key)) {
+            free(e->principal);
+            free(e);
+            rc = as__err(err, AS_EBAD_REQUEST, "%s:%d: the key is listed twice", path, n);
+        } else if (as__strmap_put(keys, e) != 0) {
+            free(e->principal);
+            free(e);
+            rc = as__err(err, AS_ENOMEM, "out of memory");
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+/* ==========================================================================================
+ * Server and connections
+ * ======================================================================================== */
+
+typedef struct response {
+    struct response *next;
+    int ready;
+    char *buf; /* owned until written */
+    size_t len;
+    int close_after;
+} response;
+
+typedef struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t idle;
+    http_parser parser;
+    as_http *srv;
+    struct conn *next_conn, *prev_conn;
+    response *head, *tail; /* in request order */
+    int pending;           /* answers still to come from the runtime */
+    int closing, handles;  /* handles still open (tcp, timer) */
+    /* the request being read */
+    char *url, *body, *hfield, *auth, *idem;
+    size_t url_len, body_len, hfield_len, header_bytes;
+    int in_value, too_big;
+    char *hvalue;
+    size_t hvalue_len;
+} conn;
+
+struct as_http {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    as_runtime *rt;
+    as_http_options o;
+    as_strmap keys;
+    conn *conns;
+    unsigned nconns;
+    int stopping;
+    void (*on_stopped)(as_http *);
+};
+
+int as__http_status(int code)
+{
+    switch (code) {
+    case 0: return 200;
+    case AS_EBAD_REQUEST: return 400;
+    case AS_EUNAUTHORIZED: return 401;
+    case AS_EFORBIDDEN: return 403;
+    case AS_ENOT_FOUND: return 404;
+    case AS_EINVALID_STATE:
+    case AS_ECONFLICT:
+    case AS_EDUPLICATE_CASE: return 409;
+    case AS_ENOT_ELIGIBLE:
+    case AS_EWINDOW_EXPIRED:
+    case AS_EATTEMPT_LIMIT:
+    case AS_EEVIDENCE_REQUIRED:
+    case AS_EAMOUNT_EXCEEDS_PAID:
+    case AS_EREMEDY_NOT_ALLOWED:
+    case AS_EWARRANTY_EXPIRED: return 422;
+    case AS_ERULE_ERROR: return 500;
+    default: return 503; /* nomem, io: the server cannot take writes now */
+    }
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    default: return "Service Unavailable";
+    }
+}
+
+static void conn_maybe_free(conn *c);
+
+static void on_closed(uv_handle_t *h)
+{
+    conn *c = h->data;
+    c->handles--;
+    conn_maybe_free(c);
+}
+
+static void conn_close(conn *c)
+{
+    if (c->closing) return;
+    c->closing = 1;
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    uv_close((uv_handle_t *)&c->idle, on_closed);
+}
+
+static void reset_request(conn *c)
+{
+    free(c->url), free(c->body), free(c->hfield), free(c->hvalue), free(c->auth), free(c->idem);
+    c->url = c->body = c->hfield = c->hvalue = c->auth = c->idem = NULL;
+    c->url_len = c->body_len = c->hfield_len = c->hvalue_len = c->header_bytes = 0;
+    c->in_value = c->too_big = 0;
+}
+
+static void conn_maybe_free(conn *c)
+{
+    if (c->handles > 0 || c->pending > 0) return;
+    as_http *h = c->srv;
+    if (c->prev_conn) c->prev_conn->next_conn = c->next_conn;
+    else h->conns = c->next_conn;
+    if (c->next_conn) c->next_conn->prev_conn = c->prev_conn;
+    h->nconns--;
+    for (response *r = c->head, *n; r; r = n) {
+        n = r->next;
+        free(r->buf);
+        free(r);
+    }
+    reset_request(c);
+    free(c);
+    if (h->stopping && h->nconns == 0 && h->on_stopped) h->on_stopped(h);
+}
+
+typedef struct write_req {
+    uv_write_t req;
+    char *buf;
+} write_req;
+
+static void on_written(uv_write_t *w, int status)
+{
+    write_req *wr = (write_req *)w;
+    free(wr->buf);
+    free(wr);
+    (void)status;
+}
+
+/* Writes the ready responses at the head of the queue, in request order. */
+static void flush(conn *c)
+{
+    while (c->head && c->head->ready) {
+        response *r = c->head;
+        c->head = r->next;
+        if (c->head == NULL) c->tail = NULL;
+        int close_after = r->close_after;
+        if (!c->closing) {
+            write_req *wr = malloc(sizeof *wr);
+            if (wr) {
+                wr->buf = r->buf;
+                uv_buf_t b = uv_buf_init(r->buf, (unsigned)r->len);
+                if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) == 0) r->buf = NULL;
+                else free(wr);
+            }
+        }
+        free(r->buf);
+        free(r);
+        if (close_after) conn_close(c);
+    }
+    if (!c->closing && c->head == NULL && c->srv->stopping) conn_close(c);
+}
+
+static void fill(response *r, int status, const char *body, int close_after)
+{
+    size_t blen = strlen(body);
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "%s\r\n",
+                      status, reason_phrase(status), blen, close_after ? "Connection: close\r\n" : "");
+    r->buf = malloc((size_t)hl + blen);
+    if (r->buf) {
+        memcpy(r->buf, head, (size_t)hl);
+        memcpy(r->buf + hl, body, blen);
+        r->len = (size_t)hl + blen;
+    }
+    r->ready = 1;
+    r->close_after = close_after;
+}
+
+static void fill_error(response *r, int code, const char *msg, int close_after)
+{
+    json_t *j = json_pack("{s:s, s:s}", "error", as_err_name(code), "message", msg ? msg : "");
+    char *s = json_dumps(j, JSON_COMPACT);
+    fill(r, as__http_status(code), s ? s : "{}", close_after);
+    free(s);
+    json_decref(j);
+}
+
+static response *enqueue(conn *c)
+{
+    response *r = calloc(1, sizeof *r);
+    if (r == NULL) return NULL;
+    if (c->tail) c->tail->next = r;
+    else c->head = r;
+    c->tail = r;
+    return r;
+}
+
+/* ==========================================================================================
+ * Routing
+ * ======================================================================================== */
+
+typedef struct answer_ctx {
+    conn *c;
+    response *r;
+    int keep_alive;
+    int created;
+} answer_ctx;
+
+static void answered(void *ud, int code, const char *msg)
+{
+    answer_ctx *a = ud;
+    if (code == 0) fill(a->r, a->created ? 201 : 200, "{\"ok\":true}", !a->keep_alive);
+    else fill_error(a->r, code, msg, !a->keep_alive);
+    a->c->pending--;
+    flush(a->c);
+    conn_maybe_free(a->c);
+    free(a);
+}
+
+/* Splits "/v1/cases/C1/actions" into at most 5 segments (in place). */
+static int split_path(char *path, char **seg, int max)
+{
+    int n = 0;
+    char *q = strchr(path, '?');
+    if (q) *q = '\0';
+    for (char *tok = strtok(path, "/"); tok && n < max; tok = strtok(NULL, "/")) seg[n++] = tok;
+    return n;
+}
+
+/* May `who` see case `cs`? */
+static int sees_case(const as_principal *who, const as_case *cs)
+{
+    switch (who->role) {
+    case AS_ROLE_PLATFORM:
+    case AS_ROLE_LOGISTICS: return 1;
+    case AS_ROLE_BUYER: return strcmp(who->id, cs->order->buyer) == 0;
+    case AS_ROLE_MERCHANT: return strcmp(who->id, cs->order->shop) == 0;
+    default: return 0;
+    }
+}
+
+static void get_case(as_http *h, const as_principal *who, const char *id, response *r, int ka)
+{
+    as_case *cs = as__case_get(h->rt, id);
+    if (cs == NULL) return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);
+    if (!sees_case(who, cs)) return fill_error(r, AS_EFORBIDDEN, "this key cannot see that case", !ka);
+    json_t *j = as__case_json(cs);
+    json_t *acts = json_array();
+    int held = (cs->v.flags & AS_CF_HELD) != 0;
+    for (int a = 0; a < AS_ACT_COUNT; a++) {
+        as_role role = as__action_role(a);
+        if (a == AS_ACT_OPEN || role == AS_ROLE_SYSTEM) continue;
+        if (role != who->role && !(who->role == AS_ROLE_PLATFORM && role != AS_ROLE_LOGISTICS))
+            continue;
+        if (as__workflow_allows(cs->v.state, a, cs->type, held))
+            json_array_append_new(acts, json_string(as__action_name(a)));
+    }
+    json_object_set_new(j, "actions", acts);
+    char *s = json_dumps(j, JSON_COMPACT);
+    fill(r, 200, s ? s : "{}", !ka);
+    free(s);
+    json_decref(j);
+}
+
+/* Builds the runtime request for a write; returns NULL with *code/msg set on refusal. */
+static json_t *write_request(as_http *h, const as_principal *who, const char *principal,
+                             char **seg, int nseg, json_t *body, int *code, const char **msg)
+{
+    *code = AS_EBAD_REQUEST;
+    if (nseg == 2 && strcmp(seg[1], "orders") == 0) {
+        if (who->role != AS_ROLE_PLATFORM) return *code = AS_EFORBIDDEN, *msg = "only the platform creates orders", NULL;
+        return json_pack("{s:s, s:O}", "op", "order.create", "order", body);
+    }
+    if (nseg == 4 && strcmp(seg[1], "orders") == 0) {
+        if (who->role != AS_ROLE_PLATFORM) return *code = AS_EFORBIDDEN, *msg = "only the platform reports order events", NULL;
+        char op[32];
+        snprintf(op, sizeof op, "order.%s", seg[3]);
+        if (strcmp(seg[3], "ship") && strcmp(seg[3], "deliver") && strcmp(seg[3], "confirm"))
+            return *code = AS_ENOT_FOUND, *msg = "no such order event", NULL;
+        return json_pack("{s:s, s:s}", "op", op, "order", seg[2]);
+    }
+    /* "as": the platform acting for a party */
+    const char *as = principal;
+    json_t *asj = json_object_get(body, "as");
+    if (asj) {
+        if (who->role != AS_ROLE_PLATFORM || !json_is_string(asj))
+            return *code = AS_EFORBIDDEN, *msg = "only the platform key may act as another party", NULL;
+        as = json_string_value(asj);
+    }
+    if (nseg == 2 && strcmp(seg[1], "cases") == 0) {
+        json_t *cs = json_deep_copy(body);
+        json_object_del(cs, "as");
+        return json_pack("{s:s, s:s, s:o}", "op", "case.open", "as", as, "case", cs);
+    }
+    if (nseg == 4 && strcmp(seg[1], "cases") == 0 && strcmp(seg[3], "actions") == 0) {
+        as_case *cs = as__case_get(h->rt, seg[2]);
+        if (cs && asj == NULL && !sees_case(who, cs))
+            return *code = AS_EFORBIDDEN, *msg = "this key cannot act on that case", NULL;
+        const char *k;
+        json_t *v;
+        json_object_foreach(body, k, v) if (strcmp(k, "action") && strcmp(k, "payload") &&
+                                            strcmp(k, "version") && strcmp(k, "as"))
+            return *msg = "unknown key in the action body", NULL;
+        json_t *req = json_pack("{s:s, s:s, s:s}", "op", "case.act", "as", as, "case", seg[2]);
+        json_t *a = json_object_get(body, "action");
+        json_object_set(req, "action", a ? a : json_null());
+        if (json_object_get(body, "payload")) json_object_set(req, "payload", json_object_get(body, "payload"));
+        if (json_object_get(body, "version")) json_object_set(req, "version", json_object_get(body, "version"));
+        return req;
+    }
+    *code = AS_ENOT_FOUND;
+    *msg = "no such endpoint";
+    return NULL;
+}
+
+static void dispatch(conn *c)
+{
+    as_http *h = c->srv;
+    int ka = http_should_keep_alive(&c->parser) && !h->stopping;
+    response *r = enqueue(c);
+    if (r == NULL) {
+        conn_close(c);
+        return;
+    }
+    const char *method = http_method_str((enum http_method)c->parser.method);
+    char *seg[6];
+    char *path = c->url ? c->url : "";
+    int nseg = split_path(path, seg, 6);
+    if (c->too_big) {
+        fill(r, c->too_big, "{\"error\":\"bad_request\",\"message\":\"request too large\"}", 1);
+        return;
+    }
+    if (nseg == 1 && strcmp(seg[0], "healthz") == 0) {
+        fill(r, 200, "{\"ok\":true}", !ka);
+        return;
+    }
+    /* every /v1 call needs a key */
+    const key_entry *k = NULL;
+    if (c->auth && strncmp(c->auth, "Bearer ", 7) == 0) k = as__strmap_get(&h->keys, c->auth + 7);
+    if (nseg < 2 || strcmp(seg[0], "v1") != 0) return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
+    if (k == NULL) return fill_error(r, AS_EUNAUTHORIZED, "a valid bearer key is needed", !ka);
+    as_principal who;
+    as__principal_parse(k->principal, &who);
+    if (strcmp(method, "GET") == 0) {
+        if (nseg == 3 && strcmp(seg[1], "cases") == 0) return get_case(h, &who, seg[2], r, ka);
+        return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
+    }
+    if (strcmp(method, "POST") != 0) {
+        fill(r, 405, "{\"error\":\"bad_request\",\"message\":\"method not allowed\"}", !ka);
+        return;
+    }
+    json_error_t je;
+    json_t *body = c->body_len ? json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &je)
+                               : json_object();
+    if (body == NULL || !json_is_object(body)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "malformed JSON: %s", body ? "not an object" : je.text);
+        json_decref(body);
+        return fill_error(r, AS_EBAD_REQUEST, msg, !ka);
+    }
+    int code;
+    const char *msg = "";
+    json_t *req = write_request(h, &who, k->principal, seg, nseg, body, &code, &msg);
+    json_decref(body);
+    if (req == NULL) return fill_error(r, code, msg, !ka);
+    if (c->idem) {
+        char key[600];
+        snprintf(key, sizeof key, "%s|%s", k->principal, c->idem); /* keys are per principal */
+        json_object_set_new(req, "key", json_string(key));
+    }
+    answer_ctx *a = malloc(sizeof *a);
+    if (a == NULL) {
+        json_decref(req);
+        return fill_error(r, AS_ENOMEM, "out of memory", 1);
+    }
+    *a = (answer_ctx){c, r, ka, nseg == 2};
+    c->pending++;
+    as__submit_json(h->rt, req, answered, a);
+    json_decref(req);
+}
+
+/* ==========================================================================================
+ * Parser callbacks
+ * ======================================================================================== */
+
+static int append(char **dst, size_t *len, const char *at, size_t n, size_t max, conn *c, int status)
+{
+    if (*len + n > max) {
+        c->too_big = status;
+        return 0;
+    }
+    char *p = realloc(*dst, *len + n + 1);
+    if (p == NULL) return -1;
+    memcpy(p + *len, at, n);
+    *len += n;
+    p[*len] = '\0';
+    *dst = p;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    conn *c = p->data;
+    return append(&c->url, &c->url_len, at, n, c->srv->o.max_header, c, 431);
+}
+
+static void end_header(conn *c)
+{
+    if (c->hfield && c->hvalue) {
+        if (strcasecmp(c->hfield, "authorization") == 0 && !c->auth) c->auth = strdup(c->hvalue);
+        if (strcasecmp(c->hfield, "idempotency-key") == 0 && !c->idem) c->idem = strdup(c->hvalue);
+    }
+    free(c->hfield), free(c->hvalue);
+    c->hfield = c->hvalue = NULL;
+    c->hfield_len = c->hvalue_len = 0;
+    c->in_value = 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    conn *c = p->data;
+    if (c->in_value) end_header(c);
+    c->header_bytes += n;
+    if (c->header_bytes > c->srv->o.max_header) c->too_big = 431;
+    return c->too_big ? 0 : append(&c->hfield, &c->hfield_len, at, n, 1024, c, 431);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    conn *c = p->data;
+    c->in_value = 1;
+    c->header_bytes += n;
+    if (c->header_bytes > c->srv->o.max_header) c->too_big = 431;
+    return c->too_big ? 0 : append(&c->hvalue, &c->hvalue_len, at, n, 8192, c, 431);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    conn *c = p->data;
+    if (c->in_value) end_header(c);
+    if (p->content_length != (uint64_t)-1 && p->content_length > c->srv->o.max_body) c->too_big = 413;
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    conn *c = p->data;
+    return c->too_big ? 0 : append(&c->body, &c->body_len, at, n, c->srv->o.max_body, c, 413);
+}
+
+static int on_message_complete(http_parser *p)
+{
+    conn *c = p->data;
+    dispatch(c);
+    reset_request(c);
+    flush(c);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = malloc(suggested);
+    buf->len = buf->base ? suggested : 0;
+}
+
+static void idle_cb(uv_timer_t *t)
+{
+    conn *c = t->data;
+    if (c->pending == 0 && c->head == NULL) conn_close(c);
+    else uv_timer_again(t);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    conn *c = s->data;
+    if (n > 0) {
+        uv_timer_again(&c->idle);
+        size_t done = http_parser_execute(&c->parser, &settings, buf->base, (size_t)n);
+        if (c->parser.http_errno != HPE_OK || done != (size_t)n) {
+            response *r = enqueue(c);
+            if (r) fill(r, 400, "{\"error\":\"bad_request\",\"message\":\"malformed HTTP\"}", 1);
+            uv_read_stop(s);
+            flush(c);
+        } else if (c->too_big == 413 || c->too_big == 431) {
+            response *r = enqueue(c);
+            if (r) fill(r, c->too_big, "{\"error\":\"bad_request\",\"message\":\"request too large\"}", 1);
+            uv_read_stop(s);
+            flush(c);
+        }
+    } else if (n < 0) {
+        uv_read_stop(s);
+        if (c->pending == 0) conn_close(c);
+    }
+    free(buf->base);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    as_http *h = l->data;
+    if (status < 0) return;
+    conn *c = calloc(1, sizeof *c);
+    if (c == NULL) return;
+    c->srv = h;
+    uv_tcp_init(h->loop, &c->tcp);
+    uv_timer_init(h->loop, &c->idle);
+    c->tcp.data = c->idle.data = c;
+    c->handles = 2;
+    c->next_conn = h->conns;
+    if (h->conns) h->conns->prev_conn = c;
+    h->conns = c;
+    h->nconns++;
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 || h->stopping) {
+        conn_close(c);
+        return;
+    }
+    if (h->nconns > h->o.max_connections) {
+        response *r = enqueue(c);
+        if (r) fill(r, 503, "{\"error\":\"io\",\"message\":\"too many connections\"}", 1);
+        flush(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    uv_timer_start(&c->idle, idle_cb, h->o.idle_ms, h->o.idle_ms);
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, const char *keys_path,
+                 as_http **out, as_error *err)
+{
+    *out = NULL;
+    as_http *h = calloc(1, sizeof *h);
+    if (h == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    h->loop = loop;
+    h->rt = rt;
+    h->o = *o;
+    if (!h->o.host) h->o.host = "127.0.0.1";
+    if (!h->o.port) h->o.port = 8080;
+    if (!h->o.max_body) h->o.max_body = 1 << 20;
+    if (!h->o.max_header) h->o.max_header = 16 << 10;
+    if (!h->o.idle_ms) h->o.idle_ms = 30000;
+    if (!h->o.max_connections) h->o.max_connections = 1024;
+    as__strmap_init(&h->keys, key_of);
+    int rc = load_keys(&h->keys, keys_path, err);
+    struct sockaddr_in addr;
+    if (rc == 0 && uv_ip4_addr(h->o.host, h->o.port, &addr) != 0)
+        rc = as__err(err, AS_EBAD_REQUEST, "'%s' is not an IPv4 address", h->o.host);
+    if (rc == 0) {
+        uv_tcp_init(loop, &h->listener);
+        h->listener.data = h;
+        int e = uv_tcp_bind(&h->listener, (const struct sockaddr *)&addr, 0);
+        if (e == 0) e = uv_listen((uv_stream_t *)&h->listener, 511, on_connection);
+        if (e != 0) {
+            rc = as__err(err, AS_EIO, "cannot listen on %s:%d: %s", h->o.host, h->o.port, uv_strerror(e));
+            uv_close((uv_handle_t *)&h->listener, NULL);
+            uv_run(loop, UV_RUN_NOWAIT); /* the close completes before h goes */
+        }
+    }
+    if (rc) {
+        as__http_free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+void as__http_shutdown(as_http *h, void (*done)(as_http *h))
+{
+    h->stopping = 1;
+    h->on_stopped = done;
+    if (!uv_is_closing((uv_handle_t *)&h->listener)) uv_close((uv_handle_t *)&h->listener, NULL);
+    for (conn *c = h->conns; c; c = c->next_conn)
+        if (c->pending == 0 && c->head == NULL) conn_close(c);
+    if (h->nconns == 0 && done) done(h);
+}
+
+void as__http_free(as_http *h)
+{
+    if (h == NULL) return;
+    size_t pos = 0;
+    key_entry *e;
+    while ((e = as__strmap_next(&h->keys, &pos)) != NULL) {
+        free(e->principal);
+        free(e);
+    }
+    as__strmap_free(&h->keys);
+    free(h);
+}

@@ -1,0 +1,39 @@
+/* http.h -- `aftersale serve`: the HTTP/1.1 JSON API on libuv (DESIGN.md §6).
+ *
+ * Requests are parsed by http-parser; each connection keeps its responses in request order
+ * (pipelining) even though a write is answered only once its group commit is durable. The
+ * server turns each request into a runtime request (docs/pipe.md) after checking the caller's
+ * key: a key is bound to one principal and can see and act on nothing outside it. */
+#ifndef AS_HTTP_H
+#define AS_HTTP_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "aftersale/aftersale.h"
+
+typedef struct as_http as_http;
+
+typedef struct as_http_options {
+    const char *host;        /* default 127.0.0.1 */
+    int port;                /* default 8080 */
+    size_t max_body;         /* bytes; default 1 MiB (413 beyond) */
+    size_t max_header;       /* bytes; default 16 KiB (431 beyond) */
+    unsigned idle_ms;        /* close a connection idle this long; default 30 s */
+    unsigned max_connections; /* default 1024 (503 beyond) */
+} as_http_options;
+
+/* Reads a keys file: one `KEY PRINCIPAL` per line, `#` comments, principals `platform`,
+ * `merchant:SHOP`, `buyer:ID`, `logistics`. Returns 0 or AS_EBAD_REQUEST / AS_EIO with the
+ * line in the message. */
+int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, const char *keys_path,
+                 as_http **out, as_error *err);
+/* Stops accepting, lets in-flight requests finish, closes idle connections. `done` runs
+ * once every connection is closed. */
+void as__http_shutdown(as_http *h, void (*done)(as_http *h));
+void as__http_free(as_http *h);
+
+/* HTTP status for an error code (DESIGN.md §6 and the hosted issue's table). */
+int as__http_status(int code);
+
+#endif

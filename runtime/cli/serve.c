@@ -1,0 +1,112 @@
+/* serve.c -- `aftersale serve`: the HTTP JSON API on the embedded SQLite store. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "../api/http.h"
+#include "aftersale/aftersale.h"
+#include "cli.h"
+
+typedef struct serve_ctx {
+    uv_loop_t *loop;
+    uv_signal_t sigterm, sigint;
+    as_http *http;
+    as_runtime *rt;
+    int stopping;
+} serve_ctx;
+
+static void stopped(as_http *h)
+{
+    (void)h;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    serve_ctx *x = s->data;
+    if (x->stopping++) return;
+    fprintf(stderr, "aftersale serve: signal %d: finishing in-flight requests\n", signum);
+    uv_close((uv_handle_t *)&x->sigterm, NULL);
+    uv_close((uv_handle_t *)&x->sigint, NULL);
+    as__http_shutdown(x->http, stopped);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: aftersale serve [--listen HOST:PORT] [--db FILE] --keys FILE [--packs DIR]\n"
+               "\n"
+               "Serves the HTTP JSON API (docs/api.md) on the durable SQLite store. A write is\n"
+               "answered once it is on disk. SIGTERM or SIGINT stop accepting, finish what is in\n"
+               "flight, commit and exit 0.\n"
+               "\n"
+               "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8080)\n"
+               "  --db FILE           the database (default aftersale.db, created when missing)\n"
+               "  --keys FILE         API keys: one `KEY PRINCIPAL` per line, # comments;\n"
+               "                      principals platform, merchant:SHOP, buyer:ID, logistics\n"
+               "  --packs DIR         the bundled Lua rule packs (default: %s)\n"
+               "  -h, --help          this text\n",
+            as__cli_packs_dir());
+}
+
+int as__cli_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+                                         {"db", required_argument, NULL, 'd'},
+                                         {"keys", required_argument, NULL, 'k'},
+                                         {"packs", required_argument, NULL, 'p'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *listen = "127.0.0.1:8080", *db = "aftersale.db", *keys = NULL,
+               *packs = as__cli_packs_dir();
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'l') listen = optarg;
+        else if (c == 'd') db = optarg;
+        else if (c == 'k') keys = optarg;
+        else if (c == 'p') packs = optarg;
+        else if (c == 'h') return usage(stdout), 0;
+        else return usage(stderr), 2;
+    }
+    if (optind != argc || keys == NULL) return usage(stderr), 2;
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    if (colon == NULL || colon - listen >= (long)sizeof host || port <= 0 || port > 65535) {
+        fprintf(stderr, "aftersale serve: --listen wants HOST:PORT, not '%s'\n", listen);
+        return 2;
+    }
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+
+    serve_ctx x = {0};
+    x.loop = uv_default_loop();
+    as_options o = {0};
+    o.loop = x.loop;
+    as_error err = {0};
+    x.rt = as_runtime_new(&o, &err);
+    as_http_options ho = {.host = host, .port = port};
+    if (x.rt == NULL || as_runtime_load_packs_dir(x.rt, packs, &err) != 0 ||
+        as_runtime_attach_store(x.rt, db, &err) != 0 ||
+        as__http_new(x.loop, x.rt, &ho, keys, &x.http, &err) != 0) {
+        fprintf(stderr, "aftersale serve: %s\n", err.msg);
+        as_runtime_free(x.rt);
+        uv_run(x.loop, UV_RUN_NOWAIT);
+        return 1;
+    }
+    uv_signal_init(x.loop, &x.sigterm);
+    uv_signal_init(x.loop, &x.sigint);
+    x.sigterm.data = x.sigint.data = &x;
+    uv_signal_start(&x.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&x.sigint, on_signal, SIGINT);
+    fprintf(stderr, "aftersale serve: listening on http://%s:%d (db %s)\n", host, port, db);
+    while (!x.stopping || !as_runtime_idle(x.rt)) {
+        if (uv_run(x.loop, UV_RUN_ONCE) == 0 && x.stopping) break;
+    }
+    as_runtime_free(x.rt);
+    uv_run(x.loop, UV_RUN_NOWAIT);
+    as__http_free(x.http);
+    fprintf(stderr, "aftersale serve: stopped\n");
+    return 0;
+}
