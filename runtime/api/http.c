@@ -72,7 +72,7 @@ static int load_keys(as_strmap *keys, const char *path, as_error *err)
 
 typedef struct response {
     struct response *next;
-    int ready;
+    int ready, status;
     char *buf; /* owned until written */
     size_t len;
     int close_after;
@@ -105,6 +105,7 @@ struct as_http {
     unsigned nconns;
     int stopping;
     void (*on_stopped)(as_http *);
+    uint64_t by_status[6]; /* requests answered, by status class 1xx..5xx (index 1..5) */
 };
 
 int as__http_status(int code)
@@ -212,6 +213,7 @@ static void flush(conn *c)
         response *r = c->head;
         c->head = r->next;
         if (c->head == NULL) c->tail = NULL;
+        if (r->status >= 100 && r->status < 600) c->srv->by_status[r->status / 100]++;
         int close_after = r->close_after;
         if (!c->closing) {
             write_req *wr = malloc(sizeof *wr);
@@ -231,6 +233,7 @@ static void flush(conn *c)
 
 static void fill(response *r, int status, const char *body, int close_after)
 {
+    r->status = status;
     size_t blen = strlen(body);
     char head[256];
     int hl = snprintf(head, sizeof head,
@@ -288,12 +291,35 @@ static void answered(void *ud, int code, const char *msg)
     free(a);
 }
 
-/* Splits "/v1/cases/C1/actions" into at most 5 segments (in place). */
-static int split_path(char *path, char **seg, int max)
+/* The value of `name` in the query string `q` ("a=1&b=2"), copied into buf; NULL if absent. */
+static const char *query(const char *q, const char *name, char *buf, size_t cap)
+{
+    size_t n = strlen(name);
+    for (const char *p = q; p && *p;) {
+        if (strncmp(p, name, n) == 0 && p[n] == '=') {
+            const char *v = p + n + 1, *end = strchr(v, '&');
+            size_t len = end ? (size_t)(end - v) : strlen(v);
+            if (len >= cap) len = cap - 1;
+            memcpy(buf, v, len);
+            buf[len] = '\0';
+            return buf;
+        }
+        p = strchr(p, '&');
+        if (p) p++;
+    }
+    return NULL;
+}
+
+/* Splits "/v1/cases/C1/actions" into at most `max` segments (in place); *qs is the query. */
+static int split_path(char *path, char **seg, int max, const char **qs)
 {
     int n = 0;
     char *q = strchr(path, '?');
-    if (q) *q = '\0';
+    *qs = "";
+    if (q) {
+        *q = '\0';
+        *qs = q + 1;
+    }
     for (char *tok = strtok(path, "/"); tok && n < max; tok = strtok(NULL, "/")) seg[n++] = tok;
     return n;
 }
@@ -308,6 +334,157 @@ static int sees_case(const as_principal *who, const as_case *cs)
     case AS_ROLE_MERCHANT: return strcmp(who->id, cs->order->shop) == 0;
     default: return 0;
     }
+}
+
+static int worklist_cmp(const void *a, const void *b)
+{
+    const as_case *x = *(as_case *const *)a, *y = *(as_case *const *)b;
+    int px = x->v.priority ? x->v.priority : 100, py = y->v.priority ? y->v.priority : 100;
+    if (px != py) return px < py ? -1 : 1;
+    int64_t dx = as__sched_pending(&x->deadline) ? x->deadline.due_ms : INT64_MAX;
+    int64_t dy = as__sched_pending(&y->deadline) ? y->deadline.due_ms : INT64_MAX;
+    if (dx != dy) return dx < dy ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* GET /v1/cases?shop=&state=&limit=&cursor=: the worklist, by priority then deadline; the
+ * cursor is the position after the last case of the previous page. */
+static void list_cases(as_http *h, const as_principal *who, const char *qs, response *r, int ka)
+{
+    char shopb[256], stateb[64], limitb[32], cursorb[32];
+    const char *shop = query(qs, "shop", shopb, sizeof shopb);
+    const char *state = query(qs, "state", stateb, sizeof stateb);
+    long limit = query(qs, "limit", limitb, sizeof limitb) ? atol(limitb) : 50;
+    long cursor = query(qs, "cursor", cursorb, sizeof cursorb) ? atol(cursorb) : 0;
+    if (who->role == AS_ROLE_MERCHANT) {
+        if (shop && strcmp(shop, who->id) != 0)
+            return fill_error(r, AS_EFORBIDDEN, "a merchant key sees its own shop only", !ka);
+        shop = who->id;
+    }
+    if (who->role == AS_ROLE_LOGISTICS) return fill_error(r, AS_EFORBIDDEN, "logistics has no worklist", !ka);
+    int st = state ? as__state_from(state) : -1;
+    if ((state && st < 0) || limit < 1 || limit > 1000 || cursor < 0)
+        return fill_error(r, AS_EBAD_REQUEST, "state, limit (1..1000) or cursor out of range", !ka);
+    size_t n = 0, pos = 0;
+    as_case **v = malloc((h->rt->cases.len + 1) * sizeof *v);
+    if (v == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
+    as_case *c;
+    while ((c = as__strmap_next(&h->rt->cases, &pos)) != NULL) {
+        if (!sees_case(who, c) || (shop && strcmp(c->order->shop, shop) != 0)) continue;
+        if (st >= 0 ? c->v.state != st : as__state_terminal(c->v.state)) continue;
+        v[n++] = c;
+    }
+    qsort(v, n, sizeof *v, worklist_cmp);
+    json_t *items = json_array();
+    size_t i;
+    for (i = (size_t)cursor; i < n && i < (size_t)(cursor + limit); i++) {
+        json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", v[i]->id, "order", v[i]->order->id,
+                              "state", as__state_name(v[i]->v.state), "type",
+                              as__type_name(v[i]->type), "version", (json_int_t)v[i]->v.version);
+        json_object_set_new(e, "priority", v[i]->v.priority ? json_integer(v[i]->v.priority) : json_null());
+        json_object_set_new(e, "due", as__sched_pending(&v[i]->deadline)
+                                          ? json_integer(v[i]->deadline.due_ms)
+                                          : json_null());
+        json_array_append_new(items, e);
+    }
+    free(v);
+    json_t *j = json_pack("{s:o}", "cases", items);
+    if (i < n) {
+        char next[32];
+        snprintf(next, sizeof next, "%zu", i);
+        json_object_set_new(j, "cursor", json_string(next));
+    } else {
+        json_object_set_new(j, "cursor", json_null());
+    }
+    char *s = json_dumps(j, JSON_COMPACT);
+    fill(r, 200, s ? s : "{}", !ka);
+    free(s);
+    json_decref(j);
+}
+
+static void shop_metrics(as_http *h, const as_principal *who, const char *shop, response *r, int ka)
+{
+    if (who->role != AS_ROLE_PLATFORM && !(who->role == AS_ROLE_MERCHANT && strcmp(who->id, shop) == 0))
+        return fill_error(r, AS_EFORBIDDEN, "only the platform or the shop sees its metrics", !ka);
+    char *s = as_shop_metrics_json(h->rt, shop);
+    if (s == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
+    fill(r, 200, s, !ka);
+    as_free(s);
+}
+
+static void list_rules(as_http *h, response *r, int ka)
+{
+    json_t *j = json_object(), *cats = json_object(), *merchants = json_object();
+    as_runtime *rt = h->rt;
+    char buf[300];
+    if (rt->platform) {
+        snprintf(buf, sizeof buf, "%s@%s", rt->platform->name, rt->platform->version);
+        json_object_set_new(j, "platform", json_string(buf));
+    }
+    for (int i = 0; i < rt->ncats; i++) {
+        snprintf(buf, sizeof buf, "%s@%s (%s)", rt->cats[i].pack->name, rt->cats[i].pack->version,
+                 rt->cats[i].pack->engine->kind);
+        json_object_set_new(cats, rt->cats[i].category, json_string(buf));
+    }
+    size_t pos = 0;
+    as_shop *s;
+    while ((s = as__strmap_next(&rt->shops, &pos)) != NULL)
+        if (s->merchant) {
+            snprintf(buf, sizeof buf, "%s@%s", s->merchant->name, s->merchant->version);
+            json_object_set_new(merchants, s->id, json_string(buf));
+        }
+    json_object_set_new(j, "categories", cats);
+    json_object_set_new(j, "merchants", merchants);
+    char *out = json_dumps(j, JSON_COMPACT);
+    fill(r, 200, out ? out : "{}", !ka);
+    free(out);
+    json_decref(j);
+}
+
+/* GET /metrics: Prometheus text exposition. */
+static void prometheus(as_http *h, response *r, int ka)
+{
+    const as_stats *st = &h->rt->stats;
+    char body[2048];
+    int n = snprintf(body, sizeof body,
+                     "# TYPE aftersale_http_requests_total counter\n"
+                     "aftersale_http_requests_total{class=\"2xx\"} %llu\n"
+                     "aftersale_http_requests_total{class=\"4xx\"} %llu\n"
+                     "aftersale_http_requests_total{class=\"5xx\"} %llu\n"
+                     "# TYPE aftersale_transitions_total counter\naftersale_transitions_total %llu\n"
+                     "# TYPE aftersale_commands_total counter\naftersale_commands_total %llu\n"
+                     "# TYPE aftersale_commands_refused_total counter\naftersale_commands_refused_total %llu\n"
+                     "# TYPE aftersale_deadlines_fired_total counter\naftersale_deadlines_fired_total %llu\n"
+                     "# TYPE aftersale_rule_failures_total counter\n"
+                     "aftersale_rule_failures_total{layer=\"platform\"} %llu\n"
+                     "aftersale_rule_failures_total{layer=\"category\"} %llu\n"
+                     "aftersale_rule_failures_total{layer=\"merchant\"} %llu\n"
+                     "# TYPE aftersale_open_cases gauge\naftersale_open_cases %zu\n"
+                     "# TYPE aftersale_pending_deadlines gauge\naftersale_pending_deadlines %zu\n",
+                     (unsigned long long)h->by_status[2], (unsigned long long)h->by_status[4],
+                     (unsigned long long)h->by_status[5], (unsigned long long)st->transitions,
+                     (unsigned long long)st->commands, (unsigned long long)st->refused,
+                     (unsigned long long)st->deadlines_fired,
+                     (unsigned long long)st->rule_failures[AS_LAYER_PLATFORM],
+                     (unsigned long long)st->rule_failures[AS_LAYER_CATEGORY],
+                     (unsigned long long)st->rule_failures[AS_LAYER_MERCHANT], h->rt->cases.len,
+                     h->rt->sched.len);
+    (void)n;
+    size_t blen = strlen(body);
+    char head[200];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                      "Content-Length: %zu\r\n%s\r\n",
+                      blen, ka ? "" : "Connection: close\r\n");
+    r->buf = malloc((size_t)hl + blen);
+    if (r->buf) {
+        memcpy(r->buf, head, (size_t)hl);
+        memcpy(r->buf + hl, body, blen);
+        r->len = (size_t)hl + blen;
+    }
+    r->ready = 1;
+    r->status = 200;
+    r->close_after = !ka;
 }
 
 static void get_case(as_http *h, const as_principal *who, const char *id, response *r, int ka)
@@ -396,7 +573,8 @@ static void dispatch(conn *c)
     const char *method = http_method_str((enum http_method)c->parser.method);
     char *seg[6];
     char *path = c->url ? c->url : "";
-    int nseg = split_path(path, seg, 6);
+    const char *qs;
+    int nseg = split_path(path, seg, 6, &qs);
     if (c->too_big) {
         fill(r, c->too_big, "{\"error\":\"bad_request\",\"message\":\"request too large\"}", 1);
         return;
@@ -405,6 +583,7 @@ static void dispatch(conn *c)
         fill(r, 200, "{\"ok\":true}", !ka);
         return;
     }
+    if (nseg == 1 && strcmp(seg[0], "metrics") == 0) return prometheus(h, r, ka);
     /* every /v1 call needs a key */
     const key_entry *k = NULL;
     if (c->auth && strncmp(c->auth, "Bearer ", 7) == 0) k = as__strmap_get(&h->keys, c->auth + 7);
@@ -414,7 +593,28 @@ static void dispatch(conn *c)
     as__principal_parse(k->principal, &who);
     if (strcmp(method, "GET") == 0) {
         if (nseg == 3 && strcmp(seg[1], "cases") == 0) return get_case(h, &who, seg[2], r, ka);
+        if (nseg == 2 && strcmp(seg[1], "cases") == 0) return list_cases(h, &who, qs, r, ka);
+        if (nseg == 4 && strcmp(seg[1], "shops") == 0 && strcmp(seg[3], "metrics") == 0)
+            return shop_metrics(h, &who, seg[2], r, ka);
+        if (nseg == 2 && strcmp(seg[1], "rules") == 0) return list_rules(h, r, ka);
         return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
+    }
+    if (strcmp(method, "PUT") == 0 && nseg == 4 && strcmp(seg[1], "shops") == 0 &&
+        strcmp(seg[3], "rules") == 0) {
+        if (who.role != AS_ROLE_PLATFORM && !(who.role == AS_ROLE_MERCHANT && strcmp(who.id, seg[2]) == 0))
+            return fill_error(r, AS_EFORBIDDEN, "only the shop (or the platform) uploads its rules", !ka);
+        json_t *req = json_pack("{s:s, s:s, s:s%}", "op", "rules.load", "shop", seg[2], "source",
+                                c->body ? c->body : "", c->body_len);
+        answer_ctx *a = req ? malloc(sizeof *a) : NULL;
+        if (a == NULL) {
+            json_decref(req);
+            return fill_error(r, AS_ENOMEM, "out of memory", 1);
+        }
+        *a = (answer_ctx){c, r, ka, 0};
+        c->pending++;
+        as__submit_json(h->rt, req, answered, a);
+        json_decref(req);
+        return;
     }
     if (strcmp(method, "POST") != 0) {
         fill(r, 405, "{\"error\":\"bad_request\",\"message\":\"method not allowed\"}", !ka);
