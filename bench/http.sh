@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# http.commands_per_sec and http.p99_ms: wrk, 64 keep-alive connections, durable commands
+# against `aftersale serve` on a fresh SQLite file. Usage: bench/http.sh AFTERSALE PACKS WORKDIR
+set -euo pipefail
+bin=$1 packs=$2 work=$3
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'bench-platform platform\nbench-logistics logistics\n' > "$work/keys"
+"$bin" serve --listen "127.0.0.1:$port" --db "$work/http.db" --keys "$work/keys" --packs "$packs" \
+  2> "$work/serve.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+# 1000 delivered orders with one open case each, through the API (platform on the buyer's behalf)
+python3 - "$port" <<'PY'
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+h = {"Authorization": "Bearer bench-platform", "Content-Type": "application/json"}
+def post(path, body):
+    c.request("POST", path, json.dumps(body), h)
+    r = c.getresponse(); r.read()
+    if r.status not in (200, 201): sys.exit("setup: %s %s" % (path, r.status))
+for i in range(1000):
+    post("/v1/orders", {"id": "O%d" % i, "shop": "S%d" % (i % 10), "buyer": "B%d" % i,
+         "items": [{"sku": "T1", "category": "apparel", "qty": 1, "price": 19900}]})
+    post("/v1/orders/O%d/deliver" % i, {})
+    post("/v1/cases", {"as": "buyer:B%d" % i, "id": "C%d" % i, "order": "O%d" % i,
+         "type": "return_refund", "reason": "no_reason", "items": [{"sku": "T1", "qty": 1}]})
+PY
+out=$(wrk -t2 -c64 -d10s --latency -s "$(dirname "$0")/http.lua" "http://127.0.0.1:$port" 2>&1)
+rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ {print $2}')
+p99=$(printf '%s\n' "$out" | awk '$1 == "99%" {print $2}')
+errs=$(printf '%s\n' "$out" | grep -c "bench: status" || true)
+p99ms=$(python3 -c "v='$p99'; print(float(v[:-2])/1000 if v.endswith('us') else float(v[:-2]) if v.endswith('ms') else float(v[:-1])*1000)")
+echo "http.commands_per_sec $rps commands/s"
+echo "http.p99_ms $p99ms ms"
+echo "# wrk -t2 -c64 -d10s, POST /v1/cases/{id}/actions (durable), non-200 answers: $errs"
+kill -TERM $pid; wait $pid || true
