@@ -10,6 +10,7 @@
 #include "../core/err.h"
 #include "../core/runtime.h"
 #include "../core/workflow.h"
+#include "webhook.h"
 
 /* ==========================================================================================
  * Keys
@@ -460,7 +461,11 @@ static void prometheus(as_http *h, response *r, int ka)
                      "aftersale_rule_failures_total{layer=\"category\"} %llu\n"
                      "aftersale_rule_failures_total{layer=\"merchant\"} %llu\n"
                      "# TYPE aftersale_open_cases gauge\naftersale_open_cases %zu\n"
-                     "# TYPE aftersale_pending_deadlines gauge\naftersale_pending_deadlines %zu\n",
+                     "# TYPE aftersale_pending_deadlines gauge\naftersale_pending_deadlines %zu\n"
+                     "# TYPE aftersale_webhook_deliveries_total counter\n"
+                     "aftersale_webhook_deliveries_total{result=\"delivered\"} %llu\n"
+                     "aftersale_webhook_deliveries_total{result=\"failed\"} %llu\n"
+                     "# TYPE aftersale_webhook_backlog gauge\naftersale_webhook_backlog %lld\n",
                      (unsigned long long)h->by_status[2], (unsigned long long)h->by_status[4],
                      (unsigned long long)h->by_status[5], (unsigned long long)st->transitions,
                      (unsigned long long)st->commands, (unsigned long long)st->refused,
@@ -468,7 +473,10 @@ static void prometheus(as_http *h, response *r, int ka)
                      (unsigned long long)st->rule_failures[AS_LAYER_PLATFORM],
                      (unsigned long long)st->rule_failures[AS_LAYER_CATEGORY],
                      (unsigned long long)st->rule_failures[AS_LAYER_MERCHANT], h->rt->cases.len,
-                     h->rt->sched.len);
+                     h->rt->sched.len,
+                     (unsigned long long)(h->o.webhooks ? h->o.webhooks->delivered : 0),
+                     (unsigned long long)(h->o.webhooks ? h->o.webhooks->failed : 0),
+                     (long long)(h->o.webhooks ? h->o.webhooks->backlog : 0));
     (void)n;
     size_t blen = strlen(body);
     char head[200];

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "../api/http.h"
+#include "../api/webhook.h"
 #include "aftersale/aftersale.h"
 #include "cli.h"
 
@@ -13,9 +14,20 @@ typedef struct serve_ctx {
     uv_loop_t *loop;
     uv_signal_t sigterm, sigint;
     as_http *http;
+    as_webhooks *hooks; /* NULL without --webhook */
     as_runtime *rt;
     int stopping;
 } serve_ctx;
+
+/* The runtime's outbox, once durable: to the webhooks, or to the log when there are none. */
+static void outbox(void *data, const char *kind, const char *case_id, int64_t amount,
+                   const char *key)
+{
+    serve_ctx *x = data;
+    if (x->hooks) as__webhooks_deliver(x->hooks, kind, case_id, amount, key);
+    else fprintf(stderr, "aftersale serve: outbox %s %s %lld (%s): no --webhook set\n", kind,
+                 case_id, (long long)amount, key);
+}
 
 static void stopped(as_http *h)
 {
@@ -30,6 +42,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&x->sigterm, NULL);
     uv_close((uv_handle_t *)&x->sigint, NULL);
     as__http_shutdown(x->http, stopped);
+    if (x->hooks) as__webhooks_stop(x->hooks);
 }
 
 static void usage(FILE *f)
@@ -45,6 +58,9 @@ static void usage(FILE *f)
                "  --keys FILE         API keys: one `KEY PRINCIPAL` per line, # comments;\n"
                "                      principals platform, merchant:SHOP, buyer:ID, logistics\n"
                "  --packs DIR         the bundled Lua rule packs (default: %s)\n"
+               "  --webhook URL       POST each outbox entry (refund instructions) to URL,\n"
+               "                      http://HOST:PORT/PATH, with its Idempotency-Key; retried\n"
+               "                      with backoff until 2xx. May be given up to 8 times.\n"
                "  -h, --help          this text\n",
             as__cli_packs_dir());
 }
@@ -55,14 +71,23 @@ int as__cli_serve(int argc, char **argv)
                                          {"db", required_argument, NULL, 'd'},
                                          {"keys", required_argument, NULL, 'k'},
                                          {"packs", required_argument, NULL, 'p'},
+                                         {"webhook", required_argument, NULL, 'w'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     const char *listen = "127.0.0.1:8080", *db = "aftersale.db", *keys = NULL,
                *packs = as__cli_packs_dir();
+    const char *hooks[AS_WEBHOOK_MAX];
+    int nhooks = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'l') listen = optarg;
+        if (c == 'w') {
+            if (nhooks == AS_WEBHOOK_MAX) {
+                fprintf(stderr, "aftersale serve: at most %d --webhook\n", AS_WEBHOOK_MAX);
+                return 2;
+            }
+            hooks[nhooks++] = optarg;
+        } else if (c == 'l') listen = optarg;
         else if (c == 'd') db = optarg;
         else if (c == 'k') keys = optarg;
         else if (c == 'p') packs = optarg;
@@ -84,15 +109,21 @@ int as__cli_serve(int argc, char **argv)
     x.loop = uv_default_loop();
     as_options o = {0};
     o.loop = x.loop;
+    o.outbox = outbox;
+    o.outbox_data = &x;
     as_error err = {0};
     x.rt = as_runtime_new(&o, &err);
     as_http_options ho = {.host = host, .port = port};
-    if (x.rt == NULL || as_runtime_load_packs_dir(x.rt, packs, &err) != 0 ||
+    if (x.rt && nhooks && as__webhooks_new(x.loop, x.rt, hooks, nhooks, &x.hooks, &err) == 0)
+        ho.webhooks = as__webhooks_stats(x.hooks);
+    if (x.rt == NULL || (nhooks && x.hooks == NULL) ||
+        as_runtime_load_packs_dir(x.rt, packs, &err) != 0 ||
         as_runtime_attach_store(x.rt, db, &err) != 0 ||
         as__http_new(x.loop, x.rt, &ho, keys, &x.http, &err) != 0) {
         fprintf(stderr, "aftersale serve: %s\n", err.msg);
         as_runtime_free(x.rt);
         uv_run(x.loop, UV_RUN_NOWAIT);
+        as__webhooks_free(x.hooks);
         return 1;
     }
     uv_signal_init(x.loop, &x.sigterm);
@@ -105,8 +136,10 @@ int as__cli_serve(int argc, char **argv)
         if (uv_run(x.loop, UV_RUN_ONCE) == 0 && x.stopping) break;
     }
     as_runtime_free(x.rt);
+    uv_run(x.loop, UV_RUN_NOWAIT); /* closes: the runtime's timer, deliveries, then their timers */
     uv_run(x.loop, UV_RUN_NOWAIT);
     as__http_free(x.http);
+    as__webhooks_free(x.hooks);
     fprintf(stderr, "aftersale serve: stopped\n");
     return 0;
 }
