@@ -92,6 +92,8 @@ typedef struct conn {
     char *url, *body, *hfield, *auth, *idem;
     size_t url_len, body_len, hfield_len, header_bytes;
     int in_value, too_big;
+    int in_request;        /* a request has begun and not yet ended */
+    uint64_t req_started;  /* loop time of its first byte */
     char *hvalue;
     size_t hvalue_len;
 } conn;
@@ -142,6 +144,7 @@ static const char *reason_phrase(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 422: return "Unprocessable Entity";
@@ -677,6 +680,14 @@ static int append(char **dst, size_t *len, const char *at, size_t n, size_t max,
     return 0;
 }
 
+static int on_message_begin(http_parser *p)
+{
+    conn *c = p->data;
+    c->in_request = 1;
+    c->req_started = uv_now(c->srv->loop);
+    return 0;
+}
+
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     conn *c = p->data;
@@ -730,6 +741,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
 static int on_message_complete(http_parser *p)
 {
     conn *c = p->data;
+    c->in_request = 0;
     dispatch(c);
     reset_request(c);
     flush(c);
@@ -737,6 +749,7 @@ static int on_message_complete(http_parser *p)
 }
 
 static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
@@ -762,7 +775,13 @@ static void idle_cb(uv_timer_t *t)
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     conn *c = s->data;
-    if (n > 0) {
+    if (n > 0 && c->in_request && uv_now(c->srv->loop) - c->req_started > c->srv->o.request_ms) {
+        /* a client trickling bytes keeps the idle timer quiet, not this */
+        response *r = enqueue(c);
+        if (r) fill(r, 408, "{\"error\":\"bad_request\",\"message\":\"request too slow\"}", 1);
+        uv_read_stop(s);
+        flush(c);
+    } else if (n > 0) {
         uv_timer_again(&c->idle);
         size_t done = http_parser_execute(&c->parser, &settings, buf->base, (size_t)n);
         if (c->parser.http_errno != HPE_OK || done != (size_t)n) {
@@ -829,6 +848,7 @@ int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, cons
     if (!h->o.max_body) h->o.max_body = 1 << 20;
     if (!h->o.max_header) h->o.max_header = 16 << 10;
     if (!h->o.idle_ms) h->o.idle_ms = 30000;
+    if (!h->o.request_ms) h->o.request_ms = 10000;
     if (!h->o.max_connections) h->o.max_connections = 1024;
     as__strmap_init(&h->keys, key_of);
     int rc = load_keys(&h->keys, keys_path, err);

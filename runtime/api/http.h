@@ -20,6 +20,7 @@ typedef struct as_http_options {
     size_t max_body;         /* bytes; default 1 MiB (413 beyond) */
     size_t max_header;       /* bytes; default 16 KiB (431 beyond) */
     unsigned idle_ms;        /* close a connection idle this long; default 30 s */
+    unsigned request_ms;     /* a request must arrive whole within this; default 10 s (408) */
     unsigned max_connections; /* default 1024 (503 beyond) */
     const struct as_webhook_stats *webhooks; /* shown in /metrics when not NULL */
 } as_http_options;

@@ -45,14 +45,90 @@ static void on_signal(uv_signal_t *s, int signum)
     if (x->hooks) as__webhooks_stop(x->hooks);
 }
 
+/* Everything serve can be told, from --config and then the command line. */
+typedef struct serve_opts {
+    char listen[300], db[4096], keys[4096], packs[4096];
+    char hooks[AS_WEBHOOK_MAX][1024];
+    int nhooks;
+    as_http_options http;
+} serve_opts;
+
+static int set_opt(serve_opts *so, const char *name, const char *value)
+{
+    struct {
+        const char *name;
+        char *dst;
+        size_t cap;
+    } strs[] = {{"listen", so->listen, sizeof so->listen},
+                {"db", so->db, sizeof so->db},
+                {"keys", so->keys, sizeof so->keys},
+                {"packs", so->packs, sizeof so->packs}};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strcmp(name, strs[i].name) == 0) {
+            snprintf(strs[i].dst, strs[i].cap, "%s", value);
+            return 0;
+        }
+    if (strcmp(name, "webhook") == 0) {
+        if (so->nhooks == AS_WEBHOOK_MAX) return -1;
+        snprintf(so->hooks[so->nhooks++], sizeof so->hooks[0], "%s", value);
+        return 0;
+    }
+    struct {
+        const char *name;
+        unsigned *dst;
+    } nums[] = {{"idle_ms", &so->http.idle_ms},
+                {"request_ms", &so->http.request_ms},
+                {"max_connections", &so->http.max_connections}};
+    char *end;
+    unsigned long v = strtoul(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || v == 0 || v > 1000000000ul) return -1;
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (strcmp(name, nums[i].name) == 0) return *nums[i].dst = (unsigned)v, 0;
+    if (strcmp(name, "max_body") == 0) return so->http.max_body = v, 0;
+    if (strcmp(name, "max_header") == 0) return so->http.max_header = v, 0;
+    return -1;
+}
+
+/* --config FILE: `name = value` lines (# comments), names as the long options with '_'. */
+static int read_config(serve_opts *so, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "aftersale serve: cannot read %s\n", path);
+        return -1;
+    }
+    char line[4200];
+    int n = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        n++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char name[64], value[4100];
+        int got = sscanf(line, " %63[a-z_] = %4099s", name, value);
+        if (got <= 0 && strspn(line, " \t\r\n") == strlen(line)) continue;
+        if (got != 2 || set_opt(so, name, value) != 0) {
+            fprintf(stderr, "aftersale serve: %s:%d: want `name = value` with a known name "
+                            "(listen, db, keys, packs, webhook, max_body, max_header, idle_ms, "
+                            "request_ms, max_connections)\n", path, n);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aftersale serve [--listen HOST:PORT] [--db FILE] --keys FILE [--packs DIR]\n"
+    fprintf(f, "usage: aftersale serve [--config FILE] [--listen HOST:PORT] [--db FILE] --keys FILE\n"
+               "                       [--packs DIR] [--webhook URL]...\n"
                "\n"
                "Serves the HTTP JSON API (docs/api.md) on the durable SQLite store. A write is\n"
                "answered once it is on disk. SIGTERM or SIGINT stop accepting, finish what is in\n"
                "flight, commit and exit 0.\n"
                "\n"
+               "  --config FILE       `name = value` lines for any option below (and max_body,\n"
+               "                      max_header, idle_ms, request_ms, max_connections); the\n"
+               "                      command line wins\n"
                "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8080)\n"
                "  --db FILE           the database (default aftersale.db, created when missing)\n"
                "  --keys FILE         API keys: one `KEY PRINCIPAL` per line, # comments;\n"
@@ -67,34 +143,42 @@ static void usage(FILE *f)
 
 int as__cli_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"listen", required_argument, NULL, 'l'},
                                          {"db", required_argument, NULL, 'd'},
                                          {"keys", required_argument, NULL, 'k'},
                                          {"packs", required_argument, NULL, 'p'},
                                          {"webhook", required_argument, NULL, 'w'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
-    const char *listen = "127.0.0.1:8080", *db = "aftersale.db", *keys = NULL,
-               *packs = as__cli_packs_dir();
-    const char *hooks[AS_WEBHOOK_MAX];
-    int nhooks = 0;
+    static serve_opts so; /* large; one per process */
+    memset(&so, 0, sizeof so);
+    snprintf(so.listen, sizeof so.listen, "127.0.0.1:8080");
+    snprintf(so.db, sizeof so.db, "aftersale.db");
+    snprintf(so.packs, sizeof so.packs, "%s", as__cli_packs_dir());
     int c;
+    /* the config first, whatever its place, so that the command line wins */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'w') {
-            if (nhooks == AS_WEBHOOK_MAX) {
-                fprintf(stderr, "aftersale serve: at most %d --webhook\n", AS_WEBHOOK_MAX);
-                return 2;
-            }
-            hooks[nhooks++] = optarg;
-        } else if (c == 'l') listen = optarg;
-        else if (c == 'd') db = optarg;
-        else if (c == 'k') keys = optarg;
-        else if (c == 'p') packs = optarg;
-        else if (c == 'h') return usage(stdout), 0;
-        else return usage(stderr), 2;
+        if (c == 'h') return usage(stdout), 0;
+        if (c == '?') return usage(stderr), 2;
+        if (c == 'c' && read_config(&so, optarg) != 0) return 2;
     }
-    if (optind != argc || keys == NULL) return usage(stderr), 2;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *names[] = {['l'] = "listen", ['d'] = "db", ['k'] = "keys", ['p'] = "packs",
+                               ['w'] = "webhook"};
+        if (c == 'c') continue;
+        if (set_opt(&so, names[c], optarg) != 0) {
+            fprintf(stderr, "aftersale serve: too many --webhook (at most %d)\n", AS_WEBHOOK_MAX);
+            return 2;
+        }
+    }
+    if (optind != argc || so.keys[0] == '\0') return usage(stderr), 2;
+    const char *listen = so.listen, *db = so.db, *keys = so.keys, *packs = so.packs;
+    const char *hooks[AS_WEBHOOK_MAX];
+    int nhooks = so.nhooks;
+    for (int i = 0; i < nhooks; i++) hooks[i] = so.hooks[i];
     char host[256];
     const char *colon = strrchr(listen, ':');
     int port = colon ? atoi(colon + 1) : 0;
@@ -113,7 +197,9 @@ int as__cli_serve(int argc, char **argv)
     o.outbox_data = &x;
     as_error err = {0};
     x.rt = as_runtime_new(&o, &err);
-    as_http_options ho = {.host = host, .port = port};
+    as_http_options ho = so.http;
+    ho.host = host;
+    ho.port = port;
     if (x.rt && nhooks && as__webhooks_new(x.loop, x.rt, hooks, nhooks, &x.hooks, &err) == 0)
         ho.webhooks = as__webhooks_stats(x.hooks);
     if (x.rt == NULL || (nhooks && x.hooks == NULL) ||
