@@ -93,6 +93,7 @@ typedef struct conn {
     size_t url_len, body_len, hfield_len, header_bytes;
     int in_value, too_big;
     int in_request;        /* a request has begun and not yet ended */
+    int eof;               /* the client has finished sending */
     uint64_t req_started;  /* loop time of its first byte */
     char *hvalue;
     size_t hvalue_len;
@@ -232,7 +233,8 @@ static void flush(conn *c)
         free(r);
         if (close_after) conn_close(c);
     }
-    if (!c->closing && c->head == NULL && c->srv->stopping) conn_close(c);
+    if (!c->closing && c->head == NULL && (c->srv->stopping || (c->eof && c->pending == 0)))
+        conn_close(c);
 }
 
 static void fill(response *r, int status, const char *body, int close_after)
@@ -449,6 +451,10 @@ static void list_rules(as_http *h, response *r, int ka)
 static void prometheus(as_http *h, response *r, int ka)
 {
     const as_stats *st = &h->rt->stats;
+    size_t open_cases = 0, pos = 0;
+    const as_case *oc;
+    while ((oc = as__strmap_next(&h->rt->cases, &pos)) != NULL)
+        open_cases += !as__state_terminal(oc->v.state);
     char body[2048];
     int n = snprintf(body, sizeof body,
                      "# TYPE aftersale_http_requests_total counter\n"
@@ -475,7 +481,7 @@ static void prometheus(as_http *h, response *r, int ka)
                      (unsigned long long)st->deadlines_fired,
                      (unsigned long long)st->rule_failures[AS_LAYER_PLATFORM],
                      (unsigned long long)st->rule_failures[AS_LAYER_CATEGORY],
-                     (unsigned long long)st->rule_failures[AS_LAYER_MERCHANT], h->rt->cases.len,
+                     (unsigned long long)st->rule_failures[AS_LAYER_MERCHANT], open_cases,
                      h->rt->sched.len,
                      (unsigned long long)(h->o.webhooks ? h->o.webhooks->delivered : 0),
                      (unsigned long long)(h->o.webhooks ? h->o.webhooks->failed : 0),
@@ -542,7 +548,8 @@ static json_t *write_request(as_http *h, const as_principal *who, const char *pr
     const char *as = principal;
     json_t *asj = json_object_get(body, "as");
     if (asj) {
-        if (who->role != AS_ROLE_PLATFORM || !json_is_string(asj))
+        if (!json_is_string(asj)) return *msg = "'as' must be a principal string", NULL;
+        if (who->role != AS_ROLE_PLATFORM)
             return *code = AS_EFORBIDDEN, *msg = "only the platform key may act as another party", NULL;
         as = json_string_value(asj);
     }
@@ -552,9 +559,6 @@ static json_t *write_request(as_http *h, const as_principal *who, const char *pr
         return json_pack("{s:s, s:s, s:o}", "op", "case.open", "as", as, "case", cs);
     }
     if (nseg == 4 && strcmp(seg[1], "cases") == 0 && strcmp(seg[3], "actions") == 0) {
-        as_case *cs = as__case_get(h->rt, seg[2]);
-        if (cs && asj == NULL && !sees_case(who, cs))
-            return *code = AS_EFORBIDDEN, *msg = "this key cannot act on that case", NULL;
         const char *k;
         json_t *v;
         json_object_foreach(body, k, v) if (strcmp(k, "action") && strcmp(k, "payload") &&
@@ -597,7 +601,7 @@ static void dispatch(conn *c)
     if (nseg == 1 && strcmp(seg[0], "metrics") == 0) return prometheus(h, r, ka);
     /* every /v1 call needs a key */
     const key_entry *k = NULL;
-    if (c->auth && strncmp(c->auth, "Bearer ", 7) == 0) k = as__strmap_get(&h->keys, c->auth + 7);
+    if (c->auth && strncasecmp(c->auth, "Bearer ", 7) == 0) k = as__strmap_get(&h->keys, c->auth + 7);
     if (nseg < 2 || strcmp(seg[0], "v1") != 0) return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
     if (k == NULL) return fill_error(r, AS_EUNAUTHORIZED, "a valid bearer key is needed", !ka);
     as_principal who;
@@ -631,6 +635,12 @@ static void dispatch(conn *c)
         fill(r, 405, "{\"error\":\"bad_request\",\"message\":\"method not allowed\"}", !ka);
         return;
     }
+    /* DESIGN.md §2: an unknown case is not_found before anything about the body */
+    if (nseg == 4 && strcmp(seg[1], "cases") == 0 && strcmp(seg[3], "actions") == 0 &&
+        as__case_get(h->rt, seg[2]) == NULL)
+        return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);
+    if (c->idem && strlen(c->idem) > 200)
+        return fill_error(r, AS_EBAD_REQUEST, "Idempotency-Key is longer than 200 bytes", !ka);
     json_error_t je;
     json_t *body = c->body_len ? json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &je)
                                : json_object();
@@ -797,7 +807,8 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         }
     } else if (n < 0) {
         uv_read_stop(s);
-        if (c->pending == 0) conn_close(c);
+        c->eof = 1;
+        if (c->pending == 0 && c->head == NULL) conn_close(c);
     }
     free(buf->base);
 }

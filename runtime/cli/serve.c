@@ -1,5 +1,6 @@
 /* serve.c -- `aftersale serve`: the HTTP JSON API on the embedded SQLite store. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,8 @@ int as__cli_serve(int argc, char **argv)
     memcpy(host, listen, (size_t)(colon - listen));
     host[colon - listen] = '\0';
 
+    /* a client that goes away must not take the server with it */
+    signal(SIGPIPE, SIG_IGN);
     serve_ctx x = {0};
     x.loop = uv_default_loop();
     as_options o = {0};
