@@ -418,8 +418,11 @@ static void shop_metrics(as_http *h, const as_principal *who, const char *shop, 
     as_free(s);
 }
 
-static void list_rules(as_http *h, response *r, int ka)
+/* GET /v1/rules: what is in force; a merchant sees its own shop's pack only. */
+static void list_rules(as_http *h, const as_principal *who, response *r, int ka)
 {
+    if (who->role != AS_ROLE_PLATFORM && who->role != AS_ROLE_MERCHANT)
+        return fill_error(r, AS_EFORBIDDEN, "only the platform and merchants see the rules", !ka);
     json_t *j = json_object(), *cats = json_object(), *merchants = json_object();
     as_runtime *rt = h->rt;
     char buf[300];
@@ -435,7 +438,7 @@ static void list_rules(as_http *h, response *r, int ka)
     size_t pos = 0;
     as_shop *s;
     while ((s = as__strmap_next(&rt->shops, &pos)) != NULL)
-        if (s->merchant) {
+        if (s->merchant && (who->role == AS_ROLE_PLATFORM || strcmp(who->id, s->id) == 0)) {
             snprintf(buf, sizeof buf, "%s@%s", s->merchant->name, s->merchant->version);
             json_object_set_new(merchants, s->id, json_string(buf));
         }
@@ -611,15 +614,16 @@ static void dispatch(conn *c)
         if (nseg == 2 && strcmp(seg[1], "cases") == 0) return list_cases(h, &who, qs, r, ka);
         if (nseg == 4 && strcmp(seg[1], "shops") == 0 && strcmp(seg[3], "metrics") == 0)
             return shop_metrics(h, &who, seg[2], r, ka);
-        if (nseg == 2 && strcmp(seg[1], "rules") == 0) return list_rules(h, r, ka);
+        if (nseg == 2 && strcmp(seg[1], "rules") == 0) return list_rules(h, &who, r, ka);
         return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
     }
     if (strcmp(method, "PUT") == 0 && nseg == 4 && strcmp(seg[1], "shops") == 0 &&
         strcmp(seg[3], "rules") == 0) {
         if (who.role != AS_ROLE_PLATFORM && !(who.role == AS_ROLE_MERCHANT && strcmp(who.id, seg[2]) == 0))
             return fill_error(r, AS_EFORBIDDEN, "only the shop (or the platform) uploads its rules", !ka);
-        json_t *req = json_pack("{s:s, s:s, s:s%}", "op", "rules.load", "shop", seg[2], "source",
-                                c->body ? c->body : "", c->body_len);
+        json_t *src = json_stringn(c->body ? c->body : "", c->body_len);
+        if (src == NULL) return fill_error(r, AS_EBAD_REQUEST, "the rules must be UTF-8 text", !ka);
+        json_t *req = json_pack("{s:s, s:s, s:o}", "op", "rules.load", "shop", seg[2], "source", src);
         answer_ctx *a = req ? malloc(sizeof *a) : NULL;
         if (a == NULL) {
             json_decref(req);

@@ -58,6 +58,8 @@ static int parse_url(const char *url, target *t)
     memcpy(t->host, url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
     t->host[u.field_data[UF_HOST].len] = '\0';
     t->port = u.field_set & (1 << UF_PORT) ? u.port : 80;
+    struct sockaddr_in probe; /* an address now, not a name that would fail at every retry */
+    if (uv_ip4_addr(t->host, t->port, &probe) != 0) return -1;
     if (u.field_set & (1 << UF_PATH)) {
         size_t n = u.field_data[UF_PATH].len;
         if (n >= sizeof t->path) return -1;
@@ -81,7 +83,9 @@ int as__webhooks_new(uv_loop_t *loop, as_runtime *rt, const char *const *urls, i
     for (int i = 0; i < n; i++) {
         if (parse_url(urls[i], &w->targets[i]) != 0) {
             free(w);
-            return as__err(err, AS_EBAD_REQUEST, "'%s' is not an http://HOST[:PORT]/PATH URL", urls[i]);
+            return as__err(err, AS_EBAD_REQUEST,
+                           "'%s' is not an http://IPV4[:PORT]/PATH URL (an address, not a name)",
+                           urls[i]);
         }
     }
     w->ntargets = n;
