@@ -74,6 +74,7 @@ static int load_keys(as_strmap *keys, const char *path, as_error *err)
 typedef struct response {
     struct response *next;
     int ready, status;
+    uint64_t started; /* uv_hrtime() when the request was complete */
     char *buf; /* owned until written */
     size_t len;
     int close_after;
@@ -110,6 +111,8 @@ struct as_http {
     int stopping;
     void (*on_stopped)(as_http *);
     uint64_t by_status[6]; /* requests answered, by status class 1xx..5xx (index 1..5) */
+    uint64_t latency[12];  /* answers by latency bucket (LATENCY_MS), the last one +Inf */
+    uint64_t latency_ns_sum;
 };
 
 int as__http_status(int code)
@@ -211,6 +214,16 @@ static void on_written(uv_write_t *w, int status)
     (void)status;
 }
 
+static const double LATENCY_MS[11] = {0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000};
+
+static void observe(as_http *h, uint64_t ns)
+{
+    int b = 0;
+    while (b < 11 && (double)ns / 1e6 > LATENCY_MS[b]) b++;
+    h->latency[b]++;
+    h->latency_ns_sum += ns;
+}
+
 /* Writes the ready responses at the head of the queue, in request order. */
 static void flush(conn *c)
 {
@@ -219,6 +232,7 @@ static void flush(conn *c)
         c->head = r->next;
         if (c->head == NULL) c->tail = NULL;
         if (r->status >= 100 && r->status < 600) c->srv->by_status[r->status / 100]++;
+        observe(c->srv, uv_hrtime() - r->started);
         int close_after = r->close_after;
         if (!c->closing) {
             write_req *wr = malloc(sizeof *wr);
@@ -269,6 +283,7 @@ static response *enqueue(conn *c)
 {
     response *r = calloc(1, sizeof *r);
     if (r == NULL) return NULL;
+    r->started = uv_hrtime();
     if (c->tail) c->tail->next = r;
     else c->head = r;
     c->tail = r;
@@ -458,50 +473,76 @@ static void prometheus(as_http *h, response *r, int ka)
     const as_case *oc;
     while ((oc = as__strmap_next(&h->rt->cases, &pos)) != NULL)
         open_cases += !as__state_terminal(oc->v.state);
-    char body[2048];
-    int n = snprintf(body, sizeof body,
-                     "# TYPE aftersale_http_requests_total counter\n"
-                     "aftersale_http_requests_total{class=\"2xx\"} %llu\n"
-                     "aftersale_http_requests_total{class=\"4xx\"} %llu\n"
-                     "aftersale_http_requests_total{class=\"5xx\"} %llu\n"
-                     "# TYPE aftersale_transitions_total counter\naftersale_transitions_total %llu\n"
-                     "# TYPE aftersale_commands_total counter\naftersale_commands_total %llu\n"
-                     "# TYPE aftersale_commands_refused_total counter\naftersale_commands_refused_total %llu\n"
-                     "# TYPE aftersale_deadlines_fired_total counter\naftersale_deadlines_fired_total %llu\n"
-                     "# TYPE aftersale_rule_failures_total counter\n"
-                     "aftersale_rule_failures_total{layer=\"platform\"} %llu\n"
-                     "aftersale_rule_failures_total{layer=\"category\"} %llu\n"
-                     "aftersale_rule_failures_total{layer=\"merchant\"} %llu\n"
-                     "# TYPE aftersale_open_cases gauge\naftersale_open_cases %zu\n"
-                     "# TYPE aftersale_pending_deadlines gauge\naftersale_pending_deadlines %zu\n"
-                     "# TYPE aftersale_webhook_deliveries_total counter\n"
-                     "aftersale_webhook_deliveries_total{result=\"delivered\"} %llu\n"
-                     "aftersale_webhook_deliveries_total{result=\"failed\"} %llu\n"
-                     "# TYPE aftersale_webhook_backlog gauge\naftersale_webhook_backlog %lld\n",
-                     (unsigned long long)h->by_status[2], (unsigned long long)h->by_status[4],
-                     (unsigned long long)h->by_status[5], (unsigned long long)st->transitions,
-                     (unsigned long long)st->commands, (unsigned long long)st->refused,
-                     (unsigned long long)st->deadlines_fired,
-                     (unsigned long long)st->rule_failures[AS_LAYER_PLATFORM],
-                     (unsigned long long)st->rule_failures[AS_LAYER_CATEGORY],
-                     (unsigned long long)st->rule_failures[AS_LAYER_MERCHANT], open_cases,
-                     h->rt->sched.len,
-                     (unsigned long long)(h->o.webhooks ? h->o.webhooks->delivered : 0),
-                     (unsigned long long)(h->o.webhooks ? h->o.webhooks->failed : 0),
-                     (long long)(h->o.webhooks ? h->o.webhooks->backlog : 0));
-    (void)n;
-    size_t blen = strlen(body);
+    size_t cap = 16384, len = 0;
+    char *body = malloc(cap);
+    if (body == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
+#define OUT(...)                                                                           \
+    do {                                                                                   \
+        int n_ = snprintf(body + len, cap - len, __VA_ARGS__);                             \
+        if (n_ > 0 && (size_t)n_ < cap - len) len += (size_t)n_;                           \
+    } while (0)
+    OUT("# TYPE aftersale_http_requests_total counter\n");
+    for (int k = 2; k <= 5; k++)
+        OUT("aftersale_http_requests_total{class=\"%dxx\"} %llu\n", k,
+            (unsigned long long)h->by_status[k]);
+    OUT("# TYPE aftersale_http_request_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int b = 0; b < 12; b++) {
+        cum += h->latency[b];
+        if (b < 11)
+            OUT("aftersale_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                LATENCY_MS[b] / 1000, (unsigned long long)cum);
+        else
+            OUT("aftersale_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                (unsigned long long)cum);
+    }
+    OUT("aftersale_http_request_duration_seconds_sum %.6f\n", (double)h->latency_ns_sum / 1e9);
+    OUT("aftersale_http_request_duration_seconds_count %llu\n", (unsigned long long)cum);
+    OUT("# TYPE aftersale_transitions_total counter\n");
+    for (int t = 0; t < AS_TYPE_COUNT; t++)
+        for (int s2 = 0; s2 < AS_STATE_COUNT; s2++)
+            if (st->by_type_state[t][s2])
+                OUT("aftersale_transitions_total{type=\"%s\",state=\"%s\"} %llu\n",
+                    as__type_name(t), as__state_name(s2),
+                    (unsigned long long)st->by_type_state[t][s2]);
+    OUT("# TYPE aftersale_commands_total counter\naftersale_commands_total %llu\n",
+        (unsigned long long)st->commands);
+    OUT("# TYPE aftersale_commands_refused_total counter\naftersale_commands_refused_total %llu\n",
+        (unsigned long long)st->refused);
+    OUT("# TYPE aftersale_deadlines_fired_total counter\naftersale_deadlines_fired_total %llu\n",
+        (unsigned long long)st->deadlines_fired);
+    OUT("# TYPE aftersale_rule_failures_total counter\n");
+    for (int l = 0; l < AS_LAYER_COUNT; l++)
+        OUT("aftersale_rule_failures_total{layer=\"%s\"} %llu\n", as__layer_name(l),
+            (unsigned long long)st->rule_failures[l]);
+    OUT("# TYPE aftersale_commit_seconds summary\naftersale_commit_seconds_sum %.6f\n"
+        "aftersale_commit_seconds_count %llu\n# TYPE aftersale_commit_seconds_max gauge\n"
+        "aftersale_commit_seconds_max %.6f\n",
+        (double)st->commit_ns_sum / 1e9, (unsigned long long)st->commits,
+        (double)st->commit_ns_max / 1e9);
+    OUT("# TYPE aftersale_open_cases gauge\naftersale_open_cases %zu\n", open_cases);
+    OUT("# TYPE aftersale_pending_deadlines gauge\naftersale_pending_deadlines %zu\n",
+        h->rt->sched.len);
+    const as_webhook_stats *w = h->o.webhooks;
+    OUT("# TYPE aftersale_webhook_deliveries_total counter\n"
+        "aftersale_webhook_deliveries_total{result=\"delivered\"} %llu\n"
+        "aftersale_webhook_deliveries_total{result=\"failed\"} %llu\n"
+        "# TYPE aftersale_webhook_backlog gauge\naftersale_webhook_backlog %lld\n",
+        (unsigned long long)(w ? w->delivered : 0), (unsigned long long)(w ? w->failed : 0),
+        (long long)(w ? w->backlog : 0));
+#undef OUT
     char head[200];
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                       "Content-Length: %zu\r\n%s\r\n",
-                      blen, ka ? "" : "Connection: close\r\n");
-    r->buf = malloc((size_t)hl + blen);
+                      len, ka ? "" : "Connection: close\r\n");
+    r->buf = malloc((size_t)hl + len);
     if (r->buf) {
         memcpy(r->buf, head, (size_t)hl);
-        memcpy(r->buf + hl, body, blen);
-        r->len = (size_t)hl + blen;
+        memcpy(r->buf + hl, body, len);
+        r->len = (size_t)hl + len;
     }
+    free(body);
     r->ready = 1;
     r->status = 200;
     r->close_after = !ka;

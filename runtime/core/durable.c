@@ -72,6 +72,7 @@ struct as_durable {
     int inflight;
     batch next, cur;
     as_error commit_err;
+    uint64_t commit_started; /* uv_hrtime() when the batch in flight was handed over */
     int failed; /* a commit failed: memory is ahead of the disk, writes are refused */
     VEC(as_case *) dirty_cases;
     VEC(as_order *) dirty_orders;
@@ -185,6 +186,10 @@ static void after_work_cb(uv_work_t *w, int status)
     as_runtime *rt = w->data;
     struct as_durable *d = rt->dur;
     d->inflight = 0;
+    uint64_t took = uv_hrtime() - d->commit_started;
+    rt->stats.commits++;
+    rt->stats.commit_ns_sum += took;
+    if (took > rt->stats.commit_ns_max) rt->stats.commit_ns_max = took;
     if (status != 0 && d->commit_err.code == 0)
         as__err(&d->commit_err, AS_EIO, "the commit was cancelled");
     if (d->commit_err.code) {
@@ -215,6 +220,7 @@ static void start_commit(as_runtime *rt)
     d->cur = d->next;
     d->next = t;
     d->inflight = 1;
+    d->commit_started = uv_hrtime();
     d->work.data = rt;
     if (uv_queue_work(d->loop, &d->work, work_cb, after_work_cb) != 0) {
         work_cb(&d->work); /* no pool: commit here rather than lose the batch */

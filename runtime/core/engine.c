@@ -484,7 +484,10 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
         event(rt, c->order, AS_EV_AUTO_AGREE, 0);
     }
     if (action == AS_ACT_ESCALATE) event(rt, c->order, AS_EV_ESCALATE, 0);
-    if (to != from) rt->stats.transitions++;
+    if (to != from) {
+        rt->stats.transitions++;
+        rt->stats.by_type_state[c->type][to]++;
+    }
     if (to == AS_STATE_REFUNDING && (from != AS_STATE_REFUNDING || action == AS_ACT_REFUND_FAILED))
         outbox(rt, "refund", c, c->v.refund_amount);
     if (to == AS_STATE_REFUNDED && from != to)

@@ -33,6 +33,8 @@ typedef struct as_category_pack {
 /* Counters for benchmarks and, later, /metrics. */
 typedef struct as_stats {
     uint64_t transitions, commands, refused, deadlines_fired, hook_calls;
+    uint64_t by_type_state[AS_TYPE_COUNT][AS_STATE_COUNT]; /* transitions into each state */
+    uint64_t commits, commit_ns_sum, commit_ns_max;        /* group commits and their time */
     uint64_t rule_failures[AS_LAYER_COUNT];
     uint64_t merchant_dropped;
 } as_stats;
