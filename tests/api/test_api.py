@@ -1638,6 +1638,48 @@ class Durability(OwnServer):
             self.assertError(self.req("POST", "/v1/orders", order_body(o), PLATFORM), 400, "bad_request")
 
 
+    def test_sigkill_during_load_keeps_every_acknowledged_write(self):
+        """The hosted issue: a SIGKILL while writes are in flight on several connections, then
+        a restart that still has every write whose answer arrived (others may or may not)."""
+        conns, acked, lock = [], [], threading.Lock()
+        batches = [[new_id("O") for _ in range(300)] for _ in range(4)]
+
+        def reader(f, ids):
+            for o in ids:
+                r = read_response(f)
+                if r is None:
+                    return
+                if r.status == 201:
+                    with lock:
+                        acked.append(o)
+
+        threads = []
+        for ids in batches:
+            s, f = self.server.connect()
+            conns.append((s, f))
+            s.sendall(b"".join(raw_request("POST", "/v1/orders", order_body(o), PLATFORM) for o in ids))
+            t = threading.Thread(target=reader, args=(f, ids))
+            t.start()
+            threads.append(t)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with lock:
+                if len(acked) >= 200:
+                    break
+            time.sleep(0.001)
+        self.server.kill()
+        for t in threads:
+            t.join(10)
+        for s, f in conns:
+            hangup(s, f)
+        with lock:
+            got = list(acked)
+        self.assertGreater(len(got), 0, "nothing was acknowledged before the kill")
+        self.server.restart()
+        for o in got:
+            self.assertError(self.req("POST", "/v1/orders", order_body(o), PLATFORM), 400,
+                             "bad_request")
+
 class Signals(OwnServer):
 
     def test_sigterm_exits_0(self):

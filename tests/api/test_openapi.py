@@ -972,9 +972,17 @@ def prometheus_checks(flow):
             continue
         values[m.group(1) + (m.group(2) or "")] = float(m.group(4))
     for name in ('aftersale_http_requests_total{class="2xx"}', 'aftersale_http_requests_total{class="4xx"}',
-                 "aftersale_transitions_total", "aftersale_commands_total"):
+                 "aftersale_commands_total", "aftersale_http_request_duration_seconds_count",
+                 "aftersale_commit_seconds_count"):
         if values.get(name, 0) <= 0:
             fail("/metrics: %s is %s" % (name, values.get(name)))
+    # transitions are counted by case type and the state entered
+    by_state = {k: v for k, v in values.items() if k.startswith("aftersale_transitions_total{")}
+    if not by_state or not any('state="refunded"' in k for k in by_state):
+        fail("/metrics: no aftersale_transitions_total{type,state} into refunded: %s" % by_state)
+    buckets = [v for k, v in values.items() if k.startswith("aftersale_http_request_duration_seconds_bucket")]
+    if buckets != sorted(buckets):
+        fail("/metrics: the latency histogram's buckets are not cumulative")
     return values
 
 
