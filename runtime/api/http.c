@@ -90,14 +90,19 @@ typedef struct conn {
     int pending;           /* answers still to come from the runtime */
     int closing, handles;  /* handles still open (tcp, timer) */
     /* the request being read */
-    char *url, *body, *hfield, *auth, *idem;
-    size_t url_len, body_len, hfield_len, header_bytes;
-    int in_value, too_big;
+    char *url, *body;
+    size_t url_len, body_len, header_bytes;
+    /* headers: only two matter, kept in fixed buffers (no allocation per header) */
+    char hfield[24];
+    size_t hfield_len;
+    int hwant;                  /* the value being read: 0 ignored, 1 auth, 2 idempotency key */
+    char auth[512], idem[512];  /* NUL-terminated; a longer value is cut and marked too long */
+    size_t auth_len, idem_len;
+    int has_auth, has_idem, idem_too_long;
+    int too_big;
     int in_request;        /* a request has begun and not yet ended */
     int eof;               /* the client has finished sending */
     uint64_t req_started;  /* loop time of its first byte */
-    char *hvalue;
-    size_t hvalue_len;
 } conn;
 
 struct as_http {
@@ -177,10 +182,12 @@ static void conn_close(conn *c)
 
 static void reset_request(conn *c)
 {
-    free(c->url), free(c->body), free(c->hfield), free(c->hvalue), free(c->auth), free(c->idem);
-    c->url = c->body = c->hfield = c->hvalue = c->auth = c->idem = NULL;
-    c->url_len = c->body_len = c->hfield_len = c->hvalue_len = c->header_bytes = 0;
-    c->in_value = c->too_big = 0;
+    free(c->url), free(c->body);
+    c->url = c->body = NULL;
+    c->url_len = c->body_len = c->hfield_len = c->header_bytes = 0;
+    c->auth_len = c->idem_len = 0;
+    c->has_auth = c->has_idem = c->idem_too_long = c->hwant = 0;
+    c->too_big = 0;
 }
 
 static void conn_maybe_free(conn *c)
@@ -645,7 +652,7 @@ static void dispatch(conn *c)
     if (nseg == 1 && strcmp(seg[0], "metrics") == 0) return prometheus(h, r, ka);
     /* every /v1 call needs a key */
     const key_entry *k = NULL;
-    if (c->auth && strncasecmp(c->auth, "Bearer ", 7) == 0) k = as__strmap_get(&h->keys, c->auth + 7);
+    if (c->has_auth && strncasecmp(c->auth, "Bearer ", 7) == 0) k = as__strmap_get(&h->keys, c->auth + 7);
     if (nseg < 2 || strcmp(seg[0], "v1") != 0) return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
     if (k == NULL) return fill_error(r, AS_EUNAUTHORIZED, "a valid bearer key is needed", !ka);
     as_principal who;
@@ -684,7 +691,7 @@ static void dispatch(conn *c)
     if (nseg == 4 && strcmp(seg[1], "cases") == 0 && strcmp(seg[3], "actions") == 0 &&
         as__case_get(h->rt, seg[2]) == NULL)
         return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);
-    if (c->idem && strlen(c->idem) > 200)
+    if (c->has_idem && (c->idem_too_long || c->idem_len > 200))
         return fill_error(r, AS_EBAD_REQUEST, "Idempotency-Key is longer than 200 bytes", !ka);
     json_error_t je;
     json_t *body = c->body_len ? json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &je)
@@ -700,7 +707,7 @@ static void dispatch(conn *c)
     json_t *req = write_request(h, &who, k->principal, seg, nseg, body, &code, &msg);
     json_decref(body);
     if (req == NULL) return fill_error(r, code, msg, !ka);
-    if (c->idem) {
+    if (c->has_idem) {
         char key[600];
         snprintf(key, sizeof key, "%s|%s", k->principal, c->idem); /* keys are per principal */
         json_object_set_new(req, "key", json_string(key));
@@ -749,40 +756,56 @@ static int on_url(http_parser *p, const char *at, size_t n)
     return append(&c->url, &c->url_len, at, n, c->srv->o.max_header, c, 431);
 }
 
-static void end_header(conn *c)
+/* Appends to one of the two kept values; a value too long for its buffer is marked. */
+static void keep_value(char *buf, size_t *len, int *too_long, const char *at, size_t n, size_t cap)
 {
-    if (c->hfield && c->hvalue) {
-        if (strcasecmp(c->hfield, "authorization") == 0 && !c->auth) c->auth = strdup(c->hvalue);
-        if (strcasecmp(c->hfield, "idempotency-key") == 0 && !c->idem) c->idem = strdup(c->hvalue);
+    if (*len + n >= cap) {
+        n = *len < cap - 1 ? cap - 1 - *len : 0;
+        if (too_long) *too_long = 1;
     }
-    free(c->hfield), free(c->hvalue);
-    c->hfield = c->hvalue = NULL;
-    c->hfield_len = c->hvalue_len = 0;
-    c->in_value = 0;
+    memcpy(buf + *len, at, n);
+    *len += n;
+    buf[*len] = '\0';
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     conn *c = p->data;
-    if (c->in_value) end_header(c);
+    if (c->hwant != 0) c->hwant = 0, c->hfield_len = 0; /* the previous header is over */
     c->header_bytes += n;
     if (c->header_bytes > c->srv->o.max_header) c->too_big = 431;
-    return c->too_big ? 0 : append(&c->hfield, &c->hfield_len, at, n, 1024, c, 431);
+    if (c->hfield_len + n < sizeof c->hfield) {
+        memcpy(c->hfield + c->hfield_len, at, n);
+        c->hfield_len += n;
+    } else {
+        c->hfield_len = sizeof c->hfield; /* longer than any name we keep */
+    }
+    return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     conn *c = p->data;
-    c->in_value = 1;
+    if (c->hwant == 0) { /* the name is complete: is it one we keep? */
+        c->hwant = -1;
+        if (c->hfield_len < sizeof c->hfield) {
+            c->hfield[c->hfield_len] = '\0';
+            if (strcasecmp(c->hfield, "authorization") == 0 && !c->has_auth)
+                c->hwant = 1, c->has_auth = 1;
+            else if (strcasecmp(c->hfield, "idempotency-key") == 0 && !c->has_idem)
+                c->hwant = 2, c->has_idem = 1;
+        }
+    }
     c->header_bytes += n;
     if (c->header_bytes > c->srv->o.max_header) c->too_big = 431;
-    return c->too_big ? 0 : append(&c->hvalue, &c->hvalue_len, at, n, 8192, c, 431);
+    if (c->hwant == 1) keep_value(c->auth, &c->auth_len, NULL, at, n, sizeof c->auth);
+    if (c->hwant == 2) keep_value(c->idem, &c->idem_len, &c->idem_too_long, at, n, sizeof c->idem);
+    return 0;
 }
 
 static int on_headers_complete(http_parser *p)
 {
     conn *c = p->data;
-    if (c->in_value) end_header(c);
     if (p->content_length != (uint64_t)-1 && p->content_length > c->srv->o.max_body) c->too_big = 413;
     return 0;
 }
