@@ -9,6 +9,7 @@
 
 #include "../core/err.h"
 #include "../core/runtime.h"
+#include "../core/uvbuf.h"
 #include "../core/workflow.h"
 #include "webhook.h"
 
@@ -836,13 +837,6 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    buf->base = malloc(suggested);
-    buf->len = buf->base ? suggested : 0;
-}
-
 static void idle_cb(uv_timer_t *t)
 {
     conn *c = t->data;
@@ -910,7 +904,7 @@ static void on_connection(uv_stream_t *l, int status)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     uv_timer_start(&c->idle, idle_cb, h->o.idle_ms, h->o.idle_ms);
-    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    uv_read_start((uv_stream_t *)&c->tcp, as__read_buffer, read_cb);
 }
 
 int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, const char *keys_path,

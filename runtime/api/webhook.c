@@ -12,6 +12,7 @@
 
 #include "../core/err.h"
 #include "../core/runtime.h"
+#include "../core/uvbuf.h"
 
 typedef struct target {
     char host[256];
@@ -160,13 +161,6 @@ static int on_headers_complete(http_parser *p)
 
 static const http_parser_settings parser_settings = {.on_headers_complete = on_headers_complete};
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    buf->base = malloc(suggested);
-    buf->len = buf->base ? suggested : 0;
-}
-
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     delivery *d = s->data;
@@ -193,7 +187,7 @@ static void on_connect(uv_connect_t *c, int status)
     http_parser_init(&d->parser, HTTP_RESPONSE);
     d->parser.data = d;
     if (uv_write(&d->write, (uv_stream_t *)&d->tcp, &b, 1, on_write) != 0 ||
-        uv_read_start((uv_stream_t *)&d->tcp, alloc_cb, read_cb) != 0)
+        uv_read_start((uv_stream_t *)&d->tcp, as__read_buffer, read_cb) != 0)
         finish(d);
 }
 

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "../core/runtime.h"
+#include "../core/uvbuf.h"
 #include "aftersale/aftersale.h"
 #include "cli.h"
 
@@ -115,13 +116,6 @@ static void handle_line(pipe_ctx *x, const char *line)
     json_decref(req);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    buf->base = malloc(suggested);
-    buf->len = buf->base ? suggested : 0;
-}
-
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     pipe_ctx *x = s->data;
@@ -222,7 +216,7 @@ int as__cli_pipe(int argc, char **argv)
         return 1;
     }
     x.in.data = &x;
-    uv_read_start((uv_stream_t *)&x.in, alloc_cb, read_cb);
+    uv_read_start((uv_stream_t *)&x.in, as__read_buffer, read_cb);
     uv_check_init(x.loop, &x.finish);
     x.finish.data = &x;
     uv_check_start(&x.finish, finish_cb);
