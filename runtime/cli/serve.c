@@ -167,10 +167,12 @@ int as__cli_serve(int argc, char **argv)
     }
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        const char *names[] = {['l'] = "listen", ['d'] = "db", ['k'] = "keys", ['p'] = "packs",
-                               ['w'] = "webhook"};
         if (c == 'c') continue;
-        if (set_opt(&so, names[c], optarg) != 0) {
+        /* the long option's own name is the config name */
+        const char *name = NULL;
+        for (const struct option *op = opts; op->name && !name; op++)
+            if (op->val == c) name = op->name;
+        if (name == NULL || set_opt(&so, name, optarg) != 0) {
             fprintf(stderr, "aftersale serve: too many --webhook (at most %d)\n", AS_WEBHOOK_MAX);
             return 2;
         }
