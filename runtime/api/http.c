@@ -628,6 +628,21 @@ static json_t *write_request(as_http *h, const as_principal *who, const char *pr
     return NULL;
 }
 
+/* Hands a write to the runtime (taking `req`); `r` is filled when it is durable or refused. */
+static void submit(conn *c, response *r, json_t *req, int ka, int created)
+{
+    answer_ctx *a = req ? malloc(sizeof *a) : NULL;
+    if (a == NULL) {
+        json_decref(req);
+        fill_error(r, AS_ENOMEM, "out of memory", 1);
+        return;
+    }
+    *a = (answer_ctx){c, r, ka, created};
+    c->pending++;
+    as__submit_json(c->srv->rt, req, answered, a);
+    json_decref(req);
+}
+
 static void dispatch(conn *c)
 {
     as_http *h = c->srv;
@@ -673,16 +688,7 @@ static void dispatch(conn *c)
         json_t *src = json_stringn(c->body ? c->body : "", c->body_len);
         if (src == NULL) return fill_error(r, AS_EBAD_REQUEST, "the rules must be UTF-8 text", !ka);
         json_t *req = json_pack("{s:s, s:s, s:o}", "op", "rules.load", "shop", seg[2], "source", src);
-        answer_ctx *a = req ? malloc(sizeof *a) : NULL;
-        if (a == NULL) {
-            json_decref(req);
-            return fill_error(r, AS_ENOMEM, "out of memory", 1);
-        }
-        *a = (answer_ctx){c, r, ka, 0};
-        c->pending++;
-        as__submit_json(h->rt, req, answered, a);
-        json_decref(req);
-        return;
+        return submit(c, r, req, ka, 0);
     }
     if (strcmp(method, "POST") != 0) {
         fill(r, 405, "{\"error\":\"bad_request\",\"message\":\"method not allowed\"}", !ka);
@@ -713,15 +719,7 @@ static void dispatch(conn *c)
         snprintf(key, sizeof key, "%s|%s", k->principal, c->idem); /* keys are per principal */
         json_object_set_new(req, "key", json_string(key));
     }
-    answer_ctx *a = malloc(sizeof *a);
-    if (a == NULL) {
-        json_decref(req);
-        return fill_error(r, AS_ENOMEM, "out of memory", 1);
-    }
-    *a = (answer_ctx){c, r, ka, nseg == 2};
-    c->pending++;
-    as__submit_json(h->rt, req, answered, a);
-    json_decref(req);
+    submit(c, r, req, ka, nseg == 2);
 }
 
 /* ==========================================================================================
