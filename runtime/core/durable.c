@@ -2,9 +2,11 @@
  *
  * Commands run on the loop thread against the in-memory state and mark what they changed.
  * A uv_check handle closes the loop turn: the changed orders and cases (and the turn's history
- * entries, outbox entries, idempotency keys) become one batch, committed as one transaction
- * on a libuv pool thread while the loop goes on taking commands into the next batch. When the
- * commit lands, the commands of that batch are answered and its outbox entries delivered.
+ * entries, outbox entries, idempotency keys) become one batch. A batch goes through two
+ * stages on libuv pool threads: `commit` writes it as one transaction, then (for an engine
+ * with a `sync`) the sync makes it durable. The stages overlap: batch N+1's transaction is
+ * written while batch N's fsync runs, and the loop meanwhile takes commands into batch N+2.
+ * When a batch is durable its commands are answered and its outbox entries delivered.
  * At start the store's rows rebuild the runtime: orders, cases, histories, pinned pack
  * versions, pending deadlines (those that fell due while down fire at once, in due order),
  * undelivered outbox entries and idempotency keys. */
@@ -55,6 +57,7 @@ typedef struct batch {
     as_wbuf rec;
     VEC(done) waiting;
     VEC(delivery) out;
+    uint64_t started; /* uv_hrtime() when it was handed to the writer */
 } batch;
 
 typedef struct idem {
@@ -64,16 +67,20 @@ typedef struct idem {
 } idem;
 
 struct as_durable {
+    as_runtime *rt;
     as_store *store;
     uv_loop_t *loop;
     uv_check_t *check; /* owned; freed by its close callback */
     uv_idle_t *kick;   /* owned; active while a batch waits to be handed to the writer */
-    uv_work_t work;
-    int inflight;
-    batch next, cur;
-    as_error commit_err;
-    uint64_t commit_started; /* uv_hrtime() when the batch in flight was handed over */
-    int failed; /* a commit failed: memory is ahead of the disk, writes are refused */
+    uv_work_t write_work, sync_work;
+    /* next: this turn's changes; wr: being written (writing) or written and waiting for the
+     * syncer (written); sy: being synced (syncing) */
+    batch next, wr, sy;
+    int writing, written, syncing;
+    as_error write_err, sync_err;
+    int failed;      /* a commit or sync failed: memory is ahead of the disk, writes are refused */
+    int sync_failed; /* a sync failed: no later sync proves anything (the kernel may have
+                      * dropped the pages it could not write), so later batches fail too */
     VEC(as_case *) dirty_cases;
     VEC(as_order *) dirty_orders;
     as_strmap idem;
@@ -98,7 +105,7 @@ static void kick_cb(uv_idle_t *h)
 static void kick(as_runtime *rt)
 {
     struct as_durable *d = rt->dur;
-    if (d && d->kick && !d->inflight) uv_idle_start(d->kick, kick_cb);
+    if (d && d->kick && !d->writing && !d->written) uv_idle_start(d->kick, kick_cb);
 }
 
 void as__durable_touch_case(as_runtime *rt, as_case *c)
@@ -168,69 +175,114 @@ static void deliver_all(as_runtime *rt, batch *b)
     b->out.len = 0;
 }
 
-static void work_cb(uv_work_t *w)
+static void write_cb(uv_work_t *w)
 {
-    as_runtime *rt = w->data;
-    struct as_durable *d = rt->dur;
-    memset(&d->commit_err, 0, sizeof d->commit_err);
-    if (d->cur.rec.oom)
-        as__err(&d->commit_err, AS_ENOMEM, "out of memory while journaling the batch");
-    else if (d->cur.rec.len)
-        d->store->engine->commit(d->store, d->cur.rec.p, d->cur.rec.len, &d->commit_err);
+    struct as_durable *d = w->data;
+    memset(&d->write_err, 0, sizeof d->write_err);
+    if (d->wr.rec.oom)
+        as__err(&d->write_err, AS_ENOMEM, "out of memory while journaling the batch");
+    else if (d->wr.rec.len)
+        d->store->engine->commit(d->store, d->wr.rec.p, d->wr.rec.len, &d->write_err);
 }
 
-static void start_commit(as_runtime *rt);
-
-static void after_work_cb(uv_work_t *w, int status)
+static void sync_cb(uv_work_t *w)
 {
-    as_runtime *rt = w->data;
+    struct as_durable *d = w->data;
+    memset(&d->sync_err, 0, sizeof d->sync_err);
+    d->store->engine->sync(d->store, &d->sync_err);
+}
+
+/* Answers the commands of a batch that is durable, or that failed with `e`. */
+static void finish(as_runtime *rt, batch *b, as_error *e, int status)
+{
     struct as_durable *d = rt->dur;
-    d->inflight = 0;
-    uint64_t took = uv_hrtime() - d->commit_started;
+    uint64_t took = uv_hrtime() - b->started;
     rt->stats.commits++;
     rt->stats.commit_ns_sum += took;
     if (took > rt->stats.commit_ns_max) rt->stats.commit_ns_max = took;
-    if (status != 0 && d->commit_err.code == 0)
-        as__err(&d->commit_err, AS_EIO, "the commit was cancelled");
-    if (d->commit_err.code) {
+    if (status != 0 && e->code == 0) as__err(e, AS_EIO, "the commit was cancelled");
+    if (e->code) {
+        if (!d->failed)
+            fprintf(stderr, "aftersale: commit failed, refusing writes from now on: %s\n", e->msg);
         d->failed = 1;
-        fprintf(stderr, "aftersale: commit failed, refusing writes from now on: %s\n",
-                d->commit_err.msg);
-        answer_all(&d->cur, AS_EIO, d->commit_err.msg);
-        for (size_t i = 0; i < d->cur.out.len; i++)
-            free(d->cur.out.v[i].key), free(d->cur.out.v[i].kind), free(d->cur.out.v[i].case_id);
-        d->cur.out.len = 0;
+        answer_all(b, AS_EIO, e->msg);
+        for (size_t i = 0; i < b->out.len; i++)
+            free(b->out.v[i].key), free(b->out.v[i].kind), free(b->out.v[i].case_id);
+        b->out.len = 0;
     } else {
-        answer_all(&d->cur, 0, NULL);
-        deliver_all(rt, &d->cur);
+        answer_all(b, 0, NULL);
+        deliver_all(rt, b);
     }
-    as__wbuf_reset(&d->cur.rec);
-    start_commit(rt);
+    as__wbuf_reset(&b->rec);
 }
 
-/* Hands the next batch to the writer when none is in flight. */
-static void start_commit(as_runtime *rt)
+static void pump(as_runtime *rt);
+
+static void after_write(uv_work_t *w, int status)
+{
+    as_runtime *rt = ((struct as_durable *)w->data)->rt;
+    struct as_durable *d = rt->dur;
+    d->writing = 0;
+    if (status != 0 || d->write_err.code || d->store->engine->sync == NULL)
+        finish(rt, &d->wr, &d->write_err, status);
+    else
+        d->written = 1;
+    pump(rt);
+}
+
+static void after_sync(uv_work_t *w, int status)
+{
+    as_runtime *rt = ((struct as_durable *)w->data)->rt;
+    struct as_durable *d = rt->dur;
+    d->syncing = 0;
+    if (d->sync_err.code) d->sync_failed = 1;
+    else if (d->sync_failed)
+        as__err(&d->sync_err, AS_EIO, "an earlier sync of the store failed");
+    finish(rt, &d->sy, &d->sync_err, status);
+    pump(rt);
+}
+
+/* Runs `work` on the pool, or here when the pool refuses it rather than lose the batch. */
+static void queue(struct as_durable *d, uv_work_t *w, uv_work_cb work, uv_after_work_cb after)
+{
+    w->data = d;
+    if (uv_queue_work(d->loop, w, work, after) != 0) {
+        work(w);
+        after(w, 0);
+    }
+}
+
+static void swap(batch *a, batch *b)
+{
+    batch t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Moves the batches along: a written one to the syncer, this turn's to the writer. */
+static void pump(as_runtime *rt)
 {
     struct as_durable *d = rt->dur;
     collect(rt);
     if (d->kick) uv_idle_stop(d->kick);
-    if (d->inflight || (d->next.rec.len == 0 && d->next.waiting.len == 0 && !d->next.rec.oom))
-        return;
-    batch t = d->cur;
-    d->cur = d->next;
-    d->next = t;
-    d->inflight = 1;
-    d->commit_started = uv_hrtime();
-    d->work.data = rt;
-    if (uv_queue_work(d->loop, &d->work, work_cb, after_work_cb) != 0) {
-        work_cb(&d->work); /* no pool: commit here rather than lose the batch */
-        after_work_cb(&d->work, 0);
+    if (d->written && !d->syncing) {
+        swap(&d->wr, &d->sy);
+        d->written = 0;
+        d->syncing = 1;
+        queue(d, &d->sync_work, sync_cb, after_sync);
     }
+    if (d->writing || d->written ||
+        (d->next.rec.len == 0 && d->next.waiting.len == 0 && !d->next.rec.oom))
+        return;
+    swap(&d->next, &d->wr);
+    d->writing = 1;
+    d->wr.started = uv_hrtime();
+    queue(d, &d->write_work, write_cb, after_write);
 }
 
 static void check_cb(uv_check_t *h)
 {
-    start_commit(h->data);
+    pump(h->data);
 }
 
 /* Queues `cb` to be answered once what this turn changed is durable. */
@@ -417,7 +469,7 @@ int as_runtime_load_merchant_source(as_runtime *rt, const char *shop, const char
 int as_runtime_idle(const as_runtime *rt)
 {
     const struct as_durable *d = rt->dur;
-    return d == NULL || (!d->inflight && d->next.waiting.len == 0 && d->next.rec.len == 0 &&
+    return d == NULL || (!d->writing && !d->written && !d->syncing && d->next.waiting.len == 0 && d->next.rec.len == 0 &&
                          d->dirty_cases.len == 0 && d->dirty_orders.len == 0);
 }
 
@@ -624,6 +676,7 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
         return refused ? refused : as__err(err, AS_ENOMEM, "out of memory");
     }
     as__strmap_init(&d->idem, idem_key);
+    d->rt = rt;
     d->store = store;
     d->loop = rt->timer->loop;
     int rc;
@@ -647,8 +700,8 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
     }
     if (rc == 0) {
         for (size_t i = 0; i < x.redeliver.len; i++)
-            PUSH(d->cur.out, x.redeliver.v[i]);
-        deliver_all(rt, &d->cur);
+            PUSH(d->wr.out, x.redeliver.v[i]);
+        deliver_all(rt, &d->wr);
         as__rearm(rt); /* deadlines that fell due while down fire at once, in due order */
     } else {
         for (size_t i = 0; i < x.redeliver.len; i++)
@@ -678,11 +731,12 @@ void as__durable_free(as_runtime *rt)
     struct as_durable *d = rt->dur;
     if (d == NULL) return;
     /* the writer may hold the store: let the commit in flight land first */
-    while (d->inflight) uv_run(d->loop, UV_RUN_ONCE);
+    while (d->writing || d->written || d->syncing) uv_run(d->loop, UV_RUN_ONCE);
     if (d->check) uv_close((uv_handle_t *)d->check, close_free);
     if (d->kick) uv_close((uv_handle_t *)d->kick, close_free);
     free_batch(&d->next);
-    free_batch(&d->cur);
+    free_batch(&d->wr);
+    free_batch(&d->sy);
     free(d->dirty_cases.v);
     free(d->dirty_orders.v);
     size_t pos = 0;

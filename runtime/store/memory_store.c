@@ -233,7 +233,8 @@ static void memory_close(as_store *base)
     (void)base;
 }
 
-static const as_store_engine memory_engine = {"memory", memory_commit, memory_load, memory_close};
+static const as_store_engine memory_engine = {"memory", memory_commit, NULL, memory_load,
+                                              memory_close};
 
 as_store *as__store_memory_new(void)
 {

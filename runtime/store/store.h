@@ -5,9 +5,10 @@
  * transaction off the loop thread (group commit). A command is answered only after the batch
  * holding it is durable. At start the store hands everything back through a visitor.
  *
- * An engine is a vtable; `memory` keeps the rows in the process (tests restart from it), `sqlite`
- * is the embedded default (WAL, synchronous=FULL, one file). A runtime without a store (the
- * headless `run`) journals nothing at all. The interface knows rows, not SQL, so a
+ * An engine is a vtable; `memory` keeps the rows in the process (tests restart from it),
+ * `sqlite` is the embedded default (WAL, one file; `commit` writes a batch's transaction and
+ * `sync` makes it durable, so that the two overlap across consecutive batches). A runtime
+ * without a store (the headless `run`) journals nothing at all. The interface knows rows, not SQL, so a
  * PostgreSQL engine can implement the same calls for several runtime nodes. */
 #ifndef AS_STORE_H
 #define AS_STORE_H
@@ -58,9 +59,14 @@ typedef struct as_store as_store;
 
 typedef struct as_store_engine {
     const char *name;
-    /* Writes one batch of records as one durable transaction. Called from the writer (a
-     * libuv pool thread), one call at a time. Returns 0 or AS_EIO with the reason. */
+    /* Writes one batch of records as one transaction. Called from the writer (a libuv pool
+     * thread), one call at a time. Returns 0 or AS_EIO with the reason. Without a `sync` the
+     * batch is durable when this returns. */
     int (*commit)(as_store *s, const unsigned char *batch, size_t len, as_error *err);
+    /* NULL, or: makes every batch committed so far durable. Called from another pool thread,
+     * one call at a time, possibly while `commit` writes the batch after: the fsync of one
+     * batch overlaps the transaction of the next. */
+    int (*sync)(as_store *s, as_error *err);
     /* Hands every stored row to `v`, on the loop thread, before any command runs. */
     int (*load)(as_store *s, const as_store_visitor *v, as_error *err);
     void (*close)(as_store *s);
