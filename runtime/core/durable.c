@@ -2,11 +2,14 @@
  *
  * Commands run on the loop thread against the in-memory state and mark what they changed.
  * A uv_check handle closes the loop turn: the changed orders and cases (and the turn's history
- * entries, outbox entries, idempotency keys) become one batch. A batch goes through two
- * stages on libuv pool threads: `commit` writes it as one transaction, then (for an engine
- * with a `sync`) the sync makes it durable. The stages overlap: batch N+1's transaction is
- * written while batch N's fsync runs, and the loop meanwhile takes commands into batch N+2.
- * When a batch is durable its commands are answered and its outbox entries delivered.
+ * entries, outbox entries, idempotency keys) become one batch, handed to two threads of the
+ * store's own: the writer commits each batch as one transaction, the syncer (for an engine
+ * with a `sync`) makes everything written so far durable, one fsync for as many batches as
+ * were written while the last one ran. The stages overlap: batch N+1's transaction is written
+ * while batch N's fsync runs, and the loop meanwhile takes commands into batch N+2. When a
+ * batch is durable the syncer wakes the loop, which answers its commands and delivers its
+ * outbox entries. The threads hand batches to each other directly, without a trip through
+ * the loop, which keeps the time from a command to its answer short.
  * At start the store's rows rebuild the runtime: orders, cases, histories, pinned pack
  * versions, pending deadlines (those that fell due while down fire at once, in due order),
  * undelivered outbox entries and idempotency keys. */
@@ -52,12 +55,15 @@ static int grow(void **v, size_t *cap, size_t len, size_t size)
     (grow((void **)&(vec).v, &(vec).cap, (vec).len, sizeof *(vec).v) ? AS_ENOMEM           \
                                                                        : ((vec).v[(vec).len++] = (x), 0))
 
-/* One batch: its records, who waits for it, what it delivers. */
+/* One batch: its records, who waits for it, what it delivers. Once handed over, its records
+ * are read by the writer and not written by anyone; `waiting` and `out` stay the loop's. */
 typedef struct batch {
     as_wbuf rec;
     VEC(done) waiting;
     VEC(delivery) out;
     uint64_t started; /* uv_hrtime() when it was handed to the writer */
+    uint64_t seq;     /* 1, 2, ... in the order handed over */
+    struct batch *link;
 } batch;
 
 typedef struct idem {
@@ -72,15 +78,25 @@ struct as_durable {
     uv_loop_t *loop;
     uv_check_t *check; /* owned; freed by its close callback */
     uv_idle_t *kick;   /* owned; active while a batch waits to be handed to the writer */
-    uv_work_t write_work, sync_work;
-    /* next: this turn's changes; wr: being written (writing) or written and waiting for the
-     * syncer (written); sy: being synced (syncing) */
-    batch next, wr, sy;
-    int writing, written, syncing;
+    uv_async_t *landed; /* owned; the syncer's word that batches are durable; referenced
+                         * while batches are in flight, so the loop waits for them */
+    batch next;         /* this turn's changes */
+    batch *spare;       /* answered batches kept for their buffers; owned, loop only */
+    uint64_t handed, answered; /* loop only: seq of the last batch handed over, answered */
+    int failed; /* loop only: a commit or sync failed: memory is ahead of the disk, writes
+                 * are refused */
+    int threads; /* 1: the writer runs, 2: the syncer too */
+    uv_thread_t writer, syncer;
+    uv_mutex_t mu; /* guards the rest of this block */
+    uv_cond_t wake_writer, wake_syncer;
+    batch *head, *tail; /* handed batches not yet answered, oldest first; owned */
+    uint64_t written, synced; /* seq of the last batch written, made durable */
+    /* the first seq a failed write, a failed sync, condemned (0: none). After a failed sync no
+     * later sync proves anything (the kernel may have dropped the pages it could not write),
+     * so every batch from there on fails too. */
+    uint64_t write_failed, sync_failed;
     as_error write_err, sync_err;
-    int failed;      /* a commit or sync failed: memory is ahead of the disk, writes are refused */
-    int sync_failed; /* a sync failed: no later sync proves anything (the kernel may have
-                      * dropped the pages it could not write), so later batches fail too */
+    int stop;
     VEC(as_case *) dirty_cases;
     VEC(as_order *) dirty_orders;
     as_strmap idem;
@@ -105,7 +121,7 @@ static void kick_cb(uv_idle_t *h)
 static void kick(as_runtime *rt)
 {
     struct as_durable *d = rt->dur;
-    if (d && d->kick && !d->writing && !d->written) uv_idle_start(d->kick, kick_cb);
+    if (d && d->kick) uv_idle_start(d->kick, kick_cb);
 }
 
 void as__durable_touch_case(as_runtime *rt, as_case *c)
@@ -175,33 +191,15 @@ static void deliver_all(as_runtime *rt, batch *b)
     b->out.len = 0;
 }
 
-static void write_cb(uv_work_t *w)
-{
-    struct as_durable *d = w->data;
-    memset(&d->write_err, 0, sizeof d->write_err);
-    if (d->wr.rec.oom)
-        as__err(&d->write_err, AS_ENOMEM, "out of memory while journaling the batch");
-    else if (d->wr.rec.len)
-        d->store->engine->commit(d->store, d->wr.rec.p, d->wr.rec.len, &d->write_err);
-}
-
-static void sync_cb(uv_work_t *w)
-{
-    struct as_durable *d = w->data;
-    memset(&d->sync_err, 0, sizeof d->sync_err);
-    d->store->engine->sync(d->store, &d->sync_err);
-}
-
-/* Answers the commands of a batch that is durable, or that failed with `e`. */
-static void finish(as_runtime *rt, batch *b, as_error *e, int status)
+/* Answers the commands of a batch that is durable (e NULL) or that failed with `e`. */
+static void finish(as_runtime *rt, batch *b, const as_error *e)
 {
     struct as_durable *d = rt->dur;
     uint64_t took = uv_hrtime() - b->started;
     rt->stats.commits++;
     rt->stats.commit_ns_sum += took;
     if (took > rt->stats.commit_ns_max) rt->stats.commit_ns_max = took;
-    if (status != 0 && e->code == 0) as__err(e, AS_EIO, "the commit was cancelled");
-    if (e->code) {
+    if (e) {
         if (!d->failed)
             fprintf(stderr, "aftersale: commit failed, refusing writes from now on: %s\n", e->msg);
         d->failed = 1;
@@ -216,73 +214,145 @@ static void finish(as_runtime *rt, batch *b, as_error *e, int status)
     as__wbuf_reset(&b->rec);
 }
 
-static void pump(as_runtime *rt);
+/* ------------------------------------------------------------------------------------------
+ * The writer and the syncer
+ * ---------------------------------------------------------------------------------------- */
 
-static void after_write(uv_work_t *w, int status)
+/* Every batch handed over and not yet written goes into one transaction: while one commit
+ * ran, the loop may have handed several. */
+static void writer_main(void *arg)
 {
-    as_runtime *rt = ((struct as_durable *)w->data)->rt;
-    struct as_durable *d = rt->dur;
-    d->writing = 0;
-    if (status != 0 || d->write_err.code || d->store->engine->sync == NULL)
-        finish(rt, &d->wr, &d->write_err, status);
-    else
-        d->written = 1;
-    pump(rt);
+    struct as_durable *d = arg;
+    as_wbuf txn = {0}; /* owned; the records of the batches of one transaction */
+    uv_mutex_lock(&d->mu);
+    for (;;) {
+        batch *b = d->head;
+        while (b && b->seq <= d->written) b = b->link;
+        if (b == NULL) {
+            if (d->stop) break;
+            uv_cond_wait(&d->wake_writer, &d->mu);
+            continue;
+        }
+        batch *first = b;
+        while (b->link) b = b->link;
+        uint64_t upto = b->seq;
+        int skip = d->write_failed != 0; /* nothing after a failed write reaches the disk */
+        uv_mutex_unlock(&d->mu);
+        as__wbuf_reset(&txn);
+        for (b = first; b; b = b->seq < upto ? b->link : NULL) {
+            as__wbuf_bytes(&txn, b->rec.p, b->rec.len);
+            txn.oom |= b->rec.oom;
+        }
+        as_error e = {0};
+        if (skip)
+            ;
+        else if (txn.oom)
+            as__err(&e, AS_ENOMEM, "out of memory while journaling the batch");
+        else if (txn.len)
+            d->store->engine->commit(d->store, txn.p, txn.len, &e);
+        uv_mutex_lock(&d->mu);
+        if (e.code && d->write_failed == 0) {
+            d->write_failed = first->seq;
+            d->write_err = e;
+        }
+        d->written = upto;
+        if (d->store->engine->sync) {
+            uv_cond_signal(&d->wake_syncer);
+        } else {
+            d->synced = d->written;
+            uv_async_send(d->landed);
+        }
+    }
+    uv_mutex_unlock(&d->mu);
+    as__wbuf_free(&txn);
 }
 
-static void after_sync(uv_work_t *w, int status)
+static void syncer_main(void *arg)
 {
-    as_runtime *rt = ((struct as_durable *)w->data)->rt;
-    struct as_durable *d = rt->dur;
-    d->syncing = 0;
-    if (d->sync_err.code) d->sync_failed = 1;
-    else if (d->sync_failed)
-        as__err(&d->sync_err, AS_EIO, "an earlier sync of the store failed");
-    finish(rt, &d->sy, &d->sync_err, status);
-    pump(rt);
+    struct as_durable *d = arg;
+    uv_mutex_lock(&d->mu);
+    for (;;) {
+        if (d->synced == d->written) {
+            if (d->stop) break;
+            uv_cond_wait(&d->wake_syncer, &d->mu);
+            continue;
+        }
+        uint64_t upto = d->written;
+        uv_mutex_unlock(&d->mu);
+        as_error e = {0};
+        d->store->engine->sync(d->store, &e);
+        uv_mutex_lock(&d->mu);
+        if (e.code && d->sync_failed == 0) {
+            d->sync_failed = d->synced + 1;
+            d->sync_err = e;
+        }
+        d->synced = upto;
+        uv_async_send(d->landed);
+    }
+    uv_mutex_unlock(&d->mu);
 }
 
-/* Runs `work` on the pool, or here when the pool refuses it rather than lose the batch. */
-static void queue(struct as_durable *d, uv_work_t *w, uv_work_cb work, uv_after_work_cb after)
+/* On the loop: answers the batches that are durable now, oldest first. */
+static void landed_cb(uv_async_t *h)
 {
-    w->data = d;
-    if (uv_queue_work(d->loop, w, work, after) != 0) {
-        work(w);
-        after(w, 0);
+    struct as_durable *d = h->data;
+    uv_mutex_lock(&d->mu);
+    batch *first = d->head, *last = NULL;
+    for (batch *b = d->head; b && b->seq <= d->synced; b = b->link) last = b;
+    if (last) {
+        d->head = last->link;
+        if (d->head == NULL) d->tail = NULL;
+        last->link = NULL;
+    }
+    uint64_t write_failed = d->write_failed, sync_failed = d->sync_failed;
+    as_error write_err = d->write_err, sync_err = d->sync_err;
+    uv_mutex_unlock(&d->mu);
+    if (last && last->seq == d->handed) uv_unref((uv_handle_t *)d->landed);
+    for (batch *b = last ? first : NULL, *n; b; b = n) {
+        n = b->link;
+        d->answered = b->seq;
+        finish(d->rt, b,
+               write_failed && b->seq >= write_failed ? &write_err
+               : sync_failed && b->seq >= sync_failed ? &sync_err
+                                                      : NULL);
+        b->link = d->spare;
+        d->spare = b;
     }
 }
 
-static void swap(batch *a, batch *b)
-{
-    batch t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* Moves the batches along: a written one to the syncer, this turn's to the writer. */
-static void pump(as_runtime *rt)
+/* At the end of a loop turn: what the turn changed goes to the writer as one batch. */
+static void hand_over(as_runtime *rt)
 {
     struct as_durable *d = rt->dur;
     collect(rt);
     if (d->kick) uv_idle_stop(d->kick);
-    if (d->written && !d->syncing) {
-        swap(&d->wr, &d->sy);
-        d->written = 0;
-        d->syncing = 1;
-        queue(d, &d->sync_work, sync_cb, after_sync);
-    }
-    if (d->writing || d->written ||
-        (d->next.rec.len == 0 && d->next.waiting.len == 0 && !d->next.rec.oom))
+    if (d->next.rec.len == 0 && d->next.waiting.len == 0 && !d->next.rec.oom) return;
+    d->next.started = uv_hrtime();
+    batch *b = d->spare;
+    if (b) d->spare = b->link;
+    else if ((b = calloc(1, sizeof *b)) == NULL) {
+        as_error e;
+        as__err(&e, AS_ENOMEM, "out of memory while handing a batch to the writer");
+        finish(rt, &d->next, &e);
         return;
-    swap(&d->next, &d->wr);
-    d->writing = 1;
-    d->wr.started = uv_hrtime();
-    queue(d, &d->write_work, write_cb, after_write);
+    }
+    batch t = *b;
+    *b = d->next;
+    d->next = t;
+    b->link = NULL;
+    b->seq = ++d->handed;
+    uv_mutex_lock(&d->mu);
+    if (d->tail) d->tail->link = b;
+    else d->head = b;
+    d->tail = b;
+    uv_cond_signal(&d->wake_writer);
+    uv_mutex_unlock(&d->mu);
+    uv_ref((uv_handle_t *)d->landed);
 }
 
 static void check_cb(uv_check_t *h)
 {
-    pump(h->data);
+    hand_over(h->data);
 }
 
 /* Queues `cb` to be answered once what this turn changed is durable. */
@@ -469,7 +539,7 @@ int as_runtime_load_merchant_source(as_runtime *rt, const char *shop, const char
 int as_runtime_idle(const as_runtime *rt)
 {
     const struct as_durable *d = rt->dur;
-    return d == NULL || (!d->writing && !d->written && !d->syncing && d->next.waiting.len == 0 && d->next.rec.len == 0 &&
+    return d == NULL || (d->handed == d->answered && d->next.waiting.len == 0 && d->next.rec.len == 0 &&
                          d->dirty_cases.len == 0 && d->dirty_orders.len == 0);
 }
 
@@ -667,6 +737,26 @@ int as_runtime_attach_store(as_runtime *rt, const char *db_path, as_error *err)
     return as__durable_attach(rt, s, err);
 }
 
+static int start_threads(struct as_durable *d, as_error *err)
+{
+    if ((d->landed = malloc(sizeof *d->landed)) == NULL ||
+        uv_async_init(d->loop, d->landed, landed_cb) != 0) {
+        free(d->landed);
+        d->landed = NULL;
+        return as__err(err, AS_ENOMEM, "out of memory");
+    }
+    d->landed->data = d;
+    uv_unref((uv_handle_t *)d->landed);
+    if (uv_thread_create(&d->writer, writer_main, d) != 0)
+        return as__err(err, AS_ENOMEM, "cannot start the store's writer thread");
+    d->threads = 1;
+    if (d->store->engine->sync == NULL) return 0;
+    if (uv_thread_create(&d->syncer, syncer_main, d) != 0)
+        return as__err(err, AS_ENOMEM, "cannot start the store's syncer thread");
+    d->threads = 2;
+    return 0;
+}
+
 int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
 {
     int refused = attach_refused(rt, err);
@@ -676,6 +766,9 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
         return refused ? refused : as__err(err, AS_ENOMEM, "out of memory");
     }
     as__strmap_init(&d->idem, idem_key);
+    uv_mutex_init(&d->mu);
+    uv_cond_init(&d->wake_writer);
+    uv_cond_init(&d->wake_syncer);
     d->rt = rt;
     d->store = store;
     d->loop = rt->timer->loop;
@@ -698,10 +791,11 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
             if ((d->kick = malloc(sizeof *d->kick)) != NULL) uv_idle_init(d->loop, d->kick);
         }
     }
+    if (rc == 0) rc = start_threads(d, err);
     if (rc == 0) {
         for (size_t i = 0; i < x.redeliver.len; i++)
-            PUSH(d->wr.out, x.redeliver.v[i]);
-        deliver_all(rt, &d->wr);
+            PUSH(d->next.out, x.redeliver.v[i]);
+        deliver_all(rt, &d->next);
         as__rearm(rt); /* deadlines that fell due while down fire at once, in due order */
     } else {
         for (size_t i = 0; i < x.redeliver.len; i++)
@@ -730,13 +824,27 @@ void as__durable_free(as_runtime *rt)
 {
     struct as_durable *d = rt->dur;
     if (d == NULL) return;
-    /* the writer may hold the store: let the commit in flight land first */
-    while (d->writing || d->written || d->syncing) uv_run(d->loop, UV_RUN_ONCE);
+    /* the writer and the syncer hold the store: let what is in flight land, then stop them */
+    while (d->answered != d->handed) uv_run(d->loop, UV_RUN_ONCE);
+    uv_mutex_lock(&d->mu);
+    d->stop = 1;
+    uv_cond_signal(&d->wake_writer);
+    uv_cond_signal(&d->wake_syncer);
+    uv_mutex_unlock(&d->mu);
+    if (d->threads >= 1) uv_thread_join(&d->writer);
+    if (d->threads >= 2) uv_thread_join(&d->syncer);
+    uv_cond_destroy(&d->wake_syncer);
+    uv_cond_destroy(&d->wake_writer);
+    uv_mutex_destroy(&d->mu);
     if (d->check) uv_close((uv_handle_t *)d->check, close_free);
     if (d->kick) uv_close((uv_handle_t *)d->kick, close_free);
+    if (d->landed) uv_close((uv_handle_t *)d->landed, close_free);
     free_batch(&d->next);
-    free_batch(&d->wr);
-    free_batch(&d->sy);
+    for (batch *b = d->spare, *n; b; b = n) {
+        n = b->link;
+        free_batch(b);
+        free(b);
+    }
     free(d->dirty_cases.v);
     free(d->dirty_orders.v);
     size_t pos = 0;

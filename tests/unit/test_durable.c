@@ -19,7 +19,9 @@
 #include <uv.h>
 
 #include "aftersale/aftersale.h"
+#include "core/err.h"
 #include "core/runtime.h"
+#include "store/store.h"
 #include "core/timefmt.h"
 
 /* ==========================================================================================
@@ -1208,6 +1210,174 @@ START_TEST(durable_fired_deadline_committed_on_quiet_loop)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------------------------------
+ * The writer and the syncer (durable.c): a store around the memory engine whose sync waits
+ * for the test's word and can be told to fail, to see the stages from outside.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct gated {
+    as_store base;
+    as_store *inner; /* owned: a memory store */
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    int commits, syncs_entered, syncs_done;
+    int open;      /* syncs may proceed */
+    int fail_next; /* the next sync fails */
+} gated;
+
+static int gated_commit(as_store *s, const unsigned char *p, size_t n, as_error *err)
+{
+    gated *g = (gated *)s;
+    int rc = g->inner->engine->commit(g->inner, p, n, err);
+    uv_mutex_lock(&g->mu);
+    g->commits++;
+    uv_cond_broadcast(&g->cv);
+    uv_mutex_unlock(&g->mu);
+    return rc;
+}
+
+static int gated_sync(as_store *s, as_error *err)
+{
+    gated *g = (gated *)s;
+    uv_mutex_lock(&g->mu);
+    g->syncs_entered++;
+    uv_cond_broadcast(&g->cv);
+    while (!g->open) uv_cond_wait(&g->cv, &g->mu);
+    int fail = g->fail_next;
+    g->fail_next = 0;
+    g->syncs_done++;
+    uv_mutex_unlock(&g->mu);
+    return fail ? as__err(err, AS_EIO, "the disk said no") : 0;
+}
+
+static int gated_load(as_store *s, const as_store_visitor *v, as_error *err)
+{
+    gated *g = (gated *)s;
+    return g->inner->engine->load(g->inner, v, err);
+}
+
+static void gated_close(as_store *s)
+{
+    (void)s; /* the test owns the gated store and frees it after the runtime */
+}
+
+static const as_store_engine gated_engine = {"gated", gated_commit, gated_sync, gated_load,
+                                             gated_close};
+
+static void gated_start(D *d, gated *g)
+{
+    memset(g, 0, sizeof *g);
+    g->base.engine = &gated_engine;
+    g->inner = as__store_memory_new();
+    ck_assert_ptr_nonnull(g->inner);
+    uv_mutex_init(&g->mu);
+    uv_cond_init(&g->cv);
+    memset(d, 0, sizeof *d);
+    rt_new(d);
+    ck_assert_int_eq(as__durable_attach(d->rt, &g->base, &d->err), 0);
+}
+
+static void gated_free(gated *g)
+{
+    g->inner->engine->close(g->inner);
+    as__store_memory_free(g->inner);
+    uv_cond_destroy(&g->cv);
+    uv_mutex_destroy(&g->mu);
+}
+
+static int gated_count(gated *g, const int *field)
+{
+    uv_mutex_lock(&g->mu);
+    int v = *field;
+    uv_mutex_unlock(&g->mu);
+    return v;
+}
+
+/* Turns the loop (without sleeping in it) until `*field` of the store reaches `want`. */
+static void turn_until(D *d, gated *g, const int *field, int want)
+{
+    int64_t t0 = mono_ms();
+    while (gated_count(g, field) < want) {
+        uv_run(&d->loop, UV_RUN_NOWAIT);
+        ck_assert_msg(mono_ms() - t0 < 3000, "the store did not get there in 3 s");
+        usleep(1000);
+    }
+}
+
+static void gate(gated *g, int open, int fail_next)
+{
+    uv_mutex_lock(&g->mu);
+    g->open = open;
+    g->fail_next = fail_next;
+    uv_cond_broadcast(&g->cv);
+    uv_mutex_unlock(&g->mu);
+}
+
+/* A command is answered only when the sync after its commit has landed; while one batch
+ * syncs the next one's transaction is written (the stages overlap), and one sync covers
+ * every batch written before it began. */
+START_TEST(durable_answer_waits_for_sync_while_next_batch_is_written)
+{
+    D d;
+    gated g;
+    gated_start(&d, &g);
+    ans a, b, c;
+    ck_assert_int_eq(submit(&d, &a, ORDER("O1", "S1", "B1", "0")), 0);
+    turn_until(&d, &g, &g.syncs_entered, 1); /* a is written, its sync waits at the gate */
+    ck_assert_int_eq(gated_count(&g, &g.commits), 1);
+    ck_assert_int_eq(submit(&d, &b, ORDER("O2", "S1", "B1", "0")), 0);
+    turn_until(&d, &g, &g.commits, 2); /* b is written while a's sync has not landed */
+    ck_assert_int_eq(submit(&d, &c, ORDER("O3", "S1", "B1", "0")), 0);
+    turn_until(&d, &g, &g.commits, 3);
+    for (int i = 0; i < 20; i++) uv_run(&d.loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(a.called + b.called + c.called, 0); /* nothing durable yet */
+    ck_assert(!as_runtime_idle(d.rt));
+    gate(&g, 1, 0);
+    pump(&d);
+    ck_assert_int_eq(a.called, 1);
+    ck_assert_int_eq(b.called, 1);
+    ck_assert_int_eq(c.called, 1);
+    ck_assert_int_eq(a.code + b.code + c.code, 0);
+    /* a's sync, then one for b and c, written while it waited */
+    ck_assert_int_eq(gated_count(&g, &g.syncs_done), 2);
+    rt_stop(&d);
+    gated_free(&g);
+}
+END_TEST
+
+/* A failed sync fails its batch, and every batch after it even when a later sync succeeds
+ * (after a failed fsync the kernel may have dropped the pages it could not write); from then
+ * on writes are refused and reads still answer. */
+START_TEST(durable_failed_sync_fails_its_batch_and_every_later_one)
+{
+    D d;
+    gated g;
+    gated_start(&d, &g);
+    gate(&g, 1, 0);
+    OK(&d, ORDER("O0", "S1", "B1", "0"));
+    gate(&g, 0, 1); /* closed, and the next sync fails */
+    ans a, b;
+    ck_assert_int_eq(submit(&d, &a, ORDER("O1", "S1", "B1", "0")), 0);
+    turn_until(&d, &g, &g.syncs_entered, 2);
+    ck_assert_int_eq(submit(&d, &b, ORDER("O2", "S1", "B1", "0")), 0);
+    turn_until(&d, &g, &g.commits, 3);
+    gate(&g, 1, 1); /* a's sync fails; b's, after it, succeeds */
+    pump(&d);
+    ck_assert_int_eq(gated_count(&g, &g.syncs_done), 3);
+    ck_assert_int_eq(a.called, 1);
+    ck_assert_int_eq(b.called, 1);
+    ck_assert_int_eq(a.code, AS_EIO);
+    ck_assert_int_eq(b.code, AS_EIO);
+    ck_assert_str_eq(a.msg, "the disk said no");
+    ck_assert_str_eq(b.msg, "the disk said no");
+    ck_assert_int_eq(run(&d, ORDER("O3", "S1", "B1", "0")), AS_EIO);
+    ck_assert_int_eq(gated_count(&g, &g.commits), 3); /* the refused write reached nothing */
+    rt_stop(&d);
+    gated_free(&g);
+}
+END_TEST
+
 static Suite *durable_suite(void)
 {
     Suite *s = suite_create("durable");
@@ -1252,6 +1422,11 @@ static Suite *durable_suite(void)
     tcase_add_test(wakeup, durable_pending_batch_keeps_loop_running);
     tcase_add_test(wakeup, durable_submit_answered_promptly_with_far_deadline_pending);
     tcase_add_test(wakeup, durable_fired_deadline_committed_on_quiet_loop);
+
+    TCase *stages = tcase_create("stages");
+    tcase_add_test(stages, durable_answer_waits_for_sync_while_next_batch_is_written);
+    tcase_add_test(stages, durable_failed_sync_fails_its_batch_and_every_later_one);
+    suite_add_tcase(s, stages);
     suite_add_tcase(s, wakeup);
     return s;
 }
