@@ -1,9 +1,10 @@
 /* store.h -- one storage interface, several engines (DESIGN.md §5).
  *
  * The runtime keeps its state in memory and journals every change: at the end of a loop turn
- * the changes of all the turn's commands go to the store as one batch, committed as one
- * transaction off the loop thread (group commit). A command is answered only after the batch
- * holding it is durable. At start the store hands everything back through a visitor.
+ * the changes of all the turn's commands go to the store as one batch, committed off the loop
+ * thread in one transaction with whatever other batches wait for the writer (group commit,
+ * durable.c); a turn is never split. A command is answered only after the batch holding it
+ * is durable. At start the store hands everything back through a visitor.
  *
  * An engine is a vtable; `memory` keeps the rows in the process (tests restart from it),
  * `sqlite` is the embedded default (WAL, one file; `commit` writes a batch's transaction and
@@ -59,11 +60,11 @@ typedef struct as_store as_store;
 
 typedef struct as_store_engine {
     const char *name;
-    /* Writes one batch of records as one transaction. Called from the writer (a libuv pool
-     * thread), one call at a time. Returns 0 or AS_EIO with the reason. Without a `sync` the
+    /* Writes one batch of records as one transaction. Called from the store's writer thread,
+     * one call at a time. Returns 0 or AS_EIO with the reason. Without a `sync` the
      * batch is durable when this returns. */
     int (*commit)(as_store *s, const unsigned char *batch, size_t len, as_error *err);
-    /* NULL, or: makes every batch committed so far durable. Called from another pool thread,
+    /* NULL, or: makes every batch committed so far durable. Called from the syncer thread,
      * one call at a time, possibly while `commit` writes the batch after: the fsync of one
      * batch overlaps the transaction of the next. */
     int (*sync)(as_store *s, as_error *err);
