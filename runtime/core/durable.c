@@ -240,7 +240,7 @@ static void writer_main(void *arg)
         uv_mutex_unlock(&d->mu);
         as__wbuf_reset(&txn);
         for (b = first; b; b = b->seq < upto ? b->link : NULL) {
-            as__wbuf_bytes(&txn, b->rec.p, b->rec.len);
+            if (b->rec.len) as__wbuf_bytes(&txn, b->rec.p, b->rec.len);
             txn.oom |= b->rec.oom;
         }
         as_error e = {0};
