@@ -562,6 +562,11 @@ static void get_case(as_http *h, const as_principal *who, const char *id, respon
     if (cs == NULL) return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);
     if (!sees_case(who, cs)) return fill_error(r, AS_EFORBIDDEN, "this key cannot see that case", !ka);
     json_t *j = as__case_json(cs);
+    /* every entry was decided under the packs the case pinned at its open: say so per entry,
+     * so that an entry read alone still names its rules */
+    json_t *rules = json_object_get(j, "rules"), *e;
+    size_t i;
+    json_array_foreach(json_object_get(j, "history"), i, e) json_object_set(e, "rules", rules);
     json_t *acts = json_array();
     int held = (cs->v.flags & AS_CF_HELD) != 0;
     for (int a = 0; a < AS_ACT_COUNT; a++) {

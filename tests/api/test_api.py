@@ -522,7 +522,8 @@ class Endpoints(ApiCase):
             "rules": {"platform": "platform@1", "category": "apparel@1"},
             "deadline": {"kind": "merchant_response", "due": t + 48 * HOUR},
             "history": [{"at": t, "actor": "buyer:B1", "action": "open", "from": "",
-                         "to": "requested"}],
+                         "to": "requested",
+                         "rules": {"platform": "platform@1", "category": "apparel@1"}}],
             "actions": ["revise", "withdraw"],
         })
         # opening the same id again is bad_request; an unknown order not_found
@@ -548,7 +549,7 @@ class Endpoints(ApiCase):
             self.assertEqual((c["state"], c["version"]), (state, version), c)
             e = c["history"][-1]
             want = {"at": e["at"], "actor": actor, "action": action, "from": hist[-1]["to"],
-                    "to": state}
+                    "to": state, "rules": c["rules"]}
             if note is not None:
                 want["note"] = note
             self.assertEqual(e, want)
@@ -1566,6 +1567,23 @@ class MerchantRulesUpload(ApiCase):
         cid = self.open_case(oid)  # the shop's 30-day returns (RULES.md §1.6)
         self.assertEqual(self.get(cid)["rules"], {"platform": "platform@1", "category": "apparel@1",
                                                   "merchant": "r1-returns@7"})
+
+    def test_history_names_the_packs_each_entry_ran_under(self):
+        def rules(version):
+            return self.RULES.replace("r1-returns", "r2-returns").replace('"7"', '"%d"' % version)
+        self.assertOk(self.req("PUT", "/v1/shops/R2/rules", rules(1), PLATFORM))
+        _, old = self.new_case("R2", "B1")
+        self.assertOk(self.req("PUT", "/v1/shops/R2/rules", rules(2), PLATFORM))
+        # an entry made after the upload still ran under the packs the case pinned
+        self.assertOk(self.act(old, PLATFORM, "agree", as_="merchant:R2"))
+        case = self.get(old)
+        self.assertEqual(case["rules"]["merchant"], "r2-returns@1")
+        self.assertEqual([e["action"] for e in case["history"]], ["open", "agree"])
+        for e in case["history"]:
+            self.assertEqual(e["rules"], case["rules"])
+        _, new = self.new_case("R2", "B1")
+        self.assertEqual([e["rules"]["merchant"] for e in self.get(new)["history"]],
+                         ["r2-returns@2"])
 
 
 # ==========================================================================================
