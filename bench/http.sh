@@ -48,7 +48,7 @@ rates = sorted(float(r[0]) for r in rounds)
 print("http.commands_per_sec %.0f commands/s" % rates[1])
 print("http.p99_ms %.2f ms" % max(ms(r[1]) for r in rounds))
 print("# wrk -t2 -c64 -d10s x3, POST /v1/cases/{id}/actions (durable): median round; p99 of the "
-      "worst round; rounds %s commands/s; non-2xx answers %d"
-      % (", ".join("%.0f" % x for x in rates), sum(int(r[2]) for r in rounds)))
+      "worst round; rounds in order %s commands/s; non-2xx answers %d"
+      % (", ".join(r[0] for r in rounds), sum(int(r[2]) for r in rounds)))
 PY
 kill -TERM $pid; wait $pid || true
