@@ -243,12 +243,19 @@ static void flush(conn *c)
         observe(c->srv, uv_hrtime() - r->started);
         int close_after = r->close_after;
         if (!c->closing) {
-            write_req *wr = malloc(sizeof *wr);
-            if (wr) {
+            /* most answers fit the socket buffer: written here, with no request to allocate
+             * (and no write watcher for libuv to stop, which costs an epoll_ctl) */
+            uv_buf_t b = uv_buf_init(r->buf, (unsigned)r->len);
+            int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+            write_req *wr = n == (int)r->len ? NULL : malloc(sizeof *wr);
+            if (wr && (n >= 0 || n == UV_EAGAIN)) {
+                size_t off = n > 0 ? (size_t)n : 0;
                 wr->buf = r->buf;
-                uv_buf_t b = uv_buf_init(r->buf, (unsigned)r->len);
+                b = uv_buf_init(r->buf + off, (unsigned)(r->len - off));
                 if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) == 0) r->buf = NULL;
                 else free(wr);
+            } else {
+                free(wr);
             }
         }
         free(r->buf);
