@@ -1167,6 +1167,34 @@ class KeepAliveAndPipelining(ApiCase):
         finally:
             hangup(s, f)
 
+    def test_answers_larger_than_the_socket_takes(self):
+        # a client that reads nothing until it has sent everything, through a small receive
+        # buffer: the answers back up in the server's socket, which then takes only part of
+        # one; the rest must follow whole and in order
+        _, cid = self.new_case()
+        reqs = []
+        for i in range(2000):
+            reqs.append(raw_request("GET", "/metrics") if i % 2 else
+                        raw_request("GET", "/v1/cases/%s?n=%d" % (cid, i), key=B1))
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", self.srv.port))
+        f = s.makefile("rb")
+        try:
+            s.sendall(b"".join(reqs))
+            time.sleep(0.3)
+            for i in range(2000):
+                r = read_response(f)
+                self.assertIsNotNone(r, i)
+                if i % 2:
+                    self.assertEqual(r.status, 200, (i, r))
+                    self.assertIn(b"aftersale_http_requests_total", r.body)
+                else:
+                    self.assertEqual((r.status, r.json["id"]), (200, cid), (i, r))
+        finally:
+            hangup(s, f)
+
     def test_chunked_request(self):
         oid = new_id("O")
         body = json.dumps(order_body(oid)).encode()
