@@ -223,7 +223,8 @@ static int sqlite_sync(as_store *base, as_error *err)
     struct stat st;
     if (fdatasync(s->wal_fd) != 0)
         return as__err(err, AS_EIO, "sqlite: syncing the write-ahead log: %s", strerror(errno));
-    /* a log unlinked underneath would take every later commit with it: say so, once */
+    /* a log unlinked underneath would take every later commit with it: fail rather than
+     * pretend */
     if (fstat(s->wal_fd, &st) != 0 || st.st_nlink == 0)
         return as__err(err, AS_EIO, "sqlite: the write-ahead log was removed while in use");
     return 0;

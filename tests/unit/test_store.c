@@ -769,6 +769,36 @@ START_TEST(store_malformed_batch_leaves_database_as_it_was)
 }
 END_TEST
 
+/* store.h: sqlite's sync() makes what commit() wrote durable by flushing the write-ahead log,
+ * which exists from the open on; a log removed underneath is an error, not a silent loss. */
+START_TEST(store_sqlite_sync_flushes_the_log_and_refuses_a_removed_one)
+{
+    char path[256], wal[300];
+    path_of(path, sizeof path, "sync.db");
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    as_store *s = open_ok(path);
+    ck_assert(exists(wal));
+    ck_assert_ptr_nonnull(s->engine->sync);
+    as_wbuf b = {0};
+    r_order(&b, "O1", "order-1", 7);
+    commit_ok(s, &b);
+    struct stat st;
+    ck_assert_int_eq(stat(wal, &st), 0);
+    ck_assert_int_gt(st.st_size, 0); /* the transaction sits in the log, for sync() */
+    as_error err = {0};
+    ck_assert_int_eq(s->engine->sync(s, &err), 0);
+    ck_assert_int_eq(unlink(wal), 0);
+    ck_assert_int_eq(s->engine->sync(s, &err), AS_EIO);
+    ck_assert_msg(strstr(err.msg, "write-ahead log was removed") != NULL, "%s", err.msg);
+    s->engine->close(s);
+    as__wbuf_free(&b);
+
+    as_store *m = as__store_memory_new(); /* commit() alone is durable there */
+    ck_assert_ptr_null(m->engine->sync);
+    as__store_memory_free(m);
+}
+END_TEST
+
 START_TEST(store_empty_batch_commits_nothing)
 {
     eng e;
@@ -942,6 +972,7 @@ static Suite *store_suite(void)
     tcase_add_test(open, store_garbage_file_refused_untouched);
     tcase_add_test(open, store_newer_schema_refused);
     tcase_add_test(open, store_damaged_file_refused);
+    tcase_add_test(open, store_sqlite_sync_flushes_the_log_and_refuses_a_removed_one);
     suite_add_tcase(s, open);
 
     TCase *batch = tcase_create("batch");
