@@ -50,8 +50,8 @@ rounds = [r.split(":") for r in sys.argv[1:]]
 rates = sorted(float(r[0]) for r in rounds)
 print("http.commands_per_sec %.0f commands/s" % rates[1])
 print("http.p99_ms %.2f ms" % max(ms(r[1]) for r in rounds))
-print("# wrk -t2 -c64 -d10s x3 after 5 s of warm-up, POST /v1/cases/{id}/actions (durable): median round; p99 of the "
-      "worst round; rounds in order %s commands/s; non-2xx answers %d"
+print("# wrk -t2 -c64 -d10s x3 after 5 s of warm-up, POST /v1/cases/{id}/actions (durable): "
+      "median round; p99 of the worst round; rounds in order %s commands/s; non-2xx answers %d"
       % (", ".join(r[0] for r in rounds), sum(int(r[2]) for r in rounds)))
 PY
 kill -TERM $pid; wait $pid || true

@@ -232,6 +232,29 @@ static void observe(as_http *h, uint64_t ns)
     h->latency_ns_sum += ns;
 }
 
+/* Sends r->buf, taking it when it has to wait in libuv's queue. Most answers fit the socket
+ * buffer and are written here, with no request to allocate (and no write watcher for libuv to
+ * stop, which costs an epoll_ctl). Returns 0, or -1 when the answer cannot go out whole. */
+static int send_answer(conn *c, response *r)
+{
+    if (r->buf == NULL) return -1; /* no memory was left to build it */
+    uv_buf_t b = uv_buf_init(r->buf, (unsigned)r->len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == (int)r->len) return 0;
+    if (n < 0 && n != UV_EAGAIN) return -1;
+    write_req *wr = malloc(sizeof *wr);
+    if (wr == NULL) return -1;
+    size_t off = n > 0 ? (size_t)n : 0;
+    wr->buf = r->buf;
+    b = uv_buf_init(r->buf + off, (unsigned)(r->len - off));
+    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+        free(wr);
+        return -1;
+    }
+    r->buf = NULL;
+    return 0;
+}
+
 /* Writes the ready responses at the head of the queue, in request order. */
 static void flush(conn *c)
 {
@@ -242,22 +265,8 @@ static void flush(conn *c)
         if (r->status >= 100 && r->status < 600) c->srv->by_status[r->status / 100]++;
         observe(c->srv, uv_hrtime() - r->started);
         int close_after = r->close_after;
-        if (!c->closing) {
-            /* most answers fit the socket buffer: written here, with no request to allocate
-             * (and no write watcher for libuv to stop, which costs an epoll_ctl) */
-            uv_buf_t b = uv_buf_init(r->buf, (unsigned)r->len);
-            int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-            write_req *wr = n == (int)r->len ? NULL : malloc(sizeof *wr);
-            if (wr && (n >= 0 || n == UV_EAGAIN)) {
-                size_t off = n > 0 ? (size_t)n : 0;
-                wr->buf = r->buf;
-                b = uv_buf_init(r->buf + off, (unsigned)(r->len - off));
-                if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) == 0) r->buf = NULL;
-                else free(wr);
-            } else {
-                free(wr);
-            }
-        }
+        /* an answer that cannot go out whole would garble the ones after it: hang up */
+        if (!c->closing && send_answer(c, r) != 0) close_after = 1;
         free(r->buf);
         free(r);
         if (close_after) conn_close(c);
