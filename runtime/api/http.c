@@ -719,8 +719,8 @@ static void dispatch(conn *c)
     if (nseg == 4 && strcmp(seg[1], "cases") == 0 && strcmp(seg[3], "actions") == 0 &&
         as__case_get(h->rt, seg[2]) == NULL)
         return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);
-    if (c->has_idem && (c->idem_too_long || c->idem_len > 200))
-        return fill_error(r, AS_EBAD_REQUEST, "Idempotency-Key is longer than 200 bytes", !ka);
+    if (c->has_idem && (c->idem_too_long || as__limit_id(c->idem, c->idem_len) != 0))
+        return fill_error(r, AS_EBAD_REQUEST, "Idempotency-Key " AS_LIMIT_ID_WHAT, !ka);
     json_error_t je;
     json_t *body = c->body_len ? json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &je)
                                : json_object();

@@ -1,8 +1,9 @@
 /* codec.c -- JSON in and out: command payloads (DESIGN.md §2 table), case and metrics views.
  *
- * Every key not documented for an action is refused; a value of the wrong JSON type is
- * refused. Out-of-range values (an unknown type or reason name, a negative amount) are kept
- * as such and refused later, at check 7 of the contract's order. */
+ * Every key not documented for an action is refused; a value of the wrong JSON type or
+ * outside the input limits of limits.h is refused (check 3 of the contract's order).
+ * Out-of-range values that depend on the case (an unknown type or reason name, a negative
+ * amount) are kept as such and refused later, at check 7. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,7 +35,8 @@ int as__principal_parse(const char *s, as_principal *p)
     if (s == NULL) return -1;
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
         size_t n = strlen(forms[i].prefix);
-        if (forms[i].has_id ? strncmp(s, forms[i].prefix, n) == 0 && s[n] != '\0'
+        if (forms[i].has_id ? strncmp(s, forms[i].prefix, n) == 0 &&
+                                  as__limit_id(s + n, strlen(s + n)) == 0
                             : strcmp(s, forms[i].prefix) == 0) {
             p->role = forms[i].role;
             p->id = forms[i].has_id ? s + n : NULL;
@@ -49,6 +51,7 @@ static int shape(as_cmd *cmd, const char *fmt, const char *a)
     if (cmd->shape_err == 0) {
         cmd->shape_err = AS_EBAD_REQUEST;
         snprintf(cmd->shape_msg, sizeof cmd->shape_msg, fmt, a);
+        as__limit_sanitize(cmd->shape_msg);
     }
     return -1;
 }
@@ -60,6 +63,24 @@ static int get_string(as_cmd *cmd, json_t *v, const char *key, const char **out)
     return 0;
 }
 
+/* A string that is an identifier (limits.h). */
+static int get_id(as_cmd *cmd, json_t *v, const char *key, const char **out)
+{
+    if (get_string(cmd, v, key, out)) return -1;
+    if (as__limit_id(*out, json_string_length(v)))
+        return shape(cmd, "'%s' " AS_LIMIT_ID_WHAT, key);
+    return 0;
+}
+
+/* A string that is free text (limits.h): evidence ids, reasons, carrier, tracking, serial. */
+static int get_text(as_cmd *cmd, json_t *v, const char *key, const char **out)
+{
+    if (get_string(cmd, v, key, out)) return -1;
+    if (as__limit_text(*out, json_string_length(v)))
+        return shape(cmd, "'%s' " AS_LIMIT_TEXT_WHAT, key);
+    return 0;
+}
+
 static int get_int(as_cmd *cmd, json_t *v, const char *key, int64_t *out)
 {
     if (!json_is_integer(v)) return shape(cmd, "'%s' must be an integer", key);
@@ -67,17 +88,25 @@ static int get_int(as_cmd *cmd, json_t *v, const char *key, int64_t *out)
     return 0;
 }
 
+/* An amount of money: negative ones are kept for check 7, too large ones are the shape's. */
+static int get_money(as_cmd *cmd, json_t *v, const char *key, int64_t *out)
+{
+    if (get_int(cmd, v, key, out)) return -1;
+    if (*out > AS_MAX_MONEY) return shape(cmd, "'%s' " AS_LIMIT_MONEY_WHAT, key);
+    return 0;
+}
+
 static int get_evidence(as_cmd *cmd, json_t *v)
 {
     if (!json_is_array(v)) return shape(cmd, "'%s' must be a list of strings", "evidence");
     if (json_array_size(v) > AS_MAX_EVIDENCE)
-        return shape(cmd, "'%s' has too many entries", "evidence");
+        return shape(cmd, "'%s' has more than 32 entries", "evidence");
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e)
     {
         if (!json_is_string(e)) return shape(cmd, "'%s' must be a list of strings", "evidence");
-        cmd->evidence[i] = json_string_value(e);
+        if (get_text(cmd, e, "evidence[]", &cmd->evidence[i])) return -1;
     }
     cmd->nevidence = (int)json_array_size(v);
     cmd->given |= AS_P_EVIDENCE;
@@ -94,7 +123,7 @@ static int claim_field(as_cmd *cmd, const char *key, json_t *v)
     } else if (strcmp(key, "evidence") == 0) {
         get_evidence(cmd, v);
     } else if (strcmp(key, "requested_amount") == 0) {
-        get_int(cmd, v, key, &cmd->requested_amount);
+        get_money(cmd, v, key, &cmd->requested_amount);
         cmd->given |= AS_P_REQUESTED;
     } else if (strcmp(key, "bad_permille") == 0) {
         get_int(cmd, v, key, &cmd->bad_permille);
@@ -112,7 +141,7 @@ static void parse_items(as_cmd *cmd, json_t *v)
         return;
     }
     if (json_array_size(v) > AS_MAX_CASE_ITEMS) {
-        shape(cmd, "'%s' has too many entries", "items");
+        shape(cmd, "'%s' has more than 100 entries", "items");
         return;
     }
     size_t i;
@@ -129,7 +158,7 @@ static void parse_items(as_cmd *cmd, json_t *v)
         json_object_foreach(it, k, f)
         {
             if (strcmp(k, "sku") == 0)
-                have_sku = get_string(cmd, f, "items[].sku", &cmd->items[i].sku) == 0;
+                have_sku = get_id(cmd, f, "items[].sku", &cmd->items[i].sku) == 0;
             else if (strcmp(k, "qty") == 0)
                 have_qty = get_int(cmd, f, "items[].qty", &cmd->items[i].qty) == 0;
             else
@@ -149,9 +178,9 @@ int as__cmd_parse_open(as_cmd *cmd, json_t *obj)
     {
         if (claim_field(cmd, key, v)) continue;
         if (strcmp(key, "id") == 0) {
-            get_string(cmd, v, key, &cmd->case_id);
+            get_id(cmd, v, key, &cmd->case_id);
         } else if (strcmp(key, "order") == 0) {
-            get_string(cmd, v, key, &cmd->order_id);
+            get_string(cmd, v, key, &cmd->order_id); /* a lookup: unknown when outside */
         } else if (strcmp(key, "type") == 0) {
             const char *s;
             if (get_string(cmd, v, key, &s) == 0) cmd->type = as__type_from(s);
@@ -206,21 +235,21 @@ int as__cmd_parse_act(as_cmd *cmd, const char *action, json_t *payload)
     {
         if (!allowed_key(cmd->action, key)) {
             char m[128];
-            snprintf(m, sizeof m, "unknown key '%s' for action '%s'", key, action);
+            snprintf(m, sizeof m, "unknown key '%.40s' for action '%s'", key, action);
             return shape(cmd, "%s", m);
         }
         if (cmd->action == AS_ACT_REVISE) {
             claim_field(cmd, key, v);
         } else if (strcmp(key, "carrier") == 0 || strcmp(key, "reason") == 0) {
-            get_string(cmd, v, key, &cmd->text);
+            get_text(cmd, v, key, &cmd->text);
         } else if (strcmp(key, "tracking") == 0) {
-            get_string(cmd, v, key, &cmd->tracking);
+            get_text(cmd, v, key, &cmd->tracking);
         } else if (strcmp(key, "serial") == 0) {
-            if (get_string(cmd, v, key, &cmd->serial) == 0) cmd->given |= AS_P_SERIAL;
+            if (get_text(cmd, v, key, &cmd->serial) == 0) cmd->given |= AS_P_SERIAL;
         } else if (strcmp(key, "shipping_cost") == 0) {
-            if (get_int(cmd, v, key, &cmd->shipping_cost) == 0) cmd->given |= AS_P_SHIPPING;
+            if (get_money(cmd, v, key, &cmd->shipping_cost) == 0) cmd->given |= AS_P_SHIPPING;
         } else if (strcmp(key, "amount") == 0) {
-            if (get_int(cmd, v, key, &cmd->amount) == 0) cmd->given |= AS_P_AMOUNT;
+            if (get_money(cmd, v, key, &cmd->amount) == 0) cmd->given |= AS_P_AMOUNT;
         } else if (strcmp(key, "result") == 0) {
             const char *s;
             if (get_string(cmd, v, key, &s) == 0) {

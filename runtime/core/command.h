@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "limits.h"
 #include "model.h"
 
 typedef struct as_principal {
@@ -24,9 +25,6 @@ enum {
     AS_P_AMOUNT = 1 << 6,
     AS_P_RESULT = 1 << 7,
 };
-
-#define AS_MAX_CASE_ITEMS 64
-#define AS_MAX_EVIDENCE 32
 
 typedef struct as_open_item {
     const char *sku;

@@ -20,6 +20,7 @@
 #include "../store/store.h"
 #include "err.h"
 #include "journal.h"
+#include "limits.h"
 #include "runtime.h"
 #include "timefmt.h"
 
@@ -409,11 +410,13 @@ static int run_request(as_runtime *rt, json_t *req, as_error *err)
         return as__case_act(rt, &cmd, err);
     }
     if (strcmp(op, "rules.load") == 0) {
-        const char *shop = json_string_value(json_object_get(req, "shop"));
-        const char *src = json_string_value(json_object_get(req, "source"));
-        if (shop == NULL || src == NULL)
+        json_t *shop = json_object_get(req, "shop"), *src = json_object_get(req, "source");
+        if (!json_is_string(shop) || !json_is_string(src))
             return as__err(err, AS_EBAD_REQUEST, "'rules.load' needs 'shop' and 'source'");
-        return as_runtime_load_merchant_source(rt, shop, src, err);
+        if (as__limit_id(json_string_value(shop), json_string_length(shop)))
+            return as__limit_err(err, "shop", AS_LIMIT_ID_WHAT);
+        return as__merchant_upload(rt, json_string_value(shop), json_string_value(src),
+                                   json_string_length(src), err);
     }
     if (strcmp(op, "outbox.ack") == 0) {
         const char *key = json_string_value(json_object_get(req, "key"));
@@ -452,6 +455,14 @@ int as_runtime_submit(as_runtime *rt, const char *request_json, as_done_cb cb, v
     if (req == NULL || !json_is_object(req)) {
         as_error err = {0};
         int rc = as__err(&err, AS_EBAD_REQUEST, "malformed JSON: %s", req ? "not an object" : je.text);
+        json_decref(req);
+        if (cb) cb(ud, rc, err.msg);
+        return rc;
+    }
+    json_t *kj = json_object_get(req, "key");
+    if (kj && !(json_is_string(kj) && as__limit_id(json_string_value(kj), json_string_length(kj)) == 0)) {
+        as_error err = {0};
+        int rc = as__limit_err(&err, "key", AS_LIMIT_ID_WHAT);
         json_decref(req);
         if (cb) cb(ud, rc, err.msg);
         return rc;
@@ -528,12 +539,24 @@ int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size
     return 0;
 }
 
+int as__merchant_upload(as_runtime *rt, const char *shop, const char *src, size_t len,
+                        as_error *err)
+{
+    if (as__limit_id(shop, strlen(shop))) return as__limit_err(err, "shop", AS_LIMIT_ID_WHAT);
+    if (len > AS_MAX_SOURCE)
+        return as__err(err, AS_EBAD_REQUEST, "the rules of %s are longer than 1 MiB", shop);
+    if (as__limit_utf8(src, len, 1))
+        return as__err(err, AS_EBAD_REQUEST, "the rules of %s are not UTF-8 text without NUL bytes",
+                       shop);
+    char chunk[300];
+    snprintf(chunk, sizeof chunk, "=merchant rules of %s", shop);
+    return as__merchant_install(rt, shop, src, len, chunk, err);
+}
+
 int as_runtime_load_merchant_source(as_runtime *rt, const char *shop, const char *source,
                                     as_error *err)
 {
-    char chunk[300];
-    snprintf(chunk, sizeof chunk, "=merchant rules of %s", shop);
-    return as__merchant_install(rt, shop, source, strlen(source), chunk, err);
+    return as__merchant_upload(rt, shop, source, strlen(source), err);
 }
 
 int as_runtime_idle(const as_runtime *rt)

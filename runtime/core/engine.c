@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "layers.h"
+#include "limits.h"
 #include "../native/native_engine.h"
 #include "runtime.h"
 #include "timefmt.h"
@@ -123,13 +124,33 @@ static int order_field_err(as_error *err, const char *key, const char *what)
 
 static int get_time(json_t *v, const char *k, int64_t *out, as_error *err)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return order_field_err(err, k, "must be a time in ms (a non-negative integer)");
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > AS_MAX_TIME)
+        return order_field_err(err, k, AS_LIMIT_TIME_WHAT);
     *out = json_integer_value(v);
     return 0;
 }
 
-static int parse_item(as_runtime *rt, json_t *j, as_item *it, as_error *err)
+static int get_amount(json_t *v, const char *k, int64_t *out, as_error *err)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > AS_MAX_MONEY)
+        return order_field_err(err, k, "must be an amount in fen from 0 to 10000000000");
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* Borrows an identifier (or, `text`, a free text) from the document; interned later, once
+ * the whole order has passed, so that a refused order leaves nothing behind. */
+static int get_name(json_t *v, const char *k, int text, const char **out, as_error *err)
+{
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (s == NULL || (text ? as__limit_text(s, n) : as__limit_id(s, n)))
+        return order_field_err(err, k, text ? AS_LIMIT_TEXT_WHAT : AS_LIMIT_ID_WHAT);
+    *out = s;
+    return 0;
+}
+
+static int parse_item(json_t *j, as_item *it, as_error *err)
 {
     const char *k;
     json_t *v;
@@ -139,21 +160,20 @@ static int parse_item(as_runtime *rt, json_t *j, as_item *it, as_error *err)
     it->price = -1;
     json_object_foreach(j, k, v)
     {
-        if (strcmp(k, "sku") == 0 || strcmp(k, "category") == 0 || strcmp(k, "serial") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0)
-                return order_field_err(err, k, "must be a non-empty string");
-            const char *s = as__intern(rt, json_string_value(v));
-            if (s == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-            *(k[0] == 's' ? (k[1] == 'k' ? &it->sku : &it->serial) : &it->category) = s;
+        int rc = 0;
+        if (strcmp(k, "sku") == 0) {
+            rc = get_name(v, "items[].sku", 0, &it->sku, err);
+        } else if (strcmp(k, "category") == 0) {
+            rc = get_name(v, "items[].category", 0, &it->category, err);
+        } else if (strcmp(k, "serial") == 0) {
+            rc = get_name(v, "items[].serial", 1, &it->serial, err);
         } else if (strcmp(k, "qty") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000000)
-                return order_field_err(err, k, "must be a whole number from 1");
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > AS_MAX_QTY)
+                return order_field_err(err, "items[].qty", "must be a whole number from 1 to 10000");
             it->qty = (int32_t)json_integer_value(v);
         } else if (strcmp(k, "price") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-                json_integer_value(v) > (int64_t)1e13)
-                return order_field_err(err, k, "must be a non-negative amount in fen");
-            it->price = json_integer_value(v);
+            rc = get_amount(v, "items[].price", &it->price, err);
         } else if (strcmp(k, "live") == 0 || strcmp(k, "custom_made") == 0 ||
                    strcmp(k, "no_reason_excluded") == 0) {
             if (!json_is_boolean(v)) return order_field_err(err, k, "must be true or false");
@@ -162,11 +182,40 @@ static int parse_item(as_runtime *rt, json_t *j, as_item *it, as_error *err)
             else if (k[0] == 'c') it->custom_made = b;
             else it->no_reason_excluded = b;
         } else {
-            return as__err(err, AS_EBAD_REQUEST, "order: unknown key '%s' in an item", k);
+            return as__err(err, AS_EBAD_REQUEST, "order: unknown key '%.64s' in an item", k);
         }
+        if (rc) return rc;
     }
     if (it->sku == NULL || it->category == NULL || it->qty < 0 || it->price < 0)
         return as__err(err, AS_EBAD_REQUEST, "order: an item needs sku, category, qty and price");
+    return 0;
+}
+
+/* bad_request naming the categories the loaded packs serve (docs/design.md, Limits). */
+static int unknown_category(as_runtime *rt, const char *cat, as_error *err)
+{
+    char known[200] = "";
+    size_t n = 0;
+    for (int i = 0; i < rt->ncats && n + 1 < sizeof known; i++)
+        n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", i ? ", " : "",
+                              rt->cats[i].category);
+    return as__err(err, AS_EBAD_REQUEST, "order: unknown category '%s' (known: %s)", cat,
+                   rt->ncats ? known : "none loaded");
+}
+
+/* Interns the order's names, borrowed from its document until now. */
+static int intern_order(as_runtime *rt, as_order *o)
+{
+    const char **names[] = {&o->shop, &o->buyer};
+    for (size_t i = 0; i < 2; i++)
+        if ((*names[i] = as__intern(rt, *names[i])) == NULL) return AS_ENOMEM;
+    for (int i = 0; i < o->nitems; i++) {
+        as_item *it = &o->items[i];
+        if ((it->sku = as__intern(rt, it->sku)) == NULL ||
+            (it->category = as__intern(rt, it->category)) == NULL ||
+            (it->serial && (it->serial = as__intern(rt, it->serial)) == NULL))
+            return AS_ENOMEM;
+    }
     return 0;
 }
 
@@ -174,20 +223,21 @@ static int parse_order(as_runtime *rt, json_t *j, as_order **out, as_error *err)
 {
     if (!json_is_object(j)) return as__err(err, AS_EBAD_REQUEST, "the order must be an object");
     json_t *id = json_object_get(j, "id"), *items = json_object_get(j, "items");
-    if (!json_is_string(id) || json_string_length(id) == 0)
-        return order_field_err(err, "id", "must be a non-empty string");
-    if (!json_is_array(items) || json_array_size(items) == 0 || json_array_size(items) > 1000)
-        return order_field_err(err, "items", "must be a non-empty list");
+    const char *idstr;
+    int rc = get_name(id, "id", 0, &idstr, err);
+    if (rc) return rc;
+    if (!json_is_array(items) || json_array_size(items) == 0 ||
+        json_array_size(items) > AS_MAX_ORDER_LINES)
+        return order_field_err(err, "items", "must be a list of 1 to 100 lines");
     size_t nitems = json_array_size(items), idlen = json_string_length(id);
     as_order *o = calloc(1, sizeof *o + nitems * sizeof(as_item) + idlen + 1);
     if (o == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     char *idcopy = (char *)(o->items + nitems);
-    memcpy(idcopy, json_string_value(id), idlen + 1);
+    memcpy(idcopy, idstr, idlen + 1);
     o->id = idcopy;
     o->nitems = (uint16_t)nitems;
     o->paid_at = o->shipped_at = o->delivered_at = o->confirmed_at = AS_UNSET;
     o->buyer_credit = -1;
-    int rc = 0;
     const char *k;
     json_t *v;
     json_object_foreach(j, k, v)
@@ -195,18 +245,9 @@ static int parse_order(as_runtime *rt, json_t *j, as_order **out, as_error *err)
         if (rc) break;
         if (strcmp(k, "id") == 0 || strcmp(k, "items") == 0) continue;
         if (strcmp(k, "shop") == 0 || strcmp(k, "buyer") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0) {
-                rc = order_field_err(err, k, "must be a non-empty string");
-                break;
-            }
-            const char *s = as__intern(rt, json_string_value(v));
-            if (s == NULL) rc = as__err(err, AS_ENOMEM, "out of memory");
-            *(k[0] == 's' ? &o->shop : &o->buyer) = s;
+            rc = get_name(v, k, 0, k[0] == 's' ? &o->shop : &o->buyer, err);
         } else if (strcmp(k, "shipping_fee") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (int64_t)1e13)
-                rc = order_field_err(err, k, "must be a non-negative amount in fen");
-            else
-                o->shipping_fee = json_integer_value(v);
+            rc = get_amount(v, k, &o->shipping_fee, err);
         } else if (strcmp(k, "paid_at") == 0) {
             rc = get_time(v, k, &o->paid_at, err);
         } else if (strcmp(k, "shipped_at") == 0) {
@@ -224,16 +265,24 @@ static int parse_order(as_runtime *rt, json_t *j, as_order **out, as_error *err)
             else
                 o->buyer_credit = (int16_t)json_integer_value(v);
         } else {
-            rc = as__err(err, AS_EBAD_REQUEST, "order: unknown key '%s'", k);
+            rc = as__err(err, AS_EBAD_REQUEST, "order: unknown key '%.64s'", k);
         }
     }
+    /* each line at most 10^10 x 10^4 and at most 100 lines: the sum cannot overflow */
+    int64_t total = o->shipping_fee;
     for (size_t i = 0; rc == 0 && i < nitems; i++) {
-        rc = parse_item(rt, json_array_get(items, i), &o->items[i], err);
+        rc = parse_item(json_array_get(items, i), &o->items[i], err);
         for (size_t p = 0; rc == 0 && p < i; p++)
-            if (o->items[p].sku == o->items[i].sku)
+            if (strcmp(o->items[p].sku, o->items[i].sku) == 0)
                 rc = as__err(err, AS_EBAD_REQUEST, "order: SKU '%s' is listed twice",
                              o->items[i].sku);
+        if (rc == 0 && as__category_pack(rt, o->items[i].category) == NULL)
+            rc = unknown_category(rt, o->items[i].category, err);
+        if (rc == 0) total += o->items[i].price * o->items[i].qty;
     }
+    if (rc == 0 && total > AS_MAX_MONEY)
+        rc = order_field_err(err, "items", "add up (with the shipping fee) to more than "
+                                           "10000000000 fen");
     if (rc == 0 && (o->shop == NULL || o->buyer == NULL))
         rc = as__err(err, AS_EBAD_REQUEST, "order: 'shop' and 'buyer' are required");
     if (rc) {
@@ -265,12 +314,14 @@ int as__order_create(as_runtime *rt, json_t *j, as_error *err)
     as_hook_args args = {.order = o, .now_ms = now};
     for (int i = 0; i < o->nitems && rc == 0; i++) {
         int first = 1;
-        for (int p = 0; p < i; p++) first &= o->items[p].category != o->items[i].category;
+        for (int p = 0; p < i; p++) first &= strcmp(o->items[p].category, o->items[i].category) != 0;
         if (!first) continue;
         if ((rc = as__layers_order_check(rt->platform, &args, err)) != 0) break;
         rc = as__layers_order_check(as__category_pack(rt, o->items[i].category), &args, err);
     }
-    if (rc == 0 && ((o->shop_ref = as__shop_get(rt, o->shop, 1)) == NULL ||
+    /* the names are interned only for an order that is accepted */
+    if (rc == 0 && (intern_order(rt, o) != 0 ||
+                    (o->shop_ref = as__shop_get(rt, o->shop, 1)) == NULL ||
                     as__strmap_put(&rt->orders, o) != 0))
         rc = as__err(err, AS_ENOMEM, "out of memory");
     if (rc) {

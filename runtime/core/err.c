@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "limits.h"
+
 #define ERR_NAME(up, low, msg) #low,
 static const char *const err_names[] = {AS_ERRNO_MAP(ERR_NAME)};
 #undef ERR_NAME
@@ -46,6 +48,7 @@ int as__err(as_error *err, int code, const char *fmt, ...)
         err->code = code;
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        as__limit_sanitize(err->msg); /* messages quote input and are cut to fit */
     }
     return code;
 }

@@ -88,6 +88,11 @@ int as__durable_attach(as_runtime *rt, struct as_store *store, as_error *err);
 int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size_t len,
                          const char *chunk, as_error *err);
 
+/* A merchant upload from outside (the pipe, HTTP, the C API): the shop id and the source
+ * checked against the limits (limits.h), then installed as above. */
+int as__merchant_upload(as_runtime *rt, const char *shop, const char *src, size_t len,
+                        as_error *err);
+
 /* as_runtime_submit for a request already parsed (borrowed). */
 int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud);
 

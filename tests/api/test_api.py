@@ -1046,12 +1046,19 @@ class Idempotency(ApiCase):
                 self.assertError(self.req("POST", "/v1/orders", order_body(oid), PLATFORM),
                                  400, "bad_request")  # it exists
 
-    def test_key_of_128_bytes(self):
+    def test_key_of_64_bytes_and_one_past(self):
         oid = new_id("O")
-        h = {"Idempotency-Key": ("%s-" % oid).ljust(128, "x")}
+        h = {"Idempotency-Key": ("%s-" % oid).ljust(64, "x")}
         self.assertOk(self.req("POST", "/v1/orders", order_body(oid), PLATFORM, h), 201)
         self.assertOk(self.req("POST", "/v1/orders", order_body(oid), PLATFORM, h), 201)
         self.assertError(self.req("POST", "/v1/orders", order_body(oid), PLATFORM), 400, "bad_request")
+        other = new_id("O")
+        for bad in [("%s-" % other).ljust(65, "x"), "k|1", "k 1", ".", ".."]:
+            r = self.req("POST", "/v1/orders", order_body(other), PLATFORM, {"Idempotency-Key": bad})
+            self.assertError(r, 400, "bad_request")
+            self.assertIn("Idempotency-Key", r.json["message"])
+        # nothing was created under the refused keys
+        self.assertOk(self.req("POST", "/v1/orders", order_body(other), PLATFORM), 201)
 
     def test_same_key_pipelined(self):
         _, cid = self.new_case()
