@@ -58,7 +58,7 @@ local function refund_amount(case, order)
     if permille > 700 then return paid end
     return (paid * permille) // 1000
   end
-  if t == "refund_only" then return case.paid end
+  if t == "refund_only" then return case.paid + case.shipping_fee end
   return nil
 end
 
@@ -74,7 +74,7 @@ end
 
 return {
   name = "fresh_food",
-  version = "1",
+  version = "2",
   categories = { "fresh_food" },
   eligibility = eligibility,
   deadlines = deadlines,

@@ -86,6 +86,9 @@ local function deadlines(case, order)
   return DEADLINES
 end
 
+-- RULES.md §1.4: the whole refund as it stands, the shipping fee (case.shipping_fee: the
+-- order's fee when it goes back with this case now, else 0) and return shipping included
+-- where they apply.
 local function refund_amount(case, order)
   local t = case.type
   local paid = case.paid
@@ -94,10 +97,11 @@ local function refund_amount(case, order)
     if requested ~= nil then return requested end
     return paid
   end
+  local amount = paid + case.shipping_fee
   if MERCHANT_FAULT[case.reason] then
-    return paid + (case.return_shipping or 0)
+    amount = amount + (case.return_shipping or 0)
   end
-  return paid
+  return amount
 end
 
 local function priority(case, order)
@@ -122,7 +126,7 @@ end
 
 return {
   name = "platform",
-  version = "1",
+  version = "2",
   eligibility = eligibility,
   deadlines = deadlines,
   refund_amount = refund_amount,

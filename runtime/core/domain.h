@@ -119,6 +119,10 @@ static inline void as__order_add_case(as_order *o, as_case *c)
 
 /* Σ price × qty over the case's items: "paid for the case" (RULES.md conventions). */
 int64_t as__case_paid(const as_case *c);
+/* The order's shipping fee when it goes back with this case's refund now (RULES.md §1.4: the
+ * order has not shipped and, with this case, no unit of it is left unsettled; never for a
+ * partial refund), else 0. */
+int64_t as__case_fee(const as_case *c);
 /* The evidence count of a staged vals. */
 int as__vals_evidence_count(const as_case_vals *v);
 /* Copies `n` strings into one owned block; NULL on OOM. An empty list gives NULL too when

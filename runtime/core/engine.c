@@ -92,6 +92,16 @@ static int64_t settled_units(const as_order *o, int line, const as_case *self)
     return n;
 }
 
+int64_t as__case_fee(const as_case *c)
+{
+    const as_order *o = c->order;
+    if (c->type == AS_TYPE_PARTIAL_REFUND || o->shipped_at != AS_UNSET || o->shipping_fee == 0)
+        return 0;
+    for (int line = 0; line < o->nitems; line++)
+        if (settled_units(o, line, c) + case_covers(c, line) < o->items[line].qty) return 0;
+    return o->shipping_fee;
+}
+
 static int is_fault_evidence_reason(int r)
 {
     return r == AS_REASON_QUALITY || r == AS_REASON_NOT_AS_DESCRIBED ||
@@ -100,12 +110,10 @@ static int is_fault_evidence_reason(int r)
 }
 
 /* The most a refund may be: paid for the case, plus return shipping once known, plus the
- * shipping fee while the order has not shipped (RULES.md §1.4). */
+ * shipping fee where it goes back with this case (RULES.md §1.4). */
 static int64_t refund_cap(const as_case *c, const as_case_vals *v)
 {
-    int64_t cap = as__case_paid(c) + v->return_shipping;
-    if (c->order->shipped_at == AS_UNSET) cap += c->order->shipping_fee;
-    return cap;
+    return as__case_paid(c) + v->return_shipping + as__case_fee(c);
 }
 
 static void event(as_runtime *rt, const as_order *o, as_event_kind k, int64_t val)
@@ -420,17 +428,6 @@ static int ask_deadline(txn *t)
     return rc;
 }
 
-/* RULES.md §1.4: the shipping fee goes back with the refund that leaves no item of the
- * order unrefunded, while the order has not shipped. */
-static int64_t fee_with_refund(const as_case *c)
-{
-    const as_order *o = c->order;
-    if (o->shipped_at != AS_UNSET || o->shipping_fee == 0) return 0;
-    for (int line = 0; line < o->nitems; line++)
-        if (settled_units(o, line, c) + case_covers(c, line) < o->items[line].qty) return 0;
-    return o->shipping_fee;
-}
-
 static int hist_append(as_case *c, int64_t at, const as_principal *who, int action, int from,
                        int to, char *note)
 {
@@ -491,12 +488,17 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
     as_case *c = t->c;
     int from = c->v.state;
     t->nv.state = (uint8_t)to;
-    if (to == AS_STATE_REFUNDING && from != AS_STATE_REFUNDING &&
-        !(t->nv.flags & AS_CF_FEE_ADDED)) {
-        int64_t fee = fee_with_refund(c);
-        if (fee) {
+    if (to == AS_STATE_REFUNDING && from != AS_STATE_REFUNDING) {
+        /* RULES.md §1.4: the fee is judged again as the refund is instructed, by the host
+         * alone: added if it holds now, taken back if it no longer does, never twice */
+        int64_t fee = as__case_fee(c);
+        if (fee && !(t->nv.flags & AS_CF_FEE_ADDED)) {
             t->nv.refund_amount += fee;
             t->nv.flags |= AS_CF_FEE_ADDED;
+        } else if (!fee && (t->nv.flags & AS_CF_FEE_ADDED)) {
+            int64_t back = c->order->shipping_fee;
+            t->nv.refund_amount = t->nv.refund_amount > back ? t->nv.refund_amount - back : 0;
+            t->nv.flags &= (uint16_t)~AS_CF_FEE_ADDED;
         }
     }
     if (as__state_terminal(to) && to != AS_STATE_REFUNDED) t->nv.refund_amount = 0;
@@ -631,11 +633,15 @@ static int claim(txn *t)
     const as_order *o = t->c->order;
     int cancellation = o->shipped_at == AS_UNSET && t->c->type == AS_TYPE_REFUND_ONLY;
     if (!cancellation && (rc = as__layers_eligibility(&t->L, t->err)) != 0) return rc;
-    int64_t paid = as__case_paid(t->c);
-    int64_t amount = paid;
+    /* RULES.md §1.4: the fee is judged at open and at each revise, so the hooks after
+     * refund_amount (auto_decide, the packs' thresholds) see the refund as it stands */
+    int64_t fee = as__case_fee(t->c);
+    int64_t amount = as__case_paid(t->c) + fee;
     if (t->c->type == AS_TYPE_PARTIAL_REFUND && t->nv.requested_amount != AS_UNSET)
         amount = t->nv.requested_amount;
     t->nv.refund_amount = amount;
+    if (fee) t->nv.flags |= AS_CF_FEE_ADDED;
+    else t->nv.flags &= (uint16_t)~AS_CF_FEE_ADDED;
     if ((rc = as__layers_refund_amount(&t->L, refund_cap(t->c, &t->nv), &t->nv.refund_amount,
                                        t->err)) != 0)
         return rc;

@@ -560,6 +560,7 @@ static int case_index(lua_State *L)
         break;
     case 's':
         if (strcmp(k, "state") == 0) return lua_pushstring(L, as__state_name(v->state)), 1;
+        if (strcmp(k, "shipping_fee") == 0) return lua_pushinteger(L, as__case_fee(c)), 1;
         break;
     case 't':
         if (strcmp(k, "type") == 0) return lua_pushstring(L, as__type_name(c->type)), 1;

@@ -127,6 +127,7 @@ static int host_num(const as_view *v, int field, int64_t *out)
         case AS_F_ENDED_AT: return set(out, c->ended_at);
         case AS_F_VERSION: return set(out, cv->version);
         case AS_F_PAID: return set(out, as__case_paid(c));
+        case AS_F_SHIPPING_FEE: return set(out, as__case_fee(c));
         case AS_F_REFUND_AMOUNT: return set(out, cv->refund_amount);
         case AS_F_RETURN_SHIPPING: return set(out, cv->return_shipping);
         case AS_F_NEEDS_INSPECTION: return set(out, (cv->flags & AS_CF_INSPECT) != 0);

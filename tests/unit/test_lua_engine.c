@@ -52,22 +52,22 @@ static as_pack *load_bundled(const char *name)
 START_TEST(lua_engine_loads_bundled_packs)
 {
     static const struct {
-        const char *file, *category;
+        const char *file, *category, *version;
         uint32_t hooks;
     } want[] = {
-        {"platform", NULL,
+        {"platform", NULL, "2",
          H(ELIGIBILITY) | H(DEADLINES) | H(REFUND_AMOUNT) | H(PRIORITY) | H(INSTANT_REFUND) |
              H(ON_INSPECTION)},
-        {"apparel", "apparel", H(ELIGIBILITY)},
-        {"electronics", "electronics",
+        {"apparel", "apparel", "1", H(ELIGIBILITY)},
+        {"electronics", "electronics", "1",
          H(ORDER_CHECK) | H(ELIGIBILITY) | H(INSPECTION) | H(ON_INSPECTION)},
-        {"fresh_food", "fresh_food",
+        {"fresh_food", "fresh_food", "2",
          H(ELIGIBILITY) | H(DEADLINES) | H(REFUND_AMOUNT) | H(AUTO_DECIDE)},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         as_pack *p = load_bundled(want[i].file);
         ck_assert_str_eq(p->name, want[i].file);
-        ck_assert_str_eq(p->version, "1");
+        ck_assert_str_eq(p->version, want[i].version);
         ck_assert_msg(p->hooks == want[i].hooks, "%s hooks 0x%x, want 0x%x", want[i].file,
                       p->hooks, want[i].hooks);
         if (want[i].category) {
