@@ -506,37 +506,20 @@ int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
     return rc;
 }
 
-int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size_t len,
-                         const char *chunk, as_error *err)
+void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int current)
 {
-    as_pack *p;
-    int rc = as__lua_pack_load(src, len, chunk, &rt->limits, &p, err);
-    if (rc) return rc;
-    if (p->categories[0] != NULL) {
-        as__pack_unref(p);
-        return as__err(err, AS_EBAD_REQUEST, "%s: a merchant pack names no categories", chunk + 1);
-    }
-    as_shop *s = as__shop_get(rt, shop, 1);
-    if (s == NULL) {
-        as__pack_unref(p);
-        return as__err(err, AS_ENOMEM, "out of memory");
-    }
-    p->owner = s->id;
-    if (as__runtime_keep(rt, p, err)) return AS_ENOMEM;
-    as__pack_unref(s->merchant);
-    s->merchant = p;
-    if (rt->dur) {
-        as_wbuf *b = &rt->dur->next.rec;
-        kick(rt);
-        as__wbuf_u8(b, AS_REC_PACK);
-        as__wbuf_str(b, shop);
-        as__wbuf_str(b, p->name);
-        as__wbuf_str(b, p->version);
-        as__wbuf_bytes(b, &(uint32_t){(uint32_t)len}, 4);
-        as__wbuf_bytes(b, src, len);
-        as__wbuf_u8(b, 1);
-    }
-    return 0;
+    if (rt->dur == NULL) return;
+    as_wbuf *b = &rt->dur->next.rec;
+    kick(rt);
+    as__wbuf_u8(b, AS_REC_PACK);
+    as__wbuf_str(b, shop);
+    as__wbuf_str(b, v->name);
+    as__wbuf_str(b, v->version);
+    as__wbuf_bytes(b, &(uint32_t){(uint32_t)v->len}, 4);
+    as__wbuf_bytes(b, v->source, v->len);
+    as__wbuf_u8(b, (uint8_t)current);
+    as__wbuf_str(b, v->sha256);
+    as__wbuf_i64(b, v->uploaded_at);
 }
 
 int as__merchant_upload(as_runtime *rt, const char *shop, const char *src, size_t len,
@@ -579,29 +562,12 @@ typedef struct restore {
 } restore;
 
 static int v_pack(void *ud, const char *shop, const char *name, const char *version,
-                  const char *source, int current)
+                  const char *source, size_t len, int current, const char *sha256,
+                  int64_t uploaded_at)
 {
     restore *x = ud;
-    as_pack *p;
-    char chunk[300];
-    snprintf(chunk, sizeof chunk, "=merchant rules of %s", shop);
-    int rc = as__lua_pack_load(source, strlen(source), chunk, &x->rt->limits, &p, x->err);
-    if (rc) return rc;
-    as_shop *s = as__shop_get(x->rt, shop, 1);
-    if (s == NULL) {
-        as__pack_unref(p);
-        return as__err(x->err, AS_ENOMEM, "out of memory");
-    }
-    p->owner = s->id;
-    if (as__runtime_keep(x->rt, p, x->err)) return AS_ENOMEM;
-    if (current) {
-        as__pack_unref(s->merchant);
-        s->merchant = p;
-    } else if (PUSH(x->held, p)) {
-        return as__err(x->err, AS_ENOMEM, "out of memory");
-    }
-    (void)name;
-    return 0;
+    return as__versions_restore(x->rt, shop, name, version, source, len, current, sha256,
+                                uploaded_at, x->err);
 }
 
 static int v_reserve(void *ud, size_t orders, size_t cases)
@@ -626,25 +592,6 @@ static int v_order(void *ud, const void *data, size_t len)
     return 0;
 }
 
-/* The loaded version a case pinned: the exact name@version, else (a bundled pack upgraded
- * since) the version in force for that layer. */
-static as_pack *find_pin(as_runtime *rt, int layer, const char *shop, const char *name,
-                         const char *version)
-{
-    for (int i = rt->ninstalled - 1; i >= 0; i--) {
-        as_pack *p = rt->installed[i];
-        if (strcmp(p->name, name) == 0 && strcmp(p->version, version) == 0 && as__pack_loaded(p) &&
-            (layer != AS_LAYER_MERCHANT || (p->owner && strcmp(p->owner, shop) == 0)))
-            return p;
-    }
-    if (layer == AS_LAYER_PLATFORM) return rt->platform;
-    if (layer == AS_LAYER_CATEGORY) {
-        for (int i = 0; i < rt->ncats; i++)
-            if (strcmp(rt->cats[i].pack->name, name) == 0) return rt->cats[i].pack;
-    }
-    return NULL;
-}
-
 static as_pack *pin(void *ctx, int layer, const char *shop, const char *name, const char *version)
 {
     restore *x = ctx;
@@ -652,7 +599,14 @@ static as_pack *pin(void *ctx, int layer, const char *shop, const char *name, co
     if (p && strcmp(p->name, name) == 0 && strcmp(p->version, version) == 0 &&
         (layer != AS_LAYER_MERCHANT || strcmp(p->owner, shop) == 0))
         return p;
-    return x->last_pin[layer] = find_pin(x->rt, layer, shop, name, version);
+    int fresh;
+    p = as__versions_pin(x->rt, layer, shop, name, version, &fresh, x->err);
+    if (p && fresh && PUSH(x->held, p)) {
+        as__pack_unref(p);
+        as__err(x->err, AS_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return x->last_pin[layer] = p;
 }
 
 static int v_case(void *ud, const void *data, size_t len, int64_t due)
@@ -812,6 +766,7 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
             uv_check_start(d->check, check_cb);
             uv_unref((uv_handle_t *)d->check);
             if ((d->kick = malloc(sizeof *d->kick)) != NULL) uv_idle_init(d->loop, d->kick);
+            as__versions_store_bundled(rt);
         }
     }
     if (rc == 0) rc = start_threads(d, err);

@@ -1152,6 +1152,7 @@ void as_runtime_free(as_runtime *rt)
     as_shop *s;
     while ((s = as__strmap_next(&rt->shops, &pos)) != NULL) {
         as__pack_unref(s->merchant);
+        as__versions_free(&s->versions);
         as__events_free(&s->events);
         free(s);
     }
@@ -1163,6 +1164,7 @@ void as_runtime_free(as_runtime *rt)
     as__pack_unref(rt->platform);
     for (int i = 0; i < rt->ninstalled; i++) as__pack_free_shell(rt->installed[i]);
     free(rt->installed);
+    as__versions_free(&rt->bundled);
     as__strmap_free(&rt->orders);
     as__strmap_free(&rt->cases);
     as__strmap_free(&rt->shops);
@@ -1215,18 +1217,57 @@ static int install_pack(as_runtime *rt, as_pack *p, as_error *err)
     return 0;
 }
 
+/* Installs a platform or category pack under its version's identity (versions.h). `p` is
+ * taken over either way. */
+static int install_version(as_runtime *rt, as_pack *p, const char *src, size_t len,
+                           const char *sha, as_error *err)
+{
+    as_version *v;
+    int rc = as__versions_bundled(rt, p, src, len, sha, &v, err);
+    if (rc) {
+        as__pack_unref(p);
+        return rc;
+    }
+    if ((rc = install_pack(rt, p, err)) != 0) return rc;
+    v->pack = p; /* kept by the runtime */
+    return 0;
+}
+
 int as_runtime_load_pack(as_runtime *rt, const char *path, as_error *err)
 {
+    char *src, sha[AS_SHA256_HEX], chunk[512];
+    size_t len;
+    int rc = as__read_file(path, &src, &len, err);
+    if (rc) return rc;
+    snprintf(chunk, sizeof chunk, "@%s", path);
     as_pack *p;
-    int rc = as__lua_pack_load_file(path, &rt->limits, &p, err);
-    return rc ? rc : install_pack(rt, p, err);
+    if (as__sha256_hex(src, len, sha)) rc = as__err(err, AS_ENOMEM, "out of memory");
+    else rc = as__lua_pack_load(src, len, chunk, &rt->limits, &p, err);
+    if (rc == 0) rc = install_version(rt, p, src, len, sha, err);
+    free(src);
+    return rc;
 }
 
 int as_runtime_load_native(as_runtime *rt, const char *dir, const char *file, as_error *err)
 {
+    char path[4096], *bytes, sha[AS_SHA256_HEX];
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s", dir, file);
     as_pack *p;
     int rc = as__native_pack_load(dir, file, &p, err);
-    return rc ? rc : install_pack(rt, p, err);
+    if (rc) return rc;
+    /* the pin's identity is the file the plugin was loaded from */
+    if ((rc = as__read_file(path, &bytes, &len, err)) != 0) {
+        as__pack_unref(p);
+        return rc;
+    }
+    if (as__sha256_hex(bytes, len, sha)) rc = as__err(err, AS_ENOMEM, "out of memory");
+    free(bytes);
+    if (rc) {
+        as__pack_unref(p);
+        return rc;
+    }
+    return install_version(rt, p, NULL, 0, sha, err);
 }
 
 int as_runtime_load_merchant(as_runtime *rt, const char *shop, const char *path, as_error *err)

@@ -225,6 +225,7 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
         c->rules[l] = n && v && !r.bad ? pin(ctx, l, o->shop, n, v) : NULL;
         if (n && v && !r.bad && c->rules[l] == NULL) {
             free(c);
+            if (err && err->code) return err->code; /* `pin` said why */
             return as__err(err, AS_EIO, "store: case '%s' pins %s rules %s@%s, which the store "
                            "does not hold", id, as__layer_name(l), n, v);
         }

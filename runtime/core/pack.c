@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
+
 #define NAME1(up, low) #low,
 static const char *const hook_names[] = {AS_HOOK_MAP(NAME1)};
 #undef NAME1
@@ -32,6 +34,42 @@ as_pack *as__pack_new(const as_engine *engine, const char *name, const char *ver
         as__pack_unref(p);
         return NULL;
     }
+    return p;
+}
+
+static int failed_call(as_pack *p, as_hook h, const as_hook_args *a, as_answer *ans,
+                       as_error *err)
+{
+    (void)a;
+    ans->kind = AS_ANS_NIL;
+    p->failures++;
+    return as__err(err, AS_ERULE_ERROR, "%s@%s: hook %s did not run: the pack failed to load (%s)",
+                   p->name, p->version, as__hook_name(h), (const char *)p->impl);
+}
+
+static size_t failed_memory(const as_pack *p)
+{
+    (void)p;
+    return 0;
+}
+
+static void failed_free(as_pack *p)
+{
+    free(p->impl);
+    p->impl = NULL;
+}
+
+static const as_engine failed_engine = {"failed", failed_call, failed_memory, failed_free};
+
+as_pack *as__pack_new_failed(const char *name, const char *version, const char *why)
+{
+    as_pack *p = as__pack_new(&failed_engine, name, version);
+    if (p == NULL) return NULL;
+    if ((p->impl = strdup(why)) == NULL) {
+        as__pack_unref(p);
+        return NULL;
+    }
+    p->hooks = (1u << AS_HOOK_COUNT) - 1; /* each hook fails, so each is recorded */
     return p;
 }
 

@@ -94,6 +94,8 @@ static inline int as__pack_has(const as_pack *p, as_hook h)
 
 /* Allocates a pack shell owning copies of name and version; NULL on OOM. */
 as_pack *as__pack_new(const as_engine *engine, const char *name, const char *version);
+/* A version that failed to load (versions.h): every hook fails with `why`. NULL on OOM. */
+as_pack *as__pack_new_failed(const char *name, const char *version, const char *why);
 /* Takes a copy of the categories list; returns 0 or AS_ENOMEM. */
 int as__pack_set_categories(as_pack *p, const char *const *cats, int n);
 void as__pack_ref(as_pack *p);

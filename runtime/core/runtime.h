@@ -17,11 +17,13 @@
 #include "pack.h"
 #include "sched.h"
 #include "strmap.h"
+#include "versions.h"
 #include "../lua/lua_engine.h"
 
 typedef struct as_shop {
     const char *id;         /* interned */
     as_pack *merchant;      /* version in force for new cases (one reference), or NULL */
+    as_versions versions;   /* every merchant pack version the shop loaded (versions.h) */
     as_shop_events events;
 } as_shop;
 
@@ -37,6 +39,7 @@ typedef struct as_stats {
     uint64_t commits, commit_ns_sum, commit_ns_max;        /* group commits and their time */
     uint64_t rule_failures[AS_LAYER_COUNT];
     uint64_t merchant_dropped;
+    uint64_t pack_load_failures; /* stored versions that failed to load (versions.h) */
 } as_stats;
 
 typedef struct as_outbox_fn {
@@ -51,6 +54,7 @@ struct as_runtime {
     as_strmap orders, cases, shops, strings;
     as_pack *platform;
     as_pack **installed; /* every pack version installed, owned: their shells */
+    as_versions bundled; /* the platform's and categories' pack versions (versions.h) */
     int ninstalled;
     as_category_pack *cats;
     int ncats;
@@ -83,8 +87,13 @@ struct as_store;
  * as_runtime_attach_store with a store object, for engines other than SQLite. */
 int as__durable_attach(as_runtime *rt, struct as_store *store, as_error *err);
 
-/* Loads merchant rules from source text and puts them in force for `shop`'s new cases; on a
- * durable runtime the source is journaled with its version. `chunk` names it in messages. */
+/* Journals a pack version row (versions.h) in the turn's transaction; `shop` "" for the
+ * platform's own packs. A no-op without a store. */
+void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int current);
+
+/* Loads merchant rules from source text and puts them in force for `shop`'s new cases
+ * (versions.c: AS_ECONFLICT for another source under a used name@version); on a durable
+ * runtime the source is journaled with its version. `chunk` names it in messages. */
 int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size_t len,
                          const char *chunk, as_error *err);
 

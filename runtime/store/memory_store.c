@@ -11,10 +11,11 @@
 
 typedef struct row {
     char *key;   /* owned */
-    char *a, *b; /* owned: order id / outbox kind+case / message / pack name+source */
+    char *a, *b; /* owned: order id / outbox kind+case / message / pack name+version */
+    char *c;     /* owned: a pack's sha256 */
     void *data;  /* owned */
     size_t len;
-    int64_t n;   /* due, amount, code */
+    int64_t n;   /* due, amount, code, a pack's uploaded_at */
     int flag;    /* outbox acked, pack current */
 } row;
 
@@ -37,7 +38,7 @@ static const char *row_key(const void *r)
 static void row_free(row *r)
 {
     if (r == NULL) return;
-    free(r->key), free(r->a), free(r->b), free(r->data);
+    free(r->key), free(r->a), free(r->b), free(r->c), free(r->data);
     free(r);
 }
 
@@ -146,9 +147,19 @@ static int apply_record(memory_store *s, int kind, as_rbuf *r)
         w->b = take_str(r);   /* version */
         w->data = take_bytes(r, &w->len);
         w->flag = as__rbuf_u8(r);
+        w->c = take_str(r);
+        w->n = as__rbuf_i64(r);
         if (r->bad) return row_free(w), AS_EIO;
-        for (size_t i = 0; i < s->packs.len; i++)
+        for (size_t i = 0; w->flag && i < s->packs.len; i++)
             if (strcmp(s->packs.v[i]->key, w->key) == 0) s->packs.v[i]->flag = 0;
+        for (size_t i = 0; i < s->packs.len; i++) {
+            row *p = s->packs.v[i];
+            if (strcmp(p->key, w->key) == 0 && strcmp(p->a, w->a) == 0 && strcmp(p->b, w->b) == 0) {
+                s->packs.v[i] = w; /* (shop, name, version) names one row */
+                row_free(p);
+                return 0;
+            }
+        }
         return append(&s->packs, w);
     default:
         row_free(w);
@@ -185,7 +196,7 @@ static int memory_commit(as_store *base, const unsigned char *batch, size_t len,
         case AS_REC_IDEM: need(&check), as__rbuf_u32(&check), skip(&check); break;
         case AS_REC_PACK:
             need(&check), need(&check), need(&check), skip(&check);
-            as__rbuf_u8(&check);
+            as__rbuf_u8(&check), need(&check), as__rbuf_i64(&check);
             break;
         default: check.bad = 1;
         }
@@ -206,7 +217,7 @@ static int memory_load(as_store *base, const as_store_visitor *v, as_error *err)
     for (size_t i = 0; rc == 0 && i < s->packs.len; i++) {
         row *p = s->packs.v[i];
         char *src = dup_n(p->data, p->len);
-        rc = src ? v->pack(v->ud, p->key, p->a, p->b, src, p->flag) : AS_ENOMEM;
+        rc = src ? v->pack(v->ud, p->key, p->a, p->b, src, p->len, p->flag, p->c, p->n) : AS_ENOMEM;
         free(src);
     }
     for (size_t i = 0; rc == 0 && i < s->orders.len; i++)

@@ -17,7 +17,9 @@
  *   events(rowid, case_id, n, data)     the append-only history, in commit order
  *   outbox(key, kind, case_id, amount, acked)
  *   idempotency(key, code, message)
- *   packs(shop, version, name, source, current)  merchant rule sources by version
+ *   packs(shop, name, version, source, current, sha256, uploaded_at)
+ *                                       every pack version's source by its identity; shop ''
+ *                                       for the platform's own packs (schema 2)
  * Migrations: each schema version is a step from the one before; a file with a newer
  * user_version than this build knows is refused. */
 #include <errno.h>
@@ -35,7 +37,7 @@
 #include "wbuf.h"
 
 #define APP_ID 0x41534c31 /* "ASL1" */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;"
@@ -50,6 +52,14 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " message TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE packs(shop TEXT NOT NULL, version TEXT NOT NULL, name TEXT NOT NULL,"
     " source TEXT NOT NULL, current INTEGER NOT NULL, PRIMARY KEY(shop, version)) WITHOUT ROWID;",
+    /* 2: a pack version is (shop, name, version) and carries the SHA-256 of its source; the
+     * rows of schema 1 get theirs computed at load */
+    "CREATE TABLE packs2(shop TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,"
+    " source TEXT NOT NULL, current INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+    " uploaded_at INTEGER NOT NULL, PRIMARY KEY(shop, name, version)) WITHOUT ROWID;"
+    "INSERT INTO packs2 SELECT shop, name, version, source, current, '', 0 FROM packs;"
+    "DROP TABLE packs;"
+    "ALTER TABLE packs2 RENAME TO packs;",
 };
 
 enum {
@@ -79,8 +89,8 @@ static const char *const sql[S_COUNT] = {
     [S_OUTBOX_ACK] = "UPDATE outbox SET acked = 1 WHERE key = ?1",
     [S_IDEM] = "INSERT OR IGNORE INTO idempotency(key, code, message) VALUES(?1, ?2, ?3)",
     [S_PACK_OLD] = "UPDATE packs SET current = 0 WHERE shop = ?1",
-    [S_PACK] = "INSERT OR REPLACE INTO packs(shop, version, name, source, current)"
-               " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_PACK] = "INSERT OR REPLACE INTO packs(shop, name, version, source, current, sha256,"
+               " uploaded_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -169,10 +179,12 @@ static sqlite3_stmt *bind_record(sqlite_store *s, int kind, as_rbuf *r)
         if (rc != SQLITE_DONE) return NULL;
         st = s->st[S_PACK];
         sqlite3_bind_text(st, 1, shop, (int)n, SQLITE_STATIC);
-        bind_str(st, 3, r); /* name */
-        bind_str(st, 2, r); /* version */
-        bind_str(st, 4, r);
+        bind_str(st, 2, r); /* name */
+        bind_str(st, 3, r); /* version */
+        bind_str(st, 4, r); /* source */
         sqlite3_bind_int(st, 5, as__rbuf_u8(r));
+        bind_str(st, 6, r); /* sha256 */
+        sqlite3_bind_int64(st, 7, as__rbuf_i64(r));
         break;
     }
     default: return NULL;
@@ -257,8 +269,10 @@ static int each_row(sqlite_store *s, const char *q, int (*row)(sqlite3_stmt *, c
 
 static int row_pack(sqlite3_stmt *st, const as_store_visitor *v)
 {
-    return v->pack(v->ud, col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
-                   sqlite3_column_int(st, 4));
+    const char *source = col_text(st, 3);
+    return v->pack(v->ud, col_text(st, 0), col_text(st, 1), col_text(st, 2), source,
+                   (size_t)sqlite3_column_bytes(st, 3), sqlite3_column_int(st, 4),
+                   col_text(st, 5), sqlite3_column_int64(st, 6));
 }
 
 static int row_order(sqlite3_stmt *st, const as_store_visitor *v)
@@ -300,7 +314,8 @@ static int sqlite_load(as_store *base, const as_store_visitor *v, as_error *err)
         return db_err(s, err, "load");
     if ((rc = v->reserve(v->ud, (size_t)orders, (size_t)cases)) != 0)
         return as__err(err, rc, "store: out of memory for %d orders and %d cases", orders, cases);
-    if ((rc = each_row(s, "SELECT shop, name, version, source, current FROM packs ORDER BY current",
+    if ((rc = each_row(s, "SELECT shop, name, version, source, current, sha256, uploaded_at FROM packs"
+                          " ORDER BY current",
                        row_pack, v, err)) ||
         (rc = each_row(s, "SELECT data FROM orders", row_order, v, err)) ||
         (rc = each_row(s, "SELECT data, due FROM cases", row_case, v, err)) ||

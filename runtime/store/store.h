@@ -26,7 +26,8 @@
  *   OUTBOX       str key, str kind, str case, i64 amount
  *   OUTBOX_ACK   str key
  *   IDEM         str key, u32 code (negative as two's complement), str message
- *   PACK         str shop, str name, str version, str source, u8 current
+ *   PACK         str shop ("" for the platform's own packs), str name, str version,
+ *                bytes source, u8 current, str sha256 (hex), i64 uploaded_at
  * where bytes = u32 length + the bytes. */
 enum {
     AS_REC_ORDER = 1,
@@ -47,7 +48,8 @@ typedef struct as_store_visitor {
     /* first: how many orders and cases follow (to size the indexes) */
     int (*reserve)(void *ud, size_t orders, size_t cases);
     int (*pack)(void *ud, const char *shop, const char *name, const char *version,
-                const char *source, int current);
+                const char *source, size_t len, int current, const char *sha256,
+                int64_t uploaded_at);
     int (*order)(void *ud, const void *data, size_t len);
     int (*a_case)(void *ud, const void *data, size_t len, int64_t due);
     int (*event)(void *ud, const char *case_id, uint32_t n, const void *data, size_t len);

@@ -203,10 +203,16 @@ static int v_reserve(void *ud, size_t orders, size_t cases)
 }
 
 static int v_pack(void *ud, const char *shop, const char *name, const char *version,
-                  const char *source, int current)
+                  const char *source, size_t len, int current, const char *sha256,
+                  int64_t uploaded_at)
 {
     rec_log *l = ud;
-    logf_(l, "pack %s %s %s [%s] %d", shop, name, version, source, current);
+    ck_assert_uint_eq(len, strlen(source));
+    if (sha256[0] || uploaded_at)
+        logf_(l, "pack %s %s %s [%s] %d %s %lld", shop, name, version, source, current, sha256,
+              (long long)uploaded_at);
+    else
+        logf_(l, "pack %s %s %s [%s] %d", shop, name, version, source, current);
     return next_call(l);
 }
 
@@ -347,6 +353,8 @@ static void r_pack(as_wbuf *b, const char *shop, const char *name, const char *v
     as__wbuf_str(b, version);
     as__wbuf_str(b, source);
     as__wbuf_u8(b, (uint8_t)current);
+    as__wbuf_str(b, "");
+    as__wbuf_i64(b, 0);
 }
 
 static int commit(as_store *s, const as_wbuf *b, as_error *err)
@@ -419,7 +427,7 @@ START_TEST(store_new_file_gets_schema)
 
     /* the file is marked as aftersale's, schema 1, with the tables of sqlite_store.c */
     ck_assert_int_eq(sql_int(path, "PRAGMA application_id"), 0x41534c31);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 1);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
                                    " name IN ('meta', 'orders', 'cases', 'events', 'outbox',"
                                    " 'idempotency', 'packs')"),
@@ -489,9 +497,9 @@ START_TEST(store_newer_schema_refused)
     path_of(path, sizeof path, "newer.db");
     as_store *s = open_ok(path);
     s->engine->close(s);
-    sql_exec(path, "PRAGMA user_version = 2;");
+    sql_exec(path, "PRAGMA user_version = 3;");
     assert_refused_untouched(path, "newer");
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
 }
 END_TEST
 
