@@ -457,6 +457,23 @@ static void shop_metrics(as_http *h, const as_principal *who, const char *shop, 
     as_free(s);
 }
 
+/* GET /v1/shops/{shop}/rules (`version` NULL): the shop's pack versions;
+ * GET /v1/shops/{shop}/rules/{version}: one version with its source. */
+static void shop_rules(as_http *h, const as_principal *who, const char *shop, const char *version,
+                       response *r, int ka)
+{
+    if (who->role != AS_ROLE_PLATFORM && !(who->role == AS_ROLE_MERCHANT && strcmp(who->id, shop) == 0))
+        return fill_error(r, AS_EFORBIDDEN, "only the platform or the shop sees its rules", !ka);
+    json_t *j = version ? as__versions_source_json(h->rt, shop, version)
+                        : as__versions_list_json(h->rt, shop);
+    if (j == NULL) return fill_error(r, AS_ENOT_FOUND, "the shop has no such rules version", !ka);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (s == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
+    fill(r, 200, s, !ka);
+    free(s);
+}
+
 /* GET /v1/rules: what is in force; a merchant sees its own shop's pack only. */
 static void list_rules(as_http *h, const as_principal *who, response *r, int ka)
 {
@@ -539,6 +556,14 @@ static void prometheus(as_http *h, response *r, int ka)
     for (int l = 0; l < AS_LAYER_COUNT; l++)
         OUT("aftersale_rule_failures_total{layer=\"%s\"} %llu\n", as__layer_name(l),
             (unsigned long long)st->rule_failures[l]);
+    size_t failed_shops = 0;
+    const as_shop *fs;
+    pos = 0;
+    while ((fs = as__strmap_next(&h->rt->shops, &pos)) != NULL)
+        failed_shops += fs->merchant && strcmp(fs->merchant->engine->kind, "failed") == 0;
+    OUT("# TYPE aftersale_pack_load_failures_total counter\naftersale_pack_load_failures_total %llu\n"
+        "# TYPE aftersale_merchant_packs_failed gauge\naftersale_merchant_packs_failed %zu\n",
+        (unsigned long long)st->pack_load_failures, failed_shops);
     OUT("# TYPE aftersale_commit_seconds summary\naftersale_commit_seconds_sum %.6f\n"
         "aftersale_commit_seconds_count %llu\n# TYPE aftersale_commit_seconds_max gauge\n"
         "aftersale_commit_seconds_max %.6f\n",
@@ -700,6 +725,8 @@ static void dispatch(conn *c)
         if (nseg == 4 && strcmp(seg[1], "shops") == 0 && strcmp(seg[3], "metrics") == 0)
             return shop_metrics(h, &who, seg[2], r, ka);
         if (nseg == 2 && strcmp(seg[1], "rules") == 0) return list_rules(h, &who, r, ka);
+        if ((nseg == 4 || nseg == 5) && strcmp(seg[1], "shops") == 0 && strcmp(seg[3], "rules") == 0)
+            return shop_rules(h, &who, seg[2], nseg == 5 ? seg[4] : NULL, r, ka);
         return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
     }
     if (strcmp(method, "PUT") == 0 && nseg == 4 && strcmp(seg[1], "shops") == 0 &&

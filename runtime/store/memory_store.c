@@ -1,6 +1,7 @@
 /* memory_store.c -- the memory engine: the store interface with nothing on disk. It keeps
  * the committed rows in this process, so a runtime freed and made anew on the same store
  * restores exactly like one on SQLite: tests use it to restart without a file. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,7 +235,11 @@ static int memory_load(as_store *base, const as_store_visitor *v, as_error *err)
     }
     for (size_t i = 0; rc == 0 && i < s->idem.len; i++)
         rc = v->idem(v->ud, s->idem.v[i]->key, (int)s->idem.v[i]->n, s->idem.v[i]->a);
-    return rc ? as__err(err, rc, "store: a stored row could not be restored") : 0;
+    if (rc == 0) return 0;
+    char why[sizeof err->msg]; /* the visitor's sentence says why; keep it */
+    snprintf(why, sizeof why, "%s", err->code ? err->msg : "");
+    return as__err(err, rc, "store: a stored row could not be restored%s%s", why[0] ? ": " : "",
+                   why);
 }
 
 /* The memory engine's rows outlive a runtime: close() frees nothing but the runtime's hold;

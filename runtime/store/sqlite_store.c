@@ -262,7 +262,12 @@ static int each_row(sqlite_store *s, const char *q, int (*row)(sqlite3_stmt *, c
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         if ((stop = row(st, v)) != 0) break;
     sqlite3_finalize(st);
-    if (stop) return as__err(err, stop, "store: a stored row could not be restored (%s)", q);
+    if (stop) { /* the visitor's sentence says why; keep it */
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->code ? err->msg : "");
+        return as__err(err, stop, "store: a stored row could not be restored (%s)%s%s", q,
+                       why[0] ? ": " : "", why);
+    }
     if (rc != SQLITE_DONE) return db_err(s, err, "load");
     return 0;
 }

@@ -9,12 +9,14 @@ Covers the HTTP contract of DESIGN.md §2 (check order, error codes and their st
 onto, idempotency keys, durable answers), keep-alive and pipelining, the size limits, crash
 durability (SIGKILL right after an answer) and a graceful SIGTERM.
 """
+import hashlib
 import http.client
 import itertools
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -46,6 +48,7 @@ k-log logistics
 k-w1 merchant:W1   # worklist shop
 k-wb buyer:WB
 k-r1 merchant:R1   # rule upload shop
+k-v1 merchant:V1   # rule versions shop
 """
 PLATFORM, B1, B2, S1, S2, LOG = "k-platform", "k-b1", "k-b2", "k-s1", "k-s2", "k-log"
 
@@ -1642,6 +1645,121 @@ class OwnServer(ApiCase):
             stop_checked(self, self.server)
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class RuleVersions(OwnServer):
+    """DESIGN.md §3 version identity: name@version names one source for good."""
+
+    @staticmethod
+    def src(version, body="return true"):
+        return ('-- rules of V1 店\n' +
+                'return { name = "v1-rules", version = "%s",\n'
+                '  eligibility = function(order, request, now) %s end }\n' % (version, body))
+
+    def versions(self):
+        r = self.req("GET", "/v1/shops/V1/rules", None, "k-v1")
+        self.assertEqual(r.status, 200, r)
+        return r.json["versions"]
+
+    def test_conflict_same_source_listing_and_source(self):
+        a, b = self.src("1"), self.src("1", "return nil")
+        self.assertOk(self.req("PUT", "/v1/shops/V1/rules", a, "k-v1"))
+        r = self.req("PUT", "/v1/shops/V1/rules", b, "k-v1")
+        self.assertError(r, 409, "conflict")
+        self.assertIn("v1-rules@1", r.json["message"])
+        self.assertOk(self.req("PUT", "/v1/shops/V1/rules", a, "k-v1"))  # the same source: that version
+        self.assertOk(self.req("PUT", "/v1/shops/V1/rules", self.src("2"), "k-v1"))
+        vs = self.versions()
+        self.assertEqual([(v["name"], v["version"], v["in_force"]) for v in vs],
+                         [("v1-rules", "1", False), ("v1-rules", "2", True)])
+        self.assertEqual(vs[0]["sha256"], hashlib.sha256(a.encode()).hexdigest())
+        for v in vs:
+            self.assertIsInstance(v["uploaded_at"], int)
+            self.assertEqual(v["cases_pinned"], 0)
+        r = self.req("GET", "/v1/shops/V1/rules/1", None, PLATFORM)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["source"], a)  # every byte, the CJK comment included
+        self.assertError(self.req("GET", "/v1/shops/V1/rules/9", None, "k-v1"), 404, "not_found")
+        self.assertError(self.req("GET", "/v1/shops/V1/rules", None, S1), 403, "forbidden")
+        self.assertError(self.req("GET", "/v1/shops/V1/rules/1", None, B1), 403, "forbidden")
+        # a version may go back in force; another source under it stays refused
+        self.assertOk(self.req("PUT", "/v1/shops/V1/rules", a, "k-v1"))
+        self.assertEqual([v["in_force"] for v in self.versions()], [True, False])
+        self.assertError(self.req("PUT", "/v1/shops/V1/rules", b, "k-v1"), 409, "conflict")
+        # bad names and versions are refused at the edge
+        for bad in ('return { name = "a b", version = "1" }', 'return { name = "n", version = "1:2" }',
+                    'return { name = "n", version = "%s" }' % ("9" * 33)):
+            self.assertError(self.req("PUT", "/v1/shops/V1/rules", bad, "k-v1"), 400, "bad_request")
+        self.assertEqual(len(self.versions()), 2)
+
+    def test_pins_and_versions_survive_a_restart(self):
+        self.assertOk(self.req("PUT", "/v1/shops/V1/rules", self.src("1"), "k-v1"))
+        _, old = self.new_case("V1", "B1")
+        self.assertOk(self.req("PUT", "/v1/shops/V1/rules", self.src("2"), "k-v1"))
+        before = self.versions()
+        self.assertEqual([v["cases_pinned"] for v in before], [1, 0])
+        self.server.kill()
+        self.server.restart()
+        self.assertEqual(self.versions(), before)
+        self.assertEqual(self.get(old)["rules"]["merchant"], "v1-rules@1")
+        self.assertError(self.req("PUT", "/v1/shops/V1/rules", self.src("1", "return nil"), "k-v1"),
+                         409, "conflict")
+
+    def test_a_stored_pack_that_fails_to_load_does_not_stop_the_server(self):
+        self.assertOk(self.req("PUT", "/v1/shops/V1/rules", self.src("1"), "k-v1"))
+        _, cid = self.new_case("V1", "B1")
+        self.server.stop()
+        # a source that loaded under an older, laxer host (say one with math.random): it
+        # fails to load today
+        bad = 'error("no longer loads"); return { name = "v1-rules", version = "1" }'
+        con = sqlite3.connect(self.server.db)
+        con.execute("UPDATE packs SET source = ?, sha256 = ? WHERE shop = 'V1'",
+                    (bad, hashlib.sha256(bad.encode()).hexdigest()))
+        con.commit()
+        con.close()
+        self.server.restart()
+        self.assertEqual(self.req("GET", "/healthz").status, 200)
+        [v] = self.versions()
+        self.assertIn("failed", v)
+        metrics = self.req("GET", "/metrics").body.decode()
+        self.assertIn("aftersale_merchant_packs_failed 1", metrics)
+        self.assertRegex(metrics, r"aftersale_pack_load_failures_total [1-9]")
+        # the shop's cases go on without its rules; the failure is in the history
+        self.assertOk(self.act(cid, "k-v1", "agree"))
+        _, new = self.new_case("V1", "B1")
+        notes = [e.get("note", "") for e in self.get(new)["history"]]
+        self.assertTrue(any("failed to load" in n for n in notes), notes)
+
+
+class PlatformPackVersions(OwnServer):
+    """A changed platform pack file under a version that cases pin is refused at start;
+    a new version starts, and the open case keeps the old source from the store."""
+
+    def packs_dir(self):
+        self.packs_copy = os.path.join(self.tmp, "packs")
+        shutil.copytree(PACKS, self.packs_copy)
+        return self.packs_copy
+
+    def test_changed_file_under_pinned_version_then_bumped(self):
+        _, cid = self.new_case("S1", "B1")
+        version = self.get(cid)["rules"]["platform"]
+        self.server.stop()
+        path = os.path.join(self.packs_copy, "platform", "platform.lua")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write("-- changed\n" + text)
+        with self.assertRaises(RuntimeError) as ctx:
+            self.server.restart()
+        self.assertIn(version, str(ctx.exception))
+        self.assertIn("new version", str(ctx.exception))
+        with open(path, "w") as f:
+            f.write("-- changed\n" + text.replace('version = "2"', 'version = "3"'))
+        self.server.restart()
+        self.assertEqual(self.get(cid)["rules"]["platform"], version)
+        self.assertOk(self.act(cid, S1, "agree"))
+        _, new = self.new_case("S1", "B1")
+        self.assertEqual(self.get(new)["rules"]["platform"], "platform@3")
 
 
 class Durability(OwnServer):
