@@ -786,6 +786,15 @@ class Flow:
         # bad_request -- never "out of memory, try later"
         self.call("source not UTF-8", "PUT", rules,
                   b'return { name = "s1-\xff\xfe", version = "3" }', "merchant:S1", (200, 400))
+        self.call("another source under s1-30-day@2", "PUT", rules, good + "-- changed\n",
+                  "merchant:S1", 409, code="conflict")
+        self.call("S1's versions", "GET", rules, who="merchant:S1", expect=200)
+        self.call("S1's versions by S2", "GET", rules, who="merchant:S2", expect=403)
+        self.call("S1's versions without a key", "GET", rules, expect=401)
+        self.call("S1's version 2", "GET", rules + "/2", who="platform", expect=200)
+        self.call("S1's version 2 by a buyer", "GET", rules + "/2", who="buyer:B1", expect=403)
+        self.call("S1's version 2 without a key", "GET", rules + "/2", expect=401)
+        self.call("a version S1 never uploaded", "GET", rules + "/99", who="merchant:S1", expect=404)
         self.call("rules for a buyer", "GET", "/v1/rules", who="buyer:B1", expect=403)
         got = self.call("packs in force", "GET", "/v1/rules", who="merchant:S1", expect=200).json()
         if got.get("merchants", {}).get("S1", "").split("@")[0] not in ("s1-30-day", "s1-\ufffd\ufffd"):
