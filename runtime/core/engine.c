@@ -481,6 +481,13 @@ static void outbox(as_runtime *rt, const char *kind, const as_case *c, int64_t a
     else if (rt->outbox.cb) rt->outbox.cb(rt->outbox.data, kind, c->id, amount, key);
 }
 
+/* DESIGN.md §2: logistics news is recorded in any state and starts nothing; the case's
+ * version stays, and a version it carries is not checked. */
+static int is_news(int action)
+{
+    return action == AS_ACT_RETURN_DELIVERED || action == AS_ACT_DELIVERED;
+}
+
 /* Commits the staged transition: values, deadline, history, metrics, effects. */
 static int commit(txn *t, const as_principal *who, int action, int to, char *note)
 {
@@ -520,7 +527,7 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
         free(c->v.evidence);
         t->new_evidence = NULL;
     }
-    t->nv.version = c->v.version + 1;
+    t->nv.version = c->v.version + !is_news(action);
     c->v = t->nv;
     take_notes(t, who, action);
     as__touch_case(rt, c);
@@ -911,7 +918,7 @@ static int apply(as_runtime *rt, as_case *c, as_cmd *cmd, as_error *err, int len
         return as__err(err, AS_EINVALID_STATE, "'%s' is not allowed in state '%s'%s",
                        as__action_name(cmd->action), as__state_name(c->v.state),
                        held && cmd->action == AS_ACT_REVISE ? " (the merchant holds the goods)" : "");
-    if (cmd->version >= 0 && cmd->version != (int64_t)c->v.version)
+    if (cmd->version >= 0 && cmd->version != (int64_t)c->v.version && !is_news(cmd->action))
         return as__err(err, AS_ECONFLICT, "case '%s' is at version %u, not %lld", c->id,
                        c->v.version, (long long)cmd->version);
     int rc = action_ranges(c, cmd, err);
