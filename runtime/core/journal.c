@@ -8,6 +8,7 @@
 #include "../store/store.h"
 #include "err.h"
 #include "journal.h"
+#include "limits.h"
 
 /* ==========================================================================================
  * Writing
@@ -122,59 +123,71 @@ void as__journal_case(as_wbuf *b, as_case *c)
  * Reading
  * ======================================================================================== */
 
-/* A string field as a NUL-terminated copy in `buf` (truncated to fit). */
-static const char *get_str(as_rbuf *r, char *buf, size_t cap)
+/* A string field as a new NUL-terminated copy (the caller frees it), of any length: no fixed
+ * buffer stands between a value the API accepted and its restore. NULL when the field is
+ * absent or the record bad; a failed copy marks the record bad and sets *oom. */
+static char *take_str(as_rbuf *r, int *oom)
 {
     size_t n;
     const char *p = as__rbuf_str(r, &n);
     if (p == NULL) return NULL;
-    if (n >= cap) {
-        r->bad = 1;
+    char *s = malloc(n + 1);
+    if (s == NULL) {
+        *oom = r->bad = 1;
         return NULL;
     }
-    memcpy(buf, p, n);
-    buf[n] = '\0';
-    return buf;
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+static int bad_row(as_error *err, int oom, const char *what, const char *id)
+{
+    if (oom) return as__err(err, AS_ENOMEM, "out of memory");
+    return as__err(err, AS_EIO, "store: a bad %s row '%s'; run `aftersale db check` on the file",
+                   what, id ? id : "?");
 }
 
 int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_order **out,
                            as_error *err)
 {
     as_rbuf r = {data, len, 0, 0};
-    char id[512], s1[512], s2[512];
-    if (!get_str(&r, id, sizeof id)) return as__err(err, AS_EIO, "store: a bad order row");
-    const char *shop = get_str(&r, s1, sizeof s1), *buyer = get_str(&r, s2, sizeof s2);
-    size_t idlen = strlen(id);
+    int oom = 0;
+    char *id = take_str(&r, &oom), *shop = take_str(&r, &oom), *buyer = take_str(&r, &oom);
     int64_t fee = as__rbuf_i64(&r), paid = as__rbuf_i64(&r), shipped = as__rbuf_i64(&r),
             delivered = as__rbuf_i64(&r), confirmed = as__rbuf_i64(&r);
     int16_t credit = (int16_t)as__rbuf_u16(&r);
     uint8_t fi = as__rbuf_u8(&r);
     uint16_t nitems = as__rbuf_u16(&r);
-    if (r.bad || shop == NULL || buyer == NULL || nitems == 0 || nitems > 1000)
-        return as__err(err, AS_EIO, "store: a bad order row '%s'", id);
-    as_order *o = calloc(1, sizeof *o + nitems * sizeof(as_item) + idlen + 1);
-    if (o == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-    char *idcopy = (char *)(o->items + nitems);
-    memcpy(idcopy, id, idlen + 1);
-    o->id = idcopy;
-    o->shop = as__intern(rt, shop);
-    o->buyer = as__intern(rt, buyer);
-    o->shipping_fee = fee;
-    o->paid_at = paid;
-    o->shipped_at = shipped;
-    o->delivered_at = delivered;
-    o->confirmed_at = confirmed;
-    o->buyer_credit = credit;
-    o->freight_insurance = fi;
-    o->nitems = nitems;
-    for (int i = 0; i < nitems && !r.bad; i++) {
+    as_order *o = NULL;
+    if (!r.bad && id && shop && buyer && nitems > 0 && nitems <= AS_MAX_ORDER_LINES) {
+        size_t idlen = strlen(id);
+        o = calloc(1, sizeof *o + nitems * sizeof(as_item) + idlen + 1);
+        if (o == NULL) oom = 1;
+        else memcpy((char *)(o->items + nitems), id, idlen + 1);
+    }
+    if (o) {
+        o->id = (char *)(o->items + nitems);
+        o->shop = as__intern(rt, shop);
+        o->buyer = as__intern(rt, buyer);
+        o->shipping_fee = fee;
+        o->paid_at = paid;
+        o->shipped_at = shipped;
+        o->delivered_at = delivered;
+        o->confirmed_at = confirmed;
+        o->buyer_credit = credit;
+        o->freight_insurance = fi;
+        o->nitems = nitems;
+        if (o->shop == NULL || o->buyer == NULL) oom = r.bad = 1;
+    }
+    for (int i = 0; o && i < nitems && !r.bad; i++) {
         as_item *it = &o->items[i];
-        char a[512], c[512], s[512];
-        const char *sku = get_str(&r, a, sizeof a), *cat = get_str(&r, c, sizeof c),
-                   *serial = get_str(&r, s, sizeof s);
+        char *sku = take_str(&r, &oom), *cat = take_str(&r, &oom), *serial = take_str(&r, &oom);
         it->sku = sku ? as__intern(rt, sku) : NULL;
         it->category = cat ? as__intern(rt, cat) : NULL;
         it->serial = serial ? as__intern(rt, serial) : NULL;
+        if ((sku && !it->sku) || (cat && !it->category) || (serial && !it->serial)) oom = 1;
+        free(sku), free(cat), free(serial);
         it->price = as__rbuf_i64(&r);
         it->qty = (int32_t)as__rbuf_u32(&r);
         it->attempts = (int32_t)as__rbuf_u32(&r);
@@ -182,12 +195,15 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
         it->live = f & 1, it->custom_made = f >> 1 & 1, it->no_reason_excluded = f >> 2 & 1;
         if (it->sku == NULL || it->category == NULL) r.bad = 1;
     }
-    if (r.bad || o->shop == NULL || o->buyer == NULL) {
+    int rc = 0;
+    if (o == NULL || r.bad) {
+        rc = bad_row(err, oom, "order", id);
         free(o);
-        return as__err(err, AS_EIO, "store: a bad order row '%s'", id);
+    } else {
+        *out = o;
     }
-    *out = o;
-    return 0;
+    free(id), free(shop), free(buyer);
+    return rc;
 }
 
 int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
@@ -196,16 +212,24 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
                           void *ctx, as_case **out, as_error *err)
 {
     as_rbuf r = {data, len, 0, 0};
-    char id[512], oid[512];
-    if (!get_str(&r, id, sizeof id) || !get_str(&r, oid, sizeof oid))
-        return as__err(err, AS_EIO, "store: a bad case row");
-    as_order *o = as__order_get(rt, oid);
+    int oom = 0;
+    char *id = take_str(&r, &oom), *oid = take_str(&r, &oom);
+    as_order *o = oid ? as__order_get(rt, oid) : NULL;
+    free(oid);
     uint8_t type = as__rbuf_u8(&r), nitems = as__rbuf_u8(&r);
-    if (o == NULL || r.bad || nitems == 0 || type >= AS_TYPE_COUNT)
-        return as__err(err, AS_EIO, "store: case '%s' names no stored order", id);
+    if (id == NULL || o == NULL || r.bad || nitems == 0 || type >= AS_TYPE_COUNT) {
+        int rc = oom ? as__err(err, AS_ENOMEM, "out of memory")
+                     : as__err(err, AS_EIO, "store: case '%s' names no stored order; run "
+                               "`aftersale db check` on the file", id ? id : "?");
+        free(id);
+        return rc;
+    }
     size_t idlen = strlen(id);
     as_case *c = calloc(1, sizeof *c + nitems * sizeof(as_case_item) + idlen + 1);
-    if (c == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    if (c == NULL) {
+        free(id);
+        return as__err(err, AS_ENOMEM, "out of memory");
+    }
     char *idcopy = (char *)(c->items + nitems);
     memcpy(idcopy, id, idlen + 1);
     c->id = idcopy;
@@ -220,14 +244,19 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     }
     if (!r.bad) c->category = o->items[c->items[0].line].category;
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
-        char name[256], version[256];
-        const char *n = get_str(&r, name, sizeof name), *v = get_str(&r, version, sizeof version);
+        char *n = take_str(&r, &oom), *v = take_str(&r, &oom);
         c->rules[l] = n && v && !r.bad ? pin(ctx, l, o->shop, n, v) : NULL;
-        if (n && v && !r.bad && c->rules[l] == NULL) {
+        int lost = n && v && !r.bad && c->rules[l] == NULL;
+        int rc = 0;
+        if (lost && err && err->code) rc = err->code; /* `pin` said why */
+        else if (lost)
+            rc = as__err(err, AS_EIO, "store: case '%s' pins %s rules %s@%s, which the store "
+                         "does not hold", id, as__layer_name(l), n, v);
+        free(n), free(v);
+        if (rc) {
             free(c);
-            if (err && err->code) return err->code; /* `pin` said why */
-            return as__err(err, AS_EIO, "store: case '%s' pins %s rules %s@%s, which the store "
-                           "does not hold", id, as__layer_name(l), n, v);
+            free(id);
+            return rc;
         }
     }
     as_case_vals *v = &c->v;
@@ -243,50 +272,58 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     v->remedy = (int8_t)as__rbuf_u8(&r);
     v->priority = (int8_t)as__rbuf_u8(&r);
     uint32_t ne = as__rbuf_u32(&r);
-    if (ne > 64 || v->state >= AS_STATE_COUNT || v->reason >= AS_REASON_COUNT) r.bad = 1;
-    const char *ev[64];
-    char evbuf[64][256];
-    for (uint32_t i = 0; i < ne && !r.bad; i++) ev[i] = get_str(&r, evbuf[i], sizeof evbuf[i]);
+    if (ne > AS_MAX_EVIDENCE || v->state >= AS_STATE_COUNT || v->reason >= AS_REASON_COUNT)
+        r.bad = 1;
+    char *ev[AS_MAX_EVIDENCE] = {0};
+    for (uint32_t i = 0; i < ne && !r.bad; i++)
+        if ((ev[i] = take_str(&r, &oom)) == NULL) r.bad = 1;
     c->opened_at = as__rbuf_i64(&r);
     c->ended_at = as__rbuf_i64(&r);
     c->repair_since = as__rbuf_i64(&r);
     c->repair_days = (int32_t)as__rbuf_u32(&r);
-    if (!r.bad && ne && (v->evidence = as__evidence_copy(ev, (int)ne)) == NULL) {
-        free(c);
-        return as__err(err, AS_ENOMEM, "out of memory");
-    }
+    if (!r.bad && ne && (v->evidence = as__evidence_copy((const char *const *)ev, (int)ne)) == NULL)
+        oom = r.bad = 1;
+    for (uint32_t i = 0; i < ne && i < AS_MAX_EVIDENCE; i++) free(ev[i]);
+    int rc = 0;
     if (r.bad) {
+        rc = bad_row(err, oom, "case", id);
         free(v->evidence);
         free(c);
-        return as__err(err, AS_EIO, "store: a bad case row '%s'", id);
+    } else {
+        *out = c;
     }
-    *out = c;
-    return 0;
+    free(id);
+    return rc;
 }
 
 int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *data, size_t len,
                            as_error *err)
 {
     as_rbuf r = {data, len, 0, 0};
-    char actor[512], note[1024];
+    int oom = 0;
     int64_t at = as__rbuf_i64(&r);
-    const char *a = get_str(&r, actor, sizeof actor), *nt = get_str(&r, note, sizeof note);
+    char *a = take_str(&r, &oom), *note = take_str(&r, &oom); /* `note` owned until kept */
     uint8_t action = as__rbuf_u8(&r), role = as__rbuf_u8(&r), from = as__rbuf_u8(&r),
             to = as__rbuf_u8(&r), flags = as__rbuf_u8(&r);
-    if (r.bad || n != c->nhist || action >= AS_ACT_COUNT || to >= AS_STATE_COUNT)
-        return as__err(err, AS_EIO, "store: history of case '%s' has a gap or a bad entry at %u",
-                       c->id, n);
-    if (c->nhist == c->caphist) {
+    const char *actor = a ? as__intern(rt, a) : NULL;
+    free(a);
+    if (a && actor == NULL) oom = 1;
+    int rc = 0;
+    if (oom) rc = as__err(err, AS_ENOMEM, "out of memory");
+    else if (r.bad || n != c->nhist || action >= AS_ACT_COUNT || to >= AS_STATE_COUNT)
+        rc = as__err(err, AS_EIO, "store: history of case '%s' has a gap or a bad entry at %u",
+                     c->id, n);
+    if (rc == 0 && c->nhist == c->caphist) {
         uint32_t cap = c->caphist ? c->caphist * 2 : 1;
         as_hist *h = realloc(c->hist, cap * sizeof *h);
-        if (h == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-        c->hist = h;
-        c->caphist = cap;
+        if (h == NULL) rc = as__err(err, AS_ENOMEM, "out of memory");
+        else c->hist = h, c->caphist = cap;
     }
-    char *notecopy = nt ? strdup(nt) : NULL;
-    if (nt && notecopy == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-    c->hist[c->nhist++] =
-        (as_hist){at, a ? as__intern(rt, a) : NULL, notecopy, action, role, from, to, flags};
+    if (rc) {
+        free(note);
+        return rc;
+    }
+    c->hist[c->nhist++] = (as_hist){at, actor, note, action, role, from, to, flags};
     c->saved_hist = c->nhist;
     return 0;
 }
