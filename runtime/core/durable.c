@@ -495,12 +495,23 @@ int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
     return rc;
 }
 
+int as__merchant_limits(as_runtime *rt, const char *shop, as_lua_limits *lim, as_error *err)
+{
+    as_shop *s = as__shop_get(rt, shop, 1);
+    if (s && s->lua_group == NULL) s->lua_group = as__lua_group_new(rt->lua_shop_memory);
+    if (s == NULL || s->lua_group == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    *lim = rt->limits;
+    lim->group = s->lua_group;
+    return 0;
+}
+
 int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size_t len,
                          const char *chunk, as_error *err)
 {
     as_pack *p;
-    int rc = as__lua_pack_load(src, len, chunk, &rt->limits, &p, err);
-    if (rc) return rc;
+    as_lua_limits lim;
+    int rc = as__merchant_limits(rt, shop, &lim, err);
+    if (rc || (rc = as__lua_pack_load(src, len, chunk, &lim, &p, err)) != 0) return rc;
     if (p->categories[0] != NULL) {
         as__pack_unref(p);
         return as__err(err, AS_EBAD_REQUEST, "%s: a merchant pack names no categories", chunk + 1);
@@ -562,8 +573,10 @@ static int v_pack(void *ud, const char *shop, const char *name, const char *vers
     as_pack *p;
     char chunk[300];
     snprintf(chunk, sizeof chunk, "=merchant rules of %s", shop);
-    int rc = as__lua_pack_load(source, strlen(source), chunk, &x->rt->limits, &p, x->err);
-    if (rc) return rc;
+    as_lua_limits lim;
+    int rc = as__merchant_limits(x->rt, shop, &lim, x->err);
+    if (rc || (rc = as__lua_pack_load(source, strlen(source), chunk, &lim, &p, x->err)) != 0)
+        return rc;
     as_shop *s = as__shop_get(x->rt, shop, 1);
     if (s == NULL) {
         as__pack_unref(p);
