@@ -506,6 +506,16 @@ int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
     return rc;
 }
 
+int as__merchant_limits(as_runtime *rt, const char *shop, as_lua_limits *lim, as_error *err)
+{
+    as_shop *s = as__shop_get(rt, shop, 1);
+    if (s && s->lua_group == NULL) s->lua_group = as__lua_group_new(rt->lua_shop_memory);
+    if (s == NULL || s->lua_group == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    *lim = rt->limits;
+    lim->group = s->lua_group;
+    return 0;
+}
+
 void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int current)
 {
     if (rt->dur == NULL) return;

@@ -348,7 +348,7 @@ int as__order_create(as_runtime *rt, json_t *j, as_error *err)
 
 static int schedule(as_runtime *rt, as_case *c, int64_t due)
 {
-    return as__sched_add(&rt->sched, &c->deadline, due);
+    return as__sched_add(&rt->sched, &c->deadline, due < 0 ? 0 : due);
 }
 
 /* ==========================================================================================
@@ -369,7 +369,7 @@ typedef struct txn {
     char **new_evidence; /* owned until commit */
     int64_t deadline_ms; /* -1: no deadline in the new state */
     int decision;        /* auto_decide on open and revise: 0 none, 1 agree, 2 reject */
-    char decide_reason[160];
+    char decide_reason[AS_ANSWER_TEXT_MAX + 1];
 } txn;
 
 static int cond_fn(void *ctx, as_wf_cond cond)
@@ -424,7 +424,11 @@ static int ask_deadline(txn *t)
     int64_t ms = 0;
     int given;
     int rc = as__layers_deadline(&t->L, k, &ms, &given, t->err);
-    if (rc == 0 && given) t->deadline_ms = ms;
+    /* the layers keep durations within 365 days; saturating here as well keeps now + ms
+     * from overflowing whatever a future bound allows */
+    int64_t due;
+    if (rc == 0 && given)
+        t->deadline_ms = __builtin_add_overflow(t->now, ms, &due) ? INT64_MAX - t->now : ms;
     return rc;
 }
 
@@ -1129,6 +1133,7 @@ as_runtime *as_runtime_new(const as_options *opts, as_error *err)
     rt->auto_pay = opts->auto_pay;
     rt->limits.instructions = opts->lua_instructions;
     rt->limits.memory = opts->lua_memory;
+    rt->lua_shop_memory = opts->lua_shop_memory ? opts->lua_shop_memory : AS_LUA_DEFAULT_SHOP_MEMORY;
     rt->outbox.cb = opts->outbox;
     rt->outbox.data = opts->outbox_data;
     return rt;
@@ -1160,6 +1165,7 @@ void as_runtime_free(as_runtime *rt)
     while ((s = as__strmap_next(&rt->shops, &pos)) != NULL) {
         as__pack_unref(s->merchant);
         as__versions_free(&s->versions);
+        as__lua_group_unref(s->lua_group);
         as__events_free(&s->events);
         free(s);
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "model.h"
 
 void as__layers_init(as_layers *L, as_pack *const *packs, const as_order *o, const as_case *c,
                      const as_case_vals *v, int64_t now_ms)
@@ -33,9 +34,82 @@ static void note(as_layers *L, const char *fmt, const char *a, const char *b, co
     if (L->notes[L->nnotes]) L->nnotes++;
 }
 
+int as__answer_text_ok(const char *s, size_t len)
+{
+    if (len < 1 || len > AS_ANSWER_TEXT_MAX) return 0;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        uint32_t c = *p++;
+        int more = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+        if (more < 0 || end - p < more) return 0;
+        if (more) c &= 0x3Fu >> more;
+        for (int i = 0; i < more; i++, p++) {
+            if ((*p & 0xC0) != 0x80) return 0;
+            c = c << 6 | (*p & 0x3F);
+        }
+        static const uint32_t least[] = {0, 0x80, 0x800, 0x10000};
+        if (c < least[more] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+        if (c < 0x20 || (c >= 0x7F && c <= 0x9F)) return 0; /* C0, DEL, C1 */
+    }
+    return 1;
+}
+
+int as__refusal_code_ok(int code)
+{
+    return code != 0 && strcmp(as_err_name(code), "unknown") != 0 && code != AS_ENOMEM && code != AS_EIO &&
+           code != AS_EUNAUTHORIZED;
+}
+
+/* Why answer `a` of hook h leaves its documented range (DESIGN.md §3), written into `why`;
+ * 0 when it is in range. `cap` tops an amount (RULES.md §1.4). Only the current state's
+ * deadline kind is ever in an answer, so an out-of-range duration is judged alone. */
+static int out_of_range(as_hook h, int64_t cap, const as_answer *a, char *why, size_t size)
+{
+    switch (a->kind) {
+    case AS_ANS_REFUSAL:
+        if (!as__refusal_code_ok(a->code))
+            return snprintf(why, size, "a refusal with a code rules may not give"), 1;
+        if (!as__answer_text_ok(a->msg, strlen(a->msg)))
+            return snprintf(why, size, "a refusal message that is not 1-256 bytes of text"), 1;
+        return 0;
+    case AS_ANS_REJECT:
+        if (!as__answer_text_ok(a->msg, strlen(a->msg)))
+            return snprintf(why, size, "a reject reason that is not 1-256 bytes of text"), 1;
+        return 0;
+    case AS_ANS_INT:
+        if (h == AS_HOOK_PRIORITY && (a->i < 1 || a->i > AS_PRIORITY_MAX))
+            return snprintf(why, size, "priority %lld outside 1..%d", (long long)a->i, AS_PRIORITY_MAX), 1;
+        if (h == AS_HOOK_REFUND_AMOUNT && (a->i < 0 || a->i > cap))
+            return snprintf(why, size, "refund_amount %lld outside 0 .. the cap %lld of RULES.md §1.4",
+                            (long long)a->i, (long long)cap), 1;
+        return 0;
+    case AS_ANS_DEADLINES:
+        for (int k = 0; k < AS_DL_COUNT; k++)
+            if ((a->dl_set >> k & 1u) && (a->dl[k] < 0 || a->dl[k] > AS_DURATION_MAX))
+                return snprintf(why, size, "%s %lld ms outside 0 .. 365 days", as__deadline_name(k),
+                                (long long)a->dl[k]), 1;
+        return 0;
+    case AS_ANS_REMEDY:
+        if (a->i < 0 || a->i >= AS_REMEDY_COUNT) return snprintf(why, size, "an unknown remedy"), 1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Drops layer l's answer (a merchant's out of bounds, or any layer's while lenient). */
+static void drop(as_layers *L, int l, const char *hook, const char *why)
+{
+    if (l == AS_LAYER_MERCHANT) {
+        L->dropped++;
+        L->packs[l]->dropped++;
+    }
+    note(L, "%s answer to %s dropped: %s", as__layer_name(l), hook, why);
+}
+
 /* Asks layer `l`. Returns 1 with an answer to weigh, 0 to skip the layer (no hook, nil, or a
- * dropped failure), or AS_ERULE_ERROR. */
-static int ask(as_layers *L, int l, as_hook h, as_answer *ans, as_error *err)
+ * dropped failure or out-of-range answer), or AS_ERULE_ERROR. `cap` as for out_of_range. */
+static int ask(as_layers *L, int l, as_hook h, int64_t cap, as_answer *ans, as_error *err)
 {
     as_pack *p = L->packs[l];
     if (!as__pack_has(p, h)) return 0;
@@ -50,17 +124,13 @@ static int ask(as_layers *L, int l, as_hook h, as_answer *ans, as_error *err)
         }
         return as__err(err, AS_ERULE_ERROR, "%s", e.msg);
     }
-    return ans->kind != AS_ANS_NIL;
-}
-
-/* Drops layer l's answer (a merchant's out of bounds, or any layer's while lenient). */
-static void drop(as_layers *L, int l, const char *hook, const char *why)
-{
-    if (l == AS_LAYER_MERCHANT) {
-        L->dropped++;
-        L->packs[l]->dropped++;
-    }
-    note(L, "%s answer to %s dropped: %s", as__layer_name(l), hook, why);
+    char why[160];
+    if (!out_of_range(h, cap, ans, why, sizeof why)) return ans->kind != AS_ANS_NIL;
+    if (l != AS_LAYER_MERCHANT && !L->lenient)
+        return as__err(err, AS_ERULE_ERROR, "%s rule %s@%s: hook %s answered %s", as__layer_name(l),
+                       p->name, p->version, as__hook_name(h), why);
+    drop(L, l, as__hook_name(h), why);
+    return 0;
 }
 
 static int is_stage2(int code)
@@ -72,10 +142,10 @@ static int is_stage2(int code)
 int as__layers_eligibility(as_layers *L, as_error *err)
 {
     int verdict = 0;
-    char msg[160] = "";
+    char msg[AS_ANSWER_TEXT_MAX + 1] = "";
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         as_answer a;
-        int rc = ask(L, l, AS_HOOK_ELIGIBILITY, &a, err);
+        int rc = ask(L, l, AS_HOOK_ELIGIBILITY, 0, &a, err);
         if (rc < 0) return rc;
         if (rc == 0) continue;
         if (l == AS_LAYER_MERCHANT) {
@@ -102,8 +172,12 @@ int as__layers_eligibility(as_layers *L, as_error *err)
 int as__layers_order_check(as_pack *p, const as_hook_args *args, as_error *err)
 {
     as_answer a;
+    char why[160];
     if (!as__pack_has(p, AS_HOOK_ORDER_CHECK)) return 0;
     if (p->engine->call(p, AS_HOOK_ORDER_CHECK, args, &a, err) != 0) return AS_ERULE_ERROR;
+    if (out_of_range(AS_HOOK_ORDER_CHECK, 0, &a, why, sizeof why))
+        return as__err(err, AS_ERULE_ERROR, "%s@%s: hook order_check answered %s", p->name,
+                       p->version, why);
     return a.kind == AS_ANS_REFUSAL ? as__err(err, a.code, "%s", a.msg) : 0;
 }
 
@@ -111,17 +185,9 @@ int as__layers_refund_amount(as_layers *L, int64_t cap_fen, int64_t *amount, as_
 {
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         as_answer a;
-        int rc = ask(L, l, AS_HOOK_REFUND_AMOUNT, &a, err);
+        int rc = ask(L, l, AS_HOOK_REFUND_AMOUNT, cap_fen, &a, err);
         if (rc < 0) return rc;
         if (rc == 0) continue;
-        if (a.i > cap_fen) {
-            if (l != AS_LAYER_MERCHANT && !L->lenient)
-                return as__err(err, AS_ERULE_ERROR,
-                               "%s rule refund_amount %lld is above the cap %lld",
-                               as__layer_name(l), (long long)a.i, (long long)cap_fen);
-            drop(L, l, "refund_amount", "above the cap of RULES.md §1.4");
-            continue;
-        }
         if (l == AS_LAYER_MERCHANT && a.i < *amount) {
             drop(L, l, "refund_amount", "it may raise a refund, never lower it");
             continue;
@@ -135,7 +201,7 @@ int as__layers_priority(as_layers *L, int *priority, as_error *err)
 {
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         as_answer a;
-        int rc = ask(L, l, AS_HOOK_PRIORITY, &a, err);
+        int rc = ask(L, l, AS_HOOK_PRIORITY, 0, &a, err);
         if (rc < 0) return rc;
         if (rc) *priority = (int)a.i;
     }
@@ -148,7 +214,7 @@ int as__layers_deadline(as_layers *L, as_deadline_kind kind, int64_t *ms, int *g
     *given = 0;
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         as_answer a;
-        int rc = ask(L, l, AS_HOOK_DEADLINES, &a, err);
+        int rc = ask(L, l, AS_HOOK_DEADLINES, 0, &a, err);
         if (rc < 0) return rc;
         if (rc == 0 || !(a.dl_set >> kind & 1u)) continue;
         if (l == AS_LAYER_MERCHANT && *given) {
@@ -171,7 +237,7 @@ int as__layers_decide(as_layers *L, int *decision, char *reason, size_t len, as_
     *decision = 0;
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         as_answer a;
-        int rc = ask(L, l, AS_HOOK_AUTO_DECIDE, &a, err);
+        int rc = ask(L, l, AS_HOOK_AUTO_DECIDE, 0, &a, err);
         if (rc < 0) return rc;
         if (rc == 0) continue;
         if (l == AS_LAYER_MERCHANT && a.kind == AS_ANS_REJECT && *decision == 1) {
@@ -189,18 +255,33 @@ int as__layers_flag(as_layers *L, as_hook h, int *yes, as_error *err)
     *yes = 0;
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         as_answer a;
-        int rc = ask(L, l, h, &a, err);
+        int rc = ask(L, l, h, 0, &a, err);
         if (rc < 0) return rc;
         if (rc == 0) continue;
-        /* A merchant may grant an instant refund; it may not add an inspection the earlier
-         * layers did not ask for (that would slow the buyer's refund). */
-        if (l == AS_LAYER_MERCHANT && h == AS_HOOK_INSPECTION && !*yes) {
-            drop(L, l, "inspection", "it may not add an inspection");
-            continue;
+        int says = a.kind == AS_ANS_TRUE;
+        /* RULES.md §1.6: a merchant may skip an inspection the earlier layers asked for, not
+         * add one (that would slow the buyer's refund); it may grant an instant refund, not
+         * take back one the earlier layers granted. */
+        if (l == AS_LAYER_MERCHANT && says != *yes) {
+            if (h == AS_HOOK_INSPECTION && says) {
+                drop(L, l, "inspection", "it may not add an inspection");
+                continue;
+            }
+            if (h == AS_HOOK_INSTANT_REFUND && !says) {
+                drop(L, l, "instant_refund", "it may not refuse an instant refund earlier layers granted");
+                continue;
+            }
         }
-        *yes = 1;
+        *yes = says;
     }
     return 0;
+}
+
+/* The remedy the case asked for (RULES.md §1.6), as the engine's default after a fault. */
+static int asked_remedy(const as_case *c)
+{
+    as_remedy r = c ? as__type_remedy(c->type) : AS_REMEDY_NONE;
+    return r == AS_REMEDY_NONE ? AS_REMEDY_REFUND : (int)r;
 }
 
 int as__layers_remedy(as_layers *L, int fault, int *remedy, as_error *err)
@@ -208,11 +289,18 @@ int as__layers_remedy(as_layers *L, int fault, int *remedy, as_error *err)
     L->args.inspect_fault = fault;
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         as_answer a;
-        int rc = ask(L, l, AS_HOOK_ON_INSPECTION, &a, err);
+        int rc = ask(L, l, AS_HOOK_ON_INSPECTION, 0, &a, err);
         if (rc < 0) return rc;
         if (rc == 0) continue;
+        /* RULES.md §1.6: the merchant may grant the remedy the case asked for where the
+         * earlier layers (the bundled default among them) answered reject; it may not reject
+         * what they granted, nor grant another remedy. */
         if (l == AS_LAYER_MERCHANT && a.i == AS_REMEDY_REJECT && *remedy != AS_REMEDY_REJECT) {
             drop(L, l, "on_inspection", "it may not reject what earlier layers accepted");
+            continue;
+        }
+        if (l == AS_LAYER_MERCHANT && a.i != AS_REMEDY_REJECT && a.i != asked_remedy(L->args.c)) {
+            drop(L, l, "on_inspection", "it may grant only the remedy the case asked for");
             continue;
         }
         *remedy = (int)a.i;

@@ -6,9 +6,20 @@
 #ifndef AS_LAYERS_H
 #define AS_LAYERS_H
 
+#include <stddef.h>
+
 #include "pack.h"
+#include "timefmt.h"
 
 #define AS_MAX_NOTES 8
+#define AS_PRIORITY_MAX 100
+#define AS_DURATION_MAX (365 * AS_DAY) /* the longest deadline a rule may give */
+
+/* DESIGN.md §1 text: 1-256 bytes of UTF-8 with no control characters. Both engines check a
+ * text answer with it before copying it whole. */
+int as__answer_text_ok(const char *s, size_t len);
+/* A code a refusal may carry: one of DESIGN.md §2's, not unauthorized, nomem or io. */
+int as__refusal_code_ok(int code);
 
 typedef struct as_layers {
     as_pack *const *packs; /* [AS_LAYER_COUNT], entries may be NULL */

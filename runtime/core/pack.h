@@ -44,6 +44,7 @@ typedef struct as_hook_args {
 typedef enum {
     AS_ANS_NIL,      /* no opinion */
     AS_ANS_TRUE,     /* eligibility allowed, inspection / instant_refund yes */
+    AS_ANS_FALSE,    /* inspection / instant_refund no */
     AS_ANS_INT,      /* refund_amount, priority */
     AS_ANS_REFUSAL,  /* {error=code, message=...}: code in `code`, sentence in `msg` */
     AS_ANS_DEADLINES,
@@ -52,13 +53,16 @@ typedef enum {
     AS_ANS_REMEDY,
 } as_answer_kind;
 
+/* A text answer (a refusal's message, a reject reason): DESIGN.md §1 text, 1-256 bytes. */
+#define AS_ANSWER_TEXT_MAX 256
+
 typedef struct as_answer {
     as_answer_kind kind;
     int code;        /* refusal code */
     int64_t i;       /* int answers, remedy */
     uint32_t dl_set; /* bit k set: dl[k] given */
     int64_t dl[AS_DL_COUNT];
-    char msg[160];
+    char msg[AS_ANSWER_TEXT_MAX + 1];
 } as_answer;
 
 typedef struct as_pack as_pack;

@@ -25,6 +25,7 @@ typedef struct as_shop {
     as_pack *merchant;      /* version in force for new cases (one reference), or NULL */
     as_versions versions;   /* every merchant pack version the shop loaded (versions.h) */
     as_shop_events events;
+    as_lua_group *lua_group; /* one reference: the memory budget of all its merchant packs */
 } as_shop;
 
 typedef struct as_category_pack {
@@ -59,6 +60,7 @@ struct as_runtime {
     as_category_pack *cats;
     int ncats;
     as_lua_limits limits;
+    size_t lua_shop_memory; /* each shop's lua_group cap */
     int auto_pay;
     as_outbox_fn outbox;
     as_stats stats;
@@ -101,6 +103,8 @@ int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size
  * checked against the limits (limits.h), then installed as above. */
 int as__merchant_upload(as_runtime *rt, const char *shop, const char *src, size_t len,
                         as_error *err);
+/* rt->limits with `shop`'s memory group (made on first use); AS_ENOMEM. */
+int as__merchant_limits(as_runtime *rt, const char *shop, as_lua_limits *lim, as_error *err);
 
 /* as_runtime_submit for a request already parsed (borrowed). */
 int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud);

@@ -5,21 +5,39 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/err.h"
+#include "../core/layers.h"
 #include "../core/timefmt.h"
+
+struct as_lua_group {
+    size_t used, cap;
+    int refs;
+};
+
+/* Why a call's budget is spent. */
+enum { SPENT_NO, SPENT_BUDGET, SPENT_TIME };
 
 typedef struct lua_pack {
     lua_State *L;
     size_t mem_used, mem_cap;
+    as_lua_group *group;     /* one reference, or NULL */
     long allocs, fail_alloc; /* fault injection for OOM sweeps */
-    int cap_hit;             /* the last failed allocation was refused by the cap */
-    double charged;          /* work done in C for this call, in instruction units */
+    int cap_hit;             /* 1: the last failed allocation was refused by the state's cap,
+                              * 2: by the shop's, 3: it was a string above the string cap */
+    int armed;               /* a call (or the chunk at load) runs under the budget */
+    double charged;          /* work done in C and bytes allocated, in instruction units */
+    long counted;            /* instructions counted by the hook in this call */
+    int period;              /* the count hook's current period */
     long budget;
-    int exhausted;             /* the budget of the current call is spent */
+    long cpu_ns;             /* the CPU-time backstop per call */
+    int64_t cpu_start;       /* thread CPU time at the hook's first firing in this call, or -1 */
+    int exhausted;           /* SPENT_*: why the current call must end */
     int hook_ref[AS_HOOK_COUNT];
     const as_hook_args *args;  /* the call in progress; NULL outside calls */
     uint32_t gen;              /* counts calls: an item proxy is valid in its own call only */
@@ -35,22 +53,84 @@ static const char VIEW_ORDER[] = "aftersale.order";
 static const char VIEW_LIST[] = "aftersale.items";
 static const char VIEW_ITEM[] = "aftersale.item";
 
+/* Allocated bytes per instruction of budget, and bytes read by a C call per instruction. */
+#define ALLOC_BYTES_PER_UNIT 16.0
+#define READ_BYTES_PER_UNIT 8.0
+
+/* ------------------------------------------------------------------------------------------
+ * Memory groups
+ * ---------------------------------------------------------------------------------------- */
+
+as_lua_group *as__lua_group_new(size_t cap)
+{
+    as_lua_group *g = calloc(1, sizeof *g);
+    if (g == NULL) return NULL;
+    g->cap = cap;
+    g->refs = 1;
+    return g;
+}
+
+void as__lua_group_unref(as_lua_group *g)
+{
+    if (g && --g->refs == 0) free(g);
+}
+
+size_t as__lua_group_used(const as_lua_group *g)
+{
+    return g->used;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Allocation and budget
  * ---------------------------------------------------------------------------------------- */
 
+static void count_hook(lua_State *L, lua_Debug *ar);
+
+/* Makes the next instruction meet the count hook, which ends the call (the allocator cannot
+ * raise an error itself). */
+static void stop_soon(lua_pack *lp)
+{
+    lua_sethook(lp->L, count_hook, LUA_MASKCOUNT, 1);
+}
+
+static int over_budget(const lua_pack *lp)
+{
+    return (double)lp->counted + lp->charged > (double)lp->budget;
+}
+
+/* Every byte a call allocates is charged (strings, tables, the host's views for the pack),
+ * which covers concatenation and the collector's work; a refused allocation is charged the
+ * full collection Lua runs before it gives up. A new string (Lua passes the object type in
+ * osize when ptr is NULL) is refused above the string cap. */
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     lua_pack *lp = ud;
+    as_lua_group *g = lp->group;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
         free(ptr);
         lp->mem_used -= old;
+        if (g) g->used -= old;
         return NULL;
     }
-    if (nsize > old && lp->mem_used - old + nsize > lp->mem_cap) {
-        lp->cap_hit = 1;
-        return NULL;
+    if (nsize > old) {
+        size_t grow = nsize - old;
+        int refused = ptr == NULL && osize == LUA_TSTRING && nsize > AS_LUA_STRING_MAX + 64 ? 3
+                      : lp->mem_used + grow > lp->mem_cap                                 ? 1
+                      : g && g->used + grow > g->cap                                       ? 2
+                                                                                           : 0;
+        if (refused) {
+            lp->cap_hit = refused;
+            if (lp->armed) {
+                lp->charged += (double)lp->mem_used / ALLOC_BYTES_PER_UNIT;
+                if (over_budget(lp)) stop_soon(lp);
+            }
+            return NULL;
+        }
+        if (lp->armed) {
+            lp->charged += (double)grow / ALLOC_BYTES_PER_UNIT;
+            if (over_budget(lp)) stop_soon(lp);
+        }
     }
     /* persistent: Lua retries a failed allocation after a full collection, so failing only
      * the n-th would be absorbed */
@@ -58,6 +138,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     void *np = realloc(ptr, nsize);
     if (np == NULL) return NULL;
     lp->mem_used = lp->mem_used - old + nsize;
+    if (g) g->used = g->used - old + nsize;
     return np;
 }
 
@@ -68,24 +149,71 @@ static lua_pack *pack_of(lua_State *L)
     return ud;
 }
 
-/* Once the budget is spent the hook re-arms itself for every instruction, so a script's
- * pcall that catches the error runs one instruction and meets it again (Redis's
- * luaMaskCountHook). */
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Raises the error that ends a call whose budget is spent. */
+static int spent_error(lua_State *L, lua_pack *lp)
+{
+    if (lp->exhausted == SPENT_TIME)
+        return luaL_error(L, "time limit exceeded (%I ms of CPU in one call)",
+                          (lua_Integer)(lp->cpu_ns / 1000000));
+    return luaL_error(L, "instruction budget exceeded (%I instructions)", (lua_Integer)lp->budget);
+}
+
+/* Runs every `period` instructions and counts them; the period shrinks near the end so the
+ * budget holds to the instruction. The thread's CPU time is the backstop for work inside one
+ * instruction that no charge sees; it is read from the first firing on, so short calls never
+ * pay for the clock. Once the budget is spent the hook re-arms itself for every instruction,
+ * so a script's pcall that catches the error runs one instruction and meets it again
+ * (Redis's luaMaskCountHook). */
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lua_pack *lp = pack_of(L);
-    lp->exhausted = 1;
+    if (lp->exhausted == SPENT_NO) {
+        lp->counted += lp->period;
+        int64_t now = thread_cpu_ns();
+        if (lp->cpu_start < 0) lp->cpu_start = now;
+        if (over_budget(lp))
+            lp->exhausted = SPENT_BUDGET;
+        else if (now - lp->cpu_start > lp->cpu_ns)
+            lp->exhausted = SPENT_TIME;
+        if (lp->exhausted == SPENT_NO) {
+            double left = (double)lp->budget - (double)lp->counted - lp->charged;
+            int period = left < AS_LUA_HOOK_PERIOD ? (int)left + 1 : AS_LUA_HOOK_PERIOD;
+            if (period != lp->period) {
+                lp->period = period;
+                lua_sethook(L, count_hook, LUA_MASKCOUNT, period);
+            }
+            return;
+        }
+    }
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "instruction budget exceeded (%I instructions)", (lua_Integer)lp->budget);
+    lp->period = 1;
+    spent_error(L, lp);
 }
 
 static void arm_budget(lua_pack *lp)
 {
-    lp->exhausted = 0;
+    lp->exhausted = SPENT_NO;
     lp->charged = 0;
+    lp->counted = 0;
     lp->cap_hit = 0;
-    lua_sethook(lp->L, count_hook, LUA_MASKCOUNT, (int)lp->budget);
+    lp->cpu_start = -1;
+    lp->armed = 1;
+    lp->period = lp->budget < AS_LUA_HOOK_PERIOD ? (int)lp->budget : AS_LUA_HOOK_PERIOD;
+    lua_sethook(lp->L, count_hook, LUA_MASKCOUNT, lp->period);
+}
+
+static void disarm_budget(lua_pack *lp)
+{
+    lp->armed = 0;
+    lua_sethook(lp->L, NULL, 0, 0);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -127,7 +255,8 @@ static int sandbox_xpcall(lua_State *L)
 static int sandbox_setmetatable(lua_State *L)
 {
     if (lua_istable(L, 2)) {
-        if (lua_getfield(L, 2, "__gc") != LUA_TNIL)
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
             return luaL_error(L, "__gc metamethods are not allowed in rule packs");
         lua_pop(L, 1);
     }
@@ -137,20 +266,66 @@ static int sandbox_setmetatable(lua_State *L)
     return 1;
 }
 
+/* tostring that never shows an address (DESIGN.md §3): a table, function or userdata prints
+ * as its type name unless its metatable has __tostring. */
+static int sandbox_tostring(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    int t = lua_type(L, 1);
+    if (t == LUA_TNUMBER || t == LUA_TSTRING || t == LUA_TBOOLEAN || t == LUA_TNIL) {
+        luaL_tolstring(L, 1, NULL);
+        return 1;
+    }
+    if (luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 1);
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+            return luaL_error(L, "'__tostring' must return a string");
+        return 1;
+    }
+    lua_pushstring(L, lua_typename(L, t));
+    return 1;
+}
+
 /* Work done inside C library calls never meets the count hook: a pattern can backtrack
- * O(n^(q+1)) steps over an n-byte subject with q quantifiers, and string.rep writes megabytes
- * in one instruction. The wrappers below charge each such call's worst case to the call's
- * budget before doing it, and fail it like the count hook once the charges exceed the
- * budget, so the total work of a hook stays bounded (instructions plus charges, each at most
- * the budget). */
+ * O(n^(q+1)) steps over an n-byte subject with q quantifiers, string.rep writes megabytes
+ * in one instruction, table.move loops over any range it is given. Each such function is
+ * wrapped: its worst case is charged to the call's budget before it runs, and the call fails
+ * like the count hook once instructions plus charges pass the budget. */
 static int charge(lua_State *L, double cost, const char *what)
 {
     lua_pack *lp = pack_of(L);
     lp->charged += cost;
-    if (lp->charged <= (double)lp->budget) return 0;
-    lp->exhausted = 1;
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    if (!over_budget(lp)) return 0;
+    lp->exhausted = SPENT_BUDGET;
+    stop_soon(lp);
     return luaL_error(L, "instruction budget exceeded by %s", what);
+}
+
+/* The length of argument i when it is a string (no conversion), else 0. */
+static double arg_len(lua_State *L, int i)
+{
+    return lua_type(L, i) == LUA_TSTRING ? (double)lua_rawlen(L, i) : 0;
+}
+
+static double all_bytes(lua_State *L)
+{
+    double n = 0;
+    for (int i = 1, top = lua_gettop(L); i <= top; i++) n += arg_len(L, i);
+    return n / READ_BYTES_PER_UNIT + 1;
+}
+
+static double arg_count(lua_State *L)
+{
+    return (double)lua_gettop(L) + 1;
+}
+
+/* An optional integer argument as a double (Lua's own check reports a bad one). */
+static double opt_num(lua_State *L, int i, double def)
+{
+    int ok;
+    lua_Integer v = lua_tointegerx(L, i, &ok);
+    return ok ? (double)v : def;
 }
 
 static double pattern_cost(const char *p, size_t plen, size_t n)
@@ -169,65 +344,242 @@ static double pattern_cost(const char *p, size_t plen, size_t n)
     return cost;
 }
 
-/* upvalue 1: the library function; upvalue 2: true for find (its 4th argument can ask for a
- * plain search, linear in the subject) */
-static int guarded_match(lua_State *L)
+static double match_cost(lua_State *L, int find)
 {
     size_t n, plen;
     luaL_checklstring(L, 1, &n);
     const char *pat = luaL_checklstring(L, 2, &plen);
-    int plain = lua_toboolean(L, lua_upvalueindex(2)) && lua_toboolean(L, 4);
-    charge(L, plain ? (double)n + (double)plen : pattern_cost(pat, plen, n), "a string pattern");
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    if (find && lua_toboolean(L, 4)) return (double)n + (double)plen; /* a plain search */
+    return pattern_cost(pat, plen, n);
 }
 
-static int guarded_rep(lua_State *L)
+static double find_cost(lua_State *L)
+{
+    return match_cost(L, 1);
+}
+
+static double pattern_arg_cost(lua_State *L)
+{
+    return match_cost(L, 0);
+}
+
+static double rep_cost(lua_State *L)
 {
     size_t len, seplen = 0;
     luaL_checklstring(L, 1, &len);
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_optlstring(L, 3, "", &seplen);
     double bytes = n > 0 ? (double)n * (double)(len + seplen) : 0;
-    if (bytes > (double)pack_of(L)->mem_cap)
-        return luaL_error(L, "memory cap exceeded (string.rep of %f bytes)", bytes);
-    charge(L, bytes / 16, "string.rep");
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
+    if (bytes > AS_LUA_STRING_MAX)
+        luaL_error(L, "memory cap exceeded (string.rep of %f bytes; a string is at most %d)",
+                   bytes, AS_LUA_STRING_MAX);
+    return (bytes + (n > 0 ? (double)n : 0)) / ALLOC_BYTES_PER_UNIT;
 }
 
-static int guarded_concat(lua_State *L)
+/* The elements i..j of a sequence of n (Lua's relative positions), for sub, byte and
+ * utf8.codepoint; more than AS_LUA_MAX_RESULTS values at once is refused for the latter two. */
+static double span(lua_State *L, double def_j)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    charge(L, (double)lua_rawlen(L, 1), "table.concat");
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
+    double n = arg_len(L, 1);
+    double i = opt_num(L, 2, 1), j = opt_num(L, 3, def_j == 0 ? i : def_j);
+    if (i < 0) i = n + i + 1;
+    if (j < 0) j = n + j + 1;
+    if (i < 1) i = 1;
+    if (j > n) j = n;
+    return j >= i ? j - i + 1 : 0;
 }
 
-static void guard(lua_State *L, const char *lib, const char *fn, lua_CFunction g, int is_find)
+static double results(lua_State *L, double n)
 {
-    lua_getglobal(L, lib);
+    if (n > AS_LUA_MAX_RESULTS)
+        luaL_error(L, "too many results (%f; a call returns at most %d values)", n,
+                   AS_LUA_MAX_RESULTS);
+    return n + 1;
+}
+
+static double sub_cost(lua_State *L)
+{
+    return span(L, -1) / READ_BYTES_PER_UNIT + 1;
+}
+
+static double byte_cost(lua_State *L)
+{
+    return results(L, span(L, 0));
+}
+
+/* utf8.codepoint(s, i, j): j defaults to i, as for string.byte */
+static double codepoint_cost(lua_State *L)
+{
+    return results(L, span(L, 0));
+}
+
+/* A sequence's length as the library sees it (__len included: Lua code under the budget). */
+static double seq_len(lua_State *L, int i)
+{
+    return lua_type(L, i) == LUA_TTABLE ? (double)luaL_len(L, i) : 0;
+}
+
+static double concat_cost(lua_State *L)
+{
+    double i = opt_num(L, 3, 1), j = lua_isnoneornil(L, 4) ? seq_len(L, 1) : opt_num(L, 4, 0);
+    return (j >= i ? j - i + 1 : 0) + arg_len(L, 2) / READ_BYTES_PER_UNIT + 1;
+}
+
+static double insert_cost(lua_State *L)
+{
+    if (lua_gettop(L) != 3) return 2;
+    double e = seq_len(L, 1) + 1, pos = opt_num(L, 2, e);
+    return (e >= pos ? e - pos : 0) + 2;
+}
+
+static double remove_cost(lua_State *L)
+{
+    double size = seq_len(L, 1), pos = opt_num(L, 2, size);
+    return (size >= pos ? size - pos : 0) + 2;
+}
+
+static double move_cost(lua_State *L)
+{
+    double f = opt_num(L, 2, 0), e = opt_num(L, 3, 0);
+    return (e >= f ? e - f + 1 : 0) + 1;
+}
+
+static double sort_cost(lua_State *L)
+{
+    double n = seq_len(L, 1);
+    return n > 1 ? n * (log2(n) + 1) : 1;
+}
+
+static double unpack_cost(lua_State *L)
+{
+    double i = opt_num(L, 2, 1), j = lua_isnoneornil(L, 3) ? seq_len(L, 1) : opt_num(L, 3, 0);
+    return results(L, j >= i ? j - i + 1 : 0);
+}
+
+/* utf8.codes' iterator skips the continuation bytes after position i: an O(n) step when a
+ * script calls it by hand at the start of a run of them. */
+static double codes_step_cost(lua_State *L)
+{
+    size_t n;
+    const char *s = lua_tolstring(L, 1, &n);
+    lua_Integer i = lua_tointegerx(L, 2, NULL);
+    size_t k = i > 0 && (size_t)i < n ? (size_t)i : n, run = 0;
+    while (s && k + run < n && ((unsigned char)s[k + run] & 0xC0) == 0x80) run++;
+    return (double)run / READ_BYTES_PER_UNIT + 1;
+}
+
+typedef struct charged_fn {
+    const char *lib, *name;
+    double (*cost)(lua_State *L);
+} charged_fn;
+
+/* upvalue 1: the library function; upvalue 2: its charged_fn */
+static int charged_call(lua_State *L)
+{
+    const charged_fn *c = lua_touserdata(L, lua_upvalueindex(2));
+    charge(L, c->cost(L), c->name);
+    return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+static const charged_fn codes_step = {"utf8", "utf8.codes", codes_step_cost};
+
+/* Pushes a charged closure of the C function at `idx`. */
+static void push_charged(lua_State *L, int idx, const charged_fn *c)
+{
+    lua_pushvalue(L, idx);
+    lua_pushlightuserdata(L, (void *)c);
+    lua_pushcclosure(L, charged_call, 2);
+}
+
+/* utf8.codes, whose iterator is charged per step */
+static int charged_codes(lua_State *L)
+{
+    int n = lua_tocfunction(L, lua_upvalueindex(1))(L);
+    push_charged(L, -n, &codes_step);
+    lua_replace(L, -n - 1);
+    return n;
+}
+
+/* string.format without %p (an address) and with %s of a table, function or userdata as
+ * sandbox_tostring prints it; charged for its arguments' bytes and each conversion. */
+static int sandbox_format(lua_State *L)
+{
+    size_t flen;
+    const char *f = luaL_checklstring(L, 1, &flen);
+    double cost = (double)flen;
+    static const char flags[] = "-+ #0123456789.";
+    int arg = 1;
+    for (size_t i = 0; i < flen; i++) {
+        if (f[i] != '%') continue;
+        if (++i < flen && f[i] == '%') continue;
+        while (i < flen && memchr(flags, f[i], sizeof flags - 1)) i++;
+        if (i == flen) break; /* the library reports the incomplete conversion */
+        if (f[i] == 'p') return luaL_error(L, "string.format: '%%p' is not allowed in rule packs");
+        if (++arg > lua_gettop(L)) break;
+        int t = lua_type(L, arg);
+        if (f[i] == 's' && t != LUA_TSTRING && t != LUA_TNUMBER) {
+            lua_pushcfunction(L, sandbox_tostring);
+            lua_pushvalue(L, arg);
+            lua_call(L, 1, 1);
+            lua_replace(L, arg);
+        }
+        cost += 64 + arg_len(L, arg);
+    }
+    charge(L, cost / READ_BYTES_PER_UNIT, "string.format");
+    return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+static const charged_fn charged_fns[] = {
+    {"string", "find", find_cost},
+    {"string", "match", pattern_arg_cost},
+    {"string", "gmatch", pattern_arg_cost},
+    {"string", "gsub", pattern_arg_cost},
+    {"string", "rep", rep_cost},
+    {"string", "sub", sub_cost},
+    {"string", "byte", byte_cost},
+    {"string", "char", arg_count},
+    {"string", "upper", all_bytes},
+    {"string", "lower", all_bytes},
+    {"string", "reverse", all_bytes},
+    {"string", "pack", all_bytes},
+    {"string", "unpack", all_bytes},
+    {"string", "packsize", all_bytes},
+    {"table", "concat", concat_cost},
+    {"table", "insert", insert_cost},
+    {"table", "remove", remove_cost},
+    {"table", "move", move_cost},
+    {"table", "sort", sort_cost},
+    {"table", "unpack", unpack_cost},
+    {"table", "pack", arg_count},
+    {"utf8", "char", arg_count},
+    {"utf8", "codepoint", codepoint_cost},
+    {"utf8", "len", all_bytes},
+    {"utf8", "offset", all_bytes},
+    {LUA_GNAME, "tonumber", all_bytes},
+    {LUA_GNAME, "select", arg_count},
+    {NULL, NULL, NULL},
+};
+
+/* Replaces lib.fn (the global table for LUA_GNAME) by `wrap` with upvalues (fn, spec). */
+static void wrap_fn(lua_State *L, const char *lib, const char *fn, lua_CFunction wrap,
+                    const charged_fn *spec)
+{
+    if (strcmp(lib, LUA_GNAME) == 0)
+        lua_pushglobaltable(L);
+    else
+        lua_getglobal(L, lib);
     lua_getfield(L, -1, fn);
-    lua_pushboolean(L, is_find);
-    lua_pushcclosure(L, g, 2);
+    lua_pushlightuserdata(L, (void *)spec);
+    lua_pushcclosure(L, wrap, 2);
     lua_setfield(L, -2, fn);
     lua_pop(L, 1);
 }
 
-static void guard_c_calls(lua_State *L)
+static void charge_c_calls(lua_State *L)
 {
-    guard(L, "string", "find", guarded_match, 1);
-    guard(L, "string", "match", guarded_match, 0);
-    guard(L, "string", "gmatch", guarded_match, 0);
-    guard(L, "string", "gsub", guarded_match, 0);
-    guard(L, "string", "rep", guarded_rep, 0);
-    guard(L, "table", "concat", guarded_concat, 0);
+    for (const charged_fn *c = charged_fns; c->lib; c++) wrap_fn(L, c->lib, c->name, charged_call, c);
+    wrap_fn(L, "string", "format", sandbox_format, NULL);
+    wrap_fn(L, "utf8", "codes", charged_codes, NULL);
 }
 
 static int as_local_day(lua_State *L)
@@ -239,7 +591,25 @@ static int as_local_day(lua_State *L)
 static int readonly_newindex(lua_State *L)
 {
     return luaL_error(L, "rule packs may not write globals (tried to set '%s')",
-                      lua_tostring(L, 2) ? lua_tostring(L, 2) : "?");
+                      lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+}
+
+static int math_index(lua_State *L)
+{
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
+    if (strcmp(k, "random") == 0 || strcmp(k, "randomseed") == 0)
+        return luaL_error(L, "math.%s is not available: rule packs are deterministic "
+                             "(DESIGN.md §3)", k);
+    return 0;
+}
+
+/* Lua calls this on an error outside any protected call, then aborts the process. Every
+ * call into a pack state is protected, so this only records the broken promise. */
+static int at_panic(lua_State *L)
+{
+    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    fprintf(stderr, "aftersale: unprotected error in a rule pack state: %s\n", m);
+    return 0;
 }
 
 /* Opens the chosen libraries (a copied linit.c table), removes the doors, and seals _G
@@ -264,12 +634,27 @@ static int open_sandbox(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     lua_pop(L, 1);
-    guard_c_calls(L);
+    /* math.random and randomseed would make answers differ between runs: gone, and a pack
+     * that still reaches for them learns why */
+    lua_getglobal(L, "math");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "random");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "randomseed");
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, math_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+    charge_c_calls(L);
     lua_getglobal(L, "setmetatable");
     lua_pushcclosure(L, sandbox_setmetatable, 1);
     lua_setglobal(L, "setmetatable");
     lua_register(L, "pcall", sandbox_pcall);
     lua_register(L, "xpcall", sandbox_xpcall);
+    lua_register(L, "tostring", sandbox_tostring);
 
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, AS_HOUR);
@@ -619,6 +1004,13 @@ static int hook_from(const char *k)
     return -1;
 }
 
+/* t[k] without metamethods: the host never runs pack code by reading a pack's value. */
+static int raw_field(lua_State *L, int t, const char *k)
+{
+    lua_pushstring(L, k);
+    return lua_rawget(L, t);
+}
+
 typedef struct load_ctx {
     const char *src;
     size_t len;
@@ -634,13 +1026,13 @@ static int fail(load_ctx *x, int code, const char *fmt, const char *a)
     return 0;
 }
 
-/* Validates the pack table at the top of the stack and records its hooks. */
+/* Validates the pack table at the top of the stack and records its hooks. Runs under the
+ * chunk's budget and reads raw, so a metatable on the pack table runs nothing. */
 static int read_pack_table(lua_State *L, load_ctx *x, lua_pack *lp)
 {
-    if (!lua_istable(L, -1))
+    if (lua_type(L, -1) != LUA_TTABLE)
         return fail(x, AS_EBAD_REQUEST, "%s: a rule pack must return a table%s", "");
     int t = lua_gettop(L);
-    const char *name = NULL, *version = NULL;
     lua_pushnil(L);
     while (lua_next(L, t)) {
         if (lua_type(L, -2) != LUA_TSTRING)
@@ -648,7 +1040,7 @@ static int read_pack_table(lua_State *L, load_ctx *x, lua_pack *lp)
         const char *k = lua_tostring(L, -2);
         int h = hook_from(k);
         if (h >= 0) {
-            if (!lua_isfunction(L, -1))
+            if (lua_type(L, -1) != LUA_TFUNCTION)
                 return fail(x, AS_EBAD_REQUEST, "%s: hook '%s' must be a function", k);
             lua_pushvalue(L, -1);
             lp->hook_ref[h] = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -656,17 +1048,17 @@ static int read_pack_table(lua_State *L, load_ctx *x, lua_pack *lp)
             if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
                 return fail(x, AS_EBAD_REQUEST, "%s: '%s' must be a string", k);
         } else if (strcmp(k, "categories") == 0) {
-            if (!lua_istable(L, -1))
+            if (lua_type(L, -1) != LUA_TTABLE)
                 return fail(x, AS_EBAD_REQUEST, "%s: '%s' must be a list of strings", k);
         } else {
             return fail(x, AS_EBAD_REQUEST, "%s: unknown field '%s' in the pack table", k);
         }
         lua_pop(L, 1);
     }
-    lua_getfield(L, t, "name");
-    name = lua_tostring(L, -1);
-    lua_getfield(L, t, "version");
-    version = lua_tostring(L, -1);
+    raw_field(L, t, "name");
+    const char *name = lua_tostring(L, -1);
+    raw_field(L, t, "version");
+    const char *version = lua_tostring(L, -1);
     if (name == NULL || *name == '\0')
         return fail(x, AS_EBAD_REQUEST, "%s: the pack has no name%s", "");
     if (version == NULL || *version == '\0')
@@ -675,24 +1067,56 @@ static int read_pack_table(lua_State *L, load_ctx *x, lua_pack *lp)
     if (x->pack == NULL) return fail(x, AS_ENOMEM, "%s: out of memory%s", "");
     lua_pop(L, 2);
 
-    if (lua_getfield(L, t, "categories") == LUA_TTABLE) {
-        int n = (int)luaL_len(L, -1);
+    if (raw_field(L, t, "categories") == LUA_TTABLE) {
+        lua_Unsigned n = lua_rawlen(L, -1);
         if (n > 64) return fail(x, AS_EBAD_REQUEST, "%s: too many categories%s", "");
         const char *cats[64];
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < (int)n; i++) {
             lua_rawgeti(L, -1 - i, i + 1);
             if (lua_type(L, -1) != LUA_TSTRING)
                 return fail(x, AS_EBAD_REQUEST, "%s: categories must be strings%s", "");
             cats[i] = lua_tostring(L, -1); /* anchored on the stack until the copy */
         }
-        if (as__pack_set_categories(x->pack, cats, n))
+        if (as__pack_set_categories(x->pack, cats, (int)n))
             return fail(x, AS_ENOMEM, "%s: out of memory%s", "");
-        lua_pop(L, n);
+        lua_pop(L, (int)n);
     }
     lua_pop(L, 1);
     for (int h = 0; h < AS_HOOK_COUNT; h++)
         if (lp->hook_ref[h] != LUA_NOREF) x->pack->hooks |= 1u << h;
     return 1;
+}
+
+/* What a failed protected call into the state says, as an as_error code and a sentence.
+ * Never converts the error object (which could allocate outside protection). */
+static int failure(lua_pack *lp, lua_State *L, int st, char *buf, size_t size)
+{
+    const char *m;
+    int code = AS_ERULE_ERROR;
+    char spent[96];
+    if (lp->exhausted && lua_type(L, -1) == LUA_TSTRING) {
+        m = lua_tostring(L, -1); /* the count hook's or a charge's own words */
+    } else if (lp->exhausted == SPENT_TIME) {
+        snprintf(spent, sizeof spent, "time limit exceeded (%ld ms of CPU in one call)",
+                 lp->cpu_ns / 1000000);
+        m = spent;
+    } else if (lp->exhausted) {
+        snprintf(spent, sizeof spent, "instruction budget exceeded (%ld instructions)", lp->budget);
+        m = spent;
+    } else if (st == LUA_ERRMEM) {
+        m = lp->cap_hit == 3   ? "memory cap exceeded (a string is at most 65536 bytes)"
+            : lp->cap_hit == 2 ? "memory cap exceeded (the shop's rule packs together)"
+            : lp->cap_hit      ? "memory cap exceeded"
+                               : "out of memory";
+        if (!lp->cap_hit) code = AS_ENOMEM; /* the system's memory, not the pack's cap */
+    } else {
+        m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error object is not a string";
+    }
+    /* the pack's own words go into histories and logs: no control characters */
+    size_t i = 0;
+    for (; m[i] && i + 1 < size; i++) buf[i] = (unsigned char)m[i] < 0x20 || m[i] == 0x7f ? '?' : m[i];
+    buf[i] = '\0';
+    return code;
 }
 
 static int load_protected(lua_State *L)
@@ -712,8 +1136,9 @@ static int load_protected(lua_State *L)
     lp->items.table = luaL_ref(L, LUA_REGISTRYINDEX);
     int st = luaL_loadbufferx(L, x->src, x->len, x->chunkname, "t");
     if (st == LUA_ERRMEM) {
-        x->code = lp->cap_hit ? as__err(x->err, AS_ERULE_ERROR, "%s: memory cap exceeded", x->chunkname)
-                              : as__err(x->err, AS_ENOMEM, "%s: out of memory", x->chunkname);
+        char m[200];
+        int code = failure(lp, L, st, m, sizeof m);
+        x->code = as__err(x->err, code, "%s: %s", x->chunkname, m);
         return 0;
     }
     if (st != LUA_OK) {
@@ -724,8 +1149,12 @@ static int load_protected(lua_State *L)
     lua_setupvalue(L, -2, 1); /* the chunk's _ENV */
     arm_budget(lp);
     lua_call(L, 0, 1);
-    lua_sethook(L, NULL, 0, 0);
-    read_pack_table(L, x, lp);
+    if (read_pack_table(L, x, lp)) {
+        disarm_budget(lp);
+        /* Hook calls make short-lived proxies and tables: the generational collector suits
+         * them. */
+        lua_gc(L, LUA_GCGEN, 0, 0);
+    }
     return 0;
 }
 
@@ -733,6 +1162,7 @@ static void lua_free_impl(as_pack *p)
 {
     lua_pack *lp = p->impl;
     if (lp->L) lua_close(lp->L);
+    as__lua_group_unref(lp->group);
     free(lp);
     p->impl = NULL;
 }
@@ -757,37 +1187,38 @@ int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
     lp->budget = limits && limits->instructions > 0 ? limits->instructions
                                                      : AS_LUA_DEFAULT_INSTRUCTIONS;
     if (lp->budget > 0x7fffffff) lp->budget = 0x7fffffff;
+    lp->cpu_ns = (limits && limits->cpu_ms > 0 ? limits->cpu_ms : AS_LUA_DEFAULT_CPU_MS) * 1000000;
     lp->fail_alloc = limits ? limits->fail_alloc : 0;
+    lp->group = limits ? limits->group : NULL;
+    if (lp->group) lp->group->refs++;
     for (int h = 0; h < AS_HOOK_COUNT; h++) lp->hook_ref[h] = LUA_NOREF;
     lp->L = lua_newstate(counting_alloc, lp);
     if (lp->L == NULL) {
+        int code = lp->cap_hit ? AS_ERULE_ERROR : AS_ENOMEM;
+        as__lua_group_unref(lp->group);
         free(lp);
-        return as__err(err, AS_ENOMEM, "%s: out of memory", chunkname);
+        return as__err(err, code, "%s: %s", chunkname, code == AS_ENOMEM ? "out of memory" : "memory cap exceeded");
     }
-    load_ctx x = {source, len, chunkname, NULL, err, 0};
     lua_State *L = lp->L;
+    lua_atpanic(L, at_panic);
+    load_ctx x = {source, len, chunkname, NULL, err, 0};
     lua_pushcfunction(L, load_protected);
     lua_pushlightuserdata(L, &x);
     int st = lua_pcall(L, 1, 0, 0);
-    lua_sethook(L, NULL, 0, 0);
+    disarm_budget(lp);
     if (st != LUA_OK && x.code == 0) {
-        int code = AS_ERULE_ERROR;
-        const char *m = st == LUA_ERRMEM ? "memory cap exceeded" : lua_tostring(L, -1);
-        if (st == LUA_ERRMEM && !lp->cap_hit) {
-            code = AS_ENOMEM; /* the system's memory, not the pack's cap */
-            m = "out of memory";
-        }
-        x.code = as__err(err, code, "%s: %s", chunkname, m ? m : "error while loading");
+        char m[200];
+        int code = failure(lp, L, st, m, sizeof m);
+        x.code = as__err(err, code, "%s: %s", chunkname, m);
     }
     if (x.code != 0) {
         as__pack_unref(x.pack);
         lua_close(L);
+        as__lua_group_unref(lp->group);
         free(lp);
         return x.code;
     }
     lua_settop(L, 0);
-    /* Hook calls make short-lived proxies and tables: the generational collector suits them. */
-    lua_gc(L, LUA_GCGEN, 0, 0);
     x.pack->engine = &lua_engine;
     x.pack->impl = lp;
     *out = x.pack;
@@ -844,114 +1275,143 @@ int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pac
 }
 
 /* ------------------------------------------------------------------------------------------
- * Calling hooks
+ * Calling hooks: the call and the reading of its answer run in one protected call, under
+ * the budget; the answer is read raw and converted only when it is exactly what the hook
+ * documents (DESIGN.md §3). Ranges are the layers' (layers.c), the same for every engine.
  * ---------------------------------------------------------------------------------------- */
 
-static int wrong(as_error *err, as_pack *p, as_hook h, const char *what)
+typedef struct call_ctx {
+    as_pack *p;
+    as_hook h;
+    const as_hook_args *a;
+    as_answer *ans;
+    as_error *err;
+    int rc;
+} call_ctx;
+
+static int wrong(call_ctx *x, const char *what)
 {
-    return as__err(err, AS_ERULE_ERROR, "%s@%s: hook %s returned %s", p->name, p->version,
-                   as__hook_name(h), what);
+    return as__err(x->err, AS_ERULE_ERROR, "%s@%s: hook %s returned %s", x->p->name,
+                   x->p->version, as__hook_name(x->h), what);
 }
 
-static int read_refusal(lua_State *L, as_pack *p, as_hook h, as_answer *ans, as_error *err)
+/* A Lua integer, or a float with an exact integer value in int64 range. */
+static int get_int(lua_State *L, int idx, int64_t *out)
 {
-    lua_getfield(L, -1, "error");
-    const char *code = lua_tostring(L, -1);
-    int c = code ? as_err_from_name(code) : 0;
-    if (c == 0 || c == AS_ENOMEM || c == AS_EIO || c == AS_EUNAUTHORIZED)
-        return wrong(err, p, h, "a table without a known error code");
-    lua_getfield(L, -2, "message");
-    const char *m = lua_tostring(L, -1);
-    ans->kind = AS_ANS_REFUSAL;
-    ans->code = c;
-    snprintf(ans->msg, sizeof ans->msg, "%s", m ? m : as_strerror(c));
+    if (lua_type(L, idx) != LUA_TNUMBER) return 0;
+    if (lua_isinteger(L, idx)) {
+        *out = lua_tointeger(L, idx);
+        return 1;
+    }
+    double d = lua_tonumber(L, idx);
+    if (!(d >= -0x1p63 && d < 0x1p63) || d != floor(d)) return 0; /* NaN fails too */
+    *out = (int64_t)d;
+    return 1;
+}
+
+/* A text answer: a Lua string (never a number) of DESIGN.md §1's text, copied whole into
+ * buf, which holds AS_ANSWER_TEXT_MAX + 1 bytes. */
+static int get_text(lua_State *L, int idx, char *buf)
+{
+    size_t len;
+    if (lua_type(L, idx) != LUA_TSTRING) return 0;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (!as__answer_text_ok(s, len)) return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return 1;
+}
+
+static int read_refusal(lua_State *L, call_ctx *x)
+{
+    int t = lua_gettop(L);
+    if (raw_field(L, t, "error") != LUA_TSTRING)
+        return wrong(x, "a refusal without an error code");
+    int c = as_err_from_name(lua_tostring(L, -1));
+    if (!as__refusal_code_ok(c)) return wrong(x, "a refusal with an error code rules may not give");
+    x->ans->code = c;
+    int mt = raw_field(L, t, "message");
+    if (mt == LUA_TNIL)
+        snprintf(x->ans->msg, sizeof x->ans->msg, "%s", as_strerror(c));
+    else if (!get_text(L, -1, x->ans->msg))
+        return wrong(x, "a refusal message that is not 1-256 bytes of text");
+    x->ans->kind = AS_ANS_REFUSAL;
     return 0;
 }
 
-static int read_answer(lua_State *L, as_pack *p, as_hook h, const as_hook_args *a,
-                       as_answer *ans, as_error *err)
+static int read_answer(lua_State *L, call_ctx *x)
 {
-    int t = lua_type(L, -1);
+    as_answer *ans = x->ans;
+    int t = lua_type(L, -1), top = lua_gettop(L);
     ans->kind = AS_ANS_NIL;
     if (t == LUA_TNIL) return 0;
-    switch (h) {
+    switch (x->h) {
     case AS_HOOK_ORDER_CHECK:
     case AS_HOOK_ELIGIBILITY:
-        if (t == LUA_TBOOLEAN && lua_toboolean(L, -1) && h == AS_HOOK_ELIGIBILITY) {
+        if (t == LUA_TBOOLEAN && lua_toboolean(L, -1) && x->h == AS_HOOK_ELIGIBILITY) {
             ans->kind = AS_ANS_TRUE;
             return 0;
         }
-        if (t == LUA_TTABLE) return read_refusal(L, p, h, ans, err);
-        return wrong(err, p, h, "neither true, nil nor a refusal");
+        if (t == LUA_TTABLE) return read_refusal(L, x);
+        return wrong(x, "neither true, nil nor a refusal");
     case AS_HOOK_REFUND_AMOUNT:
-    case AS_HOOK_PRIORITY: {
-        int isnum;
-        lua_Integer i = lua_tointegerx(L, -1, &isnum);
-        if (!isnum || t != LUA_TNUMBER) return wrong(err, p, h, "a non-integer");
-        if (i < 0 || (h == AS_HOOK_PRIORITY && i > 100)) return wrong(err, p, h, "a value out of range");
+    case AS_HOOK_PRIORITY:
+        if (!get_int(L, -1, &ans->i)) return wrong(x, "a value that is not an integer");
         ans->kind = AS_ANS_INT;
-        ans->i = i;
         return 0;
-    }
     case AS_HOOK_DEADLINES: {
-        if (t != LUA_TTABLE) return wrong(err, p, h, "a non-table");
+        if (t != LUA_TTABLE) return wrong(x, "a non-table");
         ans->kind = AS_ANS_DEADLINES;
         ans->dl_set = 0;
-        as_deadline_kind k = as__state_deadline(a->v->state);
-        if (k == AS_DL_NONE) return 0;
-        if (lua_getfield(L, -1, as__deadline_name(k)) != LUA_TNIL) {
-            int isnum;
-            lua_Integer ms = lua_tointegerx(L, -1, &isnum);
-            if (!isnum || ms < 0) return wrong(err, p, h, "a duration that is not whole ms");
-            ans->dl[k] = ms;
-            ans->dl_set = 1u << k;
-        }
+        as_deadline_kind k = as__state_deadline(x->a->v->state);
+        if (k == AS_DL_NONE || raw_field(L, top, as__deadline_name(k)) == LUA_TNIL) return 0;
+        if (!get_int(L, -1, &ans->dl[k])) return wrong(x, "a duration that is not whole ms");
+        ans->dl_set = 1u << k;
         return 0;
     }
     case AS_HOOK_AUTO_DECIDE: {
-        if (t != LUA_TTABLE) return wrong(err, p, h, "a non-table");
-        lua_getfield(L, -1, "action");
-        const char *act = lua_tostring(L, -1);
-        if (act && strcmp(act, "agree") == 0) {
+        if (t != LUA_TTABLE) return wrong(x, "a non-table");
+        const char *act = raw_field(L, top, "action") == LUA_TSTRING ? lua_tostring(L, -1) : "";
+        if (strcmp(act, "agree") == 0) {
             ans->kind = AS_ANS_AGREE;
-        } else if (act && strcmp(act, "reject") == 0) {
-            lua_getfield(L, -2, "reason");
-            const char *r = lua_tostring(L, -1);
+        } else if (strcmp(act, "reject") == 0) {
+            if (raw_field(L, top, "reason") == LUA_TNIL)
+                snprintf(ans->msg, sizeof ans->msg, "rule");
+            else if (!get_text(L, -1, ans->msg))
+                return wrong(x, "a reject reason that is not 1-256 bytes of text");
             ans->kind = AS_ANS_REJECT;
-            snprintf(ans->msg, sizeof ans->msg, "%s", r ? r : "rule");
         } else {
-            return wrong(err, p, h, "an action other than agree or reject");
+            return wrong(x, "an action other than agree or reject");
         }
         return 0;
     }
     case AS_HOOK_ON_INSPECTION: {
-        const char *r = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int rem = as__remedy_from(r);
-        if (rem < 0) return wrong(err, p, h, "an unknown remedy");
+        int rem = t == LUA_TSTRING ? as__remedy_from(lua_tostring(L, -1)) : -1;
+        if (rem < 0) return wrong(x, "an unknown remedy");
         ans->kind = AS_ANS_REMEDY;
         ans->i = rem;
         return 0;
     }
     case AS_HOOK_INSPECTION:
     case AS_HOOK_INSTANT_REFUND:
-        if (t != LUA_TBOOLEAN) return wrong(err, p, h, "a non-boolean");
-        ans->kind = lua_toboolean(L, -1) ? AS_ANS_TRUE : AS_ANS_NIL;
+        if (t != LUA_TBOOLEAN) return wrong(x, "a non-boolean");
+        ans->kind = lua_toboolean(L, -1) ? AS_ANS_TRUE : AS_ANS_FALSE;
         return 0;
     default:
-        return wrong(err, p, h, "for an unknown hook");
+        return wrong(x, "for an unknown hook");
     }
 }
 
-static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer *ans,
-                         as_error *err)
+/* Pushes the hook and its arguments, calls it and reads its answer. */
+static int call_protected(lua_State *L)
 {
-    lua_pack *lp = p->impl;
-    lua_State *L = lp->L;
-    ans->kind = AS_ANS_NIL;
-    if (lp->hook_ref[h] == LUA_NOREF) return 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->hook_ref[h]);
+    call_ctx *x = lua_touserdata(L, 1);
+    lua_pack *lp = x->p->impl;
+    const as_hook_args *a = x->a;
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->hook_ref[x->h]);
     int nargs;
-    switch (h) {
+    switch (x->h) {
     case AS_HOOK_ORDER_CHECK:
         lua_rawgeti(L, LUA_REGISTRYINDEX, lp->order_view);
         nargs = 1;
@@ -981,19 +1441,35 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
         nargs = 2;
         break;
     }
+    lua_call(L, nargs, 1);
+    x->rc = read_answer(L, x);
+    return 0;
+}
+
+static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer *ans,
+                         as_error *err)
+{
+    lua_pack *lp = p->impl;
+    lua_State *L = lp->L;
+    ans->kind = AS_ANS_NIL;
+    if (lp->hook_ref[h] == LUA_NOREF) return 0;
+    call_ctx x = {p, h, a, ans, err, 0};
     lp->args = a;
     lp->gen++;
     lp->lists.used = lp->items.used = 0;
     arm_budget(lp);
-    int st = lua_pcall(L, nargs, 1, 0);
-    int rc = 0;
+    lua_pushcfunction(L, call_protected);
+    lua_pushlightuserdata(L, &x);
+    int st = lua_pcall(L, 1, 0, 0);
+    disarm_budget(lp);
+    int rc = x.rc;
     if (st != LUA_OK) {
-        const char *m = st == LUA_ERRMEM ? "memory cap exceeded" : lua_tostring(L, -1);
+        char m[200];
+        failure(lp, L, st, m, sizeof m);
         rc = as__err(err, AS_ERULE_ERROR, "%s@%s: hook %s failed: %s", p->name, p->version,
-                     as__hook_name(h), m ? m : "error object is not a string");
-    } else {
-        rc = read_answer(L, p, h, a, ans, err);
+                     as__hook_name(h), m);
     }
+    if (rc) ans->kind = AS_ANS_NIL;
     lp->args = NULL;
     lua_settop(L, 0);
     if (rc) p->failures++;

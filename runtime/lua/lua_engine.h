@@ -4,7 +4,14 @@
  * print, string without dump, table, math, utf8; source loaded as text only into a read-only
  * global environment; an instruction budget per hook call that the script's own pcall or
  * xpcall cannot swallow; a memory cap per state through a counting allocator; setmetatable
- * refuses __gc so no finalizer runs outside the budget. */
+ * refuses __gc so no finalizer runs outside the budget.
+ *
+ * The instruction budget is the deterministic rule: VM instructions, plus every C library
+ * call charged per byte or element of its work, plus every byte allocated (docs/rules.md
+ * "Sandbox"). A string is at most AS_LUA_STRING_MAX bytes and a library call returns at most
+ * AS_LUA_MAX_RESULTS values, so each instruction's uncharged work (a comparison of two
+ * strings, moving varargs) is bounded. The thread CPU time of a call is a backstop on top,
+ * checked every AS_LUA_HOOK_PERIOD instructions, for what cannot be charged exactly. */
 #ifndef AS_LUA_ENGINE_H
 #define AS_LUA_ENGINE_H
 
@@ -12,15 +19,35 @@
 
 #include "../core/pack.h"
 
+/* A memory budget that several pack states share: all live versions of one shop's merchant
+ * packs, so versions pinned by old cases cannot grow the process without bound.
+ * Reference-counted: its owner (the shop) holds one reference, every state charged to it
+ * holds one. */
+typedef struct as_lua_group as_lua_group;
+
 typedef struct as_lua_limits {
-    long instructions; /* per hook call; default 1,000,000 */
-    size_t memory;     /* bytes per pack state; default 32 MiB */
-    long fail_alloc;   /* tests: the n-th allocation of the state and all after it fail
-                        * (0: none) */
+    long instructions;   /* per hook call; default 1,000,000 */
+    size_t memory;       /* bytes per pack state; default 32 MiB */
+    long cpu_ms;         /* thread CPU time per hook call, the backstop; default 20 ms */
+    as_lua_group *group; /* borrowed: the states' shared budget, or NULL for none */
+    long fail_alloc;     /* tests: the n-th allocation of the state and all after it fail
+                          * (0: none) */
 } as_lua_limits;
 
 #define AS_LUA_DEFAULT_INSTRUCTIONS 1000000L
 #define AS_LUA_DEFAULT_MEMORY ((size_t)32 << 20)
+#define AS_LUA_DEFAULT_CPU_MS 20L
+#define AS_LUA_DEFAULT_SHOP_MEMORY ((size_t)64 << 20)
+#define AS_LUA_STRING_MAX 65536      /* bytes in one Lua string */
+#define AS_LUA_MAX_RESULTS 4096      /* values one library call may return */
+#define AS_LUA_HOOK_PERIOD 1000      /* instructions between two checks of the count hook */
+
+/* A new group of `cap` bytes with one reference (the caller's); NULL on OOM. */
+as_lua_group *as__lua_group_new(size_t cap);
+/* Drops a reference; NULL is a no-op. */
+void as__lua_group_unref(as_lua_group *g);
+/* Bytes the group's states hold now. */
+size_t as__lua_group_used(const as_lua_group *g);
 
 /* Loads a pack from Lua source text. `chunkname` names it in error messages (a path).
  * `limits` may be NULL for the defaults. On success *out holds a new pack with one reference

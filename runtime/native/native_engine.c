@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "../core/layers.h"
 #include "../core/timefmt.h"
 #include "aftersale/plugin.h"
 
@@ -211,6 +212,17 @@ static int failed(as_pack *p, as_hook h, as_error *err, const char *what)
                    as__hook_name(h), what);
 }
 
+/* Copies a text answer whole into buf (AS_ANSWER_TEXT_MAX + 1 bytes), or returns 0 when it
+ * is not DESIGN.md §1 text. The ranges of the other answers are the layers' (layers.c). */
+static int copy_text(char *buf, const char *s)
+{
+    size_t len = strnlen(s, AS_ANSWER_TEXT_MAX + 1);
+    if (!as__answer_text_ok(s, len)) return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return 1;
+}
+
 static int refusal(as_pack *p, as_hook h, const struct as_refusal *r, as_answer *ans,
                    as_error *err)
 {
@@ -219,11 +231,11 @@ static int refusal(as_pack *p, as_hook h, const struct as_refusal *r, as_answer 
         return 0;
     }
     int c = as_err_from_name(r->code);
-    if (c == 0 || c == AS_ENOMEM || c == AS_EIO || c == AS_EUNAUTHORIZED)
-        return failed(p, h, err, "returned an unknown error code");
+    if (c == 0) return failed(p, h, err, "returned an unknown error code");
+    if (!copy_text(ans->msg, r->message ? r->message : as_strerror(c)))
+        return failed(p, h, err, "returned a message that is not 1-256 bytes of text");
     ans->kind = AS_ANS_REFUSAL;
     ans->code = c;
-    snprintf(ans->msg, sizeof ans->msg, "%s", r->message ? r->message : as_strerror(c));
     return 0;
 }
 
@@ -252,8 +264,6 @@ static int native_call(as_pack *p, as_hook h, const as_hook_args *a, as_answer *
         rc = h == AS_HOOK_PRIORITY ? pl->priority(np->state, &c, &o, &x)
                                    : pl->refund_amount(np->state, &c, &o, &x);
         if (rc == AS_PLUGIN_ANSWER) {
-            if (x < 0 || (h == AS_HOOK_PRIORITY && x > 100))
-                return failed(p, h, err, "returned a value out of range");
             ans->kind = AS_ANS_INT;
             ans->i = x;
         }
@@ -267,7 +277,7 @@ static int native_call(as_pack *p, as_hook h, const as_hook_args *a, as_answer *
             ans->kind = AS_ANS_DEADLINES;
             ans->dl_set = 0;
             as_deadline_kind k = as__state_deadline(a->v->state);
-            if (k != AS_DL_NONE && ms[k] >= 0) {
+            if (k != AS_DL_NONE && ms[k] != -1) {
                 ans->dl[k] = ms[k];
                 ans->dl_set = 1u << k;
             }
@@ -281,8 +291,9 @@ static int native_call(as_pack *p, as_hook h, const as_hook_args *a, as_answer *
             if (d.action && strcmp(d.action, "agree") == 0) {
                 ans->kind = AS_ANS_AGREE;
             } else if (d.action && strcmp(d.action, "reject") == 0) {
+                if (!copy_text(ans->msg, d.reason ? d.reason : "rule"))
+                    return failed(p, h, err, "returned a reason that is not 1-256 bytes of text");
                 ans->kind = AS_ANS_REJECT;
-                snprintf(ans->msg, sizeof ans->msg, "%s", d.reason ? d.reason : "rule");
             } else {
                 return failed(p, h, err, "returned an action other than agree or reject");
             }

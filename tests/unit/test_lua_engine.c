@@ -394,7 +394,7 @@ START_TEST(lua_engine_answers_of_each_hook)
     ck_assert_int_eq(fx_call(p, AS_HOOK_INSPECTION, &f, &ans, &err), 0);
     ck_assert_int_eq(ans.kind, AS_ANS_TRUE);
     ck_assert_int_eq(fx_call(p, AS_HOOK_INSTANT_REFUND, &f, &ans, &err), 0);
-    ck_assert_int_eq(ans.kind, AS_ANS_NIL); /* false is "no" */
+    ck_assert_int_eq(ans.kind, AS_ANS_FALSE); /* false is "no" */
     ck_assert_int_eq(fx_call(p, AS_HOOK_ORDER_CHECK, &f, &ans, &err), 0);
     ck_assert_int_eq(ans.kind, AS_ANS_REFUSAL);
     ck_assert_int_eq(ans.code, AS_EBAD_REQUEST);
@@ -438,12 +438,10 @@ START_TEST(lua_engine_wrong_return_types_are_rule_error)
         {AS_HOOK_ORDER_CHECK, PACK1("order_check", "order", "return true")},
         {AS_HOOK_REFUND_AMOUNT, PACK1("refund_amount", "c, o", "return '100'")},
         {AS_HOOK_REFUND_AMOUNT, PACK1("refund_amount", "c, o", "return 1.5")},
-        {AS_HOOK_REFUND_AMOUNT, PACK1("refund_amount", "c, o", "return -1")},
         {AS_HOOK_REFUND_AMOUNT, PACK1("refund_amount", "c, o", "return {}")},
         {AS_HOOK_PRIORITY, PACK1("priority", "c, o", "return true")},
         {AS_HOOK_DEADLINES, PACK1("deadlines", "c, o", "return 5")},
         {AS_HOOK_DEADLINES, PACK1("deadlines", "c, o", "return { merchant_response = '48h' }")},
-        {AS_HOOK_DEADLINES, PACK1("deadlines", "c, o", "return { merchant_response = -1 }")},
         {AS_HOOK_DEADLINES, PACK1("deadlines", "c, o", "return { merchant_response = 0.5 }")},
         {AS_HOOK_AUTO_DECIDE, PACK1("auto_decide", "c, o, now", "return 'agree'")},
         {AS_HOOK_AUTO_DECIDE, PACK1("auto_decide", "c, o, now", "return { action = 'maybe' }")},

@@ -33,6 +33,8 @@ typedef struct as_options {
     int auto_pay;           /* 1: a refund instruction is paid at once (scenarios) */
     long lua_instructions;  /* per hook call; 0 for the default (1,000,000) */
     size_t lua_memory;      /* bytes per pack; 0 for the default (32 MiB) */
+    size_t lua_shop_memory; /* bytes for all live versions of one shop's merchant packs
+                             * together; 0 for the default (64 MiB) */
     as_outbox_cb outbox;    /* may be NULL */
     void *outbox_data;
 } as_options;
