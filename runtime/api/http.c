@@ -97,7 +97,7 @@ typedef struct conn {
     response *head, *tail; /* in request order */
     unsigned queued;       /* responses from head to tail */
     int pending;           /* answers still to come from the runtime */
-    int closing, handles;  /* handles still open (tcp, timer) */
+    int closing, handles;  /* handles still open (tcp, timer; and a socket-less one's owner) */
     uint32_t peer;         /* the client's IPv4 address (network order), 0 if unknown */
     int refused;           /* accepted only to be told 503: not counted against its address */
     /* reading */
@@ -1126,6 +1126,7 @@ as_http_conn *as__http_conn_new(as_http *h, as_http_sink sink, void *ud)
     if (c == NULL) return NULL;
     c->sink = sink;
     c->sink_ud = ud;
+    c->handles++; /* the owner's, until as__http_conn_hangup */
     return (as_http_conn *)c;
 }
 
@@ -1158,6 +1159,8 @@ void as__http_conn_hangup(as_http_conn *hc)
     conn *c = (conn *)hc;
     c->eof = 1;
     conn_close(c);
+    c->handles--;
+    conn_maybe_free(c);
 }
 
 /* The server without its listener: options' defaults and the keys. */
