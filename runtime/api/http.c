@@ -81,34 +81,55 @@ typedef struct response {
     int close_after;
 } response;
 
+/* Back-pressure: a connection whose unsent answers (in libuv's write queue, or ready behind
+ * one still waiting for its commit) pass MAX_UNSENT bytes or MAX_QUEUED answers is not read
+ * any further until they are down to half of that. */
+enum { MAX_UNSENT = 1 << 20, MAX_QUEUED = 256 };
+/* Header limits besides the total (as_http_options.max_header): docs/api.md. */
+enum { MAX_FIELD = 1 << 10, MAX_VALUE = 8 << 10, MAX_HEADERS = 100 };
+
 typedef struct conn {
     uv_tcp_t tcp;
-    uv_timer_t idle;
+    uv_timer_t timer; /* the request's deadline (408) while one is being read, else idle */
     http_parser parser;
     as_http *srv;
     struct conn *next_conn, *prev_conn;
     response *head, *tail; /* in request order */
+    unsigned queued;       /* responses from head to tail */
     int pending;           /* answers still to come from the runtime */
-    int closing, handles;  /* handles still open (tcp, timer) */
+    int closing, handles;  /* handles still open (tcp, timer; and a socket-less one's owner) */
+    uint32_t peer;         /* the client's IPv4 address (network order), 0 if unknown */
+    int refused;           /* accepted only to be told 503: not counted against its address */
+    /* reading */
+    int reading;           /* uv_read_start is in force */
+    int done;              /* an answer will close the connection: nothing more is run */
+    int feeding;           /* inside http_parser_execute (no re-entry from an answer) */
+    char *rest;            /* owned: read but not parsed while the answers are backed up */
+    size_t rest_off, rest_len;
+    uint64_t writes_done, writes_seen; /* queued writes completed; at the last idle check */
+    as_http_sink sink;     /* not NULL: no socket, the answers go here (as__http_conn_new) */
+    void *sink_ud;
     /* the request being read */
     char *url, *body;
     size_t url_len, body_len, header_bytes;
     /* headers: only two matter, kept in fixed buffers (no allocation per header) */
     char hfield[24];
-    size_t hfield_len;
-    int hwant;                  /* the value being read: 0 ignored, 1 auth, 2 idempotency key */
+    size_t hfield_len, item_len; /* item_len: the current name's or value's length */
+    int in_value;               /* the last header callback was a value */
+    unsigned nheaders;
+    int hwant;                  /* the value being read: -1 ignored, 1 auth, 2 idempotency key */
     char auth[512], idem[512];  /* NUL-terminated; a longer value is cut and marked too long */
     size_t auth_len, idem_len;
     int has_auth, has_idem, idem_too_long;
-    int too_big;
+    int too_big;           /* 413 or 431 once a limit is passed (the parse stops there) */
     int in_request;        /* a request has begun and not yet ended */
     int eof;               /* the client has finished sending */
-    uint64_t req_started;  /* loop time of its first byte */
 } conn;
 
 struct as_http {
     uv_loop_t *loop;
     uv_tcp_t listener;
+    int listening;
     as_runtime *rt;
     as_http_options o;
     as_strmap keys;
@@ -178,16 +199,17 @@ static void conn_close(conn *c)
     if (c->closing) return;
     c->closing = 1;
     uv_close((uv_handle_t *)&c->tcp, on_closed);
-    uv_close((uv_handle_t *)&c->idle, on_closed);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
 }
 
 static void reset_request(conn *c)
 {
     free(c->url), free(c->body);
     c->url = c->body = NULL;
-    c->url_len = c->body_len = c->hfield_len = c->header_bytes = 0;
+    c->url_len = c->body_len = c->hfield_len = c->item_len = c->header_bytes = 0;
     c->auth_len = c->idem_len = 0;
-    c->has_auth = c->has_idem = c->idem_too_long = c->hwant = 0;
+    c->nheaders = 0;
+    c->has_auth = c->has_idem = c->idem_too_long = c->hwant = c->in_value = 0;
     c->too_big = 0;
 }
 
@@ -205,9 +227,15 @@ static void conn_maybe_free(conn *c)
         free(r);
     }
     reset_request(c);
+    free(c->rest);
     free(c);
     if (h->stopping && h->nconns == 0 && h->on_stopped) h->on_stopped(h);
 }
+
+static void start_reading(conn *c);
+static void stop_reading(conn *c);
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void resume(conn *c);
 
 typedef struct write_req {
     uv_write_t req;
@@ -217,9 +245,11 @@ typedef struct write_req {
 static void on_written(uv_write_t *w, int status)
 {
     write_req *wr = (write_req *)w;
+    conn *c = w->handle->data;
     free(wr->buf);
     free(wr);
-    (void)status;
+    c->writes_done++;
+    if (status == 0) resume(c); /* the client reads again: so may we */
 }
 
 static const double LATENCY_MS[11] = {0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000};
@@ -238,6 +268,7 @@ static void observe(as_http *h, uint64_t ns)
 static int send_answer(conn *c, response *r)
 {
     if (r->buf == NULL) return -1; /* no memory was left to build it */
+    if (c->sink) return c->sink(c->sink_ud, r->buf, r->len), 0;
     uv_buf_t b = uv_buf_init(r->buf, (unsigned)r->len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == (int)r->len) return 0;
@@ -262,6 +293,7 @@ static void flush(conn *c)
         response *r = c->head;
         c->head = r->next;
         if (c->head == NULL) c->tail = NULL;
+        c->queued--;
         if (r->status >= 100 && r->status < 600) c->srv->by_status[r->status / 100]++;
         observe(c->srv, uv_hrtime() - r->started);
         int close_after = r->close_after;
@@ -271,19 +303,33 @@ static void flush(conn *c)
         free(r);
         if (close_after) conn_close(c);
     }
-    if (!c->closing && c->head == NULL && (c->srv->stopping || (c->eof && c->pending == 0)))
+    if (!c->closing && c->head == NULL && c->pending == 0 &&
+        (c->srv->stopping || c->eof || c->done))
         conn_close(c);
 }
 
-static void fill(response *r, int status, const char *body, int close_after)
+/* Are the answers backed up past 1/div of the bounds (back-pressure)? */
+static int backed_up(const conn *c, unsigned div)
+{
+    if (c->queued > MAX_QUEUED / div) return 1;
+    size_t bytes = c->sink ? 0 : c->tcp.write_queue_size;
+    for (const response *r = c->head; r && bytes <= MAX_UNSENT / div; r = r->next)
+        if (r->ready) bytes += r->len;
+    return bytes > MAX_UNSENT / div;
+}
+
+/* The answer's bytes. The head is built from fixed strings and integers only (the status, its
+ * fixed reason phrase, the body's length): nothing a client sent reaches it. `body` is JSON
+ * built by jansson, or a fixed text. */
+static void fill_typed(response *r, int status, const char *type, const char *body, size_t blen,
+                       int close_after)
 {
     r->status = status;
-    size_t blen = strlen(body);
     char head[256];
     int hl = snprintf(head, sizeof head,
-                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                      "%s\r\n",
-                      status, reason_phrase(status), blen, close_after ? "Connection: close\r\n" : "");
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                      status, reason_phrase(status), type, blen,
+                      close_after ? "Connection: close\r\n" : "");
     r->buf = malloc((size_t)hl + blen);
     if (r->buf) {
         memcpy(r->buf, head, (size_t)hl);
@@ -294,14 +340,27 @@ static void fill(response *r, int status, const char *body, int close_after)
     r->close_after = close_after;
 }
 
-static void fill_error(response *r, int code, const char *msg, int close_after)
+static void fill(response *r, int status, const char *body, int close_after)
 {
-    json_t *j = json_pack("{s:s, s:s}", "error", as_err_name(code), "message", msg ? msg : "");
+    fill_typed(r, status, "application/json", body, strlen(body), close_after);
+}
+
+/* The error body {"error": name, "message": msg}, by jansson. */
+static void fill_status(response *r, int status, const char *name, const char *msg, int close_after)
+{
+    json_t *j = json_pack("{s:s, s:s}", "error", name, "message", msg ? msg : "");
     char *s = json_dumps(j, JSON_COMPACT);
-    fill(r, as__http_status(code), s ? s : "{}", close_after);
+    fill(r, status, s ? s : "{}", close_after);
     free(s);
     json_decref(j);
 }
+
+static void fill_error(response *r, int code, const char *msg, int close_after)
+{
+    fill_status(r, as__http_status(code), as_err_name(code), msg, close_after);
+}
+
+static const char OK_BODY[] = "{\"ok\":true}";
 
 static response *enqueue(conn *c)
 {
@@ -311,7 +370,20 @@ static response *enqueue(conn *c)
     if (c->tail) c->tail->next = r;
     else c->head = r;
     c->tail = r;
+    c->queued++;
     return r;
+}
+
+/* Answers a transport error (408, 413, 431, 400 malformed HTTP, 503) and ends the connection:
+ * nothing the client sends after it is read or run. */
+static void refuse(conn *c, int status, const char *name, const char *msg)
+{
+    c->done = 1;
+    stop_reading(c);
+    response *r = enqueue(c);
+    if (r) fill_status(r, status, name, msg, 1);
+    else conn_close(c);
+    flush(c);
 }
 
 /* ==========================================================================================
@@ -328,12 +400,14 @@ typedef struct answer_ctx {
 static void answered(void *ud, int code, const char *msg)
 {
     answer_ctx *a = ud;
-    if (code == 0) fill(a->r, a->created ? 201 : 200, "{\"ok\":true}", !a->keep_alive);
+    conn *c = a->c;
+    if (code == 0) fill(a->r, a->created ? 201 : 200, OK_BODY, !a->keep_alive);
     else fill_error(a->r, code, msg, !a->keep_alive);
-    a->c->pending--;
-    flush(a->c);
-    conn_maybe_free(a->c);
     free(a);
+    c->pending--;
+    flush(c);
+    resume(c); /* one fewer answer waiting: the connection may be read again */
+    conn_maybe_free(c);
 }
 
 /* The value of `name` in the query string `q` ("a=1&b=2"), copied into buf; NULL if absent. */
@@ -355,8 +429,18 @@ static const char *query(const char *q, const char *name, char *buf, size_t cap)
     return NULL;
 }
 
-/* Splits "/v1/cases/C1/actions" into at most `max` segments (in place); *qs is the query. */
-static int split_path(char *path, char **seg, int max, const char **qs)
+/* DESIGN.md §1: an identifier is 1-64 bytes of A-Z a-z 0-9 . _ : -, and not "." or "..". */
+static int is_identifier(const char *s)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-");
+    return n >= 1 && n <= 64 && s[n] == '\0' && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+/* Splits "/v1/cases/C1/actions" into segments (in place); *qs is the query. Returns their
+ * number, max + 1 when there are more than `max`. *ids is 1 when every segment is an
+ * identifier: paths are not percent-decoded, so an escape ('%') makes a segment none, and so
+ * does an empty one ("//", a trailing '/'). */
+static int split_path(char *path, char **seg, int max, const char **qs, int *ids)
 {
     int n = 0;
     char *q = strchr(path, '?');
@@ -365,7 +449,16 @@ static int split_path(char *path, char **seg, int max, const char **qs)
         *q = '\0';
         *qs = q + 1;
     }
-    for (char *tok = strtok(path, "/"); tok && n < max; tok = strtok(NULL, "/")) seg[n++] = tok;
+    *ids = path[0] == '/';
+    if (!*ids) return 0; /* "*", or an absolute URL: no route */
+    for (char *p = path + 1; n <= max; n++) {
+        char *slash = strchr(p, '/');
+        if (slash) *slash = '\0';
+        if (n < max) seg[n] = p;
+        if (!is_identifier(p)) *ids = 0;
+        if (slash == NULL) return n + 1;
+        p = slash + 1;
+    }
     return n;
 }
 
@@ -636,11 +729,12 @@ static json_t *write_request(as_http *h, const as_principal *who, const char *pr
     }
     if (nseg == 4 && strcmp(seg[1], "orders") == 0) {
         if (who->role != AS_ROLE_PLATFORM) return *code = AS_EFORBIDDEN, *msg = "only the platform reports order events", NULL;
-        char op[32];
-        snprintf(op, sizeof op, "order.%s", seg[3]);
-        if (strcmp(seg[3], "ship") && strcmp(seg[3], "deliver") && strcmp(seg[3], "confirm"))
-            return *code = AS_ENOT_FOUND, *msg = "no such order event", NULL;
-        return json_pack("{s:s, s:s}", "op", op, "order", seg[2]);
+        static const char *const events[][2] = {
+            {"ship", "order.ship"}, {"deliver", "order.deliver"}, {"confirm", "order.confirm"}};
+        for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+            if (strcmp(seg[3], events[i][0]) == 0)
+                return json_pack("{s:s, s:s}", "op", events[i][1], "order", seg[2]);
+        return *code = AS_ENOT_FOUND, *msg = "no such order event", NULL;
     }
     /* "as": the platform acting for a party */
     const char *as = principal;
@@ -693,30 +787,31 @@ static void dispatch(conn *c)
 {
     as_http *h = c->srv;
     int ka = http_should_keep_alive(&c->parser) && !h->stopping;
+    if (!ka) c->done = 1; /* this answer closes: nothing sent after it is run */
     response *r = enqueue(c);
     if (r == NULL) {
         conn_close(c);
         return;
     }
     const char *method = http_method_str((enum http_method)c->parser.method);
-    char *seg[6];
+    enum { MAX_SEG = 5 }; /* the longest route: /v1/shops/{id}/rules/{version} */
+    char *seg[MAX_SEG];
     char *path = c->url ? c->url : "";
     const char *qs;
-    int nseg = split_path(path, seg, 6, &qs);
-    if (c->too_big) {
-        fill(r, c->too_big, "{\"error\":\"bad_request\",\"message\":\"request too large\"}", 1);
-        return;
-    }
-    if (nseg == 1 && strcmp(seg[0], "healthz") == 0) {
-        fill(r, 200, "{\"ok\":true}", !ka);
-        return;
-    }
-    if (nseg == 1 && strcmp(seg[0], "metrics") == 0) return prometheus(h, r, ka);
+    int ids;
+    int nseg = split_path(path, seg, MAX_SEG, &qs, &ids);
+    if (nseg == 1 && ids && strcmp(seg[0], "healthz") == 0) return fill(r, 200, OK_BODY, !ka);
+    if (nseg == 1 && ids && strcmp(seg[0], "metrics") == 0) return prometheus(h, r, ka);
     /* every /v1 call needs a key */
     const key_entry *k = NULL;
     if (c->has_auth && strncasecmp(c->auth, "Bearer ", 7) == 0) k = as__strmap_get(&h->keys, c->auth + 7);
-    if (nseg < 2 || strcmp(seg[0], "v1") != 0) return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
+    if (nseg < 2 || nseg > MAX_SEG || strcmp(seg[0], "v1") != 0)
+        return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
     if (k == NULL) return fill_error(r, AS_EUNAUTHORIZED, "a valid bearer key is needed", !ka);
+    /* DESIGN.md §1: a path identifier outside the limits is an unknown one, before anything
+     * looks it up (or copies it into a request, a log line or an answer) */
+    if (!ids)
+        return fill_error(r, AS_ENOT_FOUND, "unknown identifier (1-64 bytes of A-Z a-z 0-9 . _ : -)", !ka);
     as_principal who;
     as__principal_parse(k->principal, &who);
     if (strcmp(method, "GET") == 0) {
@@ -738,10 +833,7 @@ static void dispatch(conn *c)
         json_t *req = json_pack("{s:s, s:s, s:o}", "op", "rules.load", "shop", seg[2], "source", src);
         return submit(c, r, req, ka, 0);
     }
-    if (strcmp(method, "POST") != 0) {
-        fill(r, 405, "{\"error\":\"bad_request\",\"message\":\"method not allowed\"}", !ka);
-        return;
-    }
+    if (strcmp(method, "POST") != 0) return fill_status(r, 405, "bad_request", "method not allowed", !ka);
     /* DESIGN.md §2: an unknown case is not_found before anything about the body */
     if (nseg == 4 && strcmp(seg[1], "cases") == 0 && strcmp(seg[3], "actions") == 0 &&
         as__case_get(h->rt, seg[2]) == NULL)
@@ -774,12 +866,17 @@ static void dispatch(conn *c)
  * Parser callbacks
  * ======================================================================================== */
 
-static int append(char **dst, size_t *len, const char *at, size_t n, size_t max, conn *c, int status)
+/* Counts request-line and header bytes against max_header; 0, or -1 (431) to stop the parse. */
+static int count_header(conn *c, size_t n, size_t item_max)
 {
-    if (*len + n > max) {
-        c->too_big = status;
-        return 0;
-    }
+    c->header_bytes += n;
+    c->item_len += n;
+    if (c->header_bytes > c->srv->o.max_header || c->item_len > item_max) c->too_big = 431;
+    return c->too_big ? -1 : 0;
+}
+
+static int append(char **dst, size_t *len, const char *at, size_t n)
+{
     char *p = realloc(*dst, *len + n + 1);
     if (p == NULL) return -1;
     memcpy(p + *len, at, n);
@@ -789,18 +886,23 @@ static int append(char **dst, size_t *len, const char *at, size_t n, size_t max,
     return 0;
 }
 
+static void on_request_timeout(uv_timer_t *t);
+static void on_idle(uv_timer_t *t);
+
 static int on_message_begin(http_parser *p)
 {
     conn *c = p->data;
     c->in_request = 1;
-    c->req_started = uv_now(c->srv->loop);
+    /* from its first byte the request has request_ms to arrive whole, however it trickles */
+    uv_timer_start(&c->timer, on_request_timeout, c->srv->o.request_ms, 0);
     return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     conn *c = p->data;
-    return append(&c->url, &c->url_len, at, n, c->srv->o.max_header, c, 431);
+    if (count_header(c, n, SIZE_MAX)) return -1;
+    return append(&c->url, &c->url_len, at, n);
 }
 
 /* Appends to one of the two kept values; a value too long for its buffer is marked. */
@@ -818,9 +920,16 @@ static void keep_value(char *buf, size_t *len, int *too_long, const char *at, si
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     conn *c = p->data;
-    if (c->hwant != 0) c->hwant = 0, c->hfield_len = 0; /* the previous header is over */
-    c->header_bytes += n;
-    if (c->header_bytes > c->srv->o.max_header) c->too_big = 431;
+    if (c->in_value || c->nheaders == 0) { /* a new header (the previous one is over) */
+        c->in_value = 0;
+        c->hwant = 0;
+        c->hfield_len = c->item_len = 0;
+        if (++c->nheaders > MAX_HEADERS) {
+            c->too_big = 431;
+            return -1;
+        }
+    }
+    if (count_header(c, n, MAX_FIELD)) return -1;
     if (c->hfield_len + n < sizeof c->hfield) {
         memcpy(c->hfield + c->hfield_len, at, n);
         c->hfield_len += n;
@@ -833,7 +942,9 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     conn *c = p->data;
-    if (c->hwant == 0) { /* the name is complete: is it one we keep? */
+    if (!c->in_value) { /* the name is complete: is it one we keep? */
+        c->in_value = 1;
+        c->item_len = 0;
         c->hwant = -1;
         if (c->hfield_len < sizeof c->hfield) {
             c->hfield[c->hfield_len] = '\0';
@@ -843,8 +954,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
                 c->hwant = 2, c->has_idem = 1;
         }
     }
-    c->header_bytes += n;
-    if (c->header_bytes > c->srv->o.max_header) c->too_big = 431;
+    if (count_header(c, n, MAX_VALUE)) return -1;
     if (c->hwant == 1) keep_value(c->auth, &c->auth_len, NULL, at, n, sizeof c->auth);
     if (c->hwant == 2) keep_value(c->idem, &c->idem_len, &c->idem_too_long, at, n, sizeof c->idem);
     return 0;
@@ -854,22 +964,31 @@ static int on_headers_complete(http_parser *p)
 {
     conn *c = p->data;
     if (p->content_length != (uint64_t)-1 && p->content_length > c->srv->o.max_body) c->too_big = 413;
-    return 0;
+    return c->too_big ? -1 : 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     conn *c = p->data;
-    return c->too_big ? 0 : append(&c->body, &c->body_len, at, n, c->srv->o.max_body, c, 413);
+    if (c->body_len + n > c->srv->o.max_body) { /* chunked, growing past the limit */
+        c->too_big = 413;
+        return -1;
+    }
+    return append(&c->body, &c->body_len, at, n);
 }
 
 static int on_message_complete(http_parser *p)
 {
     conn *c = p->data;
     c->in_request = 0;
+    uv_timer_start(&c->timer, on_idle, c->srv->o.idle_ms, 0);
     dispatch(c);
     reset_request(c);
+    if (c->tail && c->tail->ready && c->tail->close_after) c->done = 1;
     flush(c);
+    /* stop after a closing answer (nothing pipelined after it runs), or when the answers back
+     * up (the rest waits in c->rest until they drain) */
+    if (c->done || c->closing || backed_up(c, 1)) http_parser_pause(p, 1);
     return 0;
 }
 
@@ -883,78 +1002,196 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
-static void idle_cb(uv_timer_t *t)
+/* The request did not arrive whole within request_ms of its first byte (a stalled or trickled
+ * request): 408, whether or not more bytes come. */
+static void on_request_timeout(uv_timer_t *t)
 {
     conn *c = t->data;
-    if (c->pending == 0 && c->head == NULL) conn_close(c);
-    else uv_timer_again(t);
+    if (c->in_request && !c->done && !c->closing)
+        refuse(c, 408, "bad_request", "request too slow");
+}
+
+/* Nothing in flight for idle_ms: closed. A connection whose queued answers made no progress in
+ * that time (a client that reads nothing) is closed too; otherwise it waits another idle_ms. */
+static void on_idle(uv_timer_t *t)
+{
+    conn *c = t->data;
+    size_t unsent = c->sink ? 0 : c->tcp.write_queue_size;
+    int busy = c->pending > 0 || c->head != NULL || c->rest != NULL || unsent > 0;
+    int stuck = unsent > 0 && c->writes_done == c->writes_seen;
+    if (!busy || stuck) {
+        conn_close(c);
+        return;
+    }
+    c->writes_seen = c->writes_done;
+    uv_timer_start(&c->timer, on_idle, c->srv->o.idle_ms, 0);
+}
+
+static void start_reading(conn *c)
+{
+    if (c->reading || c->sink || c->closing) return;
+    c->reading = uv_read_start((uv_stream_t *)&c->tcp, as__read_buffer, read_cb) == 0;
+}
+
+static void stop_reading(conn *c)
+{
+    if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+}
+
+/* Parses bytes from the client. What follows a closing answer is dropped; what follows a
+ * request whose answer backed the connection up is kept in c->rest (taking buf when it is
+ * that block) for resume(). `buf` is a heap block owned by the caller, or by c->rest. */
+static void feed(conn *c, char *buf, size_t off, size_t n)
+{
+    c->feeding = 1;
+    size_t used = http_parser_execute(&c->parser, &settings, buf + off, n);
+    c->feeding = 0;
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (c->done || c->closing) {
+        stop_reading(c);
+        if (c->rest == buf) c->rest = NULL;
+        free(buf);
+        flush(c);
+        return;
+    }
+    if (e == HPE_PAUSED) {
+        stop_reading(c);
+        c->rest = buf;
+        c->rest_off = off + used;
+        c->rest_len = n - used;
+        return;
+    }
+    if (c->rest == buf) c->rest = NULL;
+    free(buf);
+    if (c->too_big) refuse(c, c->too_big, "bad_request", "request too large");
+    else if (e != HPE_OK || used != n) refuse(c, 400, "bad_request", "malformed HTTP");
+}
+
+/* The answers have drained below half the bounds: parse what was kept, then read again. */
+static void resume(conn *c)
+{
+    if (c->closing || c->done || c->feeding || backed_up(c, 2)) return;
+    if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) http_parser_pause(&c->parser, 0);
+    if (c->rest) feed(c, c->rest, c->rest_off, c->rest_len);
+    if (c->rest == NULL && !c->done && !c->closing) start_reading(c);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     conn *c = s->data;
-    if (n > 0 && c->in_request && uv_now(c->srv->loop) - c->req_started > c->srv->o.request_ms) {
-        /* a client trickling bytes keeps the idle timer quiet, not this */
-        response *r = enqueue(c);
-        if (r) fill(r, 408, "{\"error\":\"bad_request\",\"message\":\"request too slow\"}", 1);
-        uv_read_stop(s);
-        flush(c);
-    } else if (n > 0) {
-        uv_timer_again(&c->idle);
-        size_t done = http_parser_execute(&c->parser, &settings, buf->base, (size_t)n);
-        if (c->parser.http_errno != HPE_OK || done != (size_t)n) {
-            response *r = enqueue(c);
-            if (r) fill(r, 400, "{\"error\":\"bad_request\",\"message\":\"malformed HTTP\"}", 1);
-            uv_read_stop(s);
-            flush(c);
-        } else if (c->too_big == 413 || c->too_big == 431) {
-            response *r = enqueue(c);
-            if (r) fill(r, c->too_big, "{\"error\":\"bad_request\",\"message\":\"request too large\"}", 1);
-            uv_read_stop(s);
-            flush(c);
-        }
-    } else if (n < 0) {
-        uv_read_stop(s);
-        c->eof = 1;
-        if (c->pending == 0 && c->head == NULL) conn_close(c);
+    if (n > 0 && !c->done && !c->closing) {
+        feed(c, buf->base, 0, (size_t)n);
+        return;
     }
     free(buf->base);
+    if (n < 0) {
+        stop_reading(c);
+        c->eof = 1;
+        flush(c); /* closes once every answer is out */
+    }
+}
+
+/* Answers the connection 503 and closes it: past the limits it holds nothing else. */
+static void turn_away(conn *c, const char *msg)
+{
+    c->refused = 1;
+    c->done = 1;
+    response *r = enqueue(c);
+    if (r) fill_status(r, 503, "io", msg, 1);
+    else conn_close(c);
+    flush(c);
+}
+
+/* Links a new connection (its handles initialised) into the server. */
+static conn *conn_new(as_http *h)
+{
+    conn *c = calloc(1, sizeof *c);
+    if (c == NULL) return NULL;
+    c->srv = h;
+    uv_tcp_init(h->loop, &c->tcp);
+    uv_timer_init(h->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles = 2;
+    c->next_conn = h->conns;
+    if (h->conns) h->conns->prev_conn = c;
+    h->conns = c;
+    h->nconns++;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    uv_timer_start(&c->timer, on_idle, h->o.idle_ms, 0);
+    return c;
 }
 
 static void on_connection(uv_stream_t *l, int status)
 {
     as_http *h = l->data;
     if (status < 0) return;
-    conn *c = calloc(1, sizeof *c);
+    conn *c = conn_new(h);
     if (c == NULL) return;
-    c->srv = h;
-    uv_tcp_init(h->loop, &c->tcp);
-    uv_timer_init(h->loop, &c->idle);
-    c->tcp.data = c->idle.data = c;
-    c->handles = 2;
-    c->next_conn = h->conns;
-    if (h->conns) h->conns->prev_conn = c;
-    h->conns = c;
-    h->nconns++;
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 || h->stopping) {
         conn_close(c);
         return;
     }
-    if (h->nconns > h->o.max_connections) {
-        response *r = enqueue(c);
-        if (r) fill(r, 503, "{\"error\":\"io\",\"message\":\"too many connections\"}", 1);
-        flush(c);
-        return;
-    }
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET)
+        c->peer = ((struct sockaddr_in *)&ss)->sin_addr.s_addr;
+    unsigned same = 0;
+    for (conn *o = h->conns; o; o = o->next_conn) same += o != c && !o->refused && o->peer == c->peer;
+    if (h->nconns > h->o.max_connections) return turn_away(c, "too many connections");
+    if (same >= h->o.max_conns_per_client)
+        return turn_away(c, "too many connections from this address");
     uv_tcp_nodelay(&c->tcp, 1);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    uv_timer_start(&c->idle, idle_cb, h->o.idle_ms, h->o.idle_ms);
-    uv_read_start((uv_stream_t *)&c->tcp, as__read_buffer, read_cb);
+    start_reading(c);
 }
 
-int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, const char *keys_path,
-                 as_http **out, as_error *err)
+as_http_conn *as__http_conn_new(as_http *h, as_http_sink sink, void *ud)
+{
+    conn *c = conn_new(h);
+    if (c == NULL) return NULL;
+    c->sink = sink;
+    c->sink_ud = ud;
+    c->handles++; /* the owner's, until as__http_conn_hangup */
+    return (as_http_conn *)c;
+}
+
+void as__http_conn_feed(as_http_conn *hc, const char *bytes, size_t n)
+{
+    conn *c = (conn *)hc;
+    if (c->done || c->closing || n == 0) return;
+    size_t kept = c->rest ? c->rest_len : 0;
+    char *buf = malloc(kept + n);
+    if (buf == NULL) return conn_close(c);
+    if (kept) memcpy(buf, c->rest + c->rest_off, kept);
+    memcpy(buf + kept, bytes, n);
+    free(c->rest);
+    c->rest = NULL;
+    if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
+        /* backed up: kept until resume() */
+        c->rest = buf, c->rest_off = 0, c->rest_len = kept + n;
+        return;
+    }
+    feed(c, buf, 0, kept + n);
+}
+
+int as__http_conn_open(const as_http_conn *hc)
+{
+    return !((const conn *)hc)->closing;
+}
+
+void as__http_conn_hangup(as_http_conn *hc)
+{
+    conn *c = (conn *)hc;
+    c->eof = 1;
+    conn_close(c);
+    c->handles--;
+    conn_maybe_free(c);
+}
+
+/* The server without its listener: options' defaults and the keys. */
+static int http_init(uv_loop_t *loop, as_runtime *rt, const as_http_options *o,
+                     const char *keys_path, as_http **out, as_error *err)
 {
     *out = NULL;
     as_http *h = calloc(1, sizeof *h);
@@ -969,14 +1206,30 @@ int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, cons
     if (!h->o.idle_ms) h->o.idle_ms = 30000;
     if (!h->o.request_ms) h->o.request_ms = 10000;
     if (!h->o.max_connections) h->o.max_connections = 1024;
+    if (!h->o.max_conns_per_client) h->o.max_conns_per_client = 64;
     as__strmap_init(&h->keys, key_of);
     int rc = load_keys(&h->keys, keys_path, err);
+    if (rc) {
+        as__http_free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, const char *keys_path,
+                 as_http **out, as_error *err)
+{
+    as_http *h;
+    int rc = http_init(loop, rt, o, keys_path, &h, err);
+    if (rc) return rc;
     struct sockaddr_in addr;
-    if (rc == 0 && uv_ip4_addr(h->o.host, h->o.port, &addr) != 0)
+    if (uv_ip4_addr(h->o.host, h->o.port, &addr) != 0)
         rc = as__err(err, AS_EBAD_REQUEST, "'%s' is not an IPv4 address", h->o.host);
     if (rc == 0) {
         uv_tcp_init(loop, &h->listener);
         h->listener.data = h;
+        h->listening = 1;
         int e = uv_tcp_bind(&h->listener, (const struct sockaddr *)&addr, 0);
         if (e == 0) e = uv_listen((uv_stream_t *)&h->listener, 511, on_connection);
         if (e != 0) {
@@ -993,13 +1246,21 @@ int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, cons
     return 0;
 }
 
+int as__http_new_unbound(uv_loop_t *loop, as_runtime *rt, const as_http_options *o,
+                         const char *keys_path, as_http **out, as_error *err)
+{
+    return http_init(loop, rt, o, keys_path, out, err);
+}
+
 void as__http_shutdown(as_http *h, void (*done)(as_http *h))
 {
     h->stopping = 1;
     h->on_stopped = done;
-    if (!uv_is_closing((uv_handle_t *)&h->listener)) uv_close((uv_handle_t *)&h->listener, NULL);
+    if (h->listening && !uv_is_closing((uv_handle_t *)&h->listener))
+        uv_close((uv_handle_t *)&h->listener, NULL);
     for (conn *c = h->conns; c; c = c->next_conn)
         if (c->pending == 0 && c->head == NULL) conn_close(c);
+        else resume(c); /* what was kept is answered (closing) rather than left unparsed */
     if (h->nconns == 0 && done) done(h);
 }
 

@@ -22,6 +22,7 @@ typedef struct as_http_options {
     unsigned idle_ms;        /* close a connection idle this long; default 30 s */
     unsigned request_ms;     /* a request must arrive whole within this; default 10 s (408) */
     unsigned max_connections; /* default 1024 (503 beyond) */
+    unsigned max_conns_per_client; /* open connections from one IPv4 address; default 64 (503) */
     const struct as_webhook_stats *webhooks; /* shown in /metrics when not NULL */
 } as_http_options;
 
@@ -34,6 +35,22 @@ int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, cons
  * once every connection is closed. */
 void as__http_shutdown(as_http *h, void (*done)(as_http *h));
 void as__http_free(as_http *h);
+
+/* A connection with no socket, for tests and the fuzz target (tests/fuzz/fuzz_http.c): the
+ * bytes a client would send go in with as__http_conn_feed, in pieces of any size, and every
+ * answer comes out whole, in order, through the sink. The server comes from
+ * as__http_new_unbound (no listener); the connection is freed once hung up (or closed by the
+ * server) and the loop has run its close callbacks. */
+typedef void (*as_http_sink)(void *ud, const char *bytes, size_t n);
+typedef struct as_http_conn as_http_conn;
+int as__http_new_unbound(uv_loop_t *loop, as_runtime *rt, const as_http_options *o,
+                         const char *keys_path, as_http **out, as_error *err);
+as_http_conn *as__http_conn_new(as_http *h, as_http_sink sink, void *ud);
+void as__http_conn_feed(as_http_conn *c, const char *bytes, size_t n);
+/* 1 while the server keeps the connection open (0 once it answered with a close). */
+int as__http_conn_open(const as_http_conn *c);
+/* The client goes away; the connection must not be used after this. */
+void as__http_conn_hangup(as_http_conn *c);
 
 /* HTTP status for an error code (DESIGN.md §6 and the hosted issue's table). */
 int as__http_status(int code);

@@ -79,7 +79,9 @@ static int set_opt(serve_opts *so, const char *name, const char *value)
         unsigned *dst;
     } nums[] = {{"idle_ms", &so->http.idle_ms},
                 {"request_ms", &so->http.request_ms},
-                {"max_connections", &so->http.max_connections}};
+                {"max_conns", &so->http.max_connections},
+                {"max_connections", &so->http.max_connections}, /* its older name */
+                {"max_conns_per_client", &so->http.max_conns_per_client}};
     char *end;
     unsigned long v = strtoul(value, &end, 10);
     if (*value == '\0' || *end != '\0' || v == 0 || v > 1000000000ul) return -1;
@@ -110,7 +112,7 @@ static int read_config(serve_opts *so, const char *path)
         if (got != 2 || set_opt(so, name, value) != 0) {
             fprintf(stderr, "aftersale serve: %s:%d: want `name = value` with a known name "
                             "(listen, db, keys, packs, webhook, max_body, max_header, idle_ms, "
-                            "request_ms, max_connections)\n", path, n);
+                            "request_ms, max_conns, max_conns_per_client)\n", path, n);
             rc = -1;
         }
     }
@@ -127,9 +129,8 @@ static void usage(FILE *f)
                "answered once it is on disk. SIGTERM or SIGINT stop accepting, finish what is in\n"
                "flight, commit and exit 0.\n"
                "\n"
-               "  --config FILE       `name = value` lines for any option below (and max_body,\n"
-               "                      max_header, idle_ms, request_ms, max_connections); the\n"
-               "                      command line wins\n"
+               "  --config FILE       `name = value` lines for any option below, named with '_'\n"
+               "                      for '-' (max_conns = 512); the command line wins\n"
                "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8080)\n"
                "  --db FILE           the database (default aftersale.db, created when missing)\n"
                "  --keys FILE         API keys: one `KEY PRINCIPAL` per line, # comments;\n"
@@ -138,6 +139,15 @@ static void usage(FILE *f)
                "  --webhook URL       POST each outbox entry (refund instructions) to URL,\n"
                "                      http://HOST:PORT/PATH, with its Idempotency-Key; retried\n"
                "                      with backoff until 2xx. May be given up to 8 times.\n"
+               "  --max-conns N       open connections in all (default 1024; 503 beyond)\n"
+               "  --max-conns-per-client N\n"
+               "                      open connections from one IPv4 address (default 64)\n"
+               "  --max-body BYTES    request body (default 1048576; 413 beyond)\n"
+               "  --max-header BYTES  request line and headers (default 16384; 431 beyond)\n"
+               "  --request-ms MS     a request must arrive whole within MS of its first byte\n"
+               "                      (default 10000; 408)\n"
+               "  --idle-ms MS        close a connection with nothing in flight for MS\n"
+               "                      (default 30000)\n"
                "  -h, --help          this text\n",
             as__cli_packs_dir());
 }
@@ -150,6 +160,12 @@ int as__cli_serve(int argc, char **argv)
                                          {"keys", required_argument, NULL, 'k'},
                                          {"packs", required_argument, NULL, 'p'},
                                          {"webhook", required_argument, NULL, 'w'},
+                                         {"max-conns", required_argument, NULL, 'C'},
+                                         {"max-conns-per-client", required_argument, NULL, 'P'},
+                                         {"max-body", required_argument, NULL, 'B'},
+                                         {"max-header", required_argument, NULL, 'H'},
+                                         {"request-ms", required_argument, NULL, 'R'},
+                                         {"idle-ms", required_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     static serve_opts so; /* large; one per process */
@@ -168,12 +184,18 @@ int as__cli_serve(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'c') continue;
-        /* the long option's own name is the config name */
-        const char *name = NULL;
-        for (const struct option *op = opts; op->name && !name; op++)
-            if (op->val == c) name = op->name;
-        if (name == NULL || set_opt(&so, name, optarg) != 0) {
-            fprintf(stderr, "aftersale serve: too many --webhook (at most %d)\n", AS_WEBHOOK_MAX);
+        /* the long option's own name, '-' as '_', is the config name */
+        const struct option *op = opts;
+        while (op->name && op->val != c) op++;
+        char name[32] = "";
+        for (size_t i = 0; op->name && op->name[i] && i + 1 < sizeof name; i++)
+            name[i] = op->name[i] == '-' ? '_' : op->name[i], name[i + 1] = '\0';
+        if (op->name == NULL || set_opt(&so, name, optarg) != 0) {
+            if (c == 'w')
+                fprintf(stderr, "aftersale serve: too many --webhook (at most %d)\n", AS_WEBHOOK_MAX);
+            else
+                fprintf(stderr, "aftersale serve: --%s wants a number from 1 to 1000000000\n",
+                        op->name ? op->name : "?");
             return 2;
         }
     }

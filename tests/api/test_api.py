@@ -168,8 +168,9 @@ def at_eof(sock, f=None, timeout=10):
 class Server:
     """One `aftersale serve` process on a free port, on a database in `workdir`."""
 
-    def __init__(self, workdir, packs=PACKS, keys_text=KEYS_TEXT):
+    def __init__(self, workdir, packs=PACKS, keys_text=KEYS_TEXT, args=()):
         self.dir = workdir
+        self.args = list(args)  # more `serve` options
         self.db = os.path.join(workdir, "db")
         self.keys = os.path.join(workdir, "keys")
         self.packs = packs
@@ -188,7 +189,7 @@ class Server:
             errf = open(self.errpath, "wb")
             proc = subprocess.Popen(
                 [EXE, "serve", "--listen", "127.0.0.1:%d" % port, "--db", self.db,
-                 "--keys", self.keys, "--packs", self.packs],
+                 "--keys", self.keys, "--packs", self.packs] + self.args,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf)
             errf.close()
             deadline = time.time() + 120
@@ -1063,6 +1064,15 @@ class Idempotency(ApiCase):
         # nothing was created under the refused keys
         self.assertOk(self.req("POST", "/v1/orders", order_body(other), PLATFORM), 201)
 
+    def test_key_outside_the_identifier_limits(self):
+        """DESIGN.md §1: an idempotency key is an identifier; another is 400, nothing applied."""
+        oid = new_id("O")
+        for key in (("%s-" % oid).ljust(65, "x"), "a b", "a\"b", "a/b", "%0D%0A", ".", ".."):
+            r = self.req("POST", "/v1/orders", order_body(oid), PLATFORM, {"Idempotency-Key": key})
+            self.assertError(r, 400, "bad_request")
+            self.assertIn("Idempotency-Key", r.json["message"])
+        self.assertOk(self.req("POST", "/v1/orders", order_body(oid), PLATFORM), 201)
+
     def test_same_key_pipelined(self):
         _, cid = self.new_case()
         one = raw_request("POST", "/v1/cases/%s/actions" % cid, {"action": "agree"}, S1,
@@ -1632,10 +1642,11 @@ class OwnServer(ApiCase):
     """A test with its own server and directory."""
 
     packs = None
+    args = ()  # more `serve` options
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="aftersale-api-own-")
-        self.server = Server(self.tmp, packs=self.packs_dir()).start()
+        self.server = Server(self.tmp, packs=self.packs_dir(), args=self.args).start()
 
     def packs_dir(self):
         return PACKS
@@ -1899,6 +1910,9 @@ class Signals(OwnServer):
 
 
 class Connections(OwnServer):
+    # every test connection comes from 127.0.0.1: lift the per-address limit (64) above the
+    # global one to reach the latter (tests/hostile/http tests the per-address one)
+    args = ("--max-conns-per-client", "2000")
 
     def test_connection_limit(self):
         """Beyond 1024 open connections a new one gets 503 and is closed; the others are served."""
