@@ -14,7 +14,8 @@
 
 /* Small limits keep hostile packs fast. */
 static const as_lua_limits SMALL = {.instructions = 20000, .memory = 1 << 20}; /* 1 MiB */
-static const as_lua_limits MEMTEST = {.instructions = 5000000, .memory = 1 << 20}; /* memory first */
+/* memory first; the CPU-time backstop out of the way of sanitizer builds */
+static const as_lua_limits MEMTEST = {.instructions = 5000000, .memory = 1 << 20, .cpu_ms = 60000};
 static const as_lua_limits BUNDLED = {.instructions = 200000, .memory = 8 << 20};
 
 /* A pack with one hook: PACK1("eligibility", "order, request, now", "return true"). */
@@ -922,6 +923,354 @@ START_TEST(lua_engine_oom_sweep_during_load)
 }
 END_TEST
 
+
+/* ==========================================================================================
+ * Host reads of pack values (DESIGN.md §3): raw, protected, charged, converted exactly
+ * ======================================================================================== */
+
+/* Metamethods that would raise if the host ran them. */
+#define RAISING_MT                                                                          \
+    "local MT = { __index = function() error('metamethod ran') end,"                        \
+    " __len = function() error('metamethod ran') end, __eq = function() error('metamethod ran') end," \
+    " __tostring = function() error('metamethod ran') end, __call = function() error('metamethod ran') end," \
+    " __concat = function() error('metamethod ran') end, __lt = function() error('metamethod ran') end } "
+
+/* Loads `src` under SMALL, calls hook h once; returns the call's code. */
+static int call_once(const char *src, as_hook h, as_answer *ans, as_error *err)
+{
+    as_pack *p = fx_load(src, &SMALL, 0, NULL);
+    fx f = fx_new();
+    memset(err, 0, sizeof *err);
+    int rc = fx_call(p, h, &f, ans, err);
+    fx_free(&f);
+    as__pack_unref(p);
+    return rc;
+}
+
+static const char *const HOOK_PARAMS[AS_HOOK_COUNT] = {
+    [AS_HOOK_ORDER_CHECK] = "o", [AS_HOOK_ELIGIBILITY] = "o, r, now",
+    [AS_HOOK_REFUND_AMOUNT] = "c, o", [AS_HOOK_DEADLINES] = "c, o", [AS_HOOK_PRIORITY] = "c, o",
+    [AS_HOOK_AUTO_DECIDE] = "c, o, now", [AS_HOOK_ON_INSPECTION] = "c, o, r, now",
+    [AS_HOOK_INSPECTION] = "c, o", [AS_HOOK_INSTANT_REFUND] = "c, o",
+};
+
+/* Issue 10: an answer with a metatable aborted the process (the host read it with
+ * lua_getfield outside protection). Every hook, every shape: the call returns, and no
+ * metamethod of the answer ever runs. */
+START_TEST(lua_engine_answers_with_metatables_never_run_them)
+{
+    static const char *const answers[] = {
+        "setmetatable({}, MT)",
+        "setmetatable({ error = 'not_eligible' }, MT)",
+        "setmetatable({ action = 'reject' }, MT)",
+        "setmetatable({ merchant_response = 5 }, MT)",
+        "{ error = setmetatable({}, MT) }",
+        "{ error = 'not_eligible', message = setmetatable({}, MT) }",
+        "{ action = setmetatable({}, MT) }",
+        "{ action = 'reject', reason = setmetatable({}, MT) }",
+        "{ merchant_response = setmetatable({}, MT) }",
+        "setmetatable({}, { __index = function() return 'agree' end })",
+    };
+    for (int h = 0; h < AS_HOOK_COUNT; h++)
+        for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+            char src[2048];
+            snprintf(src, sizeof src,
+                     RAISING_MT "return { name = 'p', version = '1', %s = function(%s) return %s end }",
+                     as__hook_name(h), HOOK_PARAMS[h], answers[i]);
+            as_answer ans;
+            as_error err;
+            int rc = call_once(src, h, &ans, &err);
+            ck_assert_msg(rc == 0 || rc == AS_ERULE_ERROR, "%s: rc %d", src, rc);
+            ck_assert_msg(!has(err.msg, "metamethod ran"), "%s: the host ran a metamethod: %s",
+                          src, err.msg);
+            if (rc) ck_assert_int_eq(ans.kind, AS_ANS_NIL);
+        }
+    as_answer ans;
+    as_error err;
+    /* raw reads: a refusal's code is there, its message is not (the default sentence) */
+    ck_assert_int_eq(call_once(RAISING_MT "return { name = 'p', version = '1', eligibility = "
+                               "function() return setmetatable({ error = 'not_eligible' }, MT) end }",
+                               AS_HOOK_ELIGIBILITY, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_REFUSAL);
+    ck_assert_int_eq(ans.code, AS_ENOT_ELIGIBLE);
+    ck_assert_str_eq(ans.msg, as_strerror(AS_ENOT_ELIGIBLE));
+    /* an action only an __index would give is no action */
+    ck_assert_int_eq(call_once(PACK1("auto_decide", "c, o, now", "return setmetatable({}, "
+                                     "{ __index = function() return 'agree' end })"),
+                               AS_HOOK_AUTO_DECIDE, &ans, &err), AS_ERULE_ERROR);
+    /* a duration only an __index would give is none */
+    ck_assert_int_eq(call_once(PACK1("deadlines", "c, o", "return setmetatable({}, "
+                                     "{ __index = function() return 5 end })"),
+                               AS_HOOK_DEADLINES, &ans, &err), 0);
+    ck_assert_uint_eq(ans.dl_set, 0);
+}
+END_TEST
+
+/* DESIGN.md §3: "An integer is a Lua integer or a float with an exact integer value"; a
+ * string is never coerced. Ranges are the layers' (test_layers.c). */
+START_TEST(lua_engine_numbers_convert_exactly)
+{
+    static const struct {
+        const char *v;
+        int ok;
+        int64_t want;
+    } nums[] = {
+        {"100", 1, 100},
+        {"100.0", 1, 100},
+        {"-0.0", 1, 0},
+        {"math.maxinteger", 1, INT64_MAX},
+        {"math.mininteger", 1, INT64_MIN},
+        {"-2^63", 1, INT64_MIN},
+        {"2^53", 1, 9007199254740992ll},
+        {"1.5", 0, 0},
+        {"0/0", 0, 0},
+        {"1/0", 0, 0},
+        {"-1/0", 0, 0},
+        {"2^63", 0, 0},
+        {"1e300", 0, 0},
+        {"'12'", 0, 0},
+        {"'0x10'", 0, 0},
+        {"true", 0, 0},
+    };
+    static const as_hook hooks[] = {AS_HOOK_REFUND_AMOUNT, AS_HOOK_PRIORITY, AS_HOOK_DEADLINES};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        for (size_t k = 0; k < sizeof hooks / sizeof hooks[0]; k++) {
+            char body[256], src[1024];
+            if (hooks[k] == AS_HOOK_DEADLINES)
+                snprintf(body, sizeof body, "return { merchant_response = %s }", nums[i].v);
+            else
+                snprintf(body, sizeof body, "return %s", nums[i].v);
+            snprintf(src, sizeof src, "return { name = 'p', version = '1', %s = function(c, o) %s end }",
+                     as__hook_name(hooks[k]), body);
+            as_answer ans;
+            as_error err;
+            int rc = call_once(src, hooks[k], &ans, &err);
+            ck_assert_msg(rc == (nums[i].ok ? 0 : AS_ERULE_ERROR), "%s: rc %d (%s)", src, rc, err.msg);
+            if (!nums[i].ok) continue;
+            int64_t got = hooks[k] == AS_HOOK_DEADLINES ? ans.dl[AS_DL_MERCHANT_RESPONSE] : ans.i;
+            ck_assert_msg(got == nums[i].want, "%s: %lld", src, (long long)got);
+        }
+}
+END_TEST
+
+/* DESIGN.md §1 text for a refusal's message and a reject reason: 1-256 bytes of UTF-8, no
+ * control characters, copied whole or refused (never cut). */
+START_TEST(lua_engine_text_answers_are_text)
+{
+    static const struct {
+        const char *v;
+        int ok;
+    } texts[] = {
+        {"'late'", 1},
+        {"'\xe4\xb8\xad\xe6\x96\x87'", 1},
+        {"string.rep('x', 256)", 1},
+        {"string.rep('x', 257)", 0},
+        {"''", 0},
+        {"'a\\0b'", 0},
+        {"'line\\nbreak'", 0},
+        {"'\\x7f'", 0},
+        {"'\\xc2\\x85'", 0}, /* U+0085, a C1 control */
+        {"'\\xff'", 0},
+        {"'\\xc0\\xaf'", 0}, /* overlong */
+        {"'\\xed\\xa0\\x80'", 0}, /* a surrogate */
+        {"12", 0},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        char src[1024];
+        as_answer ans;
+        as_error err;
+        snprintf(src, sizeof src, ELIG("return { error = 'not_eligible', message = %s }"), texts[i].v);
+        int rc = call_once(src, AS_HOOK_ELIGIBILITY, &ans, &err);
+        ck_assert_msg(rc == (texts[i].ok ? 0 : AS_ERULE_ERROR), "%s: rc %d (%s)", src, rc, err.msg);
+        snprintf(src, sizeof src, PACK1("auto_decide", "c, o, now", "return { action = 'reject', reason = %s }"),
+                 texts[i].v);
+        rc = call_once(src, AS_HOOK_AUTO_DECIDE, &ans, &err);
+        ck_assert_msg(rc == (texts[i].ok ? 0 : AS_ERULE_ERROR), "%s: rc %d (%s)", src, rc, err.msg);
+        if (rc == 0) ck_assert(strlen(ans.msg) >= 4);
+    }
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(call_once(ELIG("return { error = 'io' }"), AS_HOOK_ELIGIBILITY, &ans, &err),
+                     AS_ERULE_ERROR);
+    ck_assert_int_eq(call_once(PACK1("auto_decide", "c, o, now", "return { action = 'reject', reason = string.rep('y', 256) }"),
+                               AS_HOOK_AUTO_DECIDE, &ans, &err), 0);
+    ck_assert_uint_eq(strlen(ans.msg), 256);
+}
+END_TEST
+
+/* Issue 10: "a metamethod on the pack table hangs loading with no budget". The pack table
+ * and its categories are read raw, under the chunk's budget. */
+START_TEST(lua_engine_pack_table_read_raw_under_budget)
+{
+    as_error err;
+    as_pack *p = fx_load("return setmetatable({ name = 'p', version = '1', categories = "
+                         "setmetatable({ 'toys' }, { __len = function() while true do end end,"
+                         " __index = function() while true do end end }) },"
+                         " { __index = function() while true do end end, __pairs = function() "
+                         "while true do end end, __len = function() while true do end end })",
+                         &SMALL, 0, NULL);
+    ck_assert_str_eq(p->name, "p");
+    ck_assert(as__pack_serves(p, "toys"));
+    as__pack_unref(p);
+    /* a name only an __index gives is no name */
+    fx_load("return setmetatable({ version = '1' }, { __index = function(t, k) return 'p' end })",
+            &SMALL, AS_EBAD_REQUEST, &err);
+    ck_assert_msg(has(err.msg, "no name"), "%s", err.msg);
+    /* the chunk itself is under the budget, as before */
+    fx_load("while true do end", &SMALL, AS_ERULE_ERROR, &err);
+    ck_assert_msg(has(err.msg, "instruction budget"), "%s", err.msg);
+}
+END_TEST
+
+/* Each library call whose work grows with its input is charged: the call returns within the
+ * budget and says so, or refuses a result above the caps. */
+START_TEST(lua_engine_library_calls_are_charged)
+{
+    static const char *const bodies[] = {
+        "table.move({}, 1, 1 << 62, 1, {})",
+        "table.move({}, math.mininteger + 2, math.maxinteger - 2, 1, {})",
+        "table.concat({}, '', 1, 1 << 40)",
+        "table.concat(setmetatable({}, { __index = function() return 'x' end }), '', 1, 1 << 40)",
+        "table.insert(setmetatable({}, { __len = function() return 1 << 62 end }), 1, 'x')",
+        "table.remove(setmetatable({}, { __len = function() return 1 << 62 end }), 1)",
+        "table.unpack({}, 1, 1 << 40)",
+        "table.unpack({}, 1, 5000)",
+        "table.sort(setmetatable({}, { __len = function() return 1 << 40 end }))",
+        "string.rep('', 1 << 62)",
+        "string.rep('x', 1 << 20)",
+        "local s = string.rep('x', 60000) .. string.rep('y', 6000)",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do utf8.len(s) end",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do s:upper() end",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do s:lower() end",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do s:reverse() end",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do s:sub(2) end",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do s:byte(1, 4000) end",
+        "local s = string.rep('x', 60000) local t = { s:byte(1, -1) }",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do string.format('%s', s) end",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do string.format('%q', s) end",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do string.pack('s4', s) end",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do string.unpack('c60000', s) end",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do s:find('y', 1, true) end",
+        "local s = string.rep('x', 60000) for i = 1, 1e9 do tonumber(s) end",
+        "local s = string.rep('7', 60000) for i = 1, 1e9 do utf8.offset(s, 60000) end",
+        "local s = 'a' .. string.rep('\\x80', 60000) local f = utf8.codes(s) "
+        "for i = 1, 1e9 do f(s, 1) end",
+        "local s = string.rep('x', 4000) for i = 1, 1e9 do utf8.codepoint(s, 1, -1) end",
+        "local t = {} for i = 1, 1e9 do t[i % 64] = string.rep('z', 1000) end",
+        "local a = string.rep('x', 60000) for i = 1, 1e9 do local b = a .. i end",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        char src[1024];
+        snprintf(src, sizeof src, ELIG("%s return true"), bodies[i]);
+        as_lua_limits lim = {.instructions = 200000, .memory = 8 << 20, .cpu_ms = 60000};
+        as_pack *p = fx_load(src, &lim, 0, NULL);
+        fx f = fx_new();
+        as_answer ans;
+        as_error err;
+        int rc = fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err);
+        ck_assert_msg(rc == AS_ERULE_ERROR, "%s: rc %d", bodies[i], rc);
+        ck_assert_msg(has(err.msg, "budget") || has(err.msg, "cap") || has(err.msg, "too many results"),
+                      "%s: %s", bodies[i], err.msg);
+        fx_free(&f);
+        as__pack_unref(p);
+    }
+}
+END_TEST
+
+/* The thread CPU time of a call is the backstop for work inside one instruction no charge
+ * sees (comparisons of long strings): with a 5 ms limit and a budget that would last
+ * seconds, the limit ends the call. */
+START_TEST(lua_engine_cpu_time_backstop)
+{
+    as_lua_limits lim = {.instructions = 0x7fffffff, .memory = 8 << 20, .cpu_ms = 5};
+    as_pack *p = fx_load(ELIG("local a = string.rep('x', 65000) local b = a .. 'y' "
+                              "while true do local _ = a < b end"),
+                         &lim, 0, NULL);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    ck_assert_msg(has(err.msg, "time limit"), "%s", err.msg);
+    /* and a pcall cannot swallow it */
+    as__pack_unref(p);
+    p = fx_load(ELIG("local a = string.rep('x', 65000) local b = a .. 'y' "
+                     "while true do pcall(function() while true do local _ = a < b end end) end"),
+                &lim, 0, NULL);
+    ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    ck_assert_msg(has(err.msg, "time limit"), "%s", err.msg);
+    fx_free(&f);
+    as__pack_unref(p);
+}
+END_TEST
+
+/* DESIGN.md §3: no host address reaches a pack. */
+START_TEST(lua_engine_no_addresses)
+{
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(call_once(ELIG("return { error = 'not_eligible', message = tostring({}) .. '|' "
+                                    ".. tostring(tostring) .. '|' .. tostring(request) .. '|' .. "
+                                    "string.format('%s', {}) .. '|' .. tostring(setmetatable({}, "
+                                    "{ __tostring = function() return 'mine' end })) .. '|' .. "
+                                    "tostring(12) .. '|' .. tostring(nil) }"),
+                               AS_HOOK_ELIGIBILITY, &ans, &err), 0);
+    ck_assert_str_eq(ans.msg, "table|function|userdata|table|mine|12|nil");
+    ck_assert_int_eq(call_once(ELIG("return string.format('%p', {})"), AS_HOOK_ELIGIBILITY, &ans, &err),
+                     AS_ERULE_ERROR);
+    ck_assert_msg(has(err.msg, "%p"), "%s", err.msg);
+    ck_assert_int_eq(call_once(ELIG("return string.format('%5p', print)"), AS_HOOK_ELIGIBILITY, &ans, &err),
+                     AS_ERULE_ERROR);
+}
+END_TEST
+
+/* DESIGN.md §3: no math.random; a pack that reaches for it is told why. */
+START_TEST(lua_engine_no_math_random)
+{
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(call_once(ELIG("return math.random(6)"), AS_HOOK_ELIGIBILITY, &ans, &err),
+                     AS_ERULE_ERROR);
+    ck_assert_msg(has(err.msg, "deterministic"), "%s", err.msg);
+    ck_assert_int_eq(call_once(ELIG("math.randomseed(1) return true"), AS_HOOK_ELIGIBILITY, &ans, &err),
+                     AS_ERULE_ERROR);
+    fx_load("local r = math.random() return { name = 'p', version = '1' }", &SMALL, AS_ERULE_ERROR, &err);
+    ck_assert_msg(has(err.msg, "math.random is not available"), "%s", err.msg);
+    /* the rest of math is there */
+    ck_assert_int_eq(call_once(ELIG("if math.floor(2.5) == 2 and math.max(1, 3) == 3 and "
+                                    "math.nope == nil then return true end"),
+                               AS_HOOK_ELIGIBILITY, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_TRUE);
+}
+END_TEST
+
+/* A shop's merchant packs share one memory budget (as_lua_limits.group). */
+START_TEST(lua_engine_memory_group_is_shared)
+{
+    as_lua_group *g = as__lua_group_new(1 << 20);
+    ck_assert_ptr_nonnull(g);
+    as_lua_limits lim = {.instructions = 5000000, .memory = 8 << 20, .cpu_ms = 60000, .group = g};
+    /* each state keeps 600 KiB between calls in an upvalue: one fits, two do not */
+    const char *keep = "local kept return { name = 'p', version = '1', eligibility = function() "
+                       "kept = {} for i = 1, 600 do kept[i] = string.rep('x', 1000 + i) end return true end }";
+    as_pack *a = fx_load(keep, &lim, 0, NULL);
+    as_pack *b = fx_load(keep, &lim, 0, NULL);
+    size_t base = as__lua_group_used(g);
+    ck_assert_uint_gt(base, 0);
+    fx f = fx_new();
+    as_answer ans;
+    as_error err;
+    ck_assert_int_eq(fx_call(a, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
+    ck_assert_int_eq(fx_call(b, AS_HOOK_ELIGIBILITY, &f, &ans, &err), AS_ERULE_ERROR);
+    ck_assert_msg(has(err.msg, "shop's rule packs"), "%s", err.msg);
+    ck_assert_uint_le(as__lua_group_used(g), 1 << 20);
+    as__pack_unref(a);
+    as__pack_unref(b);
+    ck_assert_uint_eq(as__lua_group_used(g), 0);
+    as__lua_group_unref(g);
+    fx_free(&f);
+}
+END_TEST
+
 static Suite *lua_engine_suite(void)
 {
     Suite *s = suite_create("lua_engine");
@@ -937,6 +1286,7 @@ static Suite *lua_engine_suite(void)
     tcase_add_test(load, lua_engine_missing_file_is_io);
     tcase_add_test(load, lua_engine_oom_sweep_during_load);
     tcase_add_test(load, lua_engine_pack_refcount);
+    tcase_add_test(load, lua_engine_pack_table_read_raw_under_budget);
     suite_add_tcase(s, load);
 
     TCase *calls = tcase_create("calls");
@@ -948,6 +1298,12 @@ static Suite *lua_engine_suite(void)
     tcase_add_test(calls, lua_engine_absent_hook_is_nil);
     tcase_add_test(calls, lua_engine_wrong_return_types_are_rule_error);
     tcase_add_test(calls, lua_engine_throw_is_rule_error_with_message);
+    tcase_add_test(calls, lua_engine_answers_with_metatables_never_run_them);
+    tcase_add_test(calls, lua_engine_numbers_convert_exactly);
+    tcase_add_test(calls, lua_engine_text_answers_are_text);
+    tcase_add_test(calls, lua_engine_no_addresses);
+    tcase_add_test(calls, lua_engine_no_math_random);
+    tcase_add_test(calls, lua_engine_memory_group_is_shared);
     suite_add_tcase(s, calls);
 
     TCase *sandbox = tcase_create("sandbox");
@@ -973,6 +1329,8 @@ static Suite *lua_engine_suite(void)
     tcase_add_test(ccalls, lua_engine_pathological_pattern_is_bounded);
     tcase_add_test(ccalls, lua_engine_long_pattern_is_bounded);
     tcase_add_test(ccalls, lua_engine_huge_string_rep_loop_is_bounded);
+    tcase_add_test(ccalls, lua_engine_library_calls_are_charged);
+    tcase_add_test(ccalls, lua_engine_cpu_time_backstop);
     suite_add_tcase(s, ccalls);
     return s;
 }
