@@ -499,8 +499,8 @@ void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id,
     if (e) e->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (e == NULL || e->body == NULL || (e->key = strdup(key)) == NULL) {
-        fprintf(stderr, "aftersale serve: webhook: %s: out of memory, delivered after a restart\n",
-                key);
+        fprintf(stderr, "aftersale serve: webhook: %s: cannot build its body (out of memory?); "
+                        "delivered again after a restart\n", key);
         if (e) free(e->body);
         free(e);
         w->stats.failed++;
@@ -551,9 +551,14 @@ void as__webhooks_stop(as_webhooks *w)
         if (j->easy) end_transfer(j);
         drop(j);
     }
+    /* sockets curl still watches (none, normally, once its transfers are gone): ours are
+     * closed here, and forgotten by curl first so that its cleanup cannot close them twice */
+    while (w->socks) {
+        curl_multi_assign(w->multi, w->socks->fd, NULL);
+        sock_close(w->socks);
+    }
     curl_multi_cleanup(w->multi);
     w->multi = NULL;
-    while (w->socks) sock_close(w->socks); /* any curl did not remove */
     uv_close((uv_handle_t *)&w->timer, NULL);
 }
 

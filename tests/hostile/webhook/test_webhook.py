@@ -76,6 +76,14 @@ def signature(secret, ts, body):
     return "v1=" + hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
+def verify(secret: bytes, headers, body: bytes, tolerance_ms=300_000) -> bool:
+    """docs/api.md's receiver check, as printed there."""
+    ts = headers["X-Aftersale-Timestamp"]
+    want = "v1=" + hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    fresh = abs(int(ts) - time.time() * 1000) <= tolerance_ms
+    return fresh and hmac.compare_digest(want, headers["X-Aftersale-Signature"])
+
+
 # ==========================================================================================
 # The receiver
 # ==========================================================================================
@@ -342,6 +350,11 @@ class Signing(WebhookCase):
         ra, rb = a.requests()[0], b.requests()[0]
         self.assertSigned(ra, SECRET)
         self.assertSigned(rb, OTHER_SECRET)
+        # the documented check accepts each with its own secret, refuses the other's
+        self.assertTrue(verify(SECRET, ra[2], ra[3]))
+        self.assertTrue(verify(OTHER_SECRET, rb[2], rb[3]))
+        self.assertFalse(verify(OTHER_SECRET, ra[2], ra[3]))
+        self.assertFalse(verify(SECRET, rb[2], rb[3]))
         # each URL's signature fails with the other's secret, and with the body changed
         _, _, h, body = ra
         ts = h["X-Aftersale-Timestamp"]
@@ -570,6 +583,28 @@ class PerUrlAck(WebhookCase):
         srv.start()
         self.assertTrue(wait_for(lambda: a.count(key) > na and b.count(key) > nb, 20))
 
+
+    def test_entry_done_once_every_configured_url_has_it(self):
+        # A answers, B does not; restarted with A only, the entry is handed back, A has it
+        # already: it is not sent to A again and is done, so B added back gets nothing
+        a = self.receiver()
+        b = self.receiver(answer=lambda n, key: 503)
+        srv = self.serve([(a.url(), SECRET), (b.url(), SECRET)])
+        cid = self.refund()
+        key = cid + ":refund:1"
+        self.assertTrue(wait_for(lambda: a.count(key) == 1 and b.count(key) >= 1, 20))
+        time.sleep(0.5)
+        srv.stop(self)
+        only_a = Server(self.dir, [(a.url(), SECRET)])
+        only_a.start()
+        time.sleep(1.0)
+        only_a.stop(self)
+        self.assertEqual(a.count(key), 1)
+        nb = b.count(key)
+        srv.start()
+        time.sleep(1.5)
+        self.assertEqual(a.count(key), 1)
+        self.assertEqual(b.count(key), nb, "an entry done for every URL was sent again")
 
 class Https(WebhookCase):
     def make_cert(self):
