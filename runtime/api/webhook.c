@@ -428,8 +428,9 @@ static void failed(job *j, const char *why)
     unsigned wait = BACKOFF_FIRST_MS << (j->attempt < 10 ? j->attempt : 10);
     if (wait > BACKOFF_MAX_MS) wait = BACKOFF_MAX_MS;
     j->attempt++;
+    /* the body, not the raw key: JSON-escaped, an id cannot forge a log line */
     fprintf(stderr, "aftersale serve: webhook %s: %s: %s (attempt %u, again in %u ms)\n",
-            w->targets[j->target].url, j->e->key, why, j->attempt, wait);
+            w->targets[j->target].url, j->e->body, why, j->attempt, wait);
     uv_timer_start(&j->retry, retry_cb, wait, 0);
 }
 
@@ -499,8 +500,8 @@ void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id,
     if (e) e->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (e == NULL || e->body == NULL || (e->key = strdup(key)) == NULL) {
-        fprintf(stderr, "aftersale serve: webhook: %s: cannot build its body (out of memory?); "
-                        "delivered again after a restart\n", key);
+        fprintf(stderr, "aftersale serve: webhook: cannot build an entry's body (out of "
+                        "memory?); it is delivered again after a restart\n");
         if (e) free(e->body);
         free(e);
         w->stats.failed++;

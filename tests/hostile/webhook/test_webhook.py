@@ -137,8 +137,13 @@ class Receiver:
                     with rec.lock:
                         rec.active -= 1
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        class Quiet(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # a kept-alive connection reset by a stopping server is expected
+
+        self.httpd = Quiet(("127.0.0.1", 0), Handler)
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*tls)
@@ -396,15 +401,15 @@ class Forgery(WebhookCase):
     def test_hostile_case_ids_forge_nothing(self):
         # the victim's instruction is never answered 2xx: if a hostile id could acknowledge
         # it, it would not come back after the restart
-        victim = {}
+        vcid = new_id("C")
+        victim = {"key": vcid + ":refund:1"}
 
         def answer(n, key):
-            return 503 if key == victim.get("key") else 200
+            return 503 if key == victim["key"] else 200
 
         a = self.receiver(answer=answer)
         srv = self.serve([(a.url(), SECRET)], "--webhook-timeout-ms", "2000")
-        vcid = self.refund()
-        victim["key"] = vcid + ":refund:1"
+        self.refund(cid=vcid)
         self.assertTrue(wait_for(lambda: a.count(victim["key"]) >= 1, 20))
         st, got = srv.request("PUT", "/v1/shops/S1/rules", AUTO_AGREE, PLATFORM)
         self.assertEqual(st, 200, got)
@@ -538,7 +543,10 @@ class Keys(WebhookCase):
         st, j = srv.act(cid, PLATFORM, "refund_failed", {"reason": "once more"})
         self.assertEqual(st, 200, j)
         self.assertTrue(wait_for(lambda: a.count(cid + ":refund:4") == 1, 20), a.bodies())
-        self.assertEqual(len(a.bodies()), 4)
+        # (an instruction whose 2xx was still on its way at the stop may come twice: at least
+        # once, under the same key)
+        self.assertEqual(sorted(set(b["key"] for b in a.bodies())),
+                         [cid + ":refund:%d" % n for n in (1, 2, 3, 4)])
 
 
 class PerUrlAck(WebhookCase):
