@@ -490,15 +490,21 @@ static void collect(as_webhooks *w)
     pump(w);
 }
 
+char *as__webhooks_body(const char *kind, const char *case_id, int64_t amount, const char *key)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I}", "key", key, "kind", kind, "case", case_id,
+                          "amount", (json_int_t)amount);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return body;
+}
+
 void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id,
                           int64_t amount, const char *key)
 {
     if (w->stopping) return; /* not acknowledged: delivered again after the next start */
     entry *e = calloc(1, sizeof *e);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I}", "key", key, "kind", kind, "case", case_id,
-                          "amount", (json_int_t)amount);
-    if (e) e->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
+    if (e) e->body = as__webhooks_body(kind, case_id, amount, key);
     if (e == NULL || e->body == NULL || (e->key = strdup(key)) == NULL) {
         fprintf(stderr, "aftersale serve: webhook: cannot build an entry's body (out of "
                         "memory?); it is delivered again after a restart\n");

@@ -44,6 +44,9 @@ int as__webhooks_new(uv_loop_t *loop, as_runtime *rt, const as_webhook_options *
  * per URL, then for every URL once the last one answered. */
 void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id,
                           int64_t amount, const char *key);
+/* The JSON body of an entry, `{"key", "kind", "case", "amount"}` (malloc'd, the caller
+ * frees it); NULL on OOM or a string that is not UTF-8. */
+char *as__webhooks_body(const char *kind, const char *case_id, int64_t amount, const char *key);
 /* Valid until as__webhooks_free. */
 const as_webhook_stats *as__webhooks_stats(const as_webhooks *w);
 /* Aborts what is in flight and stops retrying (what is not acknowledged is delivered again

@@ -1,6 +1,5 @@
 /* serve.c -- `aftersale serve`: the HTTP JSON API on the embedded SQLite store. */
 #include <getopt.h>
-#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +30,9 @@ static void outbox(void *data, const char *kind, const char *case_id, int64_t am
         return;
     }
     /* as JSON: an id's bytes cannot start a log line of their own */
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I}", "key", key, "kind", kind, "case", case_id,
-                          "amount", (json_int_t)amount);
-    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL; /* owned here */
+    char *line = as__webhooks_body(kind, case_id, amount, key); /* owned here */
     fprintf(stderr, "aftersale serve: outbox %s: no --webhook set\n", line ? line : "(no memory)");
     free(line);
-    json_decref(j);
 }
 
 static void stopped(as_http *h)

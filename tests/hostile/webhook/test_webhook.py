@@ -496,6 +496,22 @@ class Timeouts(WebhookCase):
         self.assertTrue(wait_for(lambda: a.count(stalled) >= 2, 20))
 
 
+    def test_sigterm_with_a_stalled_delivery_in_flight(self):
+        # stop() aborts the transfer (its socket, its timers): exit 0 at once, sanitizer
+        # clean, and the instruction, never answered, comes again after the start
+        mode = {"stall": True}
+        a = self.receiver(answer=lambda n, key: None if mode["stall"] else 200)
+        srv = self.serve([(a.url(), SECRET)], "--webhook-timeout-ms", "60000")
+        cid = self.refund()
+        key = cid + ":refund:1"
+        self.assertTrue(wait_for(lambda: a.count(key) == 1, 20))
+        t0 = time.time()
+        srv.stop(self)
+        self.assertLess(time.time() - t0, 10, "the stop waited for the stalled delivery")
+        mode["stall"] = False
+        srv.start()
+        self.assertTrue(wait_for(lambda: a.count(key) == 2, 20))
+
 class InFlight(WebhookCase):
     def test_forty_deliveries_with_four_in_flight_all_arrive(self):
         a = self.receiver(delay=0.15)
