@@ -40,9 +40,9 @@ typedef struct target {
 
 /* One outbox entry, shared by its jobs. */
 typedef struct entry {
-    char *key;  /* owned */
-    char *body; /* owned: the JSON body, the same for every URL */
-    int jobs;   /* live jobs pointing here; the last one frees the entry */
+    char *key;   /* owned */
+    char *body;  /* owned: the JSON body, the same for every URL */
+    int jobs;    /* live jobs pointing here; the last one frees the entry */
     int unacked; /* URLs still to answer 2xx */
 } entry;
 
@@ -73,9 +73,9 @@ struct as_webhooks {
     target targets[AS_WEBHOOK_MAX];
     int ntargets;
     unsigned connect_ms, timeout_ms, max_inflight;
-    char *ca_file;  /* owned; NULL: the system's CAs */
-    EVP_MAC *hmac;  /* owned */
-    CURLM *multi;   /* owned until stop */
+    char *ca_file;    /* owned; NULL: the system's CAs */
+    EVP_MAC *hmac;    /* owned */
+    CURLM *multi;     /* owned until stop */
     uv_timer_t timer; /* curl's timeout; closed by stop */
     job *live;
     job *qhead, *qtail;
@@ -151,8 +151,8 @@ int as__webhooks_new(uv_loop_t *loop, as_runtime *rt, const as_webhook_options *
         const as_webhook_target *t = &o->targets[i];
         w->ntargets = i + 1;
         if (check_url(t->url) != 0)
-            rc = as__err(err, AS_EBAD_REQUEST,
-                         "'%s' is not an http:// or https:// URL with a host", t->url);
+            rc = as__err(err, AS_EBAD_REQUEST, "'%s' is not an http:// or https:// URL with a host",
+                         t->url);
         else if ((w->targets[i].url = strdup(t->url)) == NULL)
             rc = as__err(err, AS_ENOMEM, "out of memory");
         else
@@ -203,8 +203,10 @@ static void sock_closed(uv_handle_t *h)
 static void sock_close(sock *s)
 {
     as_webhooks *w = s->w;
-    if (s->prev) s->prev->next = s->next;
-    else w->socks = s->next;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->socks = s->next;
     if (s->next) s->next->prev = s->prev;
     uv_close((uv_handle_t *)&s->poll, sock_closed);
 }
@@ -251,8 +253,10 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     as_webhooks *w = userp;
-    if (timeout_ms < 0) uv_timer_stop(&w->timer);
-    else uv_timer_start(&w->timer, timeout_cb, (uint64_t)timeout_ms, 0);
+    if (timeout_ms < 0)
+        uv_timer_stop(&w->timer);
+    else
+        uv_timer_start(&w->timer, timeout_cb, (uint64_t)timeout_ms, 0);
     return 0;
 }
 
@@ -275,8 +279,10 @@ static void job_freed(uv_handle_t *h)
 static void drop(job *j)
 {
     as_webhooks *w = j->w;
-    if (j->prev) j->prev->next = j->next;
-    else w->live = j->next;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        w->live = j->next;
     if (j->next) j->next->prev = j->prev;
     w->stats.backlog--;
     uv_close((uv_handle_t *)&j->retry, job_freed);
@@ -286,8 +292,10 @@ static void enqueue(job *j)
 {
     as_webhooks *w = j->w;
     j->queued = NULL;
-    if (w->qtail) w->qtail->queued = j;
-    else w->qhead = j;
+    if (w->qtail)
+        w->qtail->queued = j;
+    else
+        w->qhead = j;
     w->qtail = j;
 }
 
@@ -499,8 +507,8 @@ char *as__webhooks_body(const char *kind, const char *case_id, int64_t amount, c
     return body;
 }
 
-void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id,
-                          int64_t amount, const char *key)
+void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id, int64_t amount,
+                          const char *key)
 {
     if (w->stopping) return; /* not acknowledged: delivered again after the next start */
     entry *e = calloc(1, sizeof *e);

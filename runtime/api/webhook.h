@@ -42,8 +42,8 @@ int as__webhooks_new(uv_loop_t *loop, as_runtime *rt, const as_webhook_options *
 /* An as_outbox_cb: POSTs the entry to every URL that has not acknowledged it (see
  * as__outbox_acked), retrying with backoff until a 2xx, and acknowledges it to the runtime
  * per URL, then for every URL once the last one answered. */
-void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id,
-                          int64_t amount, const char *key);
+void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id, int64_t amount,
+                          const char *key);
 /* The JSON body of an entry, `{"key", "kind", "case", "amount"}` (malloc'd, the caller
  * frees it); NULL on OOM or a string that is not UTF-8. */
 char *as__webhooks_body(const char *kind, const char *case_id, int64_t amount, const char *key);

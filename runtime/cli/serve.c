@@ -147,7 +147,8 @@ static int read_config(serve_opts *so, const char *path)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: aftersale serve [--config FILE] [--listen HOST:PORT] [--db FILE] --keys FILE\n"
-               "                       [--packs DIR] [--webhook URL --webhook-secret-file FILE]...\n"
+               "                       [--packs DIR]\n"
+               "                       [--webhook URL --webhook-secret-file FILE]...\n"
                "                       [--webhook-ca FILE] [--webhook-connect-ms MS]\n"
                "                       [--webhook-timeout-ms MS] [--webhook-inflight N]\n"
                "\n"

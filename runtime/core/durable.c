@@ -505,8 +505,8 @@ int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
     /* an acknowledgement's "key" names the outbox entry, not a request: acknowledging
      * twice (another URL, a re-sent instruction) is applied each time, and is harmless */
     const char *op = json_string_value(json_object_get(req, "op"));
-    const char *key = op && strcmp(op, "outbox.ack") == 0 ? NULL
-                                                          : json_string_value(json_object_get(req, "key"));
+    const char *key = json_string_value(json_object_get(req, "key"));
+    if (op && strcmp(op, "outbox.ack") == 0) key = NULL;
     if (rt->dur == NULL) {
         rc = run_request(rt, req, &err);
         as__rearm(rt);
