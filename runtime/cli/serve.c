@@ -25,9 +25,14 @@ static void outbox(void *data, const char *kind, const char *case_id, int64_t am
                    const char *key)
 {
     serve_ctx *x = data;
-    if (x->hooks) as__webhooks_deliver(x->hooks, kind, case_id, amount, key);
-    else fprintf(stderr, "aftersale serve: outbox %s %s %lld (%s): no --webhook set\n", kind,
-                 case_id, (long long)amount, key);
+    if (x->hooks) {
+        as__webhooks_deliver(x->hooks, kind, case_id, amount, key);
+        return;
+    }
+    /* as JSON: an id's bytes cannot start a log line of their own */
+    char *line = as__webhooks_body(kind, case_id, amount, key); /* owned here */
+    fprintf(stderr, "aftersale serve: outbox %s: no --webhook set\n", line ? line : "(no memory)");
+    free(line);
 }
 
 static void stopped(as_http *h)
@@ -49,8 +54,9 @@ static void on_signal(uv_signal_t *s, int signum)
 /* Everything serve can be told, from --config and then the command line. */
 typedef struct serve_opts {
     char listen[300], db[4096], keys[4096], packs[4096];
-    char hooks[AS_WEBHOOK_MAX][1024];
+    char hooks[AS_WEBHOOK_MAX][1024], secrets[AS_WEBHOOK_MAX][4096], webhook_ca[4096];
     int nhooks;
+    as_webhook_options wh; /* the numbers; the targets are filled from hooks and secrets */
     as_http_options http;
 } serve_opts;
 
@@ -70,8 +76,24 @@ static int set_opt(serve_opts *so, const char *name, const char *value)
             return 0;
         }
     if (strcmp(name, "webhook") == 0) {
-        if (so->nhooks == AS_WEBHOOK_MAX) return -1;
+        if (so->nhooks == AS_WEBHOOK_MAX) {
+            fprintf(stderr, "aftersale serve: too many webhooks (at most %d)\n", AS_WEBHOOK_MAX);
+            return -1;
+        }
         snprintf(so->hooks[so->nhooks++], sizeof so->hooks[0], "%s", value);
+        return 0;
+    }
+    if (strcmp(name, "webhook_secret_file") == 0) {
+        /* the secret of the webhook named just before it */
+        if (so->nhooks == 0 || so->secrets[so->nhooks - 1][0]) {
+            fprintf(stderr, "aftersale serve: each webhook-secret-file follows its own webhook\n");
+            return -1;
+        }
+        snprintf(so->secrets[so->nhooks - 1], sizeof so->secrets[0], "%s", value);
+        return 0;
+    }
+    if (strcmp(name, "webhook_ca") == 0) {
+        snprintf(so->webhook_ca, sizeof so->webhook_ca, "%s", value);
         return 0;
     }
     struct {
@@ -81,7 +103,10 @@ static int set_opt(serve_opts *so, const char *name, const char *value)
                 {"request_ms", &so->http.request_ms},
                 {"max_conns", &so->http.max_connections},
                 {"max_connections", &so->http.max_connections}, /* its older name */
-                {"max_conns_per_client", &so->http.max_conns_per_client}};
+                {"max_conns_per_client", &so->http.max_conns_per_client},
+                {"webhook_connect_ms", &so->wh.connect_ms},
+                {"webhook_timeout_ms", &so->wh.timeout_ms},
+                {"webhook_inflight", &so->wh.max_inflight}};
     char *end;
     unsigned long v = strtoul(value, &end, 10);
     if (*value == '\0' || *end != '\0' || v == 0 || v > 1000000000ul) return -1;
@@ -111,8 +136,10 @@ static int read_config(serve_opts *so, const char *path)
         if (got <= 0 && strspn(line, " \t\r\n") == strlen(line)) continue;
         if (got != 2 || set_opt(so, name, value) != 0) {
             fprintf(stderr, "aftersale serve: %s:%d: want `name = value` with a known name "
-                            "(listen, db, keys, packs, webhook, max_body, max_header, idle_ms, "
-                            "request_ms, max_conns, max_conns_per_client)\n", path, n);
+                            "(listen, db, keys, packs, webhook, webhook_secret_file, webhook_ca, "
+                            "webhook_connect_ms, webhook_timeout_ms, webhook_inflight, max_body, "
+                            "max_header, idle_ms, request_ms, max_conns, max_conns_per_client)\n",
+                    path, n);
             rc = -1;
         }
     }
@@ -123,7 +150,10 @@ static int read_config(serve_opts *so, const char *path)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: aftersale serve [--config FILE] [--listen HOST:PORT] [--db FILE] --keys FILE\n"
-               "                       [--packs DIR] [--webhook URL]...\n"
+               "                       [--packs DIR]\n"
+               "                       [--webhook URL --webhook-secret-file FILE]...\n"
+               "                       [--webhook-ca FILE] [--webhook-connect-ms MS]\n"
+               "                       [--webhook-timeout-ms MS] [--webhook-inflight N]\n"
                "\n"
                "Serves the HTTP JSON API (docs/api.md) on the durable SQLite store. A write is\n"
                "answered once it is on disk. SIGTERM or SIGINT stop accepting, finish what is in\n"
@@ -137,8 +167,22 @@ static void usage(FILE *f)
                "                      principals platform, merchant:SHOP, buyer:ID, logistics\n"
                "  --packs DIR         the bundled Lua rule packs (default: %s)\n"
                "  --webhook URL       POST each outbox entry (refund instructions) to URL,\n"
-               "                      http://HOST:PORT/PATH, with its Idempotency-Key; retried\n"
-               "                      with backoff until 2xx. May be given up to 8 times.\n"
+               "                      http:// or https://HOST[:PORT]/PATH, with its\n"
+               "                      Idempotency-Key, signed; retried with backoff (100 ms\n"
+               "                      doubling, at most 1 min) until a 2xx. Up to 8 URLs.\n"
+               "  --webhook-secret-file FILE\n"
+               "                      the signing secret of the --webhook just before it (the\n"
+               "                      file's bytes, 16 to 4096, a trailing newline dropped);\n"
+               "                      required for each URL. Each request carries\n"
+               "                      X-Aftersale-Timestamp: MS and X-Aftersale-Signature:\n"
+               "                      v1=HEX, HEX = HMAC-SHA256(secret, MS + \".\" + body)\n"
+               "                      (docs/api.md shows how a receiver checks it)\n"
+               "  --webhook-ca FILE   PEM CA certificates to trust for https webhooks\n"
+               "                      (default: the system's)\n"
+               "  --webhook-connect-ms MS   connect timeout per attempt (default 5000)\n"
+               "  --webhook-timeout-ms MS   whole-attempt timeout (default 10000)\n"
+               "  --webhook-inflight N      deliveries in flight at once (default 16); the\n"
+               "                      others wait their turn, none is dropped\n"
                "  --max-conns N       open connections in all (default 1024; 503 beyond)\n"
                "  --max-conns-per-client N\n"
                "                      open connections from one IPv4 address (default 64)\n"
@@ -160,6 +204,11 @@ int as__cli_serve(int argc, char **argv)
                                          {"keys", required_argument, NULL, 'k'},
                                          {"packs", required_argument, NULL, 'p'},
                                          {"webhook", required_argument, NULL, 'w'},
+                                         {"webhook-secret-file", required_argument, NULL, 'S'},
+                                         {"webhook-ca", required_argument, NULL, 'A'},
+                                         {"webhook-connect-ms", required_argument, NULL, 'n'},
+                                         {"webhook-timeout-ms", required_argument, NULL, 'T'},
+                                         {"webhook-inflight", required_argument, NULL, 'f'},
                                          {"max-conns", required_argument, NULL, 'C'},
                                          {"max-conns-per-client", required_argument, NULL, 'P'},
                                          {"max-body", required_argument, NULL, 'B'},
@@ -185,25 +234,35 @@ int as__cli_serve(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'c') continue;
         /* the long option's own name, '-' as '_', is the config name */
-        const struct option *op = opts;
-        while (op->name && op->val != c) op++;
-        char name[32] = "";
-        for (size_t i = 0; op->name && op->name[i] && i + 1 < sizeof name; i++)
-            name[i] = op->name[i] == '-' ? '_' : op->name[i], name[i + 1] = '\0';
-        if (op->name == NULL || set_opt(&so, name, optarg) != 0) {
-            if (c == 'w')
-                fprintf(stderr, "aftersale serve: too many --webhook (at most %d)\n", AS_WEBHOOK_MAX);
-            else
-                fprintf(stderr, "aftersale serve: --%s wants a number from 1 to 1000000000\n",
-                        op->name ? op->name : "?");
+        char name[64] = "";
+        for (const struct option *op = opts; op->name && !name[0]; op++)
+            if (op->val == c) snprintf(name, sizeof name, "%s", op->name);
+        for (char *p = name; *p; p++)
+            if (*p == '-') *p = '_';
+        if (set_opt(&so, name, optarg) != 0) {
+            /* set_opt has said why for the webhook, its secret and its CA; the rest are numbers */
+            if (strcmp(name, "webhook") && strcmp(name, "webhook_secret_file") &&
+                strcmp(name, "webhook_ca"))
+                fprintf(stderr, "aftersale serve: --%s wants a number from 1 to 1000000000, "
+                                "not '%s'\n", name, optarg);
             return 2;
         }
     }
+    as_webhook_target targets[AS_WEBHOOK_MAX];
+    for (int i = 0; i < so.nhooks; i++) {
+        if (so.secrets[i][0] == '\0') {
+            fprintf(stderr, "aftersale serve: --webhook %s needs --webhook-secret-file FILE after "
+                            "it: every delivery is signed (docs/api.md)\n", so.hooks[i]);
+            return 2;
+        }
+        targets[i] = (as_webhook_target){so.hooks[i], so.secrets[i]};
+    }
+    so.wh.targets = targets;
+    so.wh.ntargets = so.nhooks;
+    so.wh.ca_file = so.webhook_ca[0] ? so.webhook_ca : NULL;
     if (optind != argc || so.keys[0] == '\0') return usage(stderr), 2;
     const char *listen = so.listen, *db = so.db, *keys = so.keys, *packs = so.packs;
-    const char *hooks[AS_WEBHOOK_MAX];
     int nhooks = so.nhooks;
-    for (int i = 0; i < nhooks; i++) hooks[i] = so.hooks[i];
     char host[256];
     const char *colon = strrchr(listen, ':');
     int port = colon ? atoi(colon + 1) : 0;
@@ -227,13 +286,14 @@ int as__cli_serve(int argc, char **argv)
     as_http_options ho = so.http;
     ho.host = host;
     ho.port = port;
-    if (x.rt && nhooks && as__webhooks_new(x.loop, x.rt, hooks, nhooks, &x.hooks, &err) == 0)
+    if (x.rt && nhooks && as__webhooks_new(x.loop, x.rt, &so.wh, &x.hooks, &err) == 0)
         ho.webhooks = as__webhooks_stats(x.hooks);
     if (x.rt == NULL || (nhooks && x.hooks == NULL) ||
         as_runtime_load_packs_dir(x.rt, packs, &err) != 0 ||
         as_runtime_attach_store(x.rt, db, &err) != 0 ||
         as__http_new(x.loop, x.rt, &ho, keys, &x.http, &err) != 0) {
         fprintf(stderr, "aftersale serve: %s\n", err.msg);
+        as__webhooks_stop(x.hooks);
         as_runtime_free(x.rt);
         uv_run(x.loop, UV_RUN_NOWAIT);
         as__webhooks_free(x.hooks);

@@ -73,6 +73,15 @@ typedef struct idem {
     char key[];
 } idem;
 
+/* The URLs that acknowledged an outbox entry before the restart (the store's per-URL
+ * acknowledgements), so that its deliverer sends it again only where it was not received;
+ * dropped once the entry is acknowledged for every URL. */
+typedef struct acked {
+    char **urls; /* owned, and each of them */
+    size_t n;
+    char key[];
+} acked;
+
 struct as_durable {
     as_runtime *rt;
     as_store *store;
@@ -101,11 +110,33 @@ struct as_durable {
     VEC(as_case *) dirty_cases;
     VEC(as_order *) dirty_orders;
     as_strmap idem;
+    as_strmap acked; /* of acked, owned: filled by the restore */
 };
 
 static const char *idem_key(const void *p)
 {
     return ((const idem *)p)->key;
+}
+
+static const char *acked_key(const void *p)
+{
+    return ((const acked *)p)->key;
+}
+
+static void acked_free(acked *a)
+{
+    if (a == NULL) return;
+    for (size_t i = 0; i < a->n; i++) free(a->urls[i]);
+    free(a->urls);
+    free(a);
+}
+
+int as__outbox_acked(const as_runtime *rt, const char *key, const char *url)
+{
+    const acked *a = rt->dur ? as__strmap_get(&rt->dur->acked, key) : NULL;
+    for (size_t i = 0; a && i < a->n; i++)
+        if (strcmp(a->urls[i], url) == 0) return 1;
+    return 0;
 }
 
 /* ==========================================================================================
@@ -147,7 +178,7 @@ void as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const
     as__wbuf_str(&b->rec, kind);
     as__wbuf_str(&b->rec, case_id);
     as__wbuf_i64(&b->rec, amount);
-    delivery d = {strdup(key), strdup(kind), strdup(case_id), amount};
+    delivery d = {key ? strdup(key) : NULL, strdup(kind), strdup(case_id), amount};
     if (!d.key || !d.kind || !d.case_id || PUSH(b->out, d)) {
         free(d.key), free(d.kind), free(d.case_id);
         b->rec.oom = 1;
@@ -420,10 +451,16 @@ static int run_request(as_runtime *rt, json_t *req, as_error *err)
     }
     if (strcmp(op, "outbox.ack") == 0) {
         const char *key = json_string_value(json_object_get(req, "key"));
+        json_t *url = json_object_get(req, "url");
         if (key == NULL) return as__err(err, AS_EBAD_REQUEST, "'outbox.ack' needs a 'key'");
+        if (url && !json_is_string(url))
+            return as__err(err, AS_EBAD_REQUEST, "'outbox.ack': 'url' must be a string");
         if (rt->dur) {
+            kick(rt);
             as__wbuf_u8(&rt->dur->next.rec, AS_REC_OUTBOX_ACK);
             as__wbuf_str(&rt->dur->next.rec, key);
+            as__wbuf_str(&rt->dur->next.rec, json_string_value(url)); /* NULL: every URL */
+            if (url == NULL) acked_free(as__strmap_del(&rt->dur->acked, key));
         }
         return 0;
     }
@@ -476,7 +513,11 @@ int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
 {
     as_error err = {0};
     int rc;
+    /* an acknowledgement's "key" names the outbox entry, not a request: acknowledging
+     * twice (another URL, a re-sent instruction) is applied each time, and is harmless */
+    const char *op = json_string_value(json_object_get(req, "op"));
     const char *key = json_string_value(json_object_get(req, "key"));
+    if (op && strcmp(op, "outbox.ack") == 0) key = NULL;
     if (rt->dur == NULL) {
         rc = run_request(rt, req, &err);
         as__rearm(rt);
@@ -658,6 +699,27 @@ static int v_outbox(void *ud, const char *key, const char *kind, const char *cas
     return 0;
 }
 
+static int v_outbox_ack(void *ud, const char *key, const char *url)
+{
+    restore *x = ud;
+    as_strmap *m = &x->rt->dur->acked;
+    acked *a = as__strmap_get(m, key);
+    size_t n = strlen(key);
+    if (a == NULL && (a = calloc(1, sizeof *a + n + 1)) != NULL) {
+        memcpy(a->key, key, n + 1);
+        if (as__strmap_put(m, a) != 0) {
+            free(a);
+            a = NULL;
+        }
+    }
+    char **urls = a ? realloc(a->urls, (a->n + 1) * sizeof *urls) : NULL;
+    if (urls) a->urls = urls;
+    if (urls == NULL || (urls[a->n] = strdup(url)) == NULL)
+        return as__err(x->err, AS_ENOMEM, "out of memory");
+    a->n++;
+    return 0;
+}
+
 static int v_idem(void *ud, const char *key, int code, const char *message)
 {
     restore *x = ud;
@@ -753,6 +815,7 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
         return refused ? refused : as__err(err, AS_ENOMEM, "out of memory");
     }
     as__strmap_init(&d->idem, idem_key);
+    as__strmap_init(&d->acked, acked_key);
     uv_mutex_init(&d->mu);
     uv_cond_init(&d->wake_writer);
     uv_cond_init(&d->wake_syncer);
@@ -762,7 +825,8 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
     int rc;
     rt->dur = d;
     restore x = {.rt = rt, .err = err};
-    as_store_visitor v = {&x, v_reserve, v_pack, v_order, v_case, v_event, v_outbox, v_idem};
+    as_store_visitor v = {&x,      v_reserve, v_pack, v_order,    v_case,
+                          v_event, v_outbox,  v_idem, v_outbox_ack};
     rc = d->store->engine->load(d->store, &v, err);
     for (size_t i = 0; i < x.held.len; i++) as__pack_unref(x.held.v[i]);
     free(x.held.v);
@@ -842,6 +906,10 @@ void as__durable_free(as_runtime *rt)
         free(e);
     }
     as__strmap_free(&d->idem);
+    pos = 0;
+    acked *a;
+    while ((a = as__strmap_next(&d->acked, &pos)) != NULL) acked_free(a);
+    as__strmap_free(&d->acked);
     d->store->engine->close(d->store);
     free(d);
     rt->dur = NULL;

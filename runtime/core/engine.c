@@ -475,14 +475,32 @@ static void account_layers(as_runtime *rt, const as_layers *L)
     rt->stats.merchant_dropped += L->dropped;
 }
 
+/* The how-many-th refund instruction of `c` the last history entry gives: each entry into
+ * refunding and each refund_failed in it instructs one (commit() below), counted from the
+ * history so that the count survives a restart. */
+static unsigned refund_attempt(const as_case *c)
+{
+    unsigned n = 0;
+    for (uint32_t i = 0; i < c->nhist; i++) {
+        const as_hist *h = &c->hist[i];
+        n += h->to == AS_STATE_REFUNDING &&
+             (h->from != AS_STATE_REFUNDING || h->action == AS_ACT_REFUND_FAILED);
+    }
+    return n;
+}
+
 /* A side effect for the platform: delivered now when nothing is durable, else written in the
- * turn's transaction and delivered once that is on disk (durable.c). */
+ * turn's transaction and delivered once that is on disk (durable.c). Its key, `CASE:refund:N`,
+ * is new for each instruction: a refund instructed again after refund_failed is one the
+ * receiver has not seen, even if it deduplicates by key. */
 static void outbox(as_runtime *rt, const char *kind, const as_case *c, int64_t amount)
 {
-    char key[300];
-    snprintf(key, sizeof key, "%s:%s", c->id, kind);
+    size_t cap = strlen(c->id) + strlen(kind) + 16;
+    char *key = malloc(cap); /* owned here; NULL makes the durable batch fail as out of memory */
+    if (key) snprintf(key, cap, "%s:%s:%u", c->id, kind, refund_attempt(c));
     if (rt->dur) as__durable_outbox(rt, key, kind, c->id, amount);
-    else if (rt->outbox.cb) rt->outbox.cb(rt->outbox.data, kind, c->id, amount, key);
+    else if (rt->outbox.cb && key) rt->outbox.cb(rt->outbox.data, kind, c->id, amount, key);
+    free(key);
 }
 
 /* DESIGN.md §2: logistics news is recorded in any state and starts nothing; the case's

@@ -83,6 +83,9 @@ static inline void as__touch_order(as_runtime *rt, as_order *o)
 /* Writes an outbox entry in the turn's transaction; delivered once it is durable. */
 void as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const char *case_id,
                         int64_t amount);
+/* 1 when the store said, at the restore, that `url` acknowledged the outbox entry `key` (an
+ * entry handed back for the other URLs); 0 otherwise. */
+int as__outbox_acked(const as_runtime *rt, const char *key, const char *url);
 void as__durable_free(as_runtime *rt);
 struct as_store;
 /* Attaches `store` (its close() is called when the runtime is freed) and restores from it;

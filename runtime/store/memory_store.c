@@ -17,7 +17,9 @@ typedef struct row {
     void *data;  /* owned */
     size_t len;
     int64_t n;   /* due, amount, code, a pack's uploaded_at */
-    int flag;    /* outbox acked, pack current */
+    int flag;    /* outbox acked (for every URL), pack current */
+    struct row *acks; /* owned: outbox: the URLs that acknowledged it (`key` the URL), linked
+                       * by `acks` */
 } row;
 
 typedef struct rows {
@@ -38,9 +40,12 @@ static const char *row_key(const void *r)
 
 static void row_free(row *r)
 {
-    if (r == NULL) return;
-    free(r->key), free(r->a), free(r->b), free(r->c), free(r->data);
-    free(r);
+    while (r) {
+        row *next = r->acks;
+        free(r->key), free(r->a), free(r->b), free(r->c), free(r->data);
+        free(r);
+        r = next;
+    }
 }
 
 static char *dup_n(const char *p, size_t n)
@@ -119,21 +124,28 @@ static int apply_record(memory_store *s, int kind, as_rbuf *r)
         w->b = take_str(r);
         w->n = as__rbuf_i64(r);
         if (r->bad) return row_free(w), AS_EIO;
-        row *again = as__strmap_get(&s->by_outbox, w->key);
-        if (again) { /* the same instruction given again: due anew */
-            again->flag = 0;
-            again->n = w->n;
-            row_free(w);
-            return 0;
-        }
+        /* a key names one instruction: the same key again changes nothing */
+        if (as__strmap_get(&s->by_outbox, w->key)) return row_free(w), 0;
         return append(&s->outbox, w) || as__strmap_put(&s->by_outbox, w) ? AS_ENOMEM : 0;
     case AS_REC_OUTBOX_ACK: {
-        char *key = take_str(r);
-        row *o = key ? as__strmap_get(&s->by_outbox, key) : NULL;
-        if (o) o->flag = 1;
-        free(key);
-        row_free(w);
-        return r->bad ? AS_EIO : 0;
+        size_t kn, un;
+        const char *key = as__rbuf_str(r, &kn), *url = as__rbuf_str(r, &un);
+        char *k = key ? dup_n(key, kn) : NULL;
+        w->key = url ? dup_n(url, un) : NULL; /* the URL; none: every URL */
+        if (r->bad || key == NULL) return free(k), row_free(w), AS_EIO;
+        if (k == NULL || (url && w->key == NULL)) return free(k), row_free(w), AS_ENOMEM;
+        row *o = as__strmap_get(&s->by_outbox, k);
+        free(k);
+        if (o == NULL) return row_free(w), 0; /* an unknown key: nothing to acknowledge */
+        if (url == NULL) {
+            o->flag = 1;
+            return row_free(w), 0;
+        }
+        for (row *a = o->acks; a; a = a->acks)
+            if (strcmp(a->key, w->key) == 0) return row_free(w), 0;
+        w->acks = o->acks;
+        o->acks = w;
+        return 0;
     }
     case AS_REC_IDEM:
         w->key = take_str(r);
@@ -193,7 +205,7 @@ static int memory_commit(as_store *base, const unsigned char *batch, size_t len,
         case AS_REC_CASE: need(&check), need(&check), as__rbuf_i64(&check), skip(&check); break;
         case AS_REC_EVENT: need(&check), as__rbuf_u32(&check), skip(&check); break;
         case AS_REC_OUTBOX: need(&check), need(&check), need(&check), as__rbuf_i64(&check); break;
-        case AS_REC_OUTBOX_ACK: need(&check); break;
+        case AS_REC_OUTBOX_ACK: need(&check), skip(&check); break;
         case AS_REC_IDEM: need(&check), as__rbuf_u32(&check), skip(&check); break;
         case AS_REC_PACK:
             need(&check), need(&check), need(&check), skip(&check);
@@ -233,6 +245,9 @@ static int memory_load(as_store *base, const as_store_visitor *v, as_error *err)
         row *o = s->outbox.v[i];
         if (!o->flag) rc = v->outbox(v->ud, o->key, o->a, o->b, o->n);
     }
+    for (size_t i = 0; rc == 0 && i < s->outbox.len; i++)
+        for (row *a = s->outbox.v[i]->acks; rc == 0 && !s->outbox.v[i]->flag && a; a = a->acks)
+            rc = v->outbox_ack(v->ud, s->outbox.v[i]->key, a->key);
     for (size_t i = 0; rc == 0 && i < s->idem.len; i++)
         rc = v->idem(v->ud, s->idem.v[i]->key, (int)s->idem.v[i]->n, s->idem.v[i]->a);
     if (rc == 0) return 0;

@@ -9,13 +9,14 @@
  * only after sync(); meanwhile the next batch's transaction is written, which is why the
  * fsync is not part of COMMIT here as it would be with synchronous=FULL.
  *
- * Schema (user_version 1; application_id marks the file as aftersale's):
+ * Schema (user_version 2; application_id marks the file as aftersale's):
  *   meta(k, v)                          what wrote the file
  *   orders(id, data)                    the order record (journal.c layout)
  *   cases(id, order_id, due, data)      the case record; `due` is the pending deadline, NULL
  *                                       when none: the pending deadlines are the rows with a due
  *   events(rowid, case_id, n, data)     the append-only history, in commit order
- *   outbox(key, kind, case_id, amount, acked)
+ *   outbox(key, kind, case_id, amount, acked)    acked: for every URL (the entry is done)
+ *   outbox_acks(key, url)               the URLs that acknowledged an entry not yet done
  *   idempotency(key, code, message)
  *   packs(shop, name, version, source, current, sha256, uploaded_at)
  *                                       every pack version's source by its identity; shop ''
@@ -52,14 +53,18 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " message TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE packs(shop TEXT NOT NULL, version TEXT NOT NULL, name TEXT NOT NULL,"
     " source TEXT NOT NULL, current INTEGER NOT NULL, PRIMARY KEY(shop, version)) WITHOUT ROWID;",
-    /* 2: a pack version is (shop, name, version) and carries the SHA-256 of its source; the
-     * rows of schema 1 get theirs computed at load */
+    /* 2: a pack version is (shop, name, version) and carries the SHA-256 of its source (the
+     * rows of schema 1 get theirs computed at load); outbox acknowledgements per URL */
     "CREATE TABLE packs2(shop TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,"
     " source TEXT NOT NULL, current INTEGER NOT NULL, sha256 TEXT NOT NULL,"
     " uploaded_at INTEGER NOT NULL, PRIMARY KEY(shop, name, version)) WITHOUT ROWID;"
     "INSERT INTO packs2 SELECT shop, name, version, source, current, '', 0 FROM packs;"
     "DROP TABLE packs;"
-    "ALTER TABLE packs2 RENAME TO packs;",
+    "ALTER TABLE packs2 RENAME TO packs;"
+    /* outbox: acknowledgements per URL. A row (key, url) says that URL answered 2xx for the
+     * instruction `key`; outbox.acked still means "done for every URL". */
+    "CREATE TABLE outbox_acks(key TEXT NOT NULL, url TEXT NOT NULL,"
+    " PRIMARY KEY(key, url)) WITHOUT ROWID;",
 };
 
 enum {
@@ -68,6 +73,7 @@ enum {
     S_EVENT,
     S_OUTBOX,
     S_OUTBOX_ACK,
+    S_OUTBOX_ACK_URL,
     S_IDEM,
     S_PACK_OLD,
     S_PACK,
@@ -83,10 +89,13 @@ static const char *const sql[S_COUNT] = {
     [S_CASE] = "INSERT INTO cases(id, order_id, due, data) VALUES(?1, ?2, ?3, ?4)"
                " ON CONFLICT(id) DO UPDATE SET due = excluded.due, data = excluded.data",
     [S_EVENT] = "INSERT INTO events(case_id, n, data) VALUES(?1, ?2, ?3)",
-    /* the same key again is the same instruction given again (refund_failed): due anew */
+    /* a key names one instruction (a refund instructed again has a key of its own) */
     [S_OUTBOX] = "INSERT INTO outbox(key, kind, case_id, amount) VALUES(?1, ?2, ?3, ?4)"
-                 " ON CONFLICT(key) DO UPDATE SET acked = 0, amount = excluded.amount",
+                 " ON CONFLICT(key) DO NOTHING",
     [S_OUTBOX_ACK] = "UPDATE outbox SET acked = 1 WHERE key = ?1",
+    /* only for a known entry: an acknowledgement of an unknown key leaves no row behind */
+    [S_OUTBOX_ACK_URL] = "INSERT OR IGNORE INTO outbox_acks(key, url)"
+                         " SELECT ?1, ?2 WHERE EXISTS(SELECT 1 FROM outbox WHERE key = ?1)",
     [S_IDEM] = "INSERT OR IGNORE INTO idempotency(key, code, message) VALUES(?1, ?2, ?3)",
     [S_PACK_OLD] = "UPDATE packs SET current = 0 WHERE shop = ?1",
     [S_PACK] = "INSERT OR REPLACE INTO packs(shop, name, version, source, current, sha256,"
@@ -159,10 +168,15 @@ static sqlite3_stmt *bind_record(sqlite_store *s, int kind, as_rbuf *r)
         bind_str(st, 3, r);
         sqlite3_bind_int64(st, 4, as__rbuf_i64(r));
         break;
-    case AS_REC_OUTBOX_ACK:
-        st = s->st[S_OUTBOX_ACK];
-        bind_str(st, 1, r);
+    case AS_REC_OUTBOX_ACK: {
+        size_t kn, un;
+        const char *key = as__rbuf_str(r, &kn), *url = as__rbuf_str(r, &un);
+        if (key == NULL) return NULL;
+        st = s->st[url ? S_OUTBOX_ACK_URL : S_OUTBOX_ACK];
+        sqlite3_bind_text(st, 1, key, (int)kn, SQLITE_STATIC);
+        if (url) sqlite3_bind_text(st, 2, url, (int)un, SQLITE_STATIC);
         break;
+    }
     case AS_REC_IDEM:
         st = s->st[S_IDEM];
         bind_str(st, 1, r);
@@ -303,6 +317,11 @@ static int row_outbox(sqlite3_stmt *st, const as_store_visitor *v)
                      sqlite3_column_int64(st, 3));
 }
 
+static int row_outbox_ack(sqlite3_stmt *st, const as_store_visitor *v)
+{
+    return v->outbox_ack(v->ud, col_text(st, 0), col_text(st, 1));
+}
+
 static int row_idem(sqlite3_stmt *st, const as_store_visitor *v)
 {
     return v->idem(v->ud, col_text(st, 0), sqlite3_column_int(st, 1), col_text(st, 2));
@@ -327,6 +346,9 @@ static int sqlite_load(as_store *base, const as_store_visitor *v, as_error *err)
         (rc = each_row(s, "SELECT case_id, n, data FROM events ORDER BY rowid", row_event, v, err)) ||
         (rc = each_row(s, "SELECT key, kind, case_id, amount FROM outbox WHERE acked = 0",
                        row_outbox, v, err)) ||
+        (rc = each_row(s, "SELECT a.key, a.url FROM outbox_acks a JOIN outbox o ON o.key = a.key"
+                          " WHERE o.acked = 0",
+                       row_outbox_ack, v, err)) ||
         (rc = each_row(s, "SELECT key, code, message FROM idempotency", row_idem, v, err)))
         return rc;
     return 0;

@@ -23,8 +23,9 @@
  *   ORDER        str id, bytes data
  *   CASE         str id, str order, i64 due (INT64_MIN: no deadline), bytes data
  *   EVENT        str case, u32 n (index in the case history), bytes data
- *   OUTBOX       str key, str kind, str case, i64 amount
- *   OUTBOX_ACK   str key
+ *   OUTBOX       str key, str kind, str case, i64 amount  (a key names one instruction: the
+ *                same key again changes nothing)
+ *   OUTBOX_ACK   str key, str url (absent: acknowledged for every URL, the entry is done)
  *   IDEM         str key, u32 code (negative as two's complement), str message
  *   PACK         str shop ("" for the platform's own packs), str name, str version,
  *                bytes source, u8 current, str sha256 (hex), i64 uploaded_at
@@ -40,7 +41,8 @@ enum {
 };
 
 /* What load() hands back, row by row, in this order: packs, orders, cases, events (in the
- * order they were written), outbox entries not yet acknowledged, idempotency keys. A visitor
+ * order they were written), outbox entries not yet acknowledged for every URL, then the URLs
+ * that did acknowledge one of those entries (outbox_ack), idempotency keys. A visitor
  * returns 0 to go on or a negative code to stop the load with it. Pointers are valid during
  * the call only. */
 typedef struct as_store_visitor {
@@ -56,6 +58,8 @@ typedef struct as_store_visitor {
     int (*outbox)(void *ud, const char *key, const char *kind, const char *case_id,
                   int64_t amount);
     int (*idem)(void *ud, const char *key, int code, const char *message);
+    /* a URL that acknowledged an entry handed to outbox() (called after all of them) */
+    int (*outbox_ack)(void *ud, const char *key, const char *url);
 } as_store_visitor;
 
 typedef struct as_store as_store;

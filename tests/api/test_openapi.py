@@ -262,6 +262,9 @@ class Server:
             f.write("# test keys\n")
             for who, key in self.keys.items():
                 f.write("%s %s\n" % (key, who))
+        secret_path = os.path.join(tmp, "webhook.secret")
+        with open(secret_path, "w") as f:
+            f.write(secrets.token_hex(16) + "\n")
         self.log_path = os.path.join(tmp, "serve.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
@@ -269,6 +272,7 @@ class Server:
              os.path.join(tmp, "api.db"), "--keys", keys_path, "--packs",
              os.path.join(root, "plugins"), "--webhook",
              "http://127.0.0.1:%d/hooks/refunds" % webhook_port,
+             "--webhook-secret-file", secret_path,
              # the 1025-connection check comes from one address: past the global limit
              "--max-conns-per-client", "2000"],
             stdout=self.log, stderr=subprocess.STDOUT)
@@ -1014,15 +1018,15 @@ def main():
             flow = Flow(srv)
             try:
                 flow.run()
-                # webhooks: C1's refund (first attempt answered 503, so retried)
+                # webhooks: C1's first refund instruction (first attempt answered 503, so retried)
                 deadline = time.time() + 30
                 while time.time() < deadline:
-                    if any(r[3] == 204 for r in hooks.delivered("C1:refund")):
+                    if any(r[3] == 204 for r in hooks.delivered("C1:refund:1")):
                         break
                     time.sleep(0.1)
-                got = hooks.delivered("C1:refund")
+                got = hooks.delivered("C1:refund:1")
                 if not any(r[3] == 204 for r in got):
-                    fail("webhook: C1:refund not delivered (attempts: %d)" % len(got))
+                    fail("webhook: C1:refund:1 not delivered (attempts: %d)" % len(got))
                 if len(got) < 2:
                     fail("webhook: a 503 answer was not retried (%d attempts)" % len(got))
                 wh = jsonschema.Draft4Validator(

@@ -94,7 +94,11 @@ static long long sql_int(const char *path, const char *q)
 typedef struct delivery {
     char key[64], kind[16], case_id[32];
     int64_t amount;
+    int acked_a, acked_b; /* as__outbox_acked for URL_A, URL_B when it was delivered */
 } delivery;
+
+#define URL_A "http://a.example/hook"
+#define URL_B "https://b.example/hook"
 
 typedef struct D {
     uv_loop_t loop;
@@ -102,6 +106,7 @@ typedef struct D {
     as_runtime *rt;
     as_error err;
     char db[256];
+    as_store *mem; /* when set, the engine restarts on these rows instead of the file */
     delivery out[16];
     int nout;
 } D;
@@ -116,6 +121,8 @@ static void on_outbox(void *data, const char *kind, const char *case_id, int64_t
     snprintf(o->kind, sizeof o->kind, "%s", kind);
     snprintf(o->case_id, sizeof o->case_id, "%s", case_id);
     o->amount = amount;
+    o->acked_a = as__outbox_acked(d->rt, key, URL_A);
+    o->acked_b = as__outbox_acked(d->rt, key, URL_B);
 }
 
 static void d_init(D *d, const char *dbname)
@@ -147,7 +154,8 @@ static void rt_new(D *d)
 static void rt_start(D *d)
 {
     rt_new(d);
-    int rc = as_runtime_attach_store(d->rt, d->db, &d->err);
+    int rc = d->mem ? as__durable_attach(d->rt, d->mem, &d->err)
+                    : as_runtime_attach_store(d->rt, d->db, &d->err);
     ck_assert_msg(rc == 0, "attach %s: %s (%s)", d->db, as_err_name(rc), d->err.msg);
 }
 
@@ -707,7 +715,7 @@ START_TEST(durable_outbox_redelivered_until_acknowledged)
     pump(&d);
     ck_assert_int_eq(a.code, 0);
     ck_assert_int_eq(d.nout, 1);
-    ck_assert_str_eq(d.out[0].key, "C1:refund");
+    ck_assert_str_eq(d.out[0].key, "C1:refund:1");
     ck_assert_str_eq(d.out[0].kind, "refund");
     ck_assert_str_eq(d.out[0].case_id, "C1");
     ck_assert_int_eq(d.out[0].amount, 20500);
@@ -719,7 +727,7 @@ START_TEST(durable_outbox_redelivered_until_acknowledged)
     rt_start(&d);
     pump(&d);
     ck_assert_int_eq(d.nout, 1);
-    ck_assert_str_eq(d.out[0].key, "C1:refund");
+    ck_assert_str_eq(d.out[0].key, "C1:refund:1");
     ck_assert_str_eq(d.out[0].kind, "refund");
     ck_assert_str_eq(d.out[0].case_id, "C1");
     ck_assert_int_eq(d.out[0].amount, 20500);
@@ -728,8 +736,8 @@ START_TEST(durable_outbox_redelivered_until_acknowledged)
     d.nout = 0;
     rt_start(&d);
     ck_assert_int_eq(d.nout, 1);
-    OK(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund\"}");
-    ck_assert_int_eq(sql_int(d.db, "SELECT acked FROM outbox WHERE key = 'C1:refund'"), 1);
+    OK(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund:1\"}");
+    ck_assert_int_eq(sql_int(d.db, "SELECT acked FROM outbox WHERE key = 'C1:refund:1'"), 1);
     rt_stop(&d);
 
     /* acknowledged: not again */
@@ -742,10 +750,11 @@ START_TEST(durable_outbox_redelivered_until_acknowledged)
 }
 END_TEST
 
-/* RULES.md §1.3: "refund_failed leaves the case in refunding and instructs the refund again
- * (the same idempotency key)". The new instruction is a side effect of its own: delivered at
- * least once, again after a restart until acknowledged -- even though the first instruction
- * under that key was acknowledged. */
+/* Issue 10 (4): "A refund instructed again after refund_failed is a new instruction with its
+ * own key, so a receiver that deduplicates by key does retry" (RULES.md §1.3 still says "the
+ * same idempotency key": superseded). The new instruction is a side effect of its own:
+ * delivered at least once, again after a restart until acknowledged, while the first one,
+ * acknowledged, is not. */
 START_TEST(durable_refund_reinstructed_after_ack_is_redelivered)
 {
     D d;
@@ -757,11 +766,11 @@ START_TEST(durable_refund_reinstructed_after_ack_is_redelivered)
     OK(&d, OPEN("buyer:B1", "C1", "O1", "refund_only", "no_reason", "T1"));
     OK(&d, ACT("merchant:S1", "C1", "agree"));
     ck_assert_int_eq(d.nout, 1);
-    OK(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund\"}");
+    OK(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund:1\"}");
     OK(&d, ACT("platform", "C1", "refund_failed"));
     assert_state(&d, "C1", "refunding");
-    ck_assert_int_eq(d.nout, 2); /* instructed again, live */
-    ck_assert_str_eq(d.out[1].key, "C1:refund");
+    ck_assert_int_eq(d.nout, 2); /* instructed again, live, under a key of its own */
+    ck_assert_str_eq(d.out[1].key, "C1:refund:2");
     rt_stop(&d);
 
     /* the second instruction was never acknowledged */
@@ -772,9 +781,76 @@ START_TEST(durable_refund_reinstructed_after_ack_is_redelivered)
                   "the refund instructed again after refund_failed was delivered %d times after "
                   "the restart, want 1 (it was not acknowledged)",
                   d.nout);
-    ck_assert_str_eq(d.out[0].key, "C1:refund");
+    ck_assert_str_eq(d.out[0].key, "C1:refund:2");
     ck_assert_int_eq(d.out[0].amount, 19900);
+    /* the count is the history's: the next refund_failed after the restart is the third */
+    OK(&d, ACT("platform", "C1", "refund_failed"));
+    ck_assert_int_eq(d.nout, 2);
+    ck_assert_str_eq(d.out[1].key, "C1:refund:3");
     rt_stop(&d);
+}
+END_TEST
+
+enum { ENG_SQLITE, ENG_MEMORY, ENG_COUNT };
+
+/* docs/pipe.md: `outbox.ack` with a "url" acknowledges the entry for that URL only, durably;
+ * after a restart the entry comes back, and its deliverer learns (as__outbox_acked) which URLs
+ * have it. Without "url" it is done for every URL and comes back no more. On both engines. */
+START_TEST(durable_outbox_ack_per_url_survives_restart)
+{
+    D d;
+    d_init(&d, "acks.db");
+    if (_i == ENG_MEMORY) d.mem = as__store_memory_new();
+    rt_start(&d);
+    OK(&d, "{\"op\":\"order.create\",\"order\":{\"id\":\"O1\",\"shop\":\"S1\",\"buyer\":\"B1\","
+           "\"items\":[{\"sku\":\"T1\",\"category\":\"apparel\",\"qty\":1,\"price\":19900}],"
+           "\"shipping_fee\":0}}");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "refund_only", "no_reason", "T1"));
+    OK(&d, ACT("merchant:S1", "C1", "agree"));
+    ck_assert_int_eq(d.nout, 1);
+    ck_assert_str_eq(d.out[0].key, "C1:refund:1");
+    ck_assert_int_eq(d.out[0].acked_a + d.out[0].acked_b, 0);
+    ck_assert_int_eq(run(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund:1\",\"url\":7}"),
+                     AS_EBAD_REQUEST);
+    OK(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund:1\",\"url\":\"" URL_A "\"}");
+    rt_stop(&d);
+
+    /* acknowledged at A only: back, with A marked */
+    d.nout = 0;
+    rt_start(&d);
+    pump(&d);
+    ck_assert_int_eq(d.nout, 1);
+    ck_assert_str_eq(d.out[0].key, "C1:refund:1");
+    ck_assert_int_eq(d.out[0].acked_a, 1);
+    ck_assert_int_eq(d.out[0].acked_b, 0);
+    ck_assert_int_eq(as__outbox_acked(d.rt, "C1:refund:1", "http://other/"), 0);
+    ck_assert_int_eq(as__outbox_acked(d.rt, "C9:refund:1", URL_A), 0);
+    /* the same key acknowledged again, for B: applied, not answered as a replay of the
+     * first acknowledgement (an ack's "key" is the entry's, not an idempotency key) */
+    OK(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund:1\",\"url\":\"" URL_B "\"}");
+    rt_stop(&d);
+
+    d.nout = 0;
+    rt_start(&d);
+    pump(&d);
+    ck_assert_int_eq(d.nout, 1); /* A and B have it, but nobody said "every URL" */
+    ck_assert_int_eq(d.out[0].acked_a, 1);
+    ck_assert_int_eq(d.out[0].acked_b, 1);
+    OK(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund:1\"}");
+    ck_assert_int_eq(as__outbox_acked(d.rt, "C1:refund:1", URL_A), 0); /* done: forgotten */
+    rt_stop(&d);
+
+    d.nout = 0;
+    rt_start(&d);
+    pump(&d);
+    ck_assert_int_eq(d.nout, 0);
+    rt_stop(&d);
+    if (_i == ENG_SQLITE) {
+        ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM outbox_acks"), 2);
+        ck_assert_int_eq(sql_int(d.db, "SELECT acked FROM outbox WHERE key = 'C1:refund:1'"), 1);
+        ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM idempotency"), 0);
+    }
+    as__store_memory_free(d.mem);
 }
 END_TEST
 
@@ -1397,6 +1473,7 @@ static Suite *durable_suite(void)
     tcase_add_test(restart, durable_idempotency_key_answers_first_outcome_after_restart);
     tcase_add_test(restart, durable_outbox_redelivered_until_acknowledged);
     tcase_add_test(restart, durable_refund_reinstructed_after_ack_is_redelivered);
+    tcase_add_loop_test(restart, durable_outbox_ack_per_url_survives_restart, 0, ENG_COUNT);
     tcase_add_test(restart, durable_merchant_pack_pin_survives_restart);
     tcase_add_test(restart, durable_same_named_packs_of_two_shops_stay_apart);
     tcase_add_test(restart, durable_merchant_pack_from_file_pin_survives_restart);

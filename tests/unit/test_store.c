@@ -256,9 +256,17 @@ static int v_idem(void *ud, const char *key, int code, const char *message)
     return next_call(l);
 }
 
+static int v_outbox_ack(void *ud, const char *key, const char *url)
+{
+    rec_log *l = ud;
+    logf_(l, "ack %s %s", key, url);
+    return next_call(l);
+}
+
 static int load_into(as_store *s, rec_log *l, as_error *err)
 {
-    as_store_visitor v = {l, v_reserve, v_pack, v_order, v_case, v_event, v_outbox, v_idem};
+    as_store_visitor v = {l,       v_reserve, v_pack, v_order,    v_case,
+                          v_event, v_outbox,  v_idem, v_outbox_ack};
     memset(err, 0, sizeof *err);
     return s->engine->load(s, &v, err);
 }
@@ -271,10 +279,12 @@ static void assert_loads(as_store *s, const char *const *want)
     as_error err;
     int rc = load_into(s, &l, &err);
     ck_assert_msg(rc == 0, "load: %d %s", rc, err.msg);
-    /* store.h fixes the order of the kinds of rows, not of packs among themselves */
+    /* store.h fixes the order of the kinds of rows, not of packs or of acknowledgements
+     * among themselves */
     for (int i = 0; i < l.n; i++)
-        for (int j = i + 1; j < l.n && strncmp(l.line[j], "pack ", 5) == 0; j++)
-            if (strncmp(l.line[i], "pack ", 5) == 0 && strcmp(l.line[i], l.line[j]) > 0) {
+        for (int j = i + 1; j < l.n && strncmp(l.line[j], l.line[i], 4) == 0; j++)
+            if ((strncmp(l.line[i], "pack ", 5) == 0 || strncmp(l.line[i], "ack ", 4) == 0) &&
+                strcmp(l.line[i], l.line[j]) > 0) {
                 char t[sizeof l.line[0]];
                 memcpy(t, l.line[i], sizeof t);
                 memcpy(l.line[i], l.line[j], sizeof t);
@@ -330,10 +340,12 @@ static void r_outbox(as_wbuf *b, const char *key, const char *kind, const char *
     as__wbuf_i64(b, amount);
 }
 
-static void r_ack(as_wbuf *b, const char *key)
+/* `url` NULL: acknowledged for every URL */
+static void r_ack(as_wbuf *b, const char *key, const char *url)
 {
     as__wbuf_u8(b, AS_REC_OUTBOX_ACK);
     as__wbuf_str(b, key);
+    as__wbuf_str(b, url);
 }
 
 static void r_idem(as_wbuf *b, const char *key, int code, const char *msg)
@@ -425,13 +437,13 @@ START_TEST(store_new_file_gets_schema)
     assert_loads(s, empty);
     s->engine->close(s);
 
-    /* the file is marked as aftersale's, schema 1, with the tables of sqlite_store.c */
+    /* the file is marked as aftersale's, schema 2, with the tables of sqlite_store.c */
     ck_assert_int_eq(sql_int(path, "PRAGMA application_id"), 0x41534c31);
     ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
                                    " name IN ('meta', 'orders', 'cases', 'events', 'outbox',"
-                                   " 'idempotency', 'packs')"),
-                     7);
+                                   " 'outbox_acks', 'idempotency', 'packs')"),
+                     8);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meta WHERE k = 'format' AND"
                                    " v = 'aftersale'"),
                      1);
@@ -503,6 +515,109 @@ START_TEST(store_newer_schema_refused)
 }
 END_TEST
 
+/* sqlite_store.c: "each schema version is a step from the one before". A file written by
+ * the schema-1 build (outbox acknowledged only as a whole) opens as schema 2 with its rows,
+ * and takes per-URL acknowledgements from then on. */
+START_TEST(store_schema_1_file_migrates_to_2_keeping_rows)
+{
+    char path[256];
+    path_of(path, sizeof path, "v1.db");
+    /* schema 1 exactly as the previous build created it */
+    sql_exec(path,
+             "PRAGMA application_id = 1095978033; PRAGMA user_version = 1;"
+             "CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;"
+             "INSERT INTO meta VALUES('format', 'aftersale');"
+             "CREATE TABLE orders(id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;"
+             "CREATE TABLE cases(id TEXT PRIMARY KEY, order_id TEXT NOT NULL, due INTEGER,"
+             " data BLOB NOT NULL) WITHOUT ROWID;"
+             "CREATE TABLE events(case_id TEXT NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL);"
+             "CREATE TABLE outbox(key TEXT PRIMARY KEY, kind TEXT NOT NULL, case_id TEXT NOT NULL,"
+             " amount INTEGER NOT NULL, acked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+             "CREATE TABLE idempotency(key TEXT PRIMARY KEY, code INTEGER NOT NULL,"
+             " message TEXT NOT NULL) WITHOUT ROWID;"
+             "CREATE TABLE packs(shop TEXT NOT NULL, version TEXT NOT NULL, name TEXT NOT NULL,"
+             " source TEXT NOT NULL, current INTEGER NOT NULL, PRIMARY KEY(shop, version))"
+             " WITHOUT ROWID;"
+             "INSERT INTO orders VALUES('O1', X'6f31');"
+             "INSERT INTO outbox VALUES('C1:refund', 'refund', 'C1', 19900, 0);"
+             "INSERT INTO outbox VALUES('C2:refund', 'refund', 'C2', 500, 1);");
+    ck_assert_int_eq(0x41534c31, 1095978033);
+    as_store *s = open_ok(path);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
+    static const char *const kept[] = {"reserve 1 0", "order [o1]",
+                                       "outbox C1:refund refund C1 19900", NULL};
+    assert_loads(s, kept);
+    as_wbuf b = {0};
+    r_ack(&b, "C1:refund", "http://a.example/hook");
+    commit_ok(s, &b);
+    static const char *const acked[] = {"reserve 1 0", "order [o1]",
+                                        "outbox C1:refund refund C1 19900",
+                                        "ack C1:refund http://a.example/hook", NULL};
+    assert_loads(s, acked);
+    s->engine->close(s);
+    s = open_ok(path); /* migrated once: opening again changes nothing */
+    assert_loads(s, acked);
+    s->engine->close(s);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM outbox_acks"), 1);
+    as__wbuf_free(&b);
+}
+END_TEST
+
+/* store.h: OUTBOX_ACK "str key, str url (absent: acknowledged for every URL, the entry is
+ * done)"; load() hands back the entries not done and then the URLs that acknowledged them. */
+START_TEST(store_outbox_ack_per_url_survives_reopen)
+{
+    eng e;
+    as_store *s = eng_open(&e, _i, "acks.db");
+    as_wbuf b = {0};
+    r_outbox(&b, "K1", "refund", "C1", 100);
+    r_outbox(&b, "K2", "refund", "C2", 200);
+    r_outbox(&b, "K3", "refund", "C3", 300);
+    r_ack(&b, "K1", "http://a/x");
+    commit_ok(s, &b);
+    as__wbuf_reset(&b);
+    r_ack(&b, "K1", "http://a/x"); /* again: one row */
+    r_ack(&b, "K1", "https://b/y");
+    r_ack(&b, "K2", "http://a/x");
+    r_ack(&b, "K2", NULL);         /* K2 done everywhere: neither it nor its acks come back */
+    r_ack(&b, "K3", "http://a/x");
+    r_ack(&b, "K9", "http://a/x"); /* unknown: leaves nothing behind */
+    /* a key written again is the instruction it names, unchanged and not due anew */
+    r_outbox(&b, "K2", "refund", "C2", 999);
+    commit_ok(s, &b);
+    static const char *const want[] = {
+        "reserve 0 0",
+        "outbox K1 refund C1 100",
+        "outbox K3 refund C3 300",
+        "ack K1 http://a/x",
+        "ack K1 https://b/y",
+        "ack K3 http://a/x",
+        NULL,
+    };
+    assert_loads(s, want);
+    s = eng_reopen(&e);
+    assert_loads(s, want);
+
+    /* the last URL's answer: K1 done, its acknowledgements no longer handed back */
+    as__wbuf_reset(&b);
+    r_ack(&b, "K1", NULL);
+    commit_ok(s, &b);
+    s = eng_reopen(&e);
+    static const char *const left[] = {"reserve 0 0", "outbox K3 refund C3 300",
+                                       "ack K3 http://a/x", NULL};
+    assert_loads(s, left);
+    if (e.kind == ENG_SQLITE) {
+        eng_free(&e);
+        ck_assert_int_eq(sql_int(e.path, "SELECT count(*) FROM outbox_acks WHERE key = 'K9'"), 0);
+        ck_assert_int_eq(sql_int(e.path, "SELECT amount FROM outbox WHERE key = 'K2'"), 200);
+    } else {
+        eng_free(&e);
+    }
+    as__wbuf_free(&b);
+}
+END_TEST
+
 /* store.h: "... or a corrupt one, is refused with AS_EIO". */
 START_TEST(store_damaged_file_refused)
 {
@@ -567,8 +682,8 @@ START_TEST(store_commit_then_load_hands_back_every_row)
     r_case(&b, "C2", "O2", 1772323260000ll, "case-two-v2");
     r_event(&b, "C1", 2, "c1-e2");
     r_event(&b, "C2", 1, "c2-e1");
-    r_ack(&b, "C1:refund");
-    r_ack(&b, "no-such-key"); /* acknowledging what is unknown is harmless */
+    r_ack(&b, "C1:refund", NULL);
+    r_ack(&b, "no-such-key", NULL); /* acknowledging what is unknown is harmless */
     r_pack(&b, "S1", "m-rules", "2", "return {v=2}", 1);
     r_idem(&b, "k-refused", 0, "second answer");
     commit_ok(s, &b);
@@ -979,6 +1094,7 @@ static Suite *store_suite(void)
     tcase_add_test(open, store_foreign_sqlite_database_refused_untouched);
     tcase_add_test(open, store_garbage_file_refused_untouched);
     tcase_add_test(open, store_newer_schema_refused);
+    tcase_add_test(open, store_schema_1_file_migrates_to_2_keeping_rows);
     tcase_add_test(open, store_damaged_file_refused);
     tcase_add_test(open, store_sqlite_sync_flushes_the_log_and_refuses_a_removed_one);
     suite_add_tcase(s, open);
@@ -990,6 +1106,7 @@ static Suite *store_suite(void)
     tcase_add_loop_test(batch, store_load_keeps_every_due_value, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_visitor_stops_load_with_its_code, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_pack_current_is_per_shop, 0, ENG_COUNT);
+    tcase_add_loop_test(batch, store_outbox_ack_per_url_survives_reopen, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_malformed_batch_leaves_database_as_it_was, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_empty_batch_commits_nothing, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_record_without_key_refused, 0, ENG_COUNT);
