@@ -13,6 +13,9 @@
  *                               which builds a fresh table per call
  *   engine.bytes_per_open_case  heap bytes per open case with its pending deadline, its
  *                               order included, at 1,000,000 open cases
+ *   rules.hostile_hook_worst_ms the slowest single call, at the default budget, of merchant
+ *                               deadlines hooks written to run as long as they can (loops,
+ *                               long-string library calls, allocation, metamethod answers)
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -170,7 +173,8 @@ static double hook_ns(as_runtime *rt, as_pack *p, as_hook h, long n)
     return (now_s() - start) * 1e9 / n;
 }
 
-static void bench_hooks(const char *packs, const char *plugins, long n)
+/* A runtime holding one delivered electronics order O1 (shop S1) and its quality case C1. */
+static as_runtime *quality_case(const char *packs)
 {
     as_runtime *rt = runtime(packs);
     as_error err = {0};
@@ -184,6 +188,13 @@ static void bench_hooks(const char *packs, const char *plugins, long n)
                           "\"quality\",\"items\":[{\"sku\":\"P\",\"qty\":1}],\"evidence\":[\"p\"]}",
                           &err))
         die("setup", &err);
+    return rt;
+}
+
+static void bench_hooks(const char *packs, const char *plugins, long n)
+{
+    as_runtime *rt = quality_case(packs);
+    as_error err = {0};
     printf("engine.lua_hook_ns %.0f ns/call\n", hook_ns(rt, rt->platform, AS_HOOK_DEADLINES, n));
     printf("rules.lua_hook_ns %.0f ns/call\n",
            hook_ns(rt, as__category_pack(rt, "electronics"), AS_HOOK_INSPECTION, n));
@@ -193,6 +204,54 @@ static void bench_hooks(const char *packs, const char *plugins, long n)
     printf("rules.native_hook_ns %.1f ns/call\n",
            hook_ns(rt, as__category_pack(rt, "electronics"), AS_HOOK_INSPECTION, n * 10));
     as_runtime_free(rt);
+}
+
+/* Hooks written to run as long as the sandbox lets them: each is a merchant's deadlines hook.
+ * The budget must end every one of them; the figure is the worst wall time of one call. */
+static const struct {
+    const char *name, *body;
+} hostile[] = {
+    {"loop", "while true do end"},
+    {"utf8_len", "local s = string.rep('a', 1 << 20) while true do utf8.len(s) end"},
+    {"string_rep", "local s = 'x' while true do s = s .. string.rep(s, 2) end"},
+    {"table_move", "return table.move({}, 1, 1 << 62, 1, {})"},
+    {"table_concat", "local t = {} for i = 1, 1e9 do t[i] = 'abcdefgh' end"},
+    {"sort", "local t = {} for i = 1, 3e5 do t[i] = -i end table.sort(t, function(a, b) "
+             "return a > b end) while true do table.sort(t) end"},
+    {"find", "local s = string.rep('a', 60000) while true do s:find('.-.-.-.-b') end"},
+    {"format", "local s = string.rep('%5d', 9000) while true do s:format(table.unpack({}, 1, 9000)) end"},
+    {"recursion", "local function f() return f() + 1 end return f()"},
+    {"metatable_answer", "return setmetatable({}, {__index = function() while true do end end,"
+                         " __pairs = function() while true do end end})"},
+    {"gsub", "local s = string.rep('a', 60000) while true do s = s:gsub('a', 'aa') end"},
+};
+
+static double hostile_worst_ms(const char *packs, const char **worst_name)
+{
+    as_runtime *rt = quality_case(packs);
+    as_error err = {0};
+    as_case *c = as__case_get(rt, "C1");
+    as_hook_args a = {.order = c->order, .c = c, .v = &c->v, .now_ms = as_runtime_now(rt)};
+    double slowest = 0;
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+        char src[1024];
+        snprintf(src, sizeof src,
+                 "return { name = 'hostile', version = '%zu', deadlines = function(case, order) %s "
+                 "end }",
+                 i + 1, hostile[i].body);
+        if (as_runtime_load_merchant_source(rt, "S1", src, &err))
+            die(hostile[i].name, &err);
+        as_pack *p = as__shop_get(rt, "S1", 0)->merchant;
+        for (int r = 0; r < 3; r++) {
+            as_answer ans;
+            double start = now_s();
+            p->engine->call(p, AS_HOOK_DEADLINES, &a, &ans, &err); /* fails or answers nothing */
+            double ms = (now_s() - start) * 1e3;
+            if (ms > slowest) slowest = ms, *worst_name = hostile[i].name;
+        }
+    }
+    as_runtime_free(rt);
+    return slowest;
 }
 
 static void bench_memory(const char *packs, long n)
@@ -234,5 +293,10 @@ int main(int argc, char **argv)
     bench_transitions(packs, n, merchant, "_3_layers");
     bench_transitions(packs, n, naive, "_3_layers_alloc");
     bench_memory(packs, mem_n);
+    const char *worst = "";
+    double ms = hostile_worst_ms(packs, &worst);
+    printf("rules.hostile_hook_worst_ms %.1f ms\n", ms);
+    printf("# the slowest of %zu hostile hooks, 3 calls each: %s\n",
+           sizeof hostile / sizeof hostile[0], worst);
     return 0;
 }
