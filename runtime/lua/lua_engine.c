@@ -23,6 +23,14 @@ struct as_lua_group {
 /* Why a call's budget is spent. */
 enum { SPENT_NO, SPENT_BUDGET, SPENT_TIME };
 
+/* The strings the host reads a hook's answer by, or passes to a hook, made once at load so
+ * that calling a hook and reading its answer never allocate and so never raise: the answer is
+ * read raw where it lies, with no second protected call. Deadline names follow KEY_DL. */
+enum { KEY_ERROR, KEY_MESSAGE, KEY_ACTION, KEY_REASON, KEY_FAULT, KEY_NO_FAULT, KEY_DL,
+       KEY_COUNT = KEY_DL + AS_DL_COUNT };
+static const char *const key_names[KEY_DL] = {"error", "message", "action", "reason", "fault",
+                                              "no_fault"};
+
 typedef struct lua_pack {
     lua_State *L;
     size_t mem_used, mem_cap;
@@ -39,6 +47,7 @@ typedef struct lua_pack {
     int64_t cpu_start;       /* thread CPU time at the hook's first firing in this call, or -1 */
     int exhausted;           /* SPENT_*: why the current call must end */
     int hook_ref[AS_HOOK_COUNT];
+    int key_ref[KEY_COUNT]; /* the answer keys and argument strings, made at load */
     const as_hook_args *args;  /* the call in progress; NULL outside calls */
     uint32_t gen;              /* counts calls: an item proxy is valid in its own call only */
     int case_view, order_view; /* registry refs of the two view userdata */
@@ -1134,6 +1143,10 @@ static int load_protected(lua_State *L)
     lp->lists.table = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
     lp->items.table = luaL_ref(L, LUA_REGISTRYINDEX);
+    for (int k = 0; k < KEY_COUNT; k++) {
+        lua_pushstring(L, k < KEY_DL ? key_names[k] : as__deadline_name(k - KEY_DL));
+        lp->key_ref[k] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     int st = luaL_loadbufferx(L, x->src, x->len, x->chunkname, "t");
     if (st == LUA_ERRMEM) {
         char m[200];
@@ -1289,6 +1302,14 @@ typedef struct call_ctx {
     int rc;
 } call_ctx;
 
+/* t[key] of an answer, raw and without allocating (the key is made at load). */
+static int answer_field(lua_State *L, const call_ctx *x, int t, int key)
+{
+    const lua_pack *lp = x->p->impl;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->key_ref[key]);
+    return lua_rawget(L, t);
+}
+
 static int wrong(call_ctx *x, const char *what)
 {
     return as__err(x->err, AS_ERULE_ERROR, "%s@%s: hook %s returned %s", x->p->name,
@@ -1325,12 +1346,12 @@ static int get_text(lua_State *L, int idx, char *buf)
 static int read_refusal(lua_State *L, call_ctx *x)
 {
     int t = lua_gettop(L);
-    if (raw_field(L, t, "error") != LUA_TSTRING)
+    if (answer_field(L, x, t, KEY_ERROR) != LUA_TSTRING)
         return wrong(x, "a refusal without an error code");
     int c = as_err_from_name(lua_tostring(L, -1));
     if (!as__refusal_code_ok(c)) return wrong(x, "a refusal with an error code rules may not give");
     x->ans->code = c;
-    int mt = raw_field(L, t, "message");
+    int mt = answer_field(L, x, t, KEY_MESSAGE);
     if (mt == LUA_TNIL)
         snprintf(x->ans->msg, sizeof x->ans->msg, "%s", as_strerror(c));
     else if (!get_text(L, -1, x->ans->msg))
@@ -1364,18 +1385,18 @@ static int read_answer(lua_State *L, call_ctx *x)
         ans->kind = AS_ANS_DEADLINES;
         ans->dl_set = 0;
         as_deadline_kind k = as__state_deadline(x->a->v->state);
-        if (k == AS_DL_NONE || raw_field(L, top, as__deadline_name(k)) == LUA_TNIL) return 0;
+        if (k == AS_DL_NONE || answer_field(L, x, top, KEY_DL + (int)k) == LUA_TNIL) return 0;
         if (!get_int(L, -1, &ans->dl[k])) return wrong(x, "a duration that is not whole ms");
         ans->dl_set = 1u << k;
         return 0;
     }
     case AS_HOOK_AUTO_DECIDE: {
         if (t != LUA_TTABLE) return wrong(x, "a non-table");
-        const char *act = raw_field(L, top, "action") == LUA_TSTRING ? lua_tostring(L, -1) : "";
+        const char *act = answer_field(L, x, top, KEY_ACTION) == LUA_TSTRING ? lua_tostring(L, -1) : "";
         if (strcmp(act, "agree") == 0) {
             ans->kind = AS_ANS_AGREE;
         } else if (strcmp(act, "reject") == 0) {
-            if (raw_field(L, top, "reason") == LUA_TNIL)
+            if (answer_field(L, x, top, KEY_REASON) == LUA_TNIL)
                 snprintf(ans->msg, sizeof ans->msg, "rule");
             else if (!get_text(L, -1, ans->msg))
                 return wrong(x, "a reject reason that is not 1-256 bytes of text");
@@ -1402,13 +1423,11 @@ static int read_answer(lua_State *L, call_ctx *x)
     }
 }
 
-/* Pushes the hook and its arguments, calls it and reads its answer. */
-static int call_protected(lua_State *L)
+/* Pushes the hook and its arguments, none allocating; returns the number of arguments. */
+static int push_call(lua_State *L, const call_ctx *x)
 {
-    call_ctx *x = lua_touserdata(L, 1);
     lua_pack *lp = x->p->impl;
     const as_hook_args *a = x->a;
-    lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, lp->hook_ref[x->h]);
     int nargs;
     switch (x->h) {
@@ -1425,7 +1444,7 @@ static int call_protected(lua_State *L)
     case AS_HOOK_ON_INSPECTION:
         lua_rawgeti(L, LUA_REGISTRYINDEX, lp->case_view);
         lua_rawgeti(L, LUA_REGISTRYINDEX, lp->order_view);
-        lua_pushstring(L, a->inspect_fault ? "fault" : "no_fault");
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->key_ref[a->inspect_fault ? KEY_FAULT : KEY_NO_FAULT]);
         lua_pushinteger(L, a->now_ms);
         nargs = 4;
         break;
@@ -1441,9 +1460,7 @@ static int call_protected(lua_State *L)
         nargs = 2;
         break;
     }
-    lua_call(L, nargs, 1);
-    x->rc = read_answer(L, x);
-    return 0;
+    return nargs;
 }
 
 static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer *ans,
@@ -1458,9 +1475,10 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
     lp->gen++;
     lp->lists.used = lp->items.used = 0;
     arm_budget(lp);
-    lua_pushcfunction(L, call_protected);
-    lua_pushlightuserdata(L, &x);
-    int st = lua_pcall(L, 1, 0, 0);
+    /* Neither the push nor the answer's raw read allocates or runs pack code, so neither can
+     * raise outside the protected call (lua_atpanic is never reached). */
+    int st = lua_pcall(L, push_call(L, &x), 1, 0);
+    if (st == LUA_OK) x.rc = read_answer(L, &x);
     disarm_budget(lp);
     int rc = x.rc;
     if (st != LUA_OK) {
