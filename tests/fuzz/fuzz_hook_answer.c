@@ -385,6 +385,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         check(rt);
     }
+    if (getenv("FUZZ_HOOK_PRINT")) {
+        char *j = as_case_get_json(rt, "C1");
+        fprintf(stderr, "case: %s\n", j ? j : "(not opened)");
+        as_free(j);
+    }
     as_runtime_free(rt);
     return 0;
 }
