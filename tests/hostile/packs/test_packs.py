@@ -57,7 +57,7 @@ class PackCase(api.OwnServer):
         return [e.get("note", "") for e in case["history"]]
 
     def assertDropped(self, case):
-        self.assertTrue(any(n for n in self.notes(case)),
+        self.assertTrue(any("dropped" in n for n in self.notes(case)),
                         "no dropped merchant answer recorded: %r" % case["history"])
 
     def assertSane(self, case, state="requested"):
@@ -157,9 +157,13 @@ class PackAnswers(PackCase):
         c = self.get(cid)
         self.assertEqual(c["state"], "awaiting_return", c)
         self.assertEqual(c["refund_amount"], PRICE, c)
-        if c.get("deadline") is not None:
-            self.assertEqual(c["deadline"]["kind"], "buyer_ship", c)
-            self.assertGreater(c["deadline"]["due"], api.now_ms(), c)
+        # dropped and recorded (outside 0 .. 365 days): the platform's buyer_ship stands
+        self.assertDropped(c)
+        self.assertTrue(any("buyer_ship" in n for n in self.notes(c)), c["history"])
+        agreed = [e for e in c["history"] if e["action"] == "agree"][0]["at"]
+        self.assertEqual(c["deadline"]["kind"], "buyer_ship", c)
+        self.assertGreater(c["deadline"]["due"], agreed, c)
+        self.assertLessEqual(c["deadline"]["due"], agreed + 365 * api.DAY, c)
         self.server.kill()
         self.server.restart()
         time.sleep(1.0)
@@ -185,6 +189,7 @@ class PackAnswers(PackCase):
                                               "return { action = 'reject', reason = %s }" % msg)))
         _, cid = self.shop_case()
         c = self.get(cid)
+        self.assertEqual(c["state"], "rejected", c)  # the merchant's own (legal) answer
         text = repr(c)
         self.assertIn("nil|function|table|userdata|userdata|table", text)
         self.assertNotRegex(text, r"0x[0-9a-fA-F]{4,}")
@@ -222,6 +227,10 @@ class PackLoads(PackCase):
         self.assertLess(time.time() - t0, BUDGET_S * 4)
         self.assertIn(r.status, (200, 400, 500), r)
         self.healthy()
+        if r.status == 200:  # read raw (tests/unit/test_lua_engine.c): loaded, and serves
+            _, cid = self.shop_case()
+            self.assertEqual(self.get(cid)["rules"]["merchant"], "loopy@1")
+            self.assertSane(self.get(cid))
         # a top level that loops: out of budget, 500 rule_error
         self.upload("while true do end return { name = 'spin', version = '1' }", 500, "rule_error")
         self.healthy()
