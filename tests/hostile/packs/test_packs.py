@@ -92,8 +92,15 @@ class MetatableAnswers(PackCase):
         r = self.act(cid, "k-b1", "ship_return", {"carrier": "SF", "tracking": "T1"})
         self.assertOk(r)
         c = self.get(cid)
-        self.assertNotEqual(c["state"], "closed", c)
-        self.assertNotEqual(c["refund_amount"], 0, c)
+        self.assertEqual(c["state"], "returning", c)  # instant_refund dropped: no refund yet
+        self.assertEqual(c["refund_amount"], PRICE, c)
+        notes = [n for n in self.notes(c) if "dropped" in n]
+        for hook in ("eligibility", "refund_amount", "priority", "auto_decide", "inspection",
+                     "instant_refund"):
+            self.assertTrue(any("hook %s " % hook in n for n in notes), (hook, notes))
+        # the host never ran the answer's __index (its error would name "x")
+        for n in self.notes(c):
+            self.assertFalse(n.endswith(": x"), n)
         self.healthy()
 
 
