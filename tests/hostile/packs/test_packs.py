@@ -7,7 +7,6 @@ and that the server keeps answering (also after a SIGKILL and a restart where a 
 deadline fired).
 Usage: test_packs.py AFTERSALE_BINARY PACKS_DIR [unittest args]"""
 import os
-import re
 import shutil
 import signal
 import sys
