@@ -267,6 +267,55 @@ START_TEST(layers_merchant_may_lengthen_buyer_ship_only)
 }
 END_TEST
 
+/* DESIGN.md §3: every number a hook returns is an integer in its documented range (durations
+ * 0 .. 365 days, priority 1 .. 100): a merchant's out of range is dropped with a note, a
+ * platform's is a rule error; nothing wraps the clock. */
+START_TEST(layers_answer_ranges)
+{
+    int given, prio;
+    stack s;
+    static const char *const bad_dl[] = {"math.maxinteger", "math.mininteger", "-1",
+                                         "365 * as.DAY + 1", "1 << 62"};
+    for (size_t i = 0; i < sizeof bad_dl / sizeof bad_dl[0]; i++) {
+        char m[160];
+        snprintf(m, sizeof m, "deadlines = function() return { buyer_ship = %s } end", bad_dl[i]);
+        setup(&s, DL("7 * as.DAY"), NULL, m);
+        s.f.c->v.state = AS_STATE_AWAITING_RETURN;
+        ck_assert_int_eq(deadline(&s, AS_DL_BUYER_SHIP, &given), 7 * AS_DAY);
+        ck_assert_int_eq(s.L.dropped, 1);
+        ck_assert(note_has(&s, "outside 0 .. 365 days"));
+        done(&s);
+    }
+    setup(&s, DL("7 * as.DAY"), NULL, "deadlines = function() return { buyer_ship = 365 * as.DAY } end");
+    s.f.c->v.state = AS_STATE_AWAITING_RETURN;
+    ck_assert_int_eq(deadline(&s, AS_DL_BUYER_SHIP, &given), 365 * AS_DAY); /* the bound itself */
+    ck_assert_int_eq(s.L.dropped, 0);
+    done(&s);
+
+    setup(&s, DL("math.maxinteger"), NULL, NULL);
+    s.f.c->v.state = AS_STATE_AWAITING_RETURN;
+    int64_t ms = -1;
+    ck_assert_int_eq(as__layers_deadline(&s.L, AS_DL_BUYER_SHIP, &ms, &given, &s.err), AS_ERULE_ERROR);
+    done(&s);
+
+    static const char *const bad_prio[] = {"0", "101", "-1", "math.maxinteger", "1.5", "0/0"};
+    for (size_t i = 0; i < sizeof bad_prio / sizeof bad_prio[0]; i++) {
+        char m[96];
+        snprintf(m, sizeof m, "priority = function() return %s end", bad_prio[i]);
+        setup(&s, PRIO(50), NULL, m);
+        prio = -1;
+        ck_assert_int_eq(as__layers_priority(&s.L, &prio, &s.err), 0);
+        ck_assert_int_eq(prio, 50);
+        ck_assert_int_eq(s.L.dropped, 1);
+        done(&s);
+    }
+    setup(&s, PRIO(50), NULL, PRIO(100));
+    ck_assert_int_eq(as__layers_priority(&s.L, &prio, &s.err), 0);
+    ck_assert_int_eq(prio, 100);
+    done(&s);
+}
+END_TEST
+
 #define AMOUNT(x) "refund_amount = function(case) return " x " end"
 
 static int64_t amount(stack *s, int64_t cap, int64_t start, int want_rc)
@@ -605,6 +654,7 @@ static Suite *layers_suite(void)
     tcase_add_test(bounds, layers_merchant_may_shorten_merchant_response_only);
     tcase_add_test(bounds, layers_merchant_may_lengthen_buyer_ship_only);
     tcase_add_test(bounds, layers_merchant_refund_amount_bounds);
+    tcase_add_test(bounds, layers_answer_ranges);
     tcase_add_test(bounds, layers_platform_amount_above_cap_is_rule_error);
     tcase_add_test(bounds, layers_merchant_may_not_reject_what_was_agreed);
     suite_add_tcase(s, bounds);
