@@ -762,7 +762,8 @@ static void rebuild_metrics(as_runtime *rt)
     pos = 0;
     as_shop *s;
     while ((s = as__strmap_next(&rt->shops, &pos)) != NULL)
-        qsort(s->events.ev, s->events.len, sizeof *s->events.ev, cmp_event);
+        if (s->events.len) /* a shop known only by its rules has no events (and no array) */
+            qsort(s->events.ev, s->events.len, sizeof *s->events.ev, cmp_event);
 }
 
 /* A refused attach touches nothing: not even the file. */
