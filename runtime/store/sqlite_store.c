@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,7 +110,8 @@ typedef struct sqlite_store {
     as_store base;
     sqlite3 *db;
     sqlite3_stmt *st[S_COUNT];
-    int wal_fd; /* owned; the write-ahead log, for sync() */
+    int wal_fd;  /* owned; the write-ahead log, for sync() */
+    int lock_fd; /* owned; FILE-writer, flocked while this store is open (one writer) */
 } sqlite_store;
 
 static int db_err(sqlite_store *s, as_error *err, const char *what)
@@ -365,6 +367,7 @@ static void sqlite_close(as_store *base)
     for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(s->st[i]);
     if (s->wal_fd >= 0) close(s->wal_fd);
     sqlite3_close(s->db);
+    if (s->lock_fd >= 0) close(s->lock_fd); /* last: the file is ours until it is closed */
     free(s);
 }
 
@@ -389,6 +392,41 @@ static int open_wal(sqlite_store *s, const char *path, as_error *err)
     if (dir >= 0) close(dir);
     free(copy);
     if (rc) return as__err(err, AS_EIO, "%s: cannot sync its directory: %s", path, strerror(rc));
+    return 0;
+}
+
+/* One writer per file: FILE-writer is flocked for as long as the store is open and holds the
+ * holder's pid. SQLite's own locks let two processes take turns, which two runtimes that
+ * each hold the file's state in memory must never do. The kernel drops a flock with its
+ * process, so a killed server never leaves the file locked. */
+static int lock_writer(sqlite_store *s, const char *path, as_error *err)
+{
+    size_t n = strlen(path);
+    char *lock = malloc(n + sizeof "-writer"); /* owned here */
+    if (lock == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    memcpy(lock, path, n);
+    memcpy(lock + n, "-writer", sizeof "-writer");
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    free(lock);
+    if (s->lock_fd < 0)
+        return as__err(err, AS_EIO, "%s: cannot open its writer lock %s-writer: %s", path, path,
+                       strerror(errno));
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[24] = "";
+        ssize_t got = pread(s->lock_fd, pid, sizeof pid - 1, 0);
+        pid[got > 0 ? strcspn(pid, "\n") : 0] = '\0';
+        if (e == EWOULDBLOCK)
+            return as__err(err, AS_EIO,
+                           "%s is open for writing by another process (pid %s); one writer per "
+                           "file: stop that one first",
+                           path, pid[0] ? pid : "unknown");
+        return as__err(err, AS_EIO, "%s: cannot lock %s-writer: %s", path, path, strerror(e));
+    }
+    char pid[24];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)len, 0) != len)
+        return as__err(err, AS_EIO, "%s: cannot write %s-writer: %s", path, path, strerror(errno));
     return 0;
 }
 
@@ -450,7 +488,13 @@ int as__store_sqlite_open(const char *path, as_store **out, as_error *err)
     if (s == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     s->base.engine = &sqlite_engine;
     s->wal_fd = -1;
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+    s->lock_fd = -1;
+    int rc = lock_writer(s, path, err);
+    if (rc != 0) {
+        sqlite_close(&s->base);
+        return rc;
+    }
+    rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {
         as__err(err, AS_EIO, "%s: cannot open: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");

@@ -618,6 +618,42 @@ START_TEST(store_outbox_ack_per_url_survives_reopen)
 }
 END_TEST
 
+/* sqlite_store.c: "one writer per file". While a store is open on the file, another open
+ * for writing is refused naming the holder's pid and leaves the file as it was; once the
+ * holder closes, the file opens again with what was committed. */
+START_TEST(store_second_writer_refused_naming_the_holder)
+{
+    char path[256], pid[32];
+    path_of(path, sizeof path, "writer.db");
+    as_store *s = open_ok(path);
+    as_wbuf b = {0};
+    r_outbox(&b, "K1", "refund", "C1", 100);
+    commit_ok(s, &b);
+    snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid());
+    char wal[300];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    size_t n0, w0, n1, w1;
+    unsigned char *db0 = slurp(path, &n0), *wal0 = slurp(wal, &w0);
+    as_store *second = (as_store *)0x1;
+    as_error err = {0};
+    ck_assert_int_eq(as__store_sqlite_open(path, &second, &err), AS_EIO);
+    ck_assert_ptr_null(second);
+    ck_assert_msg(strstr(err.msg, pid) && strstr(err.msg, "one writer per file") &&
+                      strstr(err.msg, path),
+                  "message \"%s\" names neither the holder nor the file", err.msg);
+    unsigned char *db1 = slurp(path, &n1), *wal1 = slurp(wal, &w1);
+    ck_assert(n0 == n1 && memcmp(db0, db1, n0) == 0);
+    ck_assert(w0 == w1 && memcmp(wal0, wal1, w0) == 0);
+    free(db0), free(wal0), free(db1), free(wal1);
+    s->engine->close(s);
+    s = open_ok(path);
+    static const char *const want[] = {"reserve 0 0", "outbox K1 refund C1 100", NULL};
+    assert_loads(s, want);
+    s->engine->close(s);
+    as__wbuf_free(&b);
+}
+END_TEST
+
 /* store.h: "... or a corrupt one, is refused with AS_EIO". */
 START_TEST(store_damaged_file_refused)
 {
@@ -1094,6 +1130,7 @@ static Suite *store_suite(void)
     tcase_add_test(open, store_foreign_sqlite_database_refused_untouched);
     tcase_add_test(open, store_garbage_file_refused_untouched);
     tcase_add_test(open, store_newer_schema_refused);
+    tcase_add_test(open, store_second_writer_refused_naming_the_holder);
     tcase_add_test(open, store_schema_1_file_migrates_to_2_keeping_rows);
     tcase_add_test(open, store_damaged_file_refused);
     tcase_add_test(open, store_sqlite_sync_flushes_the_log_and_refuses_a_removed_one);
