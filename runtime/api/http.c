@@ -395,19 +395,45 @@ typedef struct answer_ctx {
     response *r;
     int keep_alive;
     int created;
+    int read; /* r holds a read's answer, sent once what it shows is durable */
 } answer_ctx;
 
 static void answered(void *ud, int code, const char *msg)
 {
     answer_ctx *a = ud;
     conn *c = a->c;
-    if (code == 0) fill(a->r, a->created ? 201 : 200, OK_BODY, !a->keep_alive);
-    else fill_error(a->r, code, msg, !a->keep_alive);
+    if (a->read && code == 0) {
+        a->r->ready = 1;
+    } else {
+        free(a->r->buf);
+        a->r->buf = NULL;
+        if (code == 0) fill(a->r, a->created ? 201 : 200, OK_BODY, !a->keep_alive);
+        else fill_error(a->r, code, msg, !a->keep_alive);
+    }
     free(a);
     c->pending--;
     flush(c);
     resume(c); /* one fewer answer waiting: the connection may be read again */
     conn_maybe_free(c);
+}
+
+/* `r` holds the answer of a read that showed cases noted in `need`: it waits for their
+ * commit (durable.c), and becomes a 503 if the store fails (or has failed) under it. */
+static void hold_read(conn *c, response *r, int need, int ka)
+{
+    if (need == AS_READ_NOW) return;
+    as_error err = {0};
+    answer_ctx *a = malloc(sizeof *a); /* owned by answered() once queued */
+    if (a == NULL) {
+        free(r->buf);
+        r->buf = NULL;
+        return fill_error(r, AS_ENOMEM, "out of memory", 1);
+    }
+    *a = (answer_ctx){c, r, ka, 0, 1};
+    r->ready = 0;
+    c->pending++;
+    int rc = as__read_wait(c->srv->rt, need, answered, a, &err);
+    if (rc < 0) answered(a, rc, err.msg);
 }
 
 /* The value of `name` in the query string `q` ("a=1&b=2"), copied into buf; NULL if absent. */
@@ -487,8 +513,9 @@ static int worklist_cmp(const void *a, const void *b)
 
 /* GET /v1/cases?shop=&state=&limit=&cursor=: the worklist, by priority then deadline; the
  * cursor is the position after the last case of the previous page. */
-static void list_cases(as_http *h, const as_principal *who, const char *qs, response *r, int ka)
+static void list_cases(conn *cn, const as_principal *who, const char *qs, response *r, int ka)
 {
+    as_http *h = cn->srv;
     char shopb[256], stateb[64], limitb[32], cursorb[32];
     const char *shop = query(qs, "shop", shopb, sizeof shopb);
     const char *state = query(qs, "state", stateb, sizeof stateb);
@@ -515,7 +542,9 @@ static void list_cases(as_http *h, const as_principal *who, const char *qs, resp
     qsort(v, n, sizeof *v, worklist_cmp);
     json_t *items = json_array();
     size_t i;
+    int need = AS_READ_NOW;
     for (i = (size_t)cursor; i < n && i < (size_t)(cursor + limit); i++) {
+        as__read_note(h->rt, v[i], &need);
         json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", v[i]->id, "order", v[i]->order->id,
                               "state", as__state_name(v[i]->v.state), "type",
                               as__type_name(v[i]->type), "version", (json_int_t)v[i]->v.version);
@@ -538,6 +567,7 @@ static void list_cases(as_http *h, const as_principal *who, const char *qs, resp
     fill(r, 200, s ? s : "{}", !ka);
     free(s);
     json_decref(j);
+    hold_read(cn, r, need, ka);
 }
 
 static void shop_metrics(as_http *h, const as_principal *who, const char *shop, response *r, int ka)
@@ -690,8 +720,9 @@ static void prometheus(as_http *h, response *r, int ka)
     r->close_after = !ka;
 }
 
-static void get_case(as_http *h, const as_principal *who, const char *id, response *r, int ka)
+static void get_case(conn *cn, const as_principal *who, const char *id, response *r, int ka)
 {
+    as_http *h = cn->srv;
     as_case *cs = as__case_get(h->rt, id);
     if (cs == NULL) return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);
     if (!sees_case(who, cs)) return fill_error(r, AS_EFORBIDDEN, "this key cannot see that case", !ka);
@@ -716,6 +747,9 @@ static void get_case(as_http *h, const as_principal *who, const char *id, respon
     fill(r, 200, s ? s : "{}", !ka);
     free(s);
     json_decref(j);
+    int need = AS_READ_NOW;
+    as__read_note(h->rt, cs, &need);
+    hold_read(cn, r, need, ka);
 }
 
 /* Builds the runtime request for a write; returns NULL with *code/msg set on refusal. */
@@ -777,10 +811,23 @@ static void submit(conn *c, response *r, json_t *req, int ka, int created)
         fill_error(r, AS_ENOMEM, "out of memory", 1);
         return;
     }
-    *a = (answer_ctx){c, r, ka, created};
+    *a = (answer_ctx){c, r, ka, created, 0};
     c->pending++;
     as__submit_json(c->srv->rt, req, answered, a);
     json_decref(req);
+}
+
+/* 200 {"ok":true}, or 503 once the store failed: the runtime takes no writes and shows
+ * nothing the disk may not hold until a restart restores from the file. */
+static void healthz(as_http *h, response *r, int ka)
+{
+    const char *why = as_runtime_store_failure(h->rt);
+    if (why == NULL) return fill(r, 200, OK_BODY, !ka);
+    json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "io", "message", why);
+    char *s = json_dumps(j, JSON_COMPACT);
+    fill(r, 503, s ? s : "{}", !ka);
+    free(s);
+    json_decref(j);
 }
 
 static void dispatch(conn *c)
@@ -800,7 +847,7 @@ static void dispatch(conn *c)
     const char *qs;
     int ids;
     int nseg = split_path(path, seg, MAX_SEG, &qs, &ids);
-    if (nseg == 1 && ids && strcmp(seg[0], "healthz") == 0) return fill(r, 200, OK_BODY, !ka);
+    if (nseg == 1 && ids && strcmp(seg[0], "healthz") == 0) return healthz(h, r, ka);
     if (nseg == 1 && ids && strcmp(seg[0], "metrics") == 0) return prometheus(h, r, ka);
     /* every /v1 call needs a key */
     const key_entry *k = NULL;
@@ -815,8 +862,8 @@ static void dispatch(conn *c)
     as_principal who;
     as__principal_parse(k->principal, &who);
     if (strcmp(method, "GET") == 0) {
-        if (nseg == 3 && strcmp(seg[1], "cases") == 0) return get_case(h, &who, seg[2], r, ka);
-        if (nseg == 2 && strcmp(seg[1], "cases") == 0) return list_cases(h, &who, qs, r, ka);
+        if (nseg == 3 && strcmp(seg[1], "cases") == 0) return get_case(c, &who, seg[2], r, ka);
+        if (nseg == 2 && strcmp(seg[1], "cases") == 0) return list_cases(c, &who, qs, r, ka);
         if (nseg == 4 && strcmp(seg[1], "shops") == 0 && strcmp(seg[3], "metrics") == 0)
             return shop_metrics(h, &who, seg[2], r, ka);
         if (nseg == 2 && strcmp(seg[1], "rules") == 0) return list_rules(h, &who, r, ka);

@@ -75,6 +75,24 @@ static void done_cb(void *ud, int code, const char *message)
     maybe_finish(x);
 }
 
+static void case_read_cb(void *ud, int code, const char *text)
+{
+    pending *p = ud;
+    if (code == 0) {
+        json_t *a = json_object();
+        json_object_set(a, "id", p->id ? p->id : json_null());
+        json_object_set_new(a, "case", json_loads(text, 0, NULL));
+        emit(a);
+        json_decref(p->id);
+        p->ctx->waiting--;
+        pipe_ctx *x = p->ctx;
+        free(p);
+        maybe_finish(x);
+        return;
+    }
+    done_cb(p, code, text);
+}
+
 static void handle_line(pipe_ctx *x, const char *line)
 {
     json_error_t je;
@@ -88,22 +106,7 @@ static void handle_line(pipe_ctx *x, const char *line)
     }
     json_t *id = json_object_get(req, "id");
     const char *op = json_string_value(json_object_get(req, "op"));
-    if (op && strcmp(op, "case.get") == 0) {
-        const char *cid = json_string_value(json_object_get(req, "case"));
-        char *c = cid ? as_case_get_json(x->rt, cid) : NULL;
-        if (c == NULL) {
-            answer(id, AS_ENOT_FOUND, "unknown case");
-        } else {
-            json_t *a = json_object();
-            json_object_set(a, "id", id ? id : json_null());
-            json_object_set_new(a, "case", json_loads(c, 0, NULL));
-            emit(a);
-            as_free(c);
-        }
-        json_decref(req);
-        return;
-    }
-    pending *p = malloc(sizeof *p);
+    pending *p = malloc(sizeof *p); /* owned by done_cb / case_read_cb */
     if (p == NULL) {
         answer(id, AS_ENOMEM, "out of memory");
         json_decref(req);
@@ -112,6 +115,13 @@ static void handle_line(pipe_ctx *x, const char *line)
     p->ctx = x;
     p->id = json_incref(id);
     x->waiting++;
+    if (op && strcmp(op, "case.get") == 0) {
+        /* answered once what it shows is durable, like every read (docs/pipe.md) */
+        const char *cid = json_string_value(json_object_get(req, "case"));
+        as_case_read(x->rt, cid ? cid : "", case_read_cb, p);
+        json_decref(req);
+        return;
+    }
     as__submit_json(x->rt, req, done_cb, p);
     json_decref(req);
 }

@@ -99,6 +99,7 @@ typedef struct as_case {
     uint8_t type;
     uint8_t nitems;
     uint8_t dirty; /* changed in this loop turn, not yet journaled */
+    uint32_t seq;  /* the low bits of the batch that journaled its last change (durable.c) */
     as_case_item items[]; /* followed by the id's bytes */
 } as_case;
 

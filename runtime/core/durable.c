@@ -93,8 +93,10 @@ struct as_durable {
     batch next;         /* this turn's changes */
     batch *spare;       /* answered batches kept for their buffers; owned, loop only */
     uint64_t handed, answered; /* loop only: seq of the last batch handed over, answered */
+    uint64_t durable_seq;      /* loop only: seq of the last batch answered as durable */
     int failed; /* loop only: a commit or sync failed: memory is ahead of the disk, writes
                  * are refused */
+    as_error failure; /* loop only: the first failure, for /healthz */
     int threads; /* 1: the writer runs, 2: the syncer too */
     uv_thread_t writer, syncer;
     uv_mutex_t mu; /* guards the rest of this block */
@@ -196,6 +198,7 @@ static void collect(as_runtime *rt)
     for (size_t i = 0; i < d->dirty_cases.len; i++) {
         as_case *c = d->dirty_cases.v[i];
         as__journal_case(&d->next.rec, c);
+        c->seq = (uint32_t)(d->handed + 1); /* the seq hand_over gives this batch */
         c->saved_hist = c->nhist;
         c->dirty = 0;
     }
@@ -232,14 +235,17 @@ static void finish(as_runtime *rt, batch *b, const as_error *e)
     rt->stats.commit_ns_sum += took;
     if (took > rt->stats.commit_ns_max) rt->stats.commit_ns_max = took;
     if (e) {
-        if (!d->failed)
+        if (!d->failed) {
             fprintf(stderr, "aftersale: commit failed, refusing writes from now on: %s\n", e->msg);
+            d->failure = *e;
+        }
         d->failed = 1;
         answer_all(b, AS_EIO, e->msg);
         for (size_t i = 0; i < b->out.len; i++)
             free(b->out.v[i].key), free(b->out.v[i].kind), free(b->out.v[i].case_id);
         b->out.len = 0;
     } else {
+        d->durable_seq = b->seq;
         answer_all(b, 0, NULL);
         deliver_all(rt, b);
     }
@@ -396,6 +402,86 @@ static void wait_durable(as_runtime *rt, as_done_cb cb, void *ud, int code, cons
         free(w.msg);
         if (cb) cb(ud, AS_ENOMEM, "out of memory");
     }
+}
+
+/* ==========================================================================================
+ * Reads see only what is durable
+ * ======================================================================================== */
+
+/* A case shows more than the disk holds while it is changed in this turn or its last batch
+ * is in flight (or failed): seq in (durable_seq, handed]. A case keeps 32 bits of the seq;
+ * the window is always far narrower than 2^32, so the comparison is exact for a case in
+ * it, and an old seq that aliases into it costs one needless wait, never a wrong answer. */
+void as__read_note(const as_runtime *rt, const as_case *c, int *need)
+{
+    const struct as_durable *d = rt->dur;
+    if (d == NULL || *need == AS_READ_TURN) return;
+    if (c->dirty) *need = AS_READ_TURN;
+    else if ((uint32_t)(c->seq - (uint32_t)(d->durable_seq + 1)) < d->handed - d->durable_seq)
+        *need = AS_READ_IN_FLIGHT;
+}
+
+int as__read_wait(as_runtime *rt, int need, as_done_cb cb, void *ud, as_error *err)
+{
+    struct as_durable *d = rt->dur;
+    if (need == AS_READ_NOW) return 0;
+    if (d->failed)
+        return as__err(err, AS_EIO, "the store failed (%s): what this shows may not be on disk; "
+                       "restart to restore what is", d->failure.msg);
+    /* batches are answered in order: a later one covers every one before it. The batches
+     * landed_cb is answering have left the list (a read made from one of their answers
+     * finds none there): this turn's batch covers them. */
+    if (need == AS_READ_TURN || d->tail == NULL) {
+        wait_durable(rt, cb, ud, 0, NULL);
+        return 1;
+    }
+    done w = {cb, ud, 0, NULL};
+    if (PUSH(d->tail->waiting, w) != 0) return as__err(err, AS_ENOMEM, "out of memory");
+    return 1;
+}
+
+const char *as_runtime_store_failure(const as_runtime *rt)
+{
+    return rt->dur && rt->dur->failed ? rt->dur->failure.msg : NULL;
+}
+
+typedef struct case_read {
+    as_read_cb cb;
+    void *ud;
+    char *json; /* owned */
+} case_read;
+
+static void case_read_done(void *ud, int code, const char *msg)
+{
+    case_read *r = ud;
+    r->cb(r->ud, code, code ? msg : r->json);
+    free(r->json);
+    free(r);
+}
+
+int as_case_read(as_runtime *rt, const char *case_id, as_read_cb cb, void *ud)
+{
+    as_error err = {0};
+    case_read *r = malloc(sizeof *r); /* owned here, then by case_read_done */
+    char *json = r ? as_case_get_json(rt, case_id) : NULL; /* fires what is due first */
+    const as_case *c = as__case_get(rt, case_id);
+    int rc = 0, need = AS_READ_NOW;
+    if (c == NULL) rc = as__err(&err, AS_ENOT_FOUND, "unknown case");
+    else if (json == NULL) rc = as__err(&err, AS_ENOMEM, "out of memory");
+    else as__read_note(rt, c, &need);
+    if (rc == 0) {
+        *r = (case_read){cb, ud, json};
+        rc = as__read_wait(rt, need, case_read_done, r, &err);
+        if (rc == 1) return 0;
+        if (rc == 0) {
+            case_read_done(r, 0, NULL);
+            return 0;
+        }
+    }
+    free(json);
+    free(r);
+    cb(ud, rc, err.msg);
+    return rc;
 }
 
 /* ==========================================================================================

@@ -80,6 +80,14 @@ static inline void as__touch_order(as_runtime *rt, as_order *o)
 {
     if (rt->dur && !o->dirty) as__durable_touch_order(rt, o);
 }
+/* Reads wait for what they show to be durable (docs/api.md "Reads"). A read notes each case
+ * it shows (need starts at AS_READ_NOW), then as__read_wait: 0, answer now; 1, `cb` is
+ * called once it is durable (code 0, or AS_EIO and the reason when its batch failed); or
+ * AS_EIO (the store failed earlier: it never will be) / AS_ENOMEM in `err`, cb not called. */
+enum { AS_READ_NOW, AS_READ_IN_FLIGHT, AS_READ_TURN };
+void as__read_note(const as_runtime *rt, const as_case *c, int *need);
+int as__read_wait(as_runtime *rt, int need, as_done_cb cb, void *ud, as_error *err);
+
 /* Writes an outbox entry in the turn's transaction; delivered once it is durable. */
 void as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const char *case_id,
                         int64_t amount);

@@ -180,6 +180,7 @@ class Server:
         self.port = None
         self.starts = 0
         self.errpath = None
+        self.preexec = None  # run in the child before exec (resource limits)
 
     def start(self):
         for attempt in range(5):
@@ -190,7 +191,8 @@ class Server:
             proc = subprocess.Popen(
                 [EXE, "serve", "--listen", "127.0.0.1:%d" % port, "--db", self.db,
                  "--keys", self.keys, "--packs", self.packs] + self.args,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+                preexec_fn=self.preexec)
             errf.close()
             deadline = time.time() + 120
             while time.time() < deadline and proc.poll() is None:

@@ -1454,6 +1454,117 @@ START_TEST(durable_failed_sync_fails_its_batch_and_every_later_one)
 }
 END_TEST
 
+/* A read through as_case_read, kept as it is answered. */
+typedef struct rd {
+    int called, code;
+    char *text; /* owned */
+} rd;
+
+static void read_cb(void *ud, int code, const char *text)
+{
+    rd *r = ud;
+    r->called++;
+    r->code = code;
+    ck_assert_ptr_nonnull(text);
+    free(r->text);
+    r->text = strdup(text);
+}
+
+static void read_case(D *d, rd *r, const char *id)
+{
+    memset(r, 0, sizeof *r);
+    as_case_read(d->rt, id, read_cb, r);
+}
+
+/* The gated store with a delivered order O1 and cases C1 and C2 of it, all durable. */
+static void gated_with_cases(D *d, gated *g)
+{
+    gated_start(d, g);
+    gate(g, 1, 0);
+    delivered_order(d, "O1", "S1", "B1");
+    OK(d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    OK(d, OPEN("buyer:B1", "C2", "O1", "return_refund", "no_reason", "T2"));
+}
+
+/* durable.c "reads see only what is durable": a read of a case changed in this turn, or
+ * whose batch is still being synced, is answered after that commit, with what it showed
+ * when read; a read of a case whose last change is durable is answered at once. */
+START_TEST(durable_read_waits_for_the_commit_of_what_it_shows)
+{
+    D d;
+    gated g;
+    gated_with_cases(&d, &g);
+    gate(&g, 0, 0);
+    int synced = gated_count(&g, &g.syncs_entered);
+    ans a;
+    ck_assert_int_eq(submit(&d, &a, ACT("merchant:S1", "C1", "agree")), 0);
+    rd now, other;
+    read_case(&d, &now, "C1"); /* changed in this turn, not even handed to the writer */
+    read_case(&d, &other, "C2");
+    ck_assert_int_eq(other.called, 1);
+    ck_assert_int_eq(other.code, 0);
+    ck_assert_ptr_nonnull(strstr(other.text, "\"state\":\"requested\""));
+    ck_assert_int_eq(now.called, 0);
+    turn_until(&d, &g, &g.syncs_entered, synced + 1); /* a's batch written, its sync at the gate */
+    rd flight;
+    read_case(&d, &flight, "C1"); /* not dirty now, but its batch is in flight */
+    for (int i = 0; i < 20; i++) uv_run(&d.loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(a.called + now.called + flight.called, 0);
+    gate(&g, 1, 0);
+    pump(&d);
+    ck_assert_int_eq(a.called, 1);
+    ck_assert_int_eq(now.called, 1);
+    ck_assert_int_eq(flight.called, 1);
+    ck_assert_int_eq(now.code + flight.code, 0);
+    ck_assert_ptr_nonnull(strstr(now.text, "\"state\":\"awaiting_return\""));
+    ck_assert_str_eq(now.text, flight.text);
+    rd unknown;
+    read_case(&d, &unknown, "C9");
+    ck_assert_int_eq(unknown.called, 1);
+    ck_assert_int_eq(unknown.code, AS_ENOT_FOUND);
+    free(now.text), free(other.text), free(flight.text), free(unknown.text);
+    ck_assert_ptr_null(as_runtime_store_failure(d.rt));
+    rt_stop(&d);
+    gated_free(&g);
+}
+END_TEST
+
+/* When the store fails, a read of a case whose change failed with it is refused (what memory
+ * holds may not be on disk), a case untouched since its last durable commit is still read,
+ * writes are refused, and as_runtime_store_failure says why. */
+START_TEST(durable_read_of_a_failed_change_is_refused)
+{
+    D d;
+    gated g;
+    gated_with_cases(&d, &g);
+    gate(&g, 0, 1);
+    ans a;
+    ck_assert_int_eq(submit(&d, &a, ACT("merchant:S1", "C1", "agree")), 0);
+    rd waiting;
+    read_case(&d, &waiting, "C1");
+    gate(&g, 1, 1);
+    pump(&d);
+    ck_assert_int_eq(a.code, AS_EIO);
+    ck_assert_int_eq(waiting.called, 1);
+    ck_assert_int_eq(waiting.code, AS_EIO);
+    rd after, other;
+    read_case(&d, &after, "C1");
+    ck_assert_int_eq(after.called, 1);
+    ck_assert_int_eq(after.code, AS_EIO);
+    ck_assert_ptr_nonnull(strstr(after.text, "the disk said no"));
+    read_case(&d, &other, "C2");
+    ck_assert_int_eq(other.code, 0);
+    ck_assert_ptr_nonnull(strstr(other.text, "\"state\":\"requested\""));
+    const char *why = as_runtime_store_failure(d.rt);
+    ck_assert_ptr_nonnull(why);
+    ck_assert_str_eq(why, "the disk said no");
+    ck_assert_int_eq(run(&d, ACT("merchant:S1", "C2", "agree")), AS_EIO);
+    free(waiting.text), free(after.text), free(other.text);
+    rt_stop(&d);
+    gated_free(&g);
+}
+END_TEST
+
 static Suite *durable_suite(void)
 {
     Suite *s = suite_create("durable");
@@ -1503,6 +1614,8 @@ static Suite *durable_suite(void)
     TCase *stages = tcase_create("stages");
     tcase_add_test(stages, durable_answer_waits_for_sync_while_next_batch_is_written);
     tcase_add_test(stages, durable_failed_sync_fails_its_batch_and_every_later_one);
+    tcase_add_test(stages, durable_read_waits_for_the_commit_of_what_it_shows);
+    tcase_add_test(stages, durable_read_of_a_failed_change_is_refused);
     suite_add_tcase(s, stages);
     suite_add_tcase(s, wakeup);
     return s;

@@ -54,6 +54,17 @@ AS_EXTERN int as_runtime_load_native(as_runtime *rt, const char *dir, const char
                                      as_error *err);
 /* Loads every bundled pack below `dir` (platform/platform.lua and each <cat>/<cat>.lua). */
 AS_EXTERN int as_runtime_load_packs_dir(as_runtime *rt, const char *dir, as_error *err);
+/* Called with a read's outcome: code 0 and the JSON text, or an AS_E* code and its sentence
+ * (valid during the call). */
+typedef void (*as_read_cb)(void *ud, int code, const char *text);
+/* The case as JSON text, handed to `cb` once everything it shows is durable: at once when
+ * nothing it shows waits for a commit (or the runtime has no store), else after the commit.
+ * AS_ENOT_FOUND for an unknown case; AS_EIO once the store has failed and the case shows a
+ * change that may not be on disk. Returns 0 or that code (cb is called either way). */
+AS_EXTERN int as_case_read(as_runtime *rt, const char *case_id, as_read_cb cb, void *ud);
+/* NULL, or the sentence of the store failure after which the runtime refuses writes (a
+ * restart restores what is on disk). Valid until the runtime is freed. */
+AS_EXTERN const char *as_runtime_store_failure(const as_runtime *rt);
 /* Loads a new version of `shop`'s merchant rules, in force for cases opened from now on. */
 AS_EXTERN int as_runtime_load_merchant(as_runtime *rt, const char *shop, const char *path,
                                        as_error *err);
@@ -72,7 +83,9 @@ AS_EXTERN int as_case_act_json(as_runtime *rt, const char *principal, const char
                                const char *action, const char *payload_json, int64_t version,
                                as_error *err);
 
-/* The case as JSON text, or NULL when unknown. Free with as_free. */
+/* The case as JSON text, or NULL when unknown. Free with as_free. This is what memory holds
+ * now: on a durable runtime it may show a change whose commit is still running (and that a
+ * crash would lose); as_case_read shows only what is durable. */
 AS_EXTERN char *as_case_get_json(as_runtime *rt, const char *case_id);
 /* A shop's metrics (RULES.md §5) as JSON text. Free with as_free. */
 AS_EXTERN char *as_shop_metrics_json(as_runtime *rt, const char *shop);
@@ -97,6 +110,17 @@ AS_EXTERN int as_runtime_attach_store(as_runtime *rt, const char *db_path, as_er
  * applied again: `done` gets the first outcome. */
 AS_EXTERN int as_runtime_submit(as_runtime *rt, const char *request_json, as_done_cb done,
                                 void *ud);
+/* Called with a read's outcome: code 0 and the JSON text, or an AS_E* code and its sentence
+ * (valid during the call). */
+typedef void (*as_read_cb)(void *ud, int code, const char *text);
+/* The case as JSON text, handed to `cb` once everything it shows is durable: at once when
+ * nothing it shows waits for a commit (or the runtime has no store), else after the commit.
+ * AS_ENOT_FOUND for an unknown case; AS_EIO once the store has failed and the case shows a
+ * change that may not be on disk. Returns 0 or that code (cb is called either way). */
+AS_EXTERN int as_case_read(as_runtime *rt, const char *case_id, as_read_cb cb, void *ud);
+/* NULL, or the sentence of the store failure after which the runtime refuses writes (a
+ * restart restores what is on disk). Valid until the runtime is freed. */
+AS_EXTERN const char *as_runtime_store_failure(const as_runtime *rt);
 /* Loads a new version of `shop`'s merchant rules from Lua source text; on a durable runtime
  * the source is stored with its version so that cases pinning it survive a restart. */
 AS_EXTERN int as_runtime_load_merchant_source(as_runtime *rt, const char *shop,
