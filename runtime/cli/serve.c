@@ -8,6 +8,7 @@
 
 #include "../api/http.h"
 #include "../api/webhook.h"
+#include "../core/timefmt.h"
 #include "aftersale/aftersale.h"
 #include "cli.h"
 
@@ -58,6 +59,7 @@ typedef struct serve_opts {
     int nhooks;
     as_webhook_options wh; /* the numbers; the targets are filled from hooks and secrets */
     as_http_options http;
+    int64_t idempotency_ms; /* 0: the runtime's default */
 } serve_opts;
 
 static int set_opt(serve_opts *so, const char *name, const char *value)
@@ -90,6 +92,16 @@ static int set_opt(serve_opts *so, const char *name, const char *value)
             return -1;
         }
         snprintf(so->secrets[so->nhooks - 1], sizeof so->secrets[0], "%s", value);
+        return 0;
+    }
+    if (strcmp(name, "idempotency_retention") == 0) {
+        int64_t ms;
+        if (as__duration_parse(value, &ms) != 0 || ms <= 0) {
+            fprintf(stderr, "aftersale serve: --idempotency-retention wants a duration above 0 "
+                            "such as 24h, 90m or 1d12h, not '%s'\n", value);
+            return -1;
+        }
+        so->idempotency_ms = ms;
         return 0;
     }
     if (strcmp(name, "webhook_ca") == 0) {
@@ -138,7 +150,8 @@ static int read_config(serve_opts *so, const char *path)
             fprintf(stderr, "aftersale serve: %s:%d: want `name = value` with a known name "
                             "(listen, db, keys, packs, webhook, webhook_secret_file, webhook_ca, "
                             "webhook_connect_ms, webhook_timeout_ms, webhook_inflight, max_body, "
-                            "max_header, idle_ms, request_ms, max_conns, max_conns_per_client)\n",
+                            "max_header, idle_ms, request_ms, max_conns, max_conns_per_client, "
+                            "idempotency_retention)\n",
                     path, n);
             rc = -1;
         }
@@ -192,6 +205,10 @@ static void usage(FILE *f)
                "                      (default 10000; 408)\n"
                "  --idle-ms MS        close a connection with nothing in flight for MS\n"
                "                      (default 30000)\n"
+               "  --idempotency-retention DURATION\n"
+               "                      how long an Idempotency-Key's first answer is kept\n"
+               "                      (default 24h; d, h, m, s: 1d12h, 90m); then it is\n"
+               "                      forgotten and the same key runs the request anew\n"
                "  -h, --help          this text\n",
             as__cli_packs_dir());
 }
@@ -215,6 +232,7 @@ int as__cli_serve(int argc, char **argv)
                                          {"max-header", required_argument, NULL, 'H'},
                                          {"request-ms", required_argument, NULL, 'R'},
                                          {"idle-ms", required_argument, NULL, 'I'},
+                                         {"idempotency-retention", required_argument, NULL, 'r'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     static serve_opts so; /* large; one per process */
@@ -242,7 +260,7 @@ int as__cli_serve(int argc, char **argv)
         if (set_opt(&so, name, optarg) != 0) {
             /* set_opt has said why for the webhook, its secret and its CA; the rest are numbers */
             if (strcmp(name, "webhook") && strcmp(name, "webhook_secret_file") &&
-                strcmp(name, "webhook_ca"))
+                strcmp(name, "webhook_ca") && strcmp(name, "idempotency_retention"))
                 fprintf(stderr, "aftersale serve: --%s wants a number from 1 to 1000000000, "
                                 "not '%s'\n", name, optarg);
             return 2;
@@ -281,6 +299,7 @@ int as__cli_serve(int argc, char **argv)
     o.loop = x.loop;
     o.outbox = outbox;
     o.outbox_data = &x;
+    o.idempotency_ms = so.idempotency_ms;
     as_error err = {0};
     x.rt = as_runtime_new(&o, &err);
     as_http_options ho = so.http;

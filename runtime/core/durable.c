@@ -67,9 +67,12 @@ typedef struct batch {
     struct batch *link;
 } batch;
 
+/* An idempotency key's first answer; the keys are listed oldest first for the prune. */
 typedef struct idem {
     int code;
     char *msg; /* owned */
+    int64_t at; /* when it was first answered */
+    struct idem *newer;
     char key[];
 } idem;
 
@@ -112,6 +115,9 @@ struct as_durable {
     VEC(as_case *) dirty_cases;
     VEC(as_order *) dirty_orders;
     as_strmap idem;
+    idem *oldest, *newest; /* the keys of `idem` by `at`, linked by `newer` */
+    int64_t pruned_at;     /* when the last PRUNE record was journaled */
+    int settled;           /* outbox entries done for every URL since then */
     as_strmap acked; /* of acked, owned: filled by the restore */
 };
 
@@ -188,9 +194,35 @@ void as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const
 }
 
 /* Journals what the turn changed into the next batch. */
+/* Retention (docs/api.md "Idempotency"): at most once a second, the keys answered more than
+ * the retention time ago are forgotten, and a PRUNE record in this turn's batch forgets them
+ * in the store too, with the outbox entries settled since the last prune. Runs as the batch
+ * is collected, so the records of a turn never straddle a prune. */
+static void prune_expired(as_runtime *rt)
+{
+    struct as_durable *d = rt->dur;
+    int64_t now = as__clock_now(&rt->clock);
+    if (now - d->pruned_at < AS_SECOND) return;
+    int64_t before = now - rt->idempotency_ms;
+    if (!d->settled && !(d->oldest && d->oldest->at < before)) return;
+    while (d->oldest && d->oldest->at < before) {
+        idem *e = d->oldest;
+        d->oldest = e->newer;
+        as__strmap_del(&d->idem, e->key);
+        free(e->msg);
+        free(e);
+    }
+    if (d->oldest == NULL) d->newest = NULL;
+    as__wbuf_u8(&d->next.rec, AS_REC_PRUNE);
+    as__wbuf_i64(&d->next.rec, before);
+    d->pruned_at = now;
+    d->settled = 0;
+}
+
 static void collect(as_runtime *rt)
 {
     struct as_durable *d = rt->dur;
+    prune_expired(rt);
     for (size_t i = 0; i < d->dirty_orders.len; i++) {
         as__journal_order(&d->next.rec, d->dirty_orders.v[i]);
         d->dirty_orders.v[i]->dirty = 0;
@@ -546,28 +578,39 @@ static int run_request(as_runtime *rt, json_t *req, as_error *err)
             as__wbuf_u8(&rt->dur->next.rec, AS_REC_OUTBOX_ACK);
             as__wbuf_str(&rt->dur->next.rec, key);
             as__wbuf_str(&rt->dur->next.rec, json_string_value(url)); /* NULL: every URL */
-            if (url == NULL) acked_free(as__strmap_del(&rt->dur->acked, key));
+            if (url == NULL) {
+                acked_free(as__strmap_del(&rt->dur->acked, key));
+                rt->dur->settled++;
+            }
         }
         return 0;
     }
     return as__err(err, AS_EBAD_REQUEST, "unknown op '%s'", op);
 }
 
-static int remember(as_runtime *rt, const char *key, int code, const char *msg)
+/* Keeps a key's first answer, answered at `at` (the keys come oldest first: in answer order,
+ * or from the store ordered by time). */
+static int remember(as_runtime *rt, const char *key, int code, const char *msg, int64_t at)
 {
+    struct as_durable *d = rt->dur;
     size_t n = strlen(key);
-    idem *e = malloc(sizeof *e + n + 1);
+    idem *e = malloc(sizeof *e + n + 1); /* owned by d->idem */
     if (e == NULL || (e->msg = strdup(msg)) == NULL) {
         free(e);
         return AS_ENOMEM;
     }
     memcpy(e->key, key, n + 1);
     e->code = code;
-    if (as__strmap_put(&rt->dur->idem, e) != 0) {
+    e->at = at;
+    e->newer = NULL;
+    if (as__strmap_put(&d->idem, e) != 0) {
         free(e->msg);
         free(e);
         return AS_ENOMEM;
     }
+    if (d->newest) d->newest->newer = e;
+    else d->oldest = e;
+    d->newest = e;
     return 0;
 }
 
@@ -622,11 +665,13 @@ int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
         return rc;
     }
     rc = run_request(rt, req, &err);
-    if (key && remember(rt, key, rc, err.msg) == 0) {
+    int64_t now = as__clock_now(&rt->clock);
+    if (key && remember(rt, key, rc, err.msg, now) == 0) {
         as__wbuf_u8(&rt->dur->next.rec, AS_REC_IDEM);
         as__wbuf_str(&rt->dur->next.rec, key);
         as__wbuf_u32(&rt->dur->next.rec, (uint32_t)rc);
         as__wbuf_str(&rt->dur->next.rec, err.msg);
+        as__wbuf_i64(&rt->dur->next.rec, now);
     }
     wait_durable(rt, cb, ud, rc, err.msg);
     as__rearm(rt);
@@ -806,10 +851,10 @@ static int v_outbox_ack(void *ud, const char *key, const char *url)
     return 0;
 }
 
-static int v_idem(void *ud, const char *key, int code, const char *message)
+static int v_idem(void *ud, const char *key, int code, const char *message, int64_t at)
 {
     restore *x = ud;
-    if (remember(x->rt, key, code, message) != 0) return as__err(x->err, AS_ENOMEM, "out of memory");
+    if (remember(x->rt, key, code, message, at) != 0) return as__err(x->err, AS_ENOMEM, "out of memory");
     return 0;
 }
 

@@ -1152,6 +1152,7 @@ as_runtime *as_runtime_new(const as_options *opts, as_error *err)
     rt->limits.instructions = opts->lua_instructions;
     rt->limits.memory = opts->lua_memory;
     rt->lua_shop_memory = opts->lua_shop_memory ? opts->lua_shop_memory : AS_LUA_DEFAULT_SHOP_MEMORY;
+    rt->idempotency_ms = opts->idempotency_ms > 0 ? opts->idempotency_ms : AS_IDEMPOTENCY_DEFAULT_MS;
     rt->outbox.cb = opts->outbox;
     rt->outbox.data = opts->outbox_data;
     return rt;

@@ -61,6 +61,7 @@ struct as_runtime {
     int ncats;
     as_lua_limits limits;
     size_t lua_shop_memory; /* each shop's lua_group cap */
+    int64_t idempotency_ms; /* how long an idempotency key is remembered (durable.c) */
     int auto_pay;
     as_outbox_fn outbox;
     as_stats stats;

@@ -17,6 +17,7 @@ typedef struct row {
     void *data;  /* owned */
     size_t len;
     int64_t n;   /* due, amount, code, a pack's uploaded_at */
+    int64_t at;  /* an idempotency key's time */
     int flag;    /* outbox acked (for every URL), pack current */
     struct row *acks; /* owned: outbox: the URLs that acknowledged it (`key` the URL), linked
                        * by `acks` */
@@ -98,6 +99,33 @@ static int upsert(rows *v, as_strmap *m, row *r)
     return 0;
 }
 
+static int idem_expired(const row *r, int64_t before)
+{
+    return r->at < before;
+}
+
+static int outbox_settled(const row *r, int64_t before)
+{
+    (void)before;
+    return r->flag;
+}
+
+/* Drops the rows `gone` picks from `v` and its index, keeping the others in order. */
+static void prune(rows *v, as_strmap *m, int (*gone)(const row *, int64_t), int64_t before)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < v->len; i++) {
+        row *r = v->v[i];
+        if (gone(r, before)) {
+            as__strmap_del(m, r->key);
+            row_free(r);
+        } else {
+            v->v[kept++] = r;
+        }
+    }
+    v->len = kept;
+}
+
 static int apply_record(memory_store *s, int kind, as_rbuf *r)
 {
     row *w = calloc(1, sizeof *w);
@@ -151,9 +179,17 @@ static int apply_record(memory_store *s, int kind, as_rbuf *r)
         w->key = take_str(r);
         w->n = (int32_t)as__rbuf_u32(r);
         w->a = take_str(r);
+        w->at = as__rbuf_i64(r);
         if (r->bad) return row_free(w), AS_EIO;
         if (as__strmap_get(&s->by_idem, w->key)) return row_free(w), 0;
         return append(&s->idem, w) || as__strmap_put(&s->by_idem, w) ? AS_ENOMEM : 0;
+    case AS_REC_PRUNE: {
+        int64_t before = as__rbuf_i64(r);
+        row_free(w);
+        prune(&s->idem, &s->by_idem, idem_expired, before);
+        prune(&s->outbox, &s->by_outbox, outbox_settled, before);
+        return 0;
+    }
     case AS_REC_PACK:
         w->key = take_str(r); /* shop */
         w->a = take_str(r);   /* name */
@@ -206,7 +242,8 @@ static int memory_commit(as_store *base, const unsigned char *batch, size_t len,
         case AS_REC_EVENT: need(&check), as__rbuf_u32(&check), skip(&check); break;
         case AS_REC_OUTBOX: need(&check), need(&check), need(&check), as__rbuf_i64(&check); break;
         case AS_REC_OUTBOX_ACK: need(&check), skip(&check); break;
-        case AS_REC_IDEM: need(&check), as__rbuf_u32(&check), skip(&check); break;
+        case AS_REC_IDEM: need(&check), as__rbuf_u32(&check), skip(&check), as__rbuf_i64(&check); break;
+        case AS_REC_PRUNE: as__rbuf_i64(&check); break;
         case AS_REC_PACK:
             need(&check), need(&check), need(&check), skip(&check);
             as__rbuf_u8(&check), need(&check), as__rbuf_i64(&check);
@@ -249,7 +286,8 @@ static int memory_load(as_store *base, const as_store_visitor *v, as_error *err)
         for (row *a = s->outbox.v[i]->acks; rc == 0 && !s->outbox.v[i]->flag && a; a = a->acks)
             rc = v->outbox_ack(v->ud, s->outbox.v[i]->key, a->key);
     for (size_t i = 0; rc == 0 && i < s->idem.len; i++)
-        rc = v->idem(v->ud, s->idem.v[i]->key, (int)s->idem.v[i]->n, s->idem.v[i]->a);
+        rc = v->idem(v->ud, s->idem.v[i]->key, (int)s->idem.v[i]->n, s->idem.v[i]->a,
+                     s->idem.v[i]->at);
     if (rc == 0) return 0;
     char why[sizeof err->msg]; /* the visitor's sentence says why; keep it */
     snprintf(why, sizeof why, "%s", err->code ? err->msg : "");

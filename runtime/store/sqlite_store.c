@@ -9,7 +9,7 @@
  * only after sync(); meanwhile the next batch's transaction is written, which is why the
  * fsync is not part of COMMIT here as it would be with synchronous=FULL.
  *
- * Schema (user_version 2; application_id marks the file as aftersale's):
+ * Schema (user_version 3; application_id marks the file as aftersale's):
  *   meta(k, v)                          what wrote the file
  *   orders(id, data)                    the order record (journal.c layout)
  *   cases(id, order_id, due, data)      the case record; `due` is the pending deadline, NULL
@@ -17,7 +17,8 @@
  *   events(rowid, case_id, n, data)     the append-only history, in commit order
  *   outbox(key, kind, case_id, amount, acked)    acked: for every URL (the entry is done)
  *   outbox_acks(key, url)               the URLs that acknowledged an entry not yet done
- *   idempotency(key, code, message)
+ *   idempotency(key, code, message, at)   at: when first answered (runtime ms); pruned
+ *                                       after the retention time (schema 3)
  *   packs(shop, name, version, source, current, sha256, uploaded_at)
  *                                       every pack version's source by its identity; shop ''
  *                                       for the platform's own packs (schema 2)
@@ -39,7 +40,7 @@
 #include "wbuf.h"
 
 #define APP_ID 0x41534c31 /* "ASL1" */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;"
@@ -66,6 +67,14 @@ static const char *const migrations[SCHEMA_VERSION] = {
      * instruction `key`; outbox.acked still means "done for every URL". */
     "CREATE TABLE outbox_acks(key TEXT NOT NULL, url TEXT NOT NULL,"
     " PRIMARY KEY(key, url)) WITHOUT ROWID;",
+    /* 3: retention. An idempotency key carries the time it was answered (the keys of schema
+     * 2 count from the migration) and is pruned after the retention time; an outbox entry
+     * done for every URL is settled and pruned with its acknowledgements. */
+    "ALTER TABLE idempotency ADD COLUMN at INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE idempotency SET at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;"
+    "CREATE INDEX idempotency_at ON idempotency(at);"
+    "DELETE FROM outbox_acks WHERE key IN (SELECT key FROM outbox WHERE acked = 1);"
+    "DELETE FROM outbox WHERE acked = 1;",
 };
 
 enum {
@@ -78,6 +87,9 @@ enum {
     S_IDEM,
     S_PACK_OLD,
     S_PACK,
+    S_PRUNE_IDEM,
+    S_PRUNE_ACKS,
+    S_PRUNE_OUTBOX,
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
@@ -97,10 +109,13 @@ static const char *const sql[S_COUNT] = {
     /* only for a known entry: an acknowledgement of an unknown key leaves no row behind */
     [S_OUTBOX_ACK_URL] = "INSERT OR IGNORE INTO outbox_acks(key, url)"
                          " SELECT ?1, ?2 WHERE EXISTS(SELECT 1 FROM outbox WHERE key = ?1)",
-    [S_IDEM] = "INSERT OR IGNORE INTO idempotency(key, code, message) VALUES(?1, ?2, ?3)",
+    [S_IDEM] = "INSERT OR IGNORE INTO idempotency(key, code, message, at) VALUES(?1, ?2, ?3, ?4)",
     [S_PACK_OLD] = "UPDATE packs SET current = 0 WHERE shop = ?1",
     [S_PACK] = "INSERT OR REPLACE INTO packs(shop, name, version, source, current, sha256,"
                " uploaded_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_PRUNE_IDEM] = "DELETE FROM idempotency WHERE at < ?1",
+    [S_PRUNE_ACKS] = "DELETE FROM outbox_acks WHERE key IN (SELECT key FROM outbox WHERE acked = 1)",
+    [S_PRUNE_OUTBOX] = "DELETE FROM outbox WHERE acked = 1",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -184,7 +199,20 @@ static sqlite3_stmt *bind_record(sqlite_store *s, int kind, as_rbuf *r)
         bind_str(st, 1, r);
         sqlite3_bind_int(st, 2, (int32_t)as__rbuf_u32(r));
         bind_str(st, 3, r);
+        sqlite3_bind_int64(st, 4, as__rbuf_i64(r));
         break;
+    case AS_REC_PRUNE: {
+        /* the settled outbox first (its acknowledgements, then the entries); the key prune
+         * is the statement stepped by the caller */
+        for (int i = S_PRUNE_ACKS; i <= S_PRUNE_OUTBOX; i++) {
+            int rc = sqlite3_step(s->st[i]);
+            sqlite3_reset(s->st[i]);
+            if (rc != SQLITE_DONE) return NULL;
+        }
+        st = s->st[S_PRUNE_IDEM];
+        sqlite3_bind_int64(st, 1, as__rbuf_i64(r));
+        break;
+    }
     case AS_REC_PACK: {
         size_t n;
         const char *shop = as__rbuf_str(r, &n);
@@ -326,7 +354,8 @@ static int row_outbox_ack(sqlite3_stmt *st, const as_store_visitor *v)
 
 static int row_idem(sqlite3_stmt *st, const as_store_visitor *v)
 {
-    return v->idem(v->ud, col_text(st, 0), sqlite3_column_int(st, 1), col_text(st, 2));
+    return v->idem(v->ud, col_text(st, 0), sqlite3_column_int(st, 1), col_text(st, 2),
+                   sqlite3_column_int64(st, 3));
 }
 
 static int pragma_int(sqlite_store *s, const char *q, int *out);
@@ -351,7 +380,8 @@ static int sqlite_load(as_store *base, const as_store_visitor *v, as_error *err)
         (rc = each_row(s, "SELECT a.key, a.url FROM outbox_acks a JOIN outbox o ON o.key = a.key"
                           " WHERE o.acked = 0",
                        row_outbox_ack, v, err)) ||
-        (rc = each_row(s, "SELECT key, code, message FROM idempotency", row_idem, v, err)))
+        (rc = each_row(s, "SELECT key, code, message, at FROM idempotency ORDER BY at", row_idem,
+                       v, err)))
         return rc;
     return 0;
 }

@@ -26,9 +26,12 @@
  *   OUTBOX       str key, str kind, str case, i64 amount  (a key names one instruction: the
  *                same key again changes nothing)
  *   OUTBOX_ACK   str key, str url (absent: acknowledged for every URL, the entry is done)
- *   IDEM         str key, u32 code (negative as two's complement), str message
+ *   IDEM         str key, u32 code (negative as two's complement), str message, i64 at (the
+ *                runtime's time when it was first answered)
  *   PACK         str shop ("" for the platform's own packs), str name, str version,
  *                bytes source, u8 current, str sha256 (hex), i64 uploaded_at
+ *   PRUNE        i64 before: idempotency keys answered before `before` are forgotten, and
+ *                outbox entries done for every URL (they are never read again) go
  * where bytes = u32 length + the bytes. */
 enum {
     AS_REC_ORDER = 1,
@@ -38,11 +41,12 @@ enum {
     AS_REC_OUTBOX_ACK,
     AS_REC_IDEM,
     AS_REC_PACK,
+    AS_REC_PRUNE,
 };
 
 /* What load() hands back, row by row, in this order: packs, orders, cases, events (in the
  * order they were written), outbox entries not yet acknowledged for every URL, then the URLs
- * that did acknowledge one of those entries (outbox_ack), idempotency keys. A visitor
+ * that did acknowledge one of those entries (outbox_ack), idempotency keys (oldest first). A visitor
  * returns 0 to go on or a negative code to stop the load with it. Pointers are valid during
  * the call only. */
 typedef struct as_store_visitor {
@@ -57,7 +61,7 @@ typedef struct as_store_visitor {
     int (*event)(void *ud, const char *case_id, uint32_t n, const void *data, size_t len);
     int (*outbox)(void *ud, const char *key, const char *kind, const char *case_id,
                   int64_t amount);
-    int (*idem)(void *ud, const char *key, int code, const char *message);
+    int (*idem)(void *ud, const char *key, int code, const char *message, int64_t at);
     /* a URL that acknowledged an entry handed to outbox() (called after all of them) */
     int (*outbox_ack)(void *ud, const char *key, const char *url);
 } as_store_visitor;

@@ -109,6 +109,7 @@ typedef struct D {
     as_store *mem; /* when set, the engine restarts on these rows instead of the file */
     delivery out[16];
     int nout;
+    int64_t idempotency_ms; /* as_options.idempotency_ms of the runtimes started */
 } D;
 
 static void on_outbox(void *data, const char *kind, const char *case_id, int64_t amount,
@@ -143,6 +144,7 @@ static void rt_new(D *d)
     o.outbox = on_outbox;
     o.outbox_data = d;
     o.lua_memory = 8 << 20;
+    o.idempotency_ms = d->idempotency_ms;
     memset(&d->err, 0, sizeof d->err);
     d->rt = as_runtime_new(&o, &d->err);
     ck_assert_msg(d->rt != NULL, "as_runtime_new: %s", d->err.msg);
@@ -427,6 +429,36 @@ START_TEST(durable_answer_comes_after_commit)
     ck_assert_int_eq(s.probed, 3);
     ck_assert(as_runtime_idle(d.rt));
     rt_stop(&d);
+}
+END_TEST
+
+/* durable.c retention: a key is answered with its first outcome for as_options
+ * .idempotency_ms; then the writer forgets it (memory and file, checked at most once a
+ * second), and the same key runs the request anew, also after a restart. */
+START_TEST(durable_idempotency_key_forgotten_after_retention)
+{
+    D d;
+    d_init(&d, "retention.db");
+    d.idempotency_ms = 300;
+    rt_start(&d);
+#define KEYED(key, id) "{\"op\":\"order.create\",\"key\":\"" key "\",\"order\":{\"id\":\"" id \
+                       "\",\"shop\":\"S1\",\"buyer\":\"B1\",\"items\":[{\"sku\":\"T1\"," \
+                       "\"category\":\"apparel\",\"qty\":1,\"price\":100}],\"shipping_fee\":0}}"
+    OK(&d, KEYED("K1", "O1"));
+    OK(&d, KEYED("K1", "O1")); /* within the retention: the first answer */
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM idempotency WHERE key = 'K1'"), 1);
+    sleep_until_wall(wall_ms() + 1200);
+    uv_run(&d.loop, UV_RUN_NOWAIT); /* the runtime's time is the loop's: let it see the wait */
+    OK(&d, KEYED("K2", "O2")); /* a later batch: K1 is pruned with it */
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM idempotency WHERE key = 'K1'"), 0);
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM idempotency WHERE key = 'K2'"), 1);
+    ck_assert_int_eq(run(&d, KEYED("K1", "O1")), AS_EBAD_REQUEST); /* run anew: O1 exists */
+    rt_stop(&d);
+    d.idempotency_ms = 0; /* the default (24 h): K2 comes back from the file */
+    rt_start(&d);
+    OK(&d, KEYED("K2", "O2"));
+    rt_stop(&d);
+#undef KEYED
 }
 END_TEST
 
@@ -737,7 +769,8 @@ START_TEST(durable_outbox_redelivered_until_acknowledged)
     rt_start(&d);
     ck_assert_int_eq(d.nout, 1);
     OK(&d, "{\"op\":\"outbox.ack\",\"key\":\"C1:refund:1\"}");
-    ck_assert_int_eq(sql_int(d.db, "SELECT acked FROM outbox WHERE key = 'C1:refund:1'"), 1);
+    /* done for every URL: settled, and pruned with the batch */
+    ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM outbox WHERE key = 'C1:refund:1'"), 0);
     rt_stop(&d);
 
     /* acknowledged: not again */
@@ -846,8 +879,9 @@ START_TEST(durable_outbox_ack_per_url_survives_restart)
     ck_assert_int_eq(d.nout, 0);
     rt_stop(&d);
     if (_i == ENG_SQLITE) {
-        ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM outbox_acks"), 2);
-        ck_assert_int_eq(sql_int(d.db, "SELECT acked FROM outbox WHERE key = 'C1:refund:1'"), 1);
+        /* done for every URL: the entry and its acknowledgements are pruned */
+        ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM outbox_acks"), 0);
+        ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM outbox"), 0);
         ck_assert_int_eq(sql_int(d.db, "SELECT count(*) FROM idempotency"), 0);
     }
     as__store_memory_free(d.mem);
@@ -1582,6 +1616,7 @@ static Suite *durable_suite(void)
     tcase_add_test(restart, durable_restart_restores_cases_exactly);
     tcase_add_test(restart, durable_restart_keeps_shop_metrics);
     tcase_add_test(restart, durable_idempotency_key_answers_first_outcome_after_restart);
+    tcase_add_test(restart, durable_idempotency_key_forgotten_after_retention);
     tcase_add_test(restart, durable_outbox_redelivered_until_acknowledged);
     tcase_add_test(restart, durable_refund_reinstructed_after_ack_is_redelivered);
     tcase_add_loop_test(restart, durable_outbox_ack_per_url_survives_restart, 0, ENG_COUNT);

@@ -249,10 +249,10 @@ static int v_outbox(void *ud, const char *key, const char *kind, const char *cas
     return next_call(l);
 }
 
-static int v_idem(void *ud, const char *key, int code, const char *message)
+static int v_idem(void *ud, const char *key, int code, const char *message, int64_t at)
 {
     rec_log *l = ud;
-    logf_(l, "idem %s %d [%s]", key, code, message);
+    logf_(l, "idem %s %d [%s] @%lld", key, code, message, (long long)at);
     return next_call(l);
 }
 
@@ -348,12 +348,24 @@ static void r_ack(as_wbuf *b, const char *key, const char *url)
     as__wbuf_str(b, url);
 }
 
-static void r_idem(as_wbuf *b, const char *key, int code, const char *msg)
+static void r_idem_at(as_wbuf *b, const char *key, int code, const char *msg, int64_t at)
 {
     as__wbuf_u8(b, AS_REC_IDEM);
     as__wbuf_str(b, key);
     as__wbuf_u32(b, (uint32_t)code); /* negative as two's complement */
     as__wbuf_str(b, msg);
+    as__wbuf_i64(b, at);
+}
+
+static void r_idem(as_wbuf *b, const char *key, int code, const char *msg)
+{
+    r_idem_at(b, key, code, msg, 1000);
+}
+
+static void r_prune(as_wbuf *b, int64_t before)
+{
+    as__wbuf_u8(b, AS_REC_PRUNE);
+    as__wbuf_i64(b, before);
 }
 
 static void r_pack(as_wbuf *b, const char *shop, const char *name, const char *version,
@@ -437,9 +449,9 @@ START_TEST(store_new_file_gets_schema)
     assert_loads(s, empty);
     s->engine->close(s);
 
-    /* the file is marked as aftersale's, schema 2, with the tables of sqlite_store.c */
+    /* the file is marked as aftersale's, schema 3, with the tables of sqlite_store.c */
     ck_assert_int_eq(sql_int(path, "PRAGMA application_id"), 0x41534c31);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
                                    " name IN ('meta', 'orders', 'cases', 'events', 'outbox',"
                                    " 'outbox_acks', 'idempotency', 'packs')"),
@@ -509,16 +521,17 @@ START_TEST(store_newer_schema_refused)
     path_of(path, sizeof path, "newer.db");
     as_store *s = open_ok(path);
     s->engine->close(s);
-    sql_exec(path, "PRAGMA user_version = 3;");
+    sql_exec(path, "PRAGMA user_version = 4;");
     assert_refused_untouched(path, "newer");
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
 }
 END_TEST
 
 /* sqlite_store.c: "each schema version is a step from the one before". A file written by
- * the schema-1 build (outbox acknowledged only as a whole) opens as schema 2 with its rows,
- * and takes per-URL acknowledgements from then on. */
-START_TEST(store_schema_1_file_migrates_to_2_keeping_rows)
+ * the schema-1 build (outbox acknowledged only as a whole) opens as schema 3 with its rows
+ * (an entry already done is settled: pruned), and takes per-URL acknowledgements from then
+ * on. */
+START_TEST(store_schema_1_file_migrates_keeping_rows)
 {
     char path[256];
     path_of(path, sizeof path, "v1.db");
@@ -543,7 +556,7 @@ START_TEST(store_schema_1_file_migrates_to_2_keeping_rows)
              "INSERT INTO outbox VALUES('C2:refund', 'refund', 'C2', 500, 1);");
     ck_assert_int_eq(0x41534c31, 1095978033);
     as_store *s = open_ok(path);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
     static const char *const kept[] = {"reserve 1 0", "order [o1]",
                                        "outbox C1:refund refund C1 19900", NULL};
     assert_loads(s, kept);
@@ -558,8 +571,9 @@ START_TEST(store_schema_1_file_migrates_to_2_keeping_rows)
     s = open_ok(path); /* migrated once: opening again changes nothing */
     assert_loads(s, acked);
     s->engine->close(s);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM outbox_acks"), 1);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM outbox WHERE key = 'C2:refund'"), 0);
     as__wbuf_free(&b);
 }
 END_TEST
@@ -611,6 +625,45 @@ START_TEST(store_outbox_ack_per_url_survives_reopen)
         eng_free(&e);
         ck_assert_int_eq(sql_int(e.path, "SELECT count(*) FROM outbox_acks WHERE key = 'K9'"), 0);
         ck_assert_int_eq(sql_int(e.path, "SELECT amount FROM outbox WHERE key = 'K2'"), 200);
+    } else {
+        eng_free(&e);
+    }
+    as__wbuf_free(&b);
+}
+END_TEST
+
+/* store.h PRUNE: idempotency keys answered before `before` are forgotten, newer ones kept
+ * (handed back oldest first), and outbox entries done for every URL leave the file with their
+ * acknowledgements; entries still owed stay. */
+START_TEST(store_prune_forgets_old_keys_and_settled_outbox)
+{
+    eng e;
+    as_store *s = eng_open(&e, _i, "prune.db");
+    as_wbuf b = {0};
+    r_idem_at(&b, "k1", 0, "", 1000);
+    r_idem_at(&b, "k2", AS_ENOT_FOUND, "unknown case", 2000);
+    r_idem_at(&b, "k3", 0, "", 3000);
+    r_outbox(&b, "E1", "refund", "C1", 100);
+    r_outbox(&b, "E2", "refund", "C2", 200);
+    r_ack(&b, "E1", "http://a/x");
+    r_ack(&b, "E2", "http://a/x");
+    r_ack(&b, "E1", NULL);
+    commit_ok(s, &b);
+    as__wbuf_reset(&b);
+    r_prune(&b, 2000); /* k1 goes; k2, answered at 2000, stays */
+    commit_ok(s, &b);
+    char k2[64];
+    snprintf(k2, sizeof k2, "idem k2 %d [unknown case] @2000", AS_ENOT_FOUND);
+    const char *const want[] = {"reserve 0 0", "outbox E2 refund C2 200", "ack E2 http://a/x",
+                                k2, "idem k3 0 [] @3000", NULL};
+    assert_loads(s, want);
+    s = eng_reopen(&e);
+    assert_loads(s, want);
+    if (e.kind == ENG_SQLITE) {
+        eng_free(&e);
+        ck_assert_int_eq(sql_int(e.path, "SELECT count(*) FROM outbox"), 1);
+        ck_assert_int_eq(sql_int(e.path, "SELECT count(*) FROM outbox_acks"), 1);
+        ck_assert_int_eq(sql_int(e.path, "SELECT count(*) FROM idempotency"), 2);
     } else {
         eng_free(&e);
     }
@@ -725,7 +778,7 @@ START_TEST(store_commit_then_load_hands_back_every_row)
     commit_ok(s, &b);
 
     char refused[64];
-    snprintf(refused, sizeof refused, "idem k-refused %d [unknown case 'C9']", AS_ENOT_FOUND);
+    snprintf(refused, sizeof refused, "idem k-refused %d [unknown case 'C9'] @1000", AS_ENOT_FOUND);
     const char *const want[] = {
         "reserve 2 2",
         /* packs: the older version no longer current */
@@ -743,7 +796,7 @@ START_TEST(store_commit_then_load_hands_back_every_row)
         "event C2 1 [c2-e1]",
         /* the acknowledged refund is not handed back */
         "outbox C2:notify notify C2 0",
-        "idem k-ok 0 []",
+        "idem k-ok 0 [] @1000",
         refused, /* the code comes back negative, the message as written */
         NULL,
     };
@@ -1131,7 +1184,7 @@ static Suite *store_suite(void)
     tcase_add_test(open, store_garbage_file_refused_untouched);
     tcase_add_test(open, store_newer_schema_refused);
     tcase_add_test(open, store_second_writer_refused_naming_the_holder);
-    tcase_add_test(open, store_schema_1_file_migrates_to_2_keeping_rows);
+    tcase_add_test(open, store_schema_1_file_migrates_keeping_rows);
     tcase_add_test(open, store_damaged_file_refused);
     tcase_add_test(open, store_sqlite_sync_flushes_the_log_and_refuses_a_removed_one);
     suite_add_tcase(s, open);
@@ -1144,6 +1197,7 @@ static Suite *store_suite(void)
     tcase_add_loop_test(batch, store_visitor_stops_load_with_its_code, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_pack_current_is_per_shop, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_outbox_ack_per_url_survives_reopen, 0, ENG_COUNT);
+    tcase_add_loop_test(batch, store_prune_forgets_old_keys_and_settled_outbox, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_malformed_batch_leaves_database_as_it_was, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_empty_batch_commits_nothing, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_record_without_key_refused, 0, ENG_COUNT);

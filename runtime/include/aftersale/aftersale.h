@@ -37,7 +37,11 @@ typedef struct as_options {
                              * together; 0 for the default (64 MiB) */
     as_outbox_cb outbox;    /* may be NULL */
     void *outbox_data;
+    int64_t idempotency_ms; /* a durable runtime remembers an idempotency key's answer this
+                             * long, then forgets it (memory and file); 0 for the default */
 } as_options;
+
+#define AS_IDEMPOTENCY_DEFAULT_MS (24 * 3600 * 1000LL) /* 24 h */
 
 /* Creates a runtime with no packs loaded. Free with as_runtime_free. NULL on failure. */
 AS_EXTERN as_runtime *as_runtime_new(const as_options *opts, as_error *err);
