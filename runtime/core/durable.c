@@ -704,6 +704,17 @@ void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int
     as__wbuf_i64(b, v->uploaded_at);
 }
 
+void as__durable_pack_prune(as_runtime *rt, const char *shop, const as_version *v)
+{
+    if (rt->dur == NULL) return;
+    as_wbuf *b = &rt->dur->next.rec;
+    kick(rt);
+    as__wbuf_u8(b, AS_REC_PACK_PRUNE);
+    as__wbuf_str(b, shop);
+    as__wbuf_str(b, v->name);
+    as__wbuf_str(b, v->version);
+}
+
 int as__merchant_upload(as_runtime *rt, const char *shop, const char *src, size_t len,
                         as_error *err)
 {

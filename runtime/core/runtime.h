@@ -104,6 +104,8 @@ int as__durable_attach(as_runtime *rt, struct as_store *store, as_error *err);
 /* Journals a pack version row (versions.h) in the turn's transaction; `shop` "" for the
  * platform's own packs. A no-op without a store. */
 void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int current);
+/* Journals that `v`'s source is pruned (versions.c); its row and identity stay. */
+void as__durable_pack_prune(as_runtime *rt, const char *shop, const as_version *v);
 
 /* Loads merchant rules from source text and puts them in force for `shop`'s new cases
  * (versions.c: AS_ECONFLICT for another source under a used name@version); on a durable

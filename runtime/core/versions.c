@@ -99,8 +99,9 @@ static as_pack *load_version(as_runtime *rt, as_shop *s, as_version *v, int *fre
     snprintf(chunk, sizeof chunk, "=%s rules %s@%s", s ? s->id : "platform", v->name, v->version);
     as_lua_limits lim = rt->limits;
     if (s && as__merchant_limits(rt, s->id, &lim, &e)) return NULL;
-    int rc = v->failed ? as__err(&e, AS_ERULE_ERROR, "%s", v->failed)
+    int rc = v->failed   ? as__err(&e, AS_ERULE_ERROR, "%s", v->failed)
              : v->source ? as__lua_pack_load(v->source, v->len, chunk, &lim, &p, &e)
+             : s         ? as__err(&e, AS_ERULE_ERROR, "its source was pruned (no case pinned it)")
                          : as__err(&e, AS_ERULE_ERROR, "the native plugin is no longer loaded");
     if (rc == 0 && (strcmp(p->name, v->name) != 0 || strcmp(p->version, v->version) != 0)) {
         rc = as__err(&e, AS_ERULE_ERROR, "the stored source says it is %s@%s", p->name, p->version);
@@ -117,6 +118,23 @@ static as_pack *load_version(as_runtime *rt, as_shop *s, as_version *v, int *fre
     v->pack = p;
     *fresh = 1;
     return p;
+}
+
+/* Retention: once another version is in force, a version no case pins gives up its source
+ * (memory and store); its row keeps the identity, so its name@version still names that
+ * source (another is a conflict, the same one brings it back). */
+static void prune_unpinned(as_runtime *rt, as_shop *s)
+{
+    for (int i = 0; i < s->versions.n; i++) {
+        as_version *v = &s->versions.v[i];
+        if (v->source == NULL || (v->pack && v->pack == s->merchant) ||
+            as__version_pinned(v, s->merchant) != 0)
+            continue;
+        free(v->source);
+        v->source = NULL;
+        v->len = 0;
+        as__durable_pack_prune(rt, s->id, v);
+    }
 }
 
 int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size_t len,
@@ -139,6 +157,15 @@ int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size
     if (rc == 0 && v == NULL && s->versions.n >= AS_MAX_VERSIONS)
         rc = as__err(err, AS_EBAD_REQUEST, "%s keeps %d pack versions, the most a shop keeps",
                      shop, AS_MAX_VERSIONS);
+    if (rc == 0 && v && v->source == NULL) { /* pruned: the same source brings it back */
+        if ((v->source = malloc(len + 1)) == NULL) {
+            rc = as__err(err, AS_ENOMEM, "out of memory");
+        } else {
+            memcpy(v->source, src, len);
+            v->source[len] = '\0';
+            v->len = len;
+        }
+    }
     int added = 0;
     if (rc == 0 && v == NULL) {
         v = add(&s->versions, p->name, p->version, src, len, sha, as__clock_now(&rt->clock));
@@ -167,6 +194,7 @@ int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size
     as__pack_unref(s->merchant);
     s->merchant = p;
     as__durable_pack(rt, shop, v, 1);
+    prune_unpinned(rt, s);
     return 0;
 }
 
@@ -212,8 +240,16 @@ int as__versions_restore(as_runtime *rt, const char *shop, const char *name,
         rt->bundled.v[rt->bundled.n - 1].stored = 1;
         return 0;
     }
+    /* a pruned version: its identity without a source (store.h PACK_PRUNE) */
+    int pruned = len == 0 && !current && sha256[0] != '\0';
+    if (pruned) {
+        snprintf(sha, sizeof sha, "%s", sha256);
+        damaged = 0;
+    }
     as_shop *s = as__shop_get(rt, shop, 1);
-    as_version *v = s ? add(&s->versions, name, version, source, len, sha, uploaded_at) : NULL;
+    as_version *v = s ? add(&s->versions, name, version, pruned ? NULL : source, len,
+                            sha, uploaded_at)
+                      : NULL;
     if (v == NULL || (damaged && (v->failed = strdup("the stored source does not match its "
                                                       "SHA-256")) == NULL))
         return as__err(err, AS_ENOMEM, "out of memory");
@@ -274,6 +310,7 @@ static json_t *version_json(const as_version *v, const as_pack *in_force)
                           as__version_pinned(v, in_force), "in_force",
                           v->pack != NULL && v->pack == in_force);
     if (j && v->failed) json_object_set_new(j, "failed", json_string(v->failed));
+    if (j && v->source == NULL) json_object_set_new(j, "pruned", json_true());
     return j;
 }
 
@@ -299,6 +336,7 @@ json_t *as__versions_source_json(as_runtime *rt, const char *shop, const char *v
     }
     if (pick == NULL) return NULL;
     json_t *j = version_json(pick, s->merchant);
-    if (j) json_object_set_new(j, "source", json_stringn(pick->source, pick->len));
+    if (j) json_object_set_new(j, "source", pick->source ? json_stringn(pick->source, pick->len)
+                                                          : json_null());
     return j;
 }

@@ -190,6 +190,21 @@ static int apply_record(memory_store *s, int kind, as_rbuf *r)
         prune(&s->outbox, &s->by_outbox, outbox_settled, before);
         return 0;
     }
+    case AS_REC_PACK_PRUNE:
+        w->key = take_str(r); /* shop */
+        w->a = take_str(r);   /* name */
+        w->b = take_str(r);   /* version */
+        if (r->bad || w->key == NULL || w->a == NULL || w->b == NULL) return row_free(w), AS_EIO;
+        for (size_t i = 0; i < s->packs.len; i++) {
+            row *p = s->packs.v[i];
+            if (!p->flag && strcmp(p->key, w->key) == 0 && strcmp(p->a, w->a) == 0 &&
+                strcmp(p->b, w->b) == 0) {
+                free(p->data);
+                p->data = NULL;
+                p->len = 0;
+            }
+        }
+        return row_free(w), 0;
     case AS_REC_PACK:
         w->key = take_str(r); /* shop */
         w->a = take_str(r);   /* name */
@@ -244,6 +259,7 @@ static int memory_commit(as_store *base, const unsigned char *batch, size_t len,
         case AS_REC_OUTBOX_ACK: need(&check), skip(&check); break;
         case AS_REC_IDEM: need(&check), as__rbuf_u32(&check), skip(&check), as__rbuf_i64(&check); break;
         case AS_REC_PRUNE: as__rbuf_i64(&check); break;
+        case AS_REC_PACK_PRUNE: need(&check), need(&check), need(&check); break;
         case AS_REC_PACK:
             need(&check), need(&check), need(&check), skip(&check);
             as__rbuf_u8(&check), need(&check), as__rbuf_i64(&check);

@@ -21,7 +21,8 @@
  *                                       after the retention time (schema 3)
  *   packs(shop, name, version, source, current, sha256, uploaded_at)
  *                                       every pack version's source by its identity; shop ''
- *                                       for the platform's own packs (schema 2)
+ *                                       for the platform's own packs (schema 2); source ''
+ *                                       for a version pruned: not current, no case pins it
  * Migrations: each schema version is a step from the one before; a file with a newer
  * user_version than this build knows is refused. */
 #include <errno.h>
@@ -90,6 +91,7 @@ enum {
     S_PRUNE_IDEM,
     S_PRUNE_ACKS,
     S_PRUNE_OUTBOX,
+    S_PRUNE_PACK,
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
@@ -116,6 +118,8 @@ static const char *const sql[S_COUNT] = {
     [S_PRUNE_IDEM] = "DELETE FROM idempotency WHERE at < ?1",
     [S_PRUNE_ACKS] = "DELETE FROM outbox_acks WHERE key IN (SELECT key FROM outbox WHERE acked = 1)",
     [S_PRUNE_OUTBOX] = "DELETE FROM outbox WHERE acked = 1",
+    [S_PRUNE_PACK] = "UPDATE packs SET source = '' WHERE shop = ?1 AND name = ?2 AND version = ?3"
+                     " AND current = 0",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -200,6 +204,12 @@ static sqlite3_stmt *bind_record(sqlite_store *s, int kind, as_rbuf *r)
         sqlite3_bind_int(st, 2, (int32_t)as__rbuf_u32(r));
         bind_str(st, 3, r);
         sqlite3_bind_int64(st, 4, as__rbuf_i64(r));
+        break;
+    case AS_REC_PACK_PRUNE:
+        st = s->st[S_PRUNE_PACK];
+        bind_str(st, 1, r);
+        bind_str(st, 2, r);
+        bind_str(st, 3, r);
         break;
     case AS_REC_PRUNE: {
         /* the settled outbox first (its acknowledgements, then the entries); the key prune
@@ -370,7 +380,7 @@ static int sqlite_load(as_store *base, const as_store_visitor *v, as_error *err)
     if ((rc = v->reserve(v->ud, (size_t)orders, (size_t)cases)) != 0)
         return as__err(err, rc, "store: out of memory for %d orders and %d cases", orders, cases);
     if ((rc = each_row(s, "SELECT shop, name, version, source, current, sha256, uploaded_at FROM packs"
-                          " ORDER BY current",
+                          " ORDER BY uploaded_at, name, version",
                        row_pack, v, err)) ||
         (rc = each_row(s, "SELECT data FROM orders", row_order, v, err)) ||
         (rc = each_row(s, "SELECT data, due FROM cases", row_case, v, err)) ||

@@ -30,6 +30,8 @@
  *                runtime's time when it was first answered)
  *   PACK         str shop ("" for the platform's own packs), str name, str version,
  *                bytes source, u8 current, str sha256 (hex), i64 uploaded_at
+ *   PACK_PRUNE   str shop, str name, str version: that version (not current) keeps its row
+ *                and identity, its source is dropped (stored as ''): no case pins it
  *   PRUNE        i64 before: idempotency keys answered before `before` are forgotten, and
  *                outbox entries done for every URL (they are never read again) go
  * where bytes = u32 length + the bytes. */
@@ -42,10 +44,11 @@ enum {
     AS_REC_IDEM,
     AS_REC_PACK,
     AS_REC_PRUNE,
+    AS_REC_PACK_PRUNE,
 };
 
-/* What load() hands back, row by row, in this order: packs, orders, cases, events (in the
- * order they were written), outbox entries not yet acknowledged for every URL, then the URLs
+/* What load() hands back, row by row, in this order: packs (by upload time), orders, cases,
+ * events (in the order they were written), outbox entries not yet acknowledged for every URL, then the URLs
  * that did acknowledge one of those entries (outbox_ack), idempotency keys (oldest first). A visitor
  * returns 0 to go on or a negative code to stop the load with it. Pointers are valid during
  * the call only. */

@@ -1689,16 +1689,36 @@ class RuleVersions(OwnServer):
         for v in vs:
             self.assertIsInstance(v["uploaded_at"], int)
             self.assertEqual(v["cases_pinned"], 0)
+        # version 1 is no longer in force and no case pins it: its source is pruned, its
+        # identity kept
+        self.assertEqual([v.get("pruned", False) for v in vs], [True, False])
         r = self.req("GET", "/v1/shops/V1/rules/1", None, PLATFORM)
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json["source"], a)  # every byte, the CJK comment included
+        self.assertIsNone(r.json["source"], r)
+        r = self.req("GET", "/v1/shops/V1/rules/2", None, PLATFORM)
+        self.assertEqual(r.json["source"], self.src("2"))
         self.assertError(self.req("GET", "/v1/shops/V1/rules/9", None, "k-v1"), 404, "not_found")
         self.assertError(self.req("GET", "/v1/shops/V1/rules", None, S1), 403, "forbidden")
         self.assertError(self.req("GET", "/v1/shops/V1/rules/1", None, B1), 403, "forbidden")
-        # a version may go back in force; another source under it stays refused
+        # a version may go back in force (the same source brings the pruned one back); another
+        # source under it stays refused
         self.assertOk(self.req("PUT", "/v1/shops/V1/rules", a, "k-v1"))
         self.assertEqual([v["in_force"] for v in self.versions()], [True, False])
+        r = self.req("GET", "/v1/shops/V1/rules/1", None, PLATFORM)
+        self.assertEqual(r.json["source"], a)  # every byte, the CJK comment included
         self.assertError(self.req("PUT", "/v1/shops/V1/rules", b, "k-v1"), 409, "conflict")
+        # pruned across a restart too: version 2's identity stays, its source is gone
+        self.server.stop()
+        self.server.start()
+        vs = self.versions()
+        self.assertEqual([(v["in_force"], v.get("pruned", False)) for v in vs],
+                         [(True, False), (False, True)])
+        self.assertEqual(self.req("GET", "/v1/shops/V1/rules/1", None, PLATFORM).json["source"], a)
+        self.assertError(self.req("PUT", "/v1/shops/V1/rules", self.src("2", "return nil"), "k-v1"),
+                         409, "conflict")
+        self.assertOk(self.req("PUT", "/v1/shops/V1/rules", self.src("2"), "k-v1"))
+        r = self.req("GET", "/v1/shops/V1/rules/2", None, PLATFORM)
+        self.assertEqual(r.json["source"], self.src("2"))
         # bad names and versions are refused at the edge
         for bad in ('return { name = "a b", version = "1" }', 'return { name = "n", version = "1:2" }',
                     'return { name = "n", version = "%s" }' % ("9" * 33)):
