@@ -91,6 +91,17 @@ struct as_store;
 /* Attaches `store` (its close() is called when the runtime is freed) and restores from it;
  * as_runtime_attach_store with a store object, for engines other than SQLite. */
 int as__durable_attach(as_runtime *rt, struct as_store *store, as_error *err);
+/* A row the restore could not take, by its table and key (store.h) and why; 0 goes on. */
+typedef int (*as_restore_refused_fn)(void *ud, const char *table, const char *key,
+                                     const char *why);
+/* Restores `store`'s orders, cases, histories and pack versions into `rt` (new, without a
+ * store) as a snapshot, for the tools that read a file (`aftersale db`): the store stays the
+ * caller's and is never written, no outbox entry is delivered, no idempotency key kept, no
+ * deadline fires (each case's is scheduled on rt's clock as stored). `refused` NULL: the
+ * first row that cannot be restored stops it (err names the file, the row and
+ * `aftersale db check`); else it hears of every such row and the restore goes on. */
+int as__runtime_restore(as_runtime *rt, struct as_store *store, as_restore_refused_fn refused,
+                        void *ud, as_error *err);
 
 /* Journals a pack version row (versions.h) in the turn's transaction; `shop` "" for the
  * platform's own packs. A no-op without a store. */

@@ -265,8 +265,8 @@ static int v_outbox_ack(void *ud, const char *key, const char *url)
 
 static int load_into(as_store *s, rec_log *l, as_error *err)
 {
-    as_store_visitor v = {l,       v_reserve, v_pack, v_order,    v_case,
-                          v_event, v_outbox,  v_idem, v_outbox_ack};
+    as_store_visitor v = {l,       v_reserve, v_pack, v_order,      v_case,
+                          v_event, v_outbox,  v_idem, v_outbox_ack, NULL};
     memset(err, 0, sizeof *err);
     return s->engine->load(s, &v, err);
 }
