@@ -36,6 +36,7 @@
 
 #include "../core/err.h"
 #include "../core/limits.h"
+#include "sqlite_tools.h"
 #include "store.h"
 #include "wbuf.h"
 
