@@ -1,8 +1,10 @@
 /* db_export.c -- `aftersale db export FILE`: the file's orders and cases as JSON lines.
  *
  * The rows go through the restore a starting server runs (as__db_snapshot), and each case is
- * written by the same codec as GET /v1/cases/{id}, so a line is what the server would answer
- * for that case after a restart (deadlines that fell due meanwhile aside: nothing fires here). */
+ * the runtime's own view of it (as_case_get_json; GET /v1/cases/{id} is that plus what the
+ * asking key may do next, and each history entry's copy of the case's rules), so a line is
+ * what the server would show after a restart (deadlines that fell due meanwhile aside:
+ * nothing fires here). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +22,8 @@ static void usage(FILE *f)
                "Writes the orders and cases of a database file of `aftersale serve` to standard\n"
                "output as JSON lines, one object per line, read-only (a server may hold it):\n"
                "    {\"order\": ORDER}   the keys of POST /v1/orders; each line also has attempts\n"
-               "    {\"case\": CASE}     exactly as GET /v1/cases/{id} answers, with its history\n"
+               "    {\"case\": CASE}     as GET /v1/cases/{id} answers, with its history, less\n"
+               "                       `actions` and the history entries' copies of `rules`\n"
                "Orders come by id; each order's line is followed by its cases, oldest first.\n"
                "A row that cannot be restored stops the export (exit 1) naming its table and\n"
                "key; `aftersale db check FILE` lists them all.\n"
