@@ -35,8 +35,8 @@ int as__db_wants_help(int argc, char **argv)
     return argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
 }
 
-int as__db_snapshot(const char *path, as_restore_refused_fn refused, void *ud,
-                    as_store **store, as_runtime **rt, as_error *err)
+int as__db_snapshot(const char *path, as_restore_refused_fn refused, void *ud, as_store **store,
+                    as_runtime **rt, as_error *err)
 {
     *rt = NULL;
     int rc = as__store_sqlite_open_readonly(path, store, err);
@@ -71,9 +71,8 @@ static void backup_usage(FILE *f)
 
 static int cli_backup(int argc, char **argv)
 {
-    static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
     int force = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -38,8 +38,10 @@ static void problem(void *ud, const char *table, const char *key, const char *wh
 {
     found *f = ud;
     f->problems++;
-    if (key) printf("%s %s: %s\n", table, key, why);
-    else printf("%s: %s\n", table, why);
+    if (key)
+        printf("%s %s: %s\n", table, key, why);
+    else
+        printf("%s: %s\n", table, why);
 }
 
 static int refused(void *ud, const char *table, const char *key, const char *why)

@@ -54,7 +54,8 @@ static int write_all(as_runtime *rt, as_error *err)
     if (orders == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     size_t n = 0, pos = 0;
     as_order *o;
-    while ((o = as__strmap_next(&rt->orders, &pos)) != NULL) orders[n++] = o;
+    while ((o = as__strmap_next(&rt->orders, &pos)) != NULL)
+        orders[n++] = o;
     qsort(orders, n, sizeof *orders, by_id);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {

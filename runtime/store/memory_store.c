@@ -255,9 +255,10 @@ static int memory_load(as_store *base, const as_store_visitor *v, as_error *err)
     for (size_t i = 0; rc == 0 && i < s->orders.len; i++)
         rc = answered(v, v->order(v->ud, s->orders.v[i]->data, s->orders.v[i]->len), "orders",
                       s->orders.v[i]->key, err);
-    for (size_t i = 0; rc == 0 && i < s->cases.len; i++)
-        rc = answered(v, v->a_case(v->ud, s->cases.v[i]->data, s->cases.v[i]->len, s->cases.v[i]->n),
-                      "cases", s->cases.v[i]->key, err);
+    for (size_t i = 0; rc == 0 && i < s->cases.len; i++) {
+        row *c = s->cases.v[i];
+        rc = answered(v, v->a_case(v->ud, c->data, c->len, c->n), "cases", c->key, err);
+    }
     for (size_t i = 0; rc == 0 && i < s->events.len; i++) {
         row *e = s->events.v[i];
         snprintf(key, sizeof key, "%s#%lld", e->key, (long long)e->n);
@@ -266,7 +267,8 @@ static int memory_load(as_store *base, const as_store_visitor *v, as_error *err)
     }
     for (size_t i = 0; rc == 0 && v->outbox && i < s->outbox.len; i++) {
         row *o = s->outbox.v[i];
-        if (!o->flag) rc = answered(v, v->outbox(v->ud, o->key, o->a, o->b, o->n), "outbox", o->key, err);
+        if (!o->flag)
+            rc = answered(v, v->outbox(v->ud, o->key, o->a, o->b, o->n), "outbox", o->key, err);
     }
     for (size_t i = 0; rc == 0 && v->outbox_ack && i < s->outbox.len; i++)
         for (row *a = s->outbox.v[i]->acks; rc == 0 && !s->outbox.v[i]->flag && a; a = a->acks) {

@@ -22,7 +22,11 @@
  *                                       every pack version's source by its identity; shop ''
  *                                       for the platform's own packs (schema 2)
  * Migrations: each schema version is a step from the one before; a file with a newer
- * user_version than this build knows is refused. */
+ * user_version than this build knows is refused.
+ *
+ * Read-only (the `aftersale db` tools): the same file opened SQLITE_OPEN_READONLY beside a
+ * writer, without its lock; it reads through the WAL index like any reader, and refuses a
+ * schema it would have to migrate, since migrating is a write. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -328,7 +332,8 @@ static int row_order(sqlite3_stmt *st, const as_store_visitor *v)
 
 static int row_case(sqlite3_stmt *st, const as_store_visitor *v)
 {
-    int64_t due = sqlite3_column_type(st, 2) == SQLITE_NULL ? INT64_MIN : sqlite3_column_int64(st, 2);
+    int64_t due =
+        sqlite3_column_type(st, 2) == SQLITE_NULL ? INT64_MIN : sqlite3_column_int64(st, 2);
     return v->a_case(v->ud, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), due);
 }
 
@@ -363,7 +368,8 @@ static const load_step load_steps[] = {
      row_pack},
     {"orders", "SELECT id, data FROM orders", row_order},
     {"cases", "SELECT id, data, due FROM cases", row_case},
-    {"events", "SELECT case_id || '#' || n, case_id, n, data FROM events ORDER BY rowid", row_event},
+    {"events", "SELECT case_id || '#' || n, case_id, n, data FROM events ORDER BY rowid",
+     row_event},
     {"outbox", "SELECT key, kind, case_id, amount FROM outbox WHERE acked = 0", row_outbox},
     {"outbox_acks",
      "SELECT a.key || ' ' || a.url, a.key, a.url FROM outbox_acks a JOIN outbox o ON o.key = a.key"
@@ -560,7 +566,8 @@ int as__store_sqlite_open(const char *path, as_store **out, as_error *err)
     int rc, version;
     if ((rc = lock_writer(s, path, err)) != 0 ||
         (rc = open_db(s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err)) != 0 ||
-        (rc = check_file(s, path, &version, err)) != 0 || (rc = migrate(s, path, version, err)) != 0) {
+        (rc = check_file(s, path, &version, err)) != 0 ||
+        (rc = migrate(s, path, version, err)) != 0) {
         sqlite_close(&s->base);
         return rc;
     }
@@ -606,7 +613,8 @@ int as__store_sqlite_open_readonly(const char *path, as_store **out, as_error *e
         (rc = check_file(s, path, &version, err)) == 0 && version < SCHEMA_VERSION)
         rc = version == 0
                  ? as__err(err, AS_EIO, "%s: an empty database, not aftersale's", path)
-                 : as__err(err, AS_EIO, "%s: schema version %d is older than this build's %d: start "
+                 : as__err(err, AS_EIO,
+                           "%s: schema version %d is older than this build's %d: start "
                            "`aftersale serve --db %s` once, which migrates it, then try again",
                            path, version, SCHEMA_VERSION, path);
     if (rc) {

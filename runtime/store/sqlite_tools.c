@@ -135,12 +135,10 @@ int as__store_sqlite_check(as_store *s, as_store_problem_fn problem, void *ud,
     for (size_t i = 0; i < sizeof invariants / sizeof invariants[0]; i++)
         exceptions(db, invariants[i].table, invariants[i].q, problem, ud);
     int rc = pack_digests(db, problem, ud, err);
-    *counts = (as_store_counts){count(db, "SELECT count(*) FROM orders"),
-                                count(db, "SELECT count(*) FROM cases"),
-                                count(db, "SELECT count(*) FROM events"),
-                                count(db, "SELECT count(*) FROM packs"),
-                                count(db, "SELECT count(*) FROM outbox"),
-                                count(db, "SELECT count(*) FROM idempotency")};
+    *counts = (as_store_counts){
+        count(db, "SELECT count(*) FROM orders"), count(db, "SELECT count(*) FROM cases"),
+        count(db, "SELECT count(*) FROM events"), count(db, "SELECT count(*) FROM packs"),
+        count(db, "SELECT count(*) FROM outbox"), count(db, "SELECT count(*) FROM idempotency")};
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     return rc;
 }
@@ -185,8 +183,10 @@ static int clear_dest(const char *dest, int force, as_error *err)
     char pid[24];
     writer_of(dest, pid);
     if (pid[0])
-        return as__err(err, AS_EIO, "%s is open for writing by another process (pid %s); a "
-                       "backup never replaces a file in use", dest, pid);
+        return as__err(err, AS_EIO,
+                       "%s is open for writing by another process (pid %s); a "
+                       "backup never replaces a file in use",
+                       dest, pid);
     static const char *const sides[] = {"", "-wal", "-shm"};
     for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
         char *p = with_suffix(dest, sides[i]); /* owned here */
@@ -254,8 +254,7 @@ static int copy_into(sqlite3 *src, const char *tmp, int *pages, as_error *err)
     return rc == SQLITE_OK ? 0 : AS_EIO;
 }
 
-int as__store_sqlite_backup(as_store *s, const char *dest, int force, int *pages,
-                            as_error *err)
+int as__store_sqlite_backup(as_store *s, const char *dest, int force, int *pages, as_error *err)
 {
     *pages = 0;
     int rc = clear_dest(dest, force, err);

@@ -12,8 +12,7 @@
 /* One problem found: `table` and `key` name the row as store.h does (`key` NULL for the
  * file as a whole, `table` then "database"); `why` is a sentence. Pointers valid during the
  * call only. */
-typedef void (*as_store_problem_fn)(void *ud, const char *table, const char *key,
-                                    const char *why);
+typedef void (*as_store_problem_fn)(void *ud, const char *table, const char *key, const char *why);
 
 /* How many rows each table holds, for a summary. */
 typedef struct as_store_counts {
@@ -39,7 +38,6 @@ int as__store_sqlite_check(as_store *s, as_store_problem_fn problem, void *ud,
  * or absent. An existing DEST (or DEST-wal, DEST-shm) is refused unless `force`, and never
  * replaced while a server holds DEST for writing. *pages is the number of pages copied.
  * Returns 0 or AS_EIO. */
-int as__store_sqlite_backup(as_store *s, const char *dest, int force, int *pages,
-                            as_error *err);
+int as__store_sqlite_backup(as_store *s, const char *dest, int force, int *pages, as_error *err);
 
 #endif
