@@ -50,6 +50,14 @@ static int refused(void *ud, const char *table, const char *key, const char *why
     return 0;
 }
 
+/* A count for the summary; "?" for a table that could not be read. */
+static const char *count(long long n, char buf[24])
+{
+    if (n < 0) return "?";
+    snprintf(buf, 24, "%lld", n);
+    return buf;
+}
+
 int as__cli_db_check(int argc, char **argv)
 {
     if (argc != 2 || argv[1][0] == '-') {
@@ -67,22 +75,27 @@ int as__cli_db_check(int argc, char **argv)
         rc = as__store_sqlite_check(s, problem, &f, &n, &err);
         s->engine->close(s);
     }
-    as_runtime *rt = NULL;
     if (rc == 0) {
         /* the restore's own store: its read transaction is not the check's */
+        as_runtime *rt;
         rc = as__db_snapshot(path, refused, &f, &s, &rt, &err);
         as__db_snapshot_free(s, rt);
+        if (rc && rc != AS_ENOMEM) { /* a table it could not read at all: the file's problem */
+            problem(&f, "database", NULL, err.msg);
+            rc = 0;
+        }
     }
     fflush(stdout);
     if (rc) {
         fprintf(stderr, "aftersale db check: %s\n", err.msg);
         return 1;
     }
-    char verdict[48] = "clean";
+    char verdict[48] = "clean", c[6][24];
     if (f.problems)
         snprintf(verdict, sizeof verdict, "%ld problem%s", f.problems, f.problems == 1 ? "" : "s");
-    printf("aftersale db check: %s: %s (%lld orders, %lld cases, %lld history entries, %lld pack "
-           "versions, %lld outbox entries, %lld idempotency keys)\n",
-           path, verdict, n.orders, n.cases, n.events, n.packs, n.outbox, n.idempotency);
+    printf("aftersale db check: %s: %s (%s orders, %s cases, %s history entries, %s pack "
+           "versions, %s outbox entries, %s idempotency keys)\n",
+           path, verdict, count(n.orders, c[0]), count(n.cases, c[1]), count(n.events, c[2]),
+           count(n.packs, c[3]), count(n.outbox, c[4]), count(n.idempotency, c[5]));
     return f.problems ? 1 : 0;
 }

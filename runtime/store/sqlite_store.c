@@ -306,15 +306,16 @@ static int each_row(sqlite_store *s, const load_step *step, const as_store_visit
                     as_error *err)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, step->q, -1, &st, NULL) != SQLITE_OK)
-        return db_err(s, err, "load");
-    int rc, stop = 0;
-    while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    int rc = sqlite3_prepare_v2(s->db, step->q, -1, &st, NULL), stop = 0;
+    while (rc == SQLITE_OK && stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         if ((stop = step->row(st, v)) != 0) stop = refused_row(s, step, st, stop, v, err);
+        rc = SQLITE_OK;
+    }
+    if (stop == 0 && rc != SQLITE_DONE)
+        stop = as__err(err, AS_EIO, "%s: reading %s: %s", s->path, step->table,
+                       sqlite3_errmsg(s->db));
     sqlite3_finalize(st);
-    if (stop) return stop;
-    if (rc != SQLITE_DONE) return db_err(s, err, "load");
-    return 0;
+    return stop;
 }
 
 static int row_pack(sqlite3_stmt *st, const as_store_visitor *v)
@@ -386,7 +387,8 @@ static int sqlite_load(as_store *base, const as_store_visitor *v, as_error *err)
     int rc, orders = 0, cases = 0;
     if (pragma_int(s, "SELECT count(*) FROM orders", &orders) ||
         pragma_int(s, "SELECT count(*) FROM cases", &cases))
-        return db_err(s, err, "load");
+        return as__err(err, AS_EIO, "%s: counting the orders and cases: %s", s->path,
+                       sqlite3_errmsg(s->db));
     if ((rc = v->reserve(v->ud, (size_t)orders, (size_t)cases)) != 0)
         return as__err(err, rc, "store: out of memory for %d orders and %d cases", orders, cases);
     for (size_t i = 0; i < sizeof load_steps / sizeof load_steps[0]; i++) {

@@ -59,9 +59,10 @@ static void exceptions(sqlite3 *db, const char *table, const char *q, as_store_p
     while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW)
         say(problem, ud, table, (const char *)sqlite3_column_text(st, 0),
             (const char *)sqlite3_column_text(st, 1));
-    if (rc != SQLITE_DONE) {
+    if (rc != SQLITE_DONE) { /* the query reads other tables too: this one may be whole */
         char why[512];
-        snprintf(why, sizeof why, "cannot be read: %s", sqlite3_errmsg(db));
+        snprintf(why, sizeof why, "checking it against the other tables failed: %s",
+                 sqlite3_errmsg(db));
         say(problem, ud, table, NULL, why);
     }
     sqlite3_finalize(st);
@@ -74,8 +75,17 @@ static void integrity(sqlite3 *db, as_store_problem_fn problem, void *ud)
                  ? SQLITE_ROW /* go on */
                  : SQLITE_ERROR;
     while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *line = (const char *)sqlite3_column_text(st, 0);
-        if (line && strcmp(line, "ok") != 0) say(problem, ud, "database", NULL, line);
+        /* a row may hold several findings, one a line, under a banner naming the schema */
+        const char *row = (const char *)sqlite3_column_text(st, 0);
+        char *text = strdup(row ? row : ""), *save = NULL; /* owned here; strtok_r cuts it */
+        if (text == NULL) {
+            say(problem, ud, "database", NULL, "out of memory reading integrity_check");
+            break;
+        }
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+            if (strcmp(l, "ok") != 0 && strncmp(l, "*** in database", 15) != 0)
+                say(problem, ud, "database", NULL, l);
+        free(text);
     }
     if (rc != SQLITE_DONE) {
         char why[512];

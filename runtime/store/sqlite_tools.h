@@ -14,7 +14,7 @@
  * call only. */
 typedef void (*as_store_problem_fn)(void *ud, const char *table, const char *key, const char *why);
 
-/* How many rows each table holds, for a summary. */
+/* How many rows each table holds, for a summary; -1 for a table that cannot be read. */
 typedef struct as_store_counts {
     long long orders, cases, events, packs, outbox, idempotency;
 } as_store_counts;

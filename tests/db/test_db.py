@@ -131,6 +131,25 @@ class DbTools(api.OwnServer):
         self.assertIn("3 problems", out.strip().splitlines()[-1])
         self.assertRefusedStart("events C-nowhere#0", "aftersale db check")
 
+    def test_damaged_page_is_reported_with_a_summary(self):
+        self.populate(2)
+        self.stop_server()
+        copy = os.path.join(self.tmp, "copy.db")  # a file of its own: no -wal to replay
+        self.assertEqual(db("backup", self.server.db, copy)[0], 0)
+        con = sqlite3.connect(copy)
+        page = con.execute("PRAGMA page_size").fetchone()[0]
+        root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'orders'").fetchone()[0]
+        con.close()
+        with open(copy, "r+b") as f:
+            f.seek(page * (root - 1))
+            f.write(b"\x0d\xff\xff\xff\x00\x10\x77" * 4)  # a b-tree page header gone wrong
+        rc, out, err = self.check(copy)
+        self.assertEqual(rc, 1, out + err)
+        lines = out.strip().splitlines()
+        self.assertTrue(lines[0].startswith("database: "), out)
+        self.assertIn("Page %d" % root, out)
+        self.assertRegex(lines[-1], r"^aftersale db check: .*: \d+ problems \(\? orders, ")
+
     def test_pack_source_that_does_not_match_its_sha256(self):
         self.populate(1)
         self.stop_server()
