@@ -36,16 +36,14 @@ int as__cli_check(int argc, char **argv);
 int as__cli_db(int argc, char **argv);
 int as__cli_db_check(int argc, char **argv);
 int as__cli_db_export(int argc, char **argv);
-/* 1 when argv[1] is the only argument and asks for --help. */
-int as__db_wants_help(int argc, char **argv);
-struct as_store;
-/* Opens `path` read-only and restores it into a new runtime on a virtual clock that never
- * moves (as__runtime_restore: `refused` as there). *store and *rt are the caller's even when
- * this fails (either may be NULL): free both with as__db_snapshot_free. */
-int as__db_snapshot(const char *path,
-                    int (*refused)(void *ud, const char *table, const char *key, const char *why),
-                    void *ud, struct as_store **store, as_runtime **rt, as_error *err);
-void as__db_snapshot_free(struct as_store *store, as_runtime *rt);
+/* Parses `db check` and `db export` options: [--packs DIR] FILE. Returns -1 to go on (FILE at
+ * argv[optind], *packs the bundled packs' folder), or the exit status (after --help, or a
+ * usage error). */
+int as__db_options(int argc, char **argv, void (*usage)(FILE *), const char **packs);
+/* A new runtime on a virtual clock that never moves, with the bundled packs of `packs` loaded
+ * as a starting server loads them, to restore a file into (as__runtime_restore). *rt is the
+ * caller's even when this fails (NULL when it could not be made): as_runtime_free. */
+int as__db_runtime(const char *packs, as_runtime **rt, as_error *err);
 /* The bundled packs' folder: $AFTERSALE_PACKS, else the build's configured default. */
 const char *as__cli_packs_dir(void);
 /* Native plugins' folder: $AFTERSALE_PLUGINS, else the build's plugins folder. */

@@ -2,7 +2,7 @@
  *
  * Every subcommand opens the file read-only (as__store_sqlite_open_readonly): no writer lock,
  * nothing written or migrated, so each runs beside a server that holds the file. This file
- * dispatches, says --help, restores a snapshot for check and export, and does the backup. */
+ * dispatches, says --help, parses what check and export share, and does the backup. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,36 +20,37 @@ static void usage(FILE *f)
                "none writes or migrates it.\n"
                "\n"
                "commands:\n"
-               "  check FILE                 integrity, every row restorable, the invariants\n"
+               "  check [--packs DIR] FILE   integrity, every row restorable, the invariants\n"
                "                             between tables; exit 0 clean, 1 with problems\n"
                "  backup [--force] FILE DEST a consistent copy with SQLite's online backup\n"
-               "  export FILE                orders and cases with their histories as JSON\n"
+               "  export [--packs DIR] FILE  orders and cases with their histories as JSON\n"
                "                             lines\n"
                "\n"
                "'aftersale db COMMAND --help' describes a command.\n");
 }
 
-/* -h/--help as the only argument after the subcommand: 1. */
-int as__db_wants_help(int argc, char **argv)
+int as__db_options(int argc, char **argv, void (*usage)(FILE *), const char **packs)
 {
-    return argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
+    static const struct option opts[] = {
+        {"packs", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    *packs = as__cli_packs_dir();
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') return usage(stdout), 0;
+        if (c == '?') return usage(stderr), 2;
+        *packs = optarg;
+    }
+    if (argc - optind != 1) return usage(stderr), 2;
+    return -1;
 }
 
-int as__db_snapshot(const char *path, as_restore_refused_fn refused, void *ud, as_store **store,
-                    as_runtime **rt, as_error *err)
+int as__db_runtime(const char *packs, as_runtime **rt, as_error *err)
 {
-    *rt = NULL;
-    int rc = as__store_sqlite_open_readonly(path, store, err);
-    if (rc) return rc;
     as_options o = {0}; /* a virtual clock that never moves: no deadline fires */
     if ((*rt = as_runtime_new(&o, err)) == NULL) return err->code ? err->code : AS_ENOMEM;
-    return as__runtime_restore(*rt, *store, refused, ud, err);
-}
-
-void as__db_snapshot_free(as_store *store, as_runtime *rt)
-{
-    as_runtime_free(rt);
-    if (store) store->engine->close(store);
+    /* the server's packs first, as at its start: the restore checks the file against them */
+    return as_runtime_load_packs_dir(*rt, packs, err);
 }
 
 static void backup_usage(FILE *f)

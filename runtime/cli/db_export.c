@@ -1,10 +1,11 @@
 /* db_export.c -- `aftersale db export FILE`: the file's orders and cases as JSON lines.
  *
- * The rows go through the restore a starting server runs (as__db_snapshot), and each case is
- * the runtime's own view of it (as_case_get_json; GET /v1/cases/{id} is that plus what the
- * asking key may do next, and each history entry's copy of the case's rules), so a line is
- * what the server would show after a restart (deadlines that fell due meanwhile aside:
- * nothing fires here). */
+ * The rows go through the restore a starting server runs (as__runtime_restore, with the same
+ * bundled packs), and each case is the runtime's own view of it (as_case_get_json; GET
+ * /v1/cases/{id} is that plus what the asking key may do next, and each history entry's copy
+ * of the case's rules), so a line is what the server would show after a restart (deadlines
+ * that fell due meanwhile aside: nothing fires here). */
+#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,18 +18,24 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aftersale db export FILE\n"
-               "\n"
-               "Writes the orders and cases of a database file of `aftersale serve` to standard\n"
-               "output as JSON lines, one object per line, read-only (a server may hold it):\n"
-               "    {\"order\": ORDER}   the keys of POST /v1/orders; each line also has attempts\n"
-               "    {\"case\": CASE}     as GET /v1/cases/{id} answers, with its history, less\n"
-               "                       `actions` and the history entries' copies of `rules`\n"
-               "Orders come by id; each order's line is followed by its cases, oldest first.\n"
-               "A row that cannot be restored stops the export (exit 1) naming its table and\n"
-               "key; `aftersale db check FILE` lists them all.\n"
-               "\n"
-               "Exit status 0 when everything was written, 1 when not, 2 for a usage error.\n");
+    fprintf(f,
+            "usage: aftersale db export [--packs DIR] FILE\n"
+            "\n"
+            "Writes the orders and cases of a database file of `aftersale serve` to standard\n"
+            "output as JSON lines, one object per line, read-only (a server may hold it):\n"
+            "    {\"order\": ORDER}   the keys of POST /v1/orders; each line also has attempts\n"
+            "    {\"case\": CASE}     as GET /v1/cases/{id} answers, with its history, less\n"
+            "                       `actions` and the history entries' copies of `rules`\n"
+            "Orders come by id; each order's line is followed by its cases, oldest first.\n"
+            "A row that cannot be restored stops the export (exit 1) naming its table and\n"
+            "key; `aftersale db check FILE` lists them all.\n"
+            "\n"
+            "  --packs DIR  the bundled rule packs a server would start with (default:\n"
+            "               %s)\n"
+            "  -h, --help   this text\n"
+            "\n"
+            "Exit status 0 when everything was written, 1 when not, 2 for a usage error.\n",
+            as__cli_packs_dir());
 }
 
 static int by_id(const void *a, const void *b)
@@ -72,17 +79,18 @@ static int write_all(as_runtime *rt, as_error *err)
 
 int as__cli_db_export(int argc, char **argv)
 {
-    if (argc != 2 || argv[1][0] == '-') {
-        int help = as__db_wants_help(argc, argv);
-        usage(help ? stdout : stderr);
-        return help ? 0 : 2;
-    }
-    as_store *s;
+    const char *packs;
+    int status = as__db_options(argc, argv, usage, &packs);
+    if (status >= 0) return status;
+    as_store *s = NULL;
     as_runtime *rt;
     as_error err = {0};
-    int rc = as__db_snapshot(argv[1], NULL, NULL, &s, &rt, &err);
+    int rc = as__db_runtime(packs, &rt, &err);
+    if (rc == 0) rc = as__store_sqlite_open_readonly(argv[optind], &s, &err);
+    if (rc == 0) rc = as__runtime_restore(rt, s, NULL, NULL, &err);
     if (rc == 0) rc = write_all(rt, &err);
-    as__db_snapshot_free(s, rt);
+    as_runtime_free(rt);
+    if (s) s->engine->close(s);
     if (rc) {
         fprintf(stderr, "aftersale db export: %s\n", err.msg);
         return 1;

@@ -159,6 +159,22 @@ class DbTools(api.OwnServer):
         self.assertRegex(out, r"packs \(platform\)/apparel@\S+: its source does not match its "
                               r"stored SHA-256")
 
+    def test_rows_are_checked_against_the_packs_a_server_would_load(self):
+        cids = self.populate(1)
+        packs = os.path.join(self.tmp, "packs")
+        shutil.copytree(api.PACKS, packs)
+        with open(os.path.join(packs, "platform", "platform.lua"), "a") as f:
+            f.write("\n-- changed under the same version\n")
+        rc, out, err = self.check()
+        self.assertEqual(rc, 0, out + err)
+        rc, out, err = db("check", "--packs", packs, self.server.db)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("cases %s: the platform pack platform@" % cids[0], out)
+        self.assertIn("was changed under a version that cases pin", out)
+        rc, out, err = db("check", "--packs", os.path.join(self.tmp, "nowhere"), self.server.db)
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("nowhere", err)
+
     def test_older_schema_and_foreign_files_are_refused_untouched(self):
         self.populate(1)
         self.stop_server()
