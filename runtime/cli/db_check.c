@@ -1,8 +1,10 @@
-/* db_check.c -- `aftersale db check FILE`: can a server start on this file, and what stops it?
+/* db_check.c -- `aftersale db check [--packs DIR] FILE`: can a server start on this file, and what stops it?
  *
- * Three passes, one line per problem: SQLite's integrity and the references between tables
- * (sqlite_tools.c), then every row restored by the same restore a starting server runs
- * (durable.c), so that "decodes" means exactly "the server could restore it". */
+ * Two passes, one line per problem: SQLite's integrity and the references between tables
+ * (sqlite_tools.c), then every row restored by the same restore a starting server runs, after
+ * the same bundled packs (durable.c), so that "decodes" means exactly "the server could
+ * restore it". A table the restore cannot read at all is a problem of the file; only a lack
+ * of memory, or a file or packs folder it cannot open, ends the check without a summary. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
