@@ -421,6 +421,29 @@ static void sqlite_close(as_store *base)
 static const as_store_engine sqlite_engine = {"sqlite", sqlite_commit, sqlite_sync, sqlite_load,
                                               sqlite_close};
 
+char *as__store_path_with(const char *path, const char *suffix)
+{
+    size_t a = strlen(path), b = strlen(suffix);
+    char *p = malloc(a + b + 1);
+    if (p) {
+        memcpy(p, path, a);
+        memcpy(p + a, suffix, b + 1);
+    }
+    return p;
+}
+
+int as__store_sync_dir(const char *path, as_error *err)
+{
+    char *copy = strdup(path); /* owned here; dirname() may write into it */
+    if (copy == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    int dir = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = dir >= 0 && fsync(dir) == 0 ? 0 : errno;
+    if (dir >= 0) close(dir);
+    free(copy);
+    if (rc) return as__err(err, AS_EIO, "%s: cannot sync its directory: %s", path, strerror(rc));
+    return 0;
+}
+
 /* Opens our descriptor of the write-ahead log, and makes the log's directory entry durable:
  * a log created just now would otherwise vanish in a power cut with every batch in it. */
 static int open_wal(sqlite_store *s, const char *path, as_error *err)
@@ -432,14 +455,16 @@ static int open_wal(sqlite_store *s, const char *path, as_error *err)
     if (wal == NULL || (s->wal_fd = open(wal, O_RDWR | O_CLOEXEC)) < 0)
         return as__err(err, AS_EIO, "%s: cannot open its write-ahead log: %s", path,
                        strerror(errno));
-    char *copy = strdup(path); /* owned here; dirname() may write into it */
-    if (copy == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-    int dir = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = dir >= 0 && fsync(dir) == 0 ? 0 : errno;
-    if (dir >= 0) close(dir);
-    free(copy);
-    if (rc) return as__err(err, AS_EIO, "%s: cannot sync its directory: %s", path, strerror(rc));
-    return 0;
+    return as__store_sync_dir(path, err);
+}
+
+/* The pid the holder of the writer lock `fd` wrote into it, or "unknown". */
+static void holder_pid(int fd, char pid[24])
+{
+    ssize_t got = pread(fd, pid, 23, 0);
+    pid[got > 0 ? got : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    if (pid[0] == '\0') snprintf(pid, 24, "unknown");
 }
 
 /* One writer per file: FILE-writer is flocked for as long as the store is open and holds the
@@ -448,11 +473,8 @@ static int open_wal(sqlite_store *s, const char *path, as_error *err)
  * process, so a killed server never leaves the file locked. */
 static int lock_writer(sqlite_store *s, const char *path, as_error *err)
 {
-    size_t n = strlen(path);
-    char *lock = malloc(n + sizeof "-writer"); /* owned here */
+    char *lock = as__store_path_with(path, "-writer"); /* owned here */
     if (lock == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-    memcpy(lock, path, n);
-    memcpy(lock + n, "-writer", sizeof "-writer");
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     free(lock);
     if (s->lock_fd < 0)
@@ -460,14 +482,13 @@ static int lock_writer(sqlite_store *s, const char *path, as_error *err)
                        strerror(errno));
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
-        char pid[24] = "";
-        ssize_t got = pread(s->lock_fd, pid, sizeof pid - 1, 0);
-        pid[got > 0 ? strcspn(pid, "\n") : 0] = '\0';
+        char pid[24];
+        holder_pid(s->lock_fd, pid);
         if (e == EWOULDBLOCK)
             return as__err(err, AS_EIO,
                            "%s is open for writing by another process (pid %s); one writer per "
                            "file: stop that one first",
-                           path, pid[0] ? pid : "unknown");
+                           path, pid);
         return as__err(err, AS_EIO, "%s: cannot lock %s-writer: %s", path, path, strerror(e));
     }
     char pid[24];
@@ -475,6 +496,18 @@ static int lock_writer(sqlite_store *s, const char *path, as_error *err)
     if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)len, 0) != len)
         return as__err(err, AS_EIO, "%s: cannot write %s-writer: %s", path, path, strerror(errno));
     return 0;
+}
+
+void as__store_sqlite_writer(const char *path, char pid[24])
+{
+    pid[0] = '\0';
+    char *lock = as__store_path_with(path, "-writer"); /* owned here */
+    int fd = lock ? open(lock, O_RDONLY | O_CLOEXEC) : -1;
+    free(lock);
+    if (fd < 0) return;
+    /* the holder has it exclusively: a shared lock is refused exactly while one is there */
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) holder_pid(fd, pid);
+    close(fd);
 }
 
 static int pragma_int(sqlite_store *s, const char *q, int *out)

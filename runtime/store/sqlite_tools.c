@@ -3,7 +3,6 @@
  * questions it does not ask: SQLite's integrity and the references between tables. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,41 +156,12 @@ int as__store_sqlite_check(as_store *s, as_store_problem_fn problem, void *ud,
  * Backup
  * ---------------------------------------------------------------------------------------- */
 
-/* `path` + `suffix`, malloc'd (the caller frees it); NULL on OOM. */
-static char *with_suffix(const char *path, const char *suffix)
-{
-    size_t a = strlen(path), b = strlen(suffix);
-    char *p = malloc(a + b + 1);
-    if (p) {
-        memcpy(p, path, a);
-        memcpy(p + a, suffix, b + 1);
-    }
-    return p;
-}
-
-/* The pid in DEST-writer when a process holds it (as__store_sqlite_open's lock), else "". */
-static void writer_of(const char *dest, char pid[24])
-{
-    pid[0] = '\0';
-    char *lock = with_suffix(dest, "-writer"); /* owned here */
-    int fd = lock ? open(lock, O_RDONLY | O_CLOEXEC) : -1;
-    free(lock);
-    if (fd < 0) return;
-    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-        ssize_t got = pread(fd, pid, 23, 0);
-        pid[got > 0 ? got : 0] = '\0';
-        pid[strcspn(pid, "\n")] = '\0';
-        if (pid[0] == '\0') snprintf(pid, 24, "unknown");
-    }
-    close(fd);
-}
-
 /* Refuses a DEST that exists (without `force`) or that a server holds; with `force` removes
  * DEST's own write-ahead log and index, which would otherwise be replayed into the copy. */
 static int clear_dest(const char *dest, int force, as_error *err)
 {
     char pid[24];
-    writer_of(dest, pid);
+    as__store_sqlite_writer(dest, pid);
     if (pid[0])
         return as__err(err, AS_EIO,
                        "%s is open for writing by another process (pid %s); a "
@@ -199,7 +169,7 @@ static int clear_dest(const char *dest, int force, as_error *err)
                        dest, pid);
     static const char *const sides[] = {"", "-wal", "-shm"};
     for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
-        char *p = with_suffix(dest, sides[i]); /* owned here */
+        char *p = as__store_path_with(dest, sides[i]); /* owned here */
         if (p == NULL) return as__err(err, AS_ENOMEM, "out of memory");
         int there = access(p, F_OK) == 0;
         int rc = there && !force ? as__err(err, AS_EIO, "%s exists; --force replaces it", p)
@@ -212,25 +182,13 @@ static int clear_dest(const char *dest, int force, as_error *err)
     return 0;
 }
 
-/* Makes `path`'s bytes, then its directory entry, durable. */
+/* Makes `path`'s bytes durable (its directory entry: as__store_sync_dir). */
 static int sync_file(const char *path, as_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     int rc = fd >= 0 && fsync(fd) == 0 ? 0 : errno;
     if (fd >= 0) close(fd);
     if (rc) return as__err(err, AS_EIO, "cannot sync %s: %s", path, strerror(rc));
-    return 0;
-}
-
-static int sync_dir(const char *path, as_error *err)
-{
-    char *copy = strdup(path); /* owned here; dirname() may write into it */
-    if (copy == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-    int dir = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = dir >= 0 && fsync(dir) == 0 ? 0 : errno;
-    if (dir >= 0) close(dir);
-    free(copy);
-    if (rc) return as__err(err, AS_EIO, "cannot sync the directory of %s: %s", path, strerror(rc));
     return 0;
 }
 
@@ -269,14 +227,14 @@ int as__store_sqlite_backup(as_store *s, const char *dest, int force, int *pages
     *pages = 0;
     int rc = clear_dest(dest, force, err);
     if (rc) return rc;
-    char *tmp = with_suffix(dest, ".partial"); /* owned here */
+    char *tmp = as__store_path_with(dest, ".partial"); /* owned here */
     if (tmp == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     unlink(tmp); /* a partial copy left by a backup that was killed */
     rc = copy_into(as__store_sqlite_handle(s), tmp, pages, err);
     if (rc == 0) rc = sync_file(tmp, err);
     if (rc == 0 && rename(tmp, dest) != 0)
         rc = as__err(err, AS_EIO, "cannot rename %s to %s: %s", tmp, dest, strerror(errno));
-    if (rc == 0) rc = sync_dir(dest, err);
+    if (rc == 0) rc = as__store_sync_dir(dest, err);
     if (rc) unlink(tmp);
     free(tmp);
     return rc;

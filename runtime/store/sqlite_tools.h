@@ -19,9 +19,16 @@ typedef struct as_store_counts {
     long long orders, cases, events, packs, outbox, idempotency;
 } as_store_counts;
 
-/* The SQLite connection of a store from as__store_sqlite_open(_readonly) (sqlite_store.c);
- * the store's, valid until it is closed. */
+/* What sqlite_store.c lends the tools. The SQLite connection of a store from
+ * as__store_sqlite_open(_readonly): the store's, valid until it is closed. */
 sqlite3 *as__store_sqlite_handle(as_store *s);
+/* The pid of the process that holds `path` for writing (as__store_sqlite_open's lock on
+ * PATH-writer; "unknown" when it wrote none), or "" when no process does. */
+void as__store_sqlite_writer(const char *path, char pid[24]);
+/* `path` followed by `suffix`, malloc'd (the caller frees it); NULL on OOM. */
+char *as__store_path_with(const char *path, const char *suffix);
+/* Makes the directory entry of `path` durable (fsync of its directory); 0 or AS_EIO. */
+int as__store_sync_dir(const char *path, as_error *err);
 
 /* Runs SQLite's integrity_check and checks what the restore takes for granted but does not
  * see row by row: every case's order_id names a stored order, every case has a history,
