@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "aftersale/aftersale.h"
+
 #define AS_RUN_MAX_NATIVE 16
 
 typedef struct as_run_opts {
@@ -30,6 +32,18 @@ int as__run_opts_parse(as_run_opts *ro, int argc, char **argv, void (*help)(FILE
 /* Runs scenario files, prints the summary line; returns the exit status of `run`. */
 int as__run_files(char **files, int n, const as_run_opts *ro);
 int as__cli_check(int argc, char **argv);
+/* `aftersale db` (db.c) and its check and export (db_check.c, db_export.c). */
+int as__cli_db(int argc, char **argv);
+int as__cli_db_check(int argc, char **argv);
+int as__cli_db_export(int argc, char **argv);
+/* Parses `db check` and `db export` options: [--packs DIR] FILE. Returns -1 to go on (FILE at
+ * argv[optind], *packs the bundled packs' folder), or the exit status (after --help, or a
+ * usage error). */
+int as__db_options(int argc, char **argv, void (*usage)(FILE *), const char **packs);
+/* A new runtime on a virtual clock that never moves, with the bundled packs of `packs` loaded
+ * as a starting server loads them, to restore a file into (as__runtime_restore). *rt is the
+ * caller's even when this fails (NULL when it could not be made): as_runtime_free. */
+int as__db_runtime(const char *packs, as_runtime **rt, as_error *err);
 /* The bundled packs' folder: $AFTERSALE_PACKS, else the build's configured default. */
 const char *as__cli_packs_dir(void);
 /* Native plugins' folder: $AFTERSALE_PLUGINS, else the build's plugins folder. */

@@ -38,6 +38,7 @@ static void usage(FILE *f)
                "  check PACK        load and validate a rule pack (.lua or .so)\n"
                "  pipe              a durable runtime over stdin/stdout (docs/pipe.md)\n"
                "  serve             the HTTP JSON API on the SQLite store (in progress)\n"
+               "  db COMMAND FILE   check, back up or export a database file (docs/db.md)\n"
                "\n"
                "'aftersale COMMAND --help' describes a command. --version prints %s.\n",
             AS_VERSION_STRING);
@@ -63,6 +64,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "test") == 0) return as__cli_test(argc - 1, argv + 1);
     if (strcmp(cmd, "pipe") == 0) return as__cli_pipe(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0) return as__cli_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "db") == 0) return as__cli_db(argc - 1, argv + 1);
     fprintf(stderr, "aftersale: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -351,6 +351,37 @@ json_t *as__case_json(const as_case *c)
     return o;
 }
 
+/* An instant, left out when it has not happened (as POST /v1/orders takes it). */
+static void set_time(json_t *o, const char *key, int64_t at)
+{
+    if (at != AS_UNSET) json_object_set_new(o, key, json_integer(at));
+}
+
+json_t *as__order_json(const as_order *o)
+{
+    json_t *items = json_array();
+    for (int i = 0; i < o->nitems; i++) {
+        const as_item *it = &o->items[i];
+        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:I}", "sku", it->sku,
+                              "category", it->category, "qty", (json_int_t)it->qty, "price",
+                              (json_int_t)it->price, "live", it->live, "custom_made",
+                              it->custom_made, "no_reason_excluded", it->no_reason_excluded,
+                              "attempts", (json_int_t)it->attempts);
+        if (j && it->serial) json_object_set_new(j, "serial", json_string(it->serial));
+        json_array_append_new(items, j);
+    }
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:b, s:o}", "id", o->id, "shop", o->shop, "buyer",
+                          o->buyer, "shipping_fee", (json_int_t)o->shipping_fee,
+                          "freight_insurance", o->freight_insurance, "items", items);
+    if (j == NULL) return NULL;
+    set_time(j, "paid_at", o->paid_at);
+    set_time(j, "shipped_at", o->shipped_at);
+    set_time(j, "delivered_at", o->delivered_at);
+    set_time(j, "confirmed_at", o->confirmed_at);
+    if (o->buyer_credit >= 0) json_object_set_new(j, "buyer_credit", json_integer(o->buyer_credit));
+    return j;
+}
+
 json_t *as__metrics_json(const as_metrics *m)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:b, s:I, s:I, s:I, s:I, "

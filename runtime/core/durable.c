@@ -749,6 +749,8 @@ int as_runtime_idle(const as_runtime *rt)
 typedef struct restore {
     as_runtime *rt;
     as_error *err;
+    as_restore_refused_fn refused; /* NULL: the first row refused stops the restore */
+    void *refused_ud;
     as_pack *last_pin[AS_LAYER_COUNT]; /* most cases pin what the case before pinned */
     VEC(as_pack *) held; /* versions loaded for pins; released once the cases hold theirs */
     VEC(delivery) redeliver;
@@ -825,7 +827,9 @@ static int v_event(void *ud, const char *case_id, uint32_t n, const void *data, 
 {
     restore *x = ud;
     as_case *c = as__case_get(x->rt, case_id);
-    if (c == NULL) return as__err(x->err, AS_EIO, "store: history of unknown case '%s'", case_id);
+    if (c == NULL)
+        return as__err(x->err, AS_EIO, "its case '%s' is not stored, or could not be restored",
+                       case_id);
     return as__journal_read_event(x->rt, c, n, data, len, x->err);
 }
 
@@ -869,6 +873,12 @@ static int v_idem(void *ud, const char *key, int code, const char *message, int6
     return 0;
 }
 
+static int v_refused(void *ud, const char *table, const char *key, const char *why)
+{
+    restore *x = ud;
+    return x->refused(x->refused_ud, table, key, why);
+}
+
 static int cmp_event(const void *a, const void *b)
 {
     const as_event *x = a, *y = b;
@@ -906,6 +916,38 @@ static void rebuild_metrics(as_runtime *rt)
     while ((s = as__strmap_next(&rt->shops, &pos)) != NULL)
         if (s->events.len) /* a shop known only by its rules has no events (and no array) */
             qsort(s->events.ev, s->events.len, sizeof *s->events.ev, cmp_event);
+}
+
+/* Hands the store's rows to the runtime of `x`; `live`: with the outbox and idempotency keys,
+ * for a runtime that will go on (durable), else a snapshot. */
+static int restore_rows(restore *x, as_store *store, int live)
+{
+    as_store_visitor v = {x,
+                          v_reserve,
+                          v_pack,
+                          v_order,
+                          v_case,
+                          v_event,
+                          live ? v_outbox : NULL,
+                          live ? v_idem : NULL,
+                          live ? v_outbox_ack : NULL,
+                          x->refused ? v_refused : NULL};
+    int rc = store->engine->load(store, &v, x->err);
+    for (size_t i = 0; i < x->held.len; i++) as__pack_unref(x->held.v[i]);
+    free(x->held.v);
+    x->held.v = NULL;
+    x->held.len = x->held.cap = 0;
+    if (rc == 0) rebuild_metrics(x->rt);
+    return rc;
+}
+
+int as__runtime_restore(as_runtime *rt, as_store *store, as_restore_refused_fn refused,
+                        void *ud, as_error *err)
+{
+    if (rt->dur || rt->orders.len || rt->cases.len)
+        return as__err(err, AS_EBAD_REQUEST, "restore into a new runtime without a store");
+    restore x = {.rt = rt, .err = err, .refused = refused, .refused_ud = ud};
+    return restore_rows(&x, store, 0);
 }
 
 /* A refused attach touches nothing: not even the file. */
@@ -965,16 +1007,10 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
     d->rt = rt;
     d->store = store;
     d->loop = rt->timer->loop;
-    int rc;
     rt->dur = d;
     restore x = {.rt = rt, .err = err};
-    as_store_visitor v = {&x,      v_reserve, v_pack, v_order,    v_case,
-                          v_event, v_outbox,  v_idem, v_outbox_ack};
-    rc = d->store->engine->load(d->store, &v, err);
-    for (size_t i = 0; i < x.held.len; i++) as__pack_unref(x.held.v[i]);
-    free(x.held.v);
+    int rc = restore_rows(&x, store, 1);
     if (rc == 0) {
-        rebuild_metrics(rt);
         if ((d->check = malloc(sizeof *d->check)) == NULL) {
             rc = as__err(err, AS_ENOMEM, "out of memory");
         } else {

@@ -141,11 +141,11 @@ static char *take_str(as_rbuf *r, int *oom)
     return s;
 }
 
-static int bad_row(as_error *err, int oom, const char *what, const char *id)
+/* The sentence of a record that does not decode; the store names the row (store.h). */
+static int bad_row(as_error *err, int oom, const char *what)
 {
     if (oom) return as__err(err, AS_ENOMEM, "out of memory");
-    return as__err(err, AS_EIO, "store: a bad %s row '%s'; run `aftersale db check` on the file",
-                   what, id ? id : "?");
+    return as__err(err, AS_EIO, "its data does not decode as %s", what);
 }
 
 int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_order **out,
@@ -197,7 +197,7 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
     }
     int rc = 0;
     if (o == NULL || r.bad) {
-        rc = bad_row(err, oom, "order", id);
+        rc = bad_row(err, oom, "an order");
         free(o);
     } else {
         *out = o;
@@ -215,15 +215,16 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     int oom = 0;
     char *id = take_str(&r, &oom), *oid = take_str(&r, &oom);
     as_order *o = oid ? as__order_get(rt, oid) : NULL;
-    free(oid);
     uint8_t type = as__rbuf_u8(&r), nitems = as__rbuf_u8(&r);
     if (id == NULL || o == NULL || r.bad || nitems == 0 || type >= AS_TYPE_COUNT) {
-        int rc = oom ? as__err(err, AS_ENOMEM, "out of memory")
-                     : as__err(err, AS_EIO, "store: case '%s' names no stored order; run "
-                               "`aftersale db check` on the file", id ? id : "?");
-        free(id);
+        int rc = id && oid && o == NULL && !r.bad
+                     ? as__err(err, AS_EIO, "its order '%s' is not stored, or could not be "
+                               "restored", oid)
+                     : bad_row(err, oom, "a case");
+        free(id), free(oid);
         return rc;
     }
+    free(oid);
     size_t idlen = strlen(id);
     as_case *c = calloc(1, sizeof *c + nitems * sizeof(as_case_item) + idlen + 1);
     if (c == NULL) {
@@ -250,8 +251,8 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
         int rc = 0;
         if (lost && err && err->code) rc = err->code; /* `pin` said why */
         else if (lost)
-            rc = as__err(err, AS_EIO, "store: case '%s' pins %s rules %s@%s, which the store "
-                         "does not hold", id, as__layer_name(l), n, v);
+            rc = as__err(err, AS_EIO, "it pins %s rules %s@%s, which the store does not hold",
+                         as__layer_name(l), n, v);
         free(n), free(v);
         if (rc) {
             free(c);
@@ -286,7 +287,7 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     for (uint32_t i = 0; i < ne && i < AS_MAX_EVIDENCE; i++) free(ev[i]);
     int rc = 0;
     if (r.bad) {
-        rc = bad_row(err, oom, "case", id);
+        rc = bad_row(err, oom, "a case");
         free(v->evidence);
         free(c);
     } else {
@@ -310,9 +311,11 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
     if (a && actor == NULL) oom = 1;
     int rc = 0;
     if (oom) rc = as__err(err, AS_ENOMEM, "out of memory");
-    else if (r.bad || n != c->nhist || action >= AS_ACT_COUNT || to >= AS_STATE_COUNT)
-        rc = as__err(err, AS_EIO, "store: history of case '%s' has a gap or a bad entry at %u",
-                     c->id, n);
+    else if (n != c->nhist)
+        rc = as__err(err, AS_EIO, "entry %u of case '%s' comes after %u entries: a gap or a "
+                     "repeat in its history", n, c->id, c->nhist);
+    else if (r.bad || action >= AS_ACT_COUNT || to >= AS_STATE_COUNT)
+        rc = bad_row(err, 0, "a history entry");
     if (rc == 0 && c->nhist == c->caphist) {
         uint32_t cap = c->caphist ? c->caphist * 2 : 1;
         as_hist *h = realloc(c->hist, cap * sizeof *h);

@@ -100,6 +100,17 @@ struct as_store;
 /* Attaches `store` (its close() is called when the runtime is freed) and restores from it;
  * as_runtime_attach_store with a store object, for engines other than SQLite. */
 int as__durable_attach(as_runtime *rt, struct as_store *store, as_error *err);
+/* A row the restore could not take, by its table and key (store.h) and why; 0 goes on. */
+typedef int (*as_restore_refused_fn)(void *ud, const char *table, const char *key,
+                                     const char *why);
+/* Restores `store`'s orders, cases, histories and pack versions into `rt` (new, without a
+ * store) as a snapshot, for the tools that read a file (`aftersale db`): the store stays the
+ * caller's and is never written, no outbox entry is delivered, no idempotency key kept, no
+ * deadline fires (each case's is scheduled on rt's clock as stored). `refused` NULL: the
+ * first row that cannot be restored stops it (err names the file, the row and
+ * `aftersale db check`); else it hears of every such row and the restore goes on. */
+int as__runtime_restore(as_runtime *rt, struct as_store *store, as_restore_refused_fn refused,
+                        void *ud, as_error *err);
 
 /* Journals a pack version row (versions.h) in the turn's transaction; `shop` "" for the
  * platform's own packs. A no-op without a store. */
@@ -147,6 +158,9 @@ void as__advance(as_runtime *rt, int64_t to_ms);
 int as__cmd_parse_open(as_cmd *cmd, json_t *obj);
 int as__cmd_parse_act(as_cmd *cmd, const char *action, json_t *payload);
 json_t *as__case_json(const as_case *c);
+/* An order as the keys of POST /v1/orders (instants left out until they happen, buyer_credit
+ * when known), each line with its `attempts` too (opens and revisions on it). NULL on OOM. */
+json_t *as__order_json(const as_order *o);
 json_t *as__metrics_json(const as_metrics *m);
 
 #endif

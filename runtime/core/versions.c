@@ -285,7 +285,7 @@ as_pack *as__versions_pin(as_runtime *rt, int layer, const char *shop, const cha
     if (layer == AS_LAYER_PLATFORM) return rt->platform;
     for (int i = 0; layer == AS_LAYER_CATEGORY && i < rt->ncats; i++)
         if (strcmp(rt->cats[i].pack->name, name) == 0) return rt->cats[i].pack;
-    as__err(err, AS_EIO, "store: a case pins %s rules %s@%s, which the store does not hold",
+    as__err(err, AS_EIO, "it pins %s rules %s@%s, which the store does not hold",
             as__layer_name(layer), name, version);
     return NULL;
 }

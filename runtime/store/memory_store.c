@@ -276,39 +276,64 @@ static int memory_commit(as_store *base, const unsigned char *batch, size_t len,
     return 0;
 }
 
+/* A row's answer from the visitor: 0 goes on; a refusal goes to v->refused, or stops the
+ * load with a sentence naming the row by its table and key (store.h). */
+static int answered(const as_store_visitor *v, int rc, const char *table, const char *key,
+                    as_error *err)
+{
+    if (rc == 0) return 0;
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->code ? err->msg : "refused by the runtime");
+    if (rc == AS_ENOMEM) return as__err(err, rc, "out of memory restoring %s %s", table, key);
+    if (v->refused) {
+        *err = (as_error){0};
+        return v->refused(v->ud, table, key, why);
+    }
+    return as__err(err, rc, "store: %s %s could not be restored: %s", table, key, why);
+}
+
 static int memory_load(as_store *base, const as_store_visitor *v, as_error *err)
 {
     memory_store *s = (memory_store *)base;
+    char key[512];
     int rc = v->reserve(v->ud, s->orders.len, s->cases.len);
     for (size_t i = 0; rc == 0 && i < s->packs.len; i++) {
         row *p = s->packs.v[i];
         char *src = dup_n(p->data, p->len);
         rc = src ? v->pack(v->ud, p->key, p->a, p->b, src, p->len, p->flag, p->c, p->n) : AS_ENOMEM;
         free(src);
+        snprintf(key, sizeof key, "%s/%s@%s", p->key[0] ? p->key : "(platform)", p->a, p->b);
+        rc = answered(v, rc, "packs", key, err);
     }
     for (size_t i = 0; rc == 0 && i < s->orders.len; i++)
-        rc = v->order(v->ud, s->orders.v[i]->data, s->orders.v[i]->len);
-    for (size_t i = 0; rc == 0 && i < s->cases.len; i++)
-        rc = v->a_case(v->ud, s->cases.v[i]->data, s->cases.v[i]->len, s->cases.v[i]->n);
+        rc = answered(v, v->order(v->ud, s->orders.v[i]->data, s->orders.v[i]->len), "orders",
+                      s->orders.v[i]->key, err);
+    for (size_t i = 0; rc == 0 && i < s->cases.len; i++) {
+        row *c = s->cases.v[i];
+        rc = answered(v, v->a_case(v->ud, c->data, c->len, c->n), "cases", c->key, err);
+    }
     for (size_t i = 0; rc == 0 && i < s->events.len; i++) {
         row *e = s->events.v[i];
-        rc = v->event(v->ud, e->key, (uint32_t)e->n, e->data, e->len);
+        snprintf(key, sizeof key, "%s#%lld", e->key, (long long)e->n);
+        rc = answered(v, v->event(v->ud, e->key, (uint32_t)e->n, e->data, e->len), "events", key,
+                      err);
     }
-    for (size_t i = 0; rc == 0 && i < s->outbox.len; i++) {
+    for (size_t i = 0; rc == 0 && v->outbox && i < s->outbox.len; i++) {
         row *o = s->outbox.v[i];
-        if (!o->flag) rc = v->outbox(v->ud, o->key, o->a, o->b, o->n);
+        if (!o->flag)
+            rc = answered(v, v->outbox(v->ud, o->key, o->a, o->b, o->n), "outbox", o->key, err);
     }
-    for (size_t i = 0; rc == 0 && i < s->outbox.len; i++)
-        for (row *a = s->outbox.v[i]->acks; rc == 0 && !s->outbox.v[i]->flag && a; a = a->acks)
-            rc = v->outbox_ack(v->ud, s->outbox.v[i]->key, a->key);
-    for (size_t i = 0; rc == 0 && i < s->idem.len; i++)
-        rc = v->idem(v->ud, s->idem.v[i]->key, (int)s->idem.v[i]->n, s->idem.v[i]->a,
-                     s->idem.v[i]->at);
-    if (rc == 0) return 0;
-    char why[sizeof err->msg]; /* the visitor's sentence says why; keep it */
-    snprintf(why, sizeof why, "%s", err->code ? err->msg : "");
-    return as__err(err, rc, "store: a stored row could not be restored%s%s", why[0] ? ": " : "",
-                   why);
+    for (size_t i = 0; rc == 0 && v->outbox_ack && i < s->outbox.len; i++)
+        for (row *a = s->outbox.v[i]->acks; rc == 0 && !s->outbox.v[i]->flag && a; a = a->acks) {
+            snprintf(key, sizeof key, "%s %s", s->outbox.v[i]->key, a->key);
+            rc = answered(v, v->outbox_ack(v->ud, s->outbox.v[i]->key, a->key), "outbox_acks", key,
+                          err);
+        }
+    for (size_t i = 0; rc == 0 && v->idem && i < s->idem.len; i++)
+        rc = answered(v, v->idem(v->ud, s->idem.v[i]->key, (int)s->idem.v[i]->n, s->idem.v[i]->a,
+                                 s->idem.v[i]->at),
+                      "idempotency", s->idem.v[i]->key, err);
+    return rc;
 }
 
 /* The memory engine's rows outlive a runtime: close() frees nothing but the runtime's hold;

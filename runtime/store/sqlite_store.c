@@ -24,7 +24,11 @@
  *                                       for the platform's own packs (schema 2); source ''
  *                                       for a version pruned: not current, no case pins it
  * Migrations: each schema version is a step from the one before; a file with a newer
- * user_version than this build knows is refused. */
+ * user_version than this build knows is refused.
+ *
+ * Read-only (the `aftersale db` tools): the same file opened SQLITE_OPEN_READONLY beside a
+ * writer, without its lock; it reads through the WAL index like any reader, and refuses a
+ * schema it would have to migrate, since migrating is a write. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -37,6 +41,8 @@
 #include <unistd.h>
 
 #include "../core/err.h"
+#include "../core/limits.h"
+#include "sqlite_tools.h"
 #include "store.h"
 #include "wbuf.h"
 
@@ -131,6 +137,7 @@ typedef struct sqlite_store {
     sqlite3_stmt *st[S_COUNT];
     int wal_fd;  /* owned; the write-ahead log, for sync() */
     int lock_fd; /* owned; FILE-writer, flocked while this store is open (one writer) */
+    char *path;  /* owned; the file, to name in sentences */
 } sqlite_store;
 
 static int db_err(sqlite_store *s, as_error *err, const char *what)
@@ -306,49 +313,73 @@ static const char *col_text(sqlite3_stmt *st, int i)
     return t ? t : "";
 }
 
-/* Runs `q` and hands each row to `row`; stops at the first non-zero. */
-static int each_row(sqlite_store *s, const char *q, int (*row)(sqlite3_stmt *, const as_store_visitor *),
-                    const as_store_visitor *v, as_error *err)
+/* One table's rows for the visitor. Column 0 of `q` is the row's key as store.h names it;
+ * `row` reads the columns after it. */
+typedef struct load_step {
+    const char *table, *q;
+    int (*row)(sqlite3_stmt *st, const as_store_visitor *v);
+} load_step;
+
+/* A row `step.row` refused: to the visitor's `refused` (0: go on), or the sentence that stops
+ * the load. `err` holds the visitor's sentence on entry. */
+static int refused_row(sqlite_store *s, const load_step *step, sqlite3_stmt *st, int rc,
+                       const as_store_visitor *v, as_error *err)
+{
+    char why[sizeof err->msg], key[256];
+    snprintf(why, sizeof why, "%s", err->code ? err->msg : "refused by the runtime");
+    snprintf(key, sizeof key, "%s", col_text(st, 0));
+    as__limit_sanitize(key); /* a damaged key's bytes must not drive the terminal */
+    if (rc == AS_ENOMEM)
+        return as__err(err, rc, "out of memory restoring %s %s from %s", step->table, key, s->path);
+    if (v->refused) {
+        *err = (as_error){0};
+        return v->refused(v->ud, step->table, key, why);
+    }
+    return as__err(err, rc, "%s: %s %s could not be restored: %s; `aftersale db check %s` lists "
+                   "every row it cannot read", s->path, step->table, key, why, s->path);
+}
+
+/* Runs the step's query and hands each row to its `row`. */
+static int each_row(sqlite_store *s, const load_step *step, const as_store_visitor *v,
+                    as_error *err)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) return db_err(s, err, "load");
-    int rc, stop = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if ((stop = row(st, v)) != 0) break;
-    sqlite3_finalize(st);
-    if (stop) { /* the visitor's sentence says why; keep it */
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->code ? err->msg : "");
-        return as__err(err, stop, "store: a stored row could not be restored (%s)%s%s", q,
-                       why[0] ? ": " : "", why);
+    int rc = sqlite3_prepare_v2(s->db, step->q, -1, &st, NULL), stop = 0;
+    while (rc == SQLITE_OK && stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((stop = step->row(st, v)) != 0) stop = refused_row(s, step, st, stop, v, err);
+        rc = SQLITE_OK;
     }
-    if (rc != SQLITE_DONE) return db_err(s, err, "load");
-    return 0;
+    if (stop == 0 && rc != SQLITE_DONE)
+        stop = as__err(err, AS_EIO, "%s: reading %s: %s", s->path, step->table,
+                       sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    return stop;
 }
 
 static int row_pack(sqlite3_stmt *st, const as_store_visitor *v)
 {
-    const char *source = col_text(st, 3);
-    return v->pack(v->ud, col_text(st, 0), col_text(st, 1), col_text(st, 2), source,
-                   (size_t)sqlite3_column_bytes(st, 3), sqlite3_column_int(st, 4),
-                   col_text(st, 5), sqlite3_column_int64(st, 6));
+    const char *source = col_text(st, 4);
+    return v->pack(v->ud, col_text(st, 1), col_text(st, 2), col_text(st, 3), source,
+                   (size_t)sqlite3_column_bytes(st, 4), sqlite3_column_int(st, 5),
+                   col_text(st, 6), sqlite3_column_int64(st, 7));
 }
 
 static int row_order(sqlite3_stmt *st, const as_store_visitor *v)
 {
-    return v->order(v->ud, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    return v->order(v->ud, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
 }
 
 static int row_case(sqlite3_stmt *st, const as_store_visitor *v)
 {
-    int64_t due = sqlite3_column_type(st, 1) == SQLITE_NULL ? INT64_MIN : sqlite3_column_int64(st, 1);
-    return v->a_case(v->ud, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), due);
+    int64_t due =
+        sqlite3_column_type(st, 2) == SQLITE_NULL ? INT64_MIN : sqlite3_column_int64(st, 2);
+    return v->a_case(v->ud, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), due);
 }
 
 static int row_event(sqlite3_stmt *st, const as_store_visitor *v)
 {
-    return v->event(v->ud, col_text(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
-                    sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+    return v->event(v->ud, col_text(st, 1), (uint32_t)sqlite3_column_int64(st, 2),
+                    sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
 }
 
 static int row_outbox(sqlite3_stmt *st, const as_store_visitor *v)
@@ -359,7 +390,7 @@ static int row_outbox(sqlite3_stmt *st, const as_store_visitor *v)
 
 static int row_outbox_ack(sqlite3_stmt *st, const as_store_visitor *v)
 {
-    return v->outbox_ack(v->ud, col_text(st, 0), col_text(st, 1));
+    return v->outbox_ack(v->ud, col_text(st, 1), col_text(st, 2));
 }
 
 static int row_idem(sqlite3_stmt *st, const as_store_visitor *v)
@@ -367,6 +398,26 @@ static int row_idem(sqlite3_stmt *st, const as_store_visitor *v)
     return v->idem(v->ud, col_text(st, 0), sqlite3_column_int(st, 1), col_text(st, 2),
                    sqlite3_column_int64(st, 3));
 }
+
+/* The rows in the visitor's order (store.h); the key columns spell the names of store.h. */
+static const load_step load_steps[] = {
+    {"packs",
+     "SELECT CASE shop WHEN '' THEN '(platform)' ELSE shop END || '/' || name || '@' || version,"
+     " shop, name,"
+     " version, source, current, sha256, uploaded_at FROM packs"
+     " ORDER BY uploaded_at, name, version",
+     row_pack},
+    {"orders", "SELECT id, data FROM orders", row_order},
+    {"cases", "SELECT id, data, due FROM cases", row_case},
+    {"events", "SELECT case_id || '#' || n, case_id, n, data FROM events ORDER BY rowid",
+     row_event},
+    {"outbox", "SELECT key, kind, case_id, amount FROM outbox WHERE acked = 0", row_outbox},
+    {"outbox_acks",
+     "SELECT a.key || ' ' || a.url, a.key, a.url FROM outbox_acks a JOIN outbox o ON o.key = a.key"
+     " WHERE o.acked = 0",
+     row_outbox_ack},
+    {"idempotency", "SELECT key, code, message, at FROM idempotency ORDER BY at", row_idem},
+};
 
 static int pragma_int(sqlite_store *s, const char *q, int *out);
 
@@ -376,23 +427,18 @@ static int sqlite_load(as_store *base, const as_store_visitor *v, as_error *err)
     int rc, orders = 0, cases = 0;
     if (pragma_int(s, "SELECT count(*) FROM orders", &orders) ||
         pragma_int(s, "SELECT count(*) FROM cases", &cases))
-        return db_err(s, err, "load");
+        return as__err(err, AS_EIO, "%s: counting the orders and cases: %s", s->path,
+                       sqlite3_errmsg(s->db));
     if ((rc = v->reserve(v->ud, (size_t)orders, (size_t)cases)) != 0)
         return as__err(err, rc, "store: out of memory for %d orders and %d cases", orders, cases);
-    if ((rc = each_row(s, "SELECT shop, name, version, source, current, sha256, uploaded_at FROM packs"
-                          " ORDER BY uploaded_at, name, version",
-                       row_pack, v, err)) ||
-        (rc = each_row(s, "SELECT data FROM orders", row_order, v, err)) ||
-        (rc = each_row(s, "SELECT data, due FROM cases", row_case, v, err)) ||
-        (rc = each_row(s, "SELECT case_id, n, data FROM events ORDER BY rowid", row_event, v, err)) ||
-        (rc = each_row(s, "SELECT key, kind, case_id, amount FROM outbox WHERE acked = 0",
-                       row_outbox, v, err)) ||
-        (rc = each_row(s, "SELECT a.key, a.url FROM outbox_acks a JOIN outbox o ON o.key = a.key"
-                          " WHERE o.acked = 0",
-                       row_outbox_ack, v, err)) ||
-        (rc = each_row(s, "SELECT key, code, message, at FROM idempotency ORDER BY at", row_idem,
-                       v, err)))
-        return rc;
+    for (size_t i = 0; i < sizeof load_steps / sizeof load_steps[0]; i++) {
+        const load_step *step = &load_steps[i];
+        if ((step->row == row_outbox && v->outbox == NULL) ||
+            (step->row == row_outbox_ack && v->outbox_ack == NULL) ||
+            (step->row == row_idem && v->idem == NULL))
+            continue; /* a snapshot delivers and answers nothing */
+        if ((rc = each_row(s, step, v, err)) != 0) return rc;
+    }
     return 0;
 }
 
@@ -408,11 +454,35 @@ static void sqlite_close(as_store *base)
     if (s->wal_fd >= 0) close(s->wal_fd);
     sqlite3_close(s->db);
     if (s->lock_fd >= 0) close(s->lock_fd); /* last: the file is ours until it is closed */
+    free(s->path);
     free(s);
 }
 
 static const as_store_engine sqlite_engine = {"sqlite", sqlite_commit, sqlite_sync, sqlite_load,
                                               sqlite_close};
+
+char *as__store_path_with(const char *path, const char *suffix)
+{
+    size_t a = strlen(path), b = strlen(suffix);
+    char *p = malloc(a + b + 1);
+    if (p) {
+        memcpy(p, path, a);
+        memcpy(p + a, suffix, b + 1);
+    }
+    return p;
+}
+
+int as__store_sync_dir(const char *path, as_error *err)
+{
+    char *copy = strdup(path); /* owned here; dirname() may write into it */
+    if (copy == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    int dir = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = dir >= 0 && fsync(dir) == 0 ? 0 : errno;
+    if (dir >= 0) close(dir);
+    free(copy);
+    if (rc) return as__err(err, AS_EIO, "%s: cannot sync its directory: %s", path, strerror(rc));
+    return 0;
+}
 
 /* Opens our descriptor of the write-ahead log, and makes the log's directory entry durable:
  * a log created just now would otherwise vanish in a power cut with every batch in it. */
@@ -425,14 +495,16 @@ static int open_wal(sqlite_store *s, const char *path, as_error *err)
     if (wal == NULL || (s->wal_fd = open(wal, O_RDWR | O_CLOEXEC)) < 0)
         return as__err(err, AS_EIO, "%s: cannot open its write-ahead log: %s", path,
                        strerror(errno));
-    char *copy = strdup(path); /* owned here; dirname() may write into it */
-    if (copy == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-    int dir = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = dir >= 0 && fsync(dir) == 0 ? 0 : errno;
-    if (dir >= 0) close(dir);
-    free(copy);
-    if (rc) return as__err(err, AS_EIO, "%s: cannot sync its directory: %s", path, strerror(rc));
-    return 0;
+    return as__store_sync_dir(path, err);
+}
+
+/* The pid the holder of the writer lock `fd` wrote into it, or "unknown". */
+static void holder_pid(int fd, char pid[24])
+{
+    ssize_t got = pread(fd, pid, 23, 0);
+    pid[got > 0 ? got : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    if (pid[0] == '\0') snprintf(pid, 24, "unknown");
 }
 
 /* One writer per file: FILE-writer is flocked for as long as the store is open and holds the
@@ -441,11 +513,8 @@ static int open_wal(sqlite_store *s, const char *path, as_error *err)
  * process, so a killed server never leaves the file locked. */
 static int lock_writer(sqlite_store *s, const char *path, as_error *err)
 {
-    size_t n = strlen(path);
-    char *lock = malloc(n + sizeof "-writer"); /* owned here */
+    char *lock = as__store_path_with(path, "-writer"); /* owned here */
     if (lock == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-    memcpy(lock, path, n);
-    memcpy(lock + n, "-writer", sizeof "-writer");
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     free(lock);
     if (s->lock_fd < 0)
@@ -453,14 +522,13 @@ static int lock_writer(sqlite_store *s, const char *path, as_error *err)
                        strerror(errno));
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
-        char pid[24] = "";
-        ssize_t got = pread(s->lock_fd, pid, sizeof pid - 1, 0);
-        pid[got > 0 ? strcspn(pid, "\n") : 0] = '\0';
+        char pid[24];
+        holder_pid(s->lock_fd, pid);
         if (e == EWOULDBLOCK)
             return as__err(err, AS_EIO,
                            "%s is open for writing by another process (pid %s); one writer per "
                            "file: stop that one first",
-                           path, pid[0] ? pid : "unknown");
+                           path, pid);
         return as__err(err, AS_EIO, "%s: cannot lock %s-writer: %s", path, path, strerror(e));
     }
     char pid[24];
@@ -468,6 +536,18 @@ static int lock_writer(sqlite_store *s, const char *path, as_error *err)
     if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)len, 0) != len)
         return as__err(err, AS_EIO, "%s: cannot write %s-writer: %s", path, path, strerror(errno));
     return 0;
+}
+
+void as__store_sqlite_writer(const char *path, char pid[24])
+{
+    pid[0] = '\0';
+    char *lock = as__store_path_with(path, "-writer"); /* owned here */
+    int fd = lock ? open(lock, O_RDONLY | O_CLOEXEC) : -1;
+    free(lock);
+    if (fd < 0) return;
+    /* the holder has it exclusively: a shared lock is refused exactly while one is there */
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) holder_pid(fd, pid);
+    close(fd);
 }
 
 static int pragma_int(sqlite_store *s, const char *q, int *out)
@@ -480,21 +560,28 @@ static int pragma_int(sqlite_store *s, const char *q, int *out)
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* Checks the file is aftersale's and brings its schema to SCHEMA_VERSION. */
-static int check_and_migrate(sqlite_store *s, const char *path, as_error *err)
+/* Checks the file is aftersale's and of a schema this build reads; *version is its schema
+ * (0 for a new, empty file). */
+static int check_file(sqlite_store *s, const char *path, int *version, as_error *err)
 {
-    int app = 0, version = 0, tables = 0;
+    int app = 0, tables = 0;
     if (pragma_int(s, "PRAGMA application_id", &app) ||
-        pragma_int(s, "PRAGMA user_version", &version) ||
+        pragma_int(s, "PRAGMA user_version", version) ||
         pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables))
         return as__err(err, AS_EIO, "%s: not a database aftersale can read (%s)", path,
                        sqlite3_errmsg(s->db));
     if (app != APP_ID && (app != 0 || tables != 0))
         return as__err(err, AS_EIO, "%s: a database, but not aftersale's; refusing to touch it",
                        path);
-    if (version > SCHEMA_VERSION)
+    if (*version > SCHEMA_VERSION)
         return as__err(err, AS_EIO, "%s: schema version %d is newer than this build's %d", path,
-                       version, SCHEMA_VERSION);
+                       *version, SCHEMA_VERSION);
+    return 0;
+}
+
+/* Brings a checked file's schema from `version` to SCHEMA_VERSION. */
+static int migrate(sqlite_store *s, const char *path, int version, as_error *err)
+{
     int check = 0;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK) {
@@ -521,32 +608,45 @@ static int check_and_migrate(sqlite_store *s, const char *path, as_error *err)
     return 0;
 }
 
+/* A store with nothing open yet; NULL on OOM. */
+static sqlite_store *store_new(const char *path, const as_store_engine *engine)
+{
+    sqlite_store *s = calloc(1, sizeof *s);
+    if (s == NULL || (s->path = strdup(path)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->base.engine = engine;
+    s->wal_fd = -1;
+    s->lock_fd = -1;
+    return s;
+}
+
+/* Opens the SQLite connection of `s` with `flags`. */
+static int open_db(sqlite_store *s, int flags, as_error *err)
+{
+    if (sqlite3_open_v2(s->path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(s->db, 5000);
+        return 0;
+    }
+    return as__err(err, AS_EIO, "%s: cannot open: %s", s->path,
+                   s->db ? sqlite3_errmsg(s->db) : "out of memory");
+}
+
 int as__store_sqlite_open(const char *path, as_store **out, as_error *err)
 {
     *out = NULL;
-    sqlite_store *s = calloc(1, sizeof *s);
+    sqlite_store *s = store_new(path, &sqlite_engine);
     if (s == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-    s->base.engine = &sqlite_engine;
-    s->wal_fd = -1;
-    s->lock_fd = -1;
-    int rc = lock_writer(s, path, err);
-    if (rc != 0) {
+    int rc, version;
+    if ((rc = lock_writer(s, path, err)) != 0 ||
+        (rc = open_db(s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err)) != 0 ||
+        (rc = check_file(s, path, &version, err)) != 0 ||
+        (rc = migrate(s, path, version, err)) != 0) {
         sqlite_close(&s->base);
         return rc;
     }
-    rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
-    if (rc != SQLITE_OK) {
-        as__err(err, AS_EIO, "%s: cannot open: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        sqlite_close(&s->base);
-        return AS_EIO;
-    }
-    sqlite3_busy_timeout(s->db, 5000);
     char *msg = NULL;
-    if ((rc = check_and_migrate(s, path, err)) != 0) {
-        sqlite_close(&s->base);
-        return rc;
-    }
     if (sqlite3_exec(s->db,
                      "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                      "PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -65536;",
@@ -568,4 +668,39 @@ int as__store_sqlite_open(const char *path, as_store **out, as_error *err)
     }
     *out = &s->base;
     return 0;
+}
+
+static int readonly_commit(as_store *base, const unsigned char *batch, size_t len, as_error *err)
+{
+    return as__err(err, AS_EIO, "%s: opened read-only", ((sqlite_store *)base)->path);
+}
+
+static const as_store_engine sqlite_readonly_engine = {"sqlite (read-only)", readonly_commit,
+                                                       NULL, sqlite_load, sqlite_close};
+
+int as__store_sqlite_open_readonly(const char *path, as_store **out, as_error *err)
+{
+    *out = NULL;
+    sqlite_store *s = store_new(path, &sqlite_readonly_engine);
+    if (s == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    int rc, version = 0;
+    if ((rc = open_db(s, SQLITE_OPEN_READONLY, err)) == 0 &&
+        (rc = check_file(s, path, &version, err)) == 0 && version < SCHEMA_VERSION)
+        rc = version == 0
+                 ? as__err(err, AS_EIO, "%s: an empty database, not aftersale's", path)
+                 : as__err(err, AS_EIO,
+                           "%s: schema version %d is older than this build's %d: start "
+                           "`aftersale serve --db %s` once, which migrates it, then try again",
+                           path, version, SCHEMA_VERSION, path);
+    if (rc) {
+        sqlite_close(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return 0;
+}
+
+sqlite3 *as__store_sqlite_handle(as_store *s)
+{
+    return ((sqlite_store *)s)->db;
 }

@@ -48,10 +48,16 @@ enum {
 };
 
 /* What load() hands back, row by row, in this order: packs (by upload time), orders, cases,
- * events (in the order they were written), outbox entries not yet acknowledged for every URL, then the URLs
- * that did acknowledge one of those entries (outbox_ack), idempotency keys (oldest first). A visitor
- * returns 0 to go on or a negative code to stop the load with it. Pointers are valid during
- * the call only. */
+ * events (in the order they were written), outbox entries not yet acknowledged for every URL,
+ * then the URLs that did acknowledge one of those entries (outbox_ack), idempotency keys
+ * (oldest first). A visitor
+ * returns 0 to go on or a negative code to stop the load with it (its sentence in the
+ * `err` of load(), saying what is wrong with the row, not which row: the engine names that).
+ * Pointers are valid during the call only.
+ *
+ * A row is named by its table and key, as `aftersale db check` prints it: orders ID,
+ * cases ID, events CASE#N, packs SHOP/NAME@VERSION ("(platform)" for the shop ""), outbox
+ * KEY, outbox_acks KEY URL, idempotency KEY. */
 typedef struct as_store_visitor {
     void *ud;
     /* first: how many orders and cases follow (to size the indexes) */
@@ -62,11 +68,18 @@ typedef struct as_store_visitor {
     int (*order)(void *ud, const void *data, size_t len);
     int (*a_case)(void *ud, const void *data, size_t len, int64_t due);
     int (*event)(void *ud, const char *case_id, uint32_t n, const void *data, size_t len);
+    /* outbox, idem, outbox_ack: NULL skips those rows (a snapshot delivers and answers
+     * nothing) */
     int (*outbox)(void *ud, const char *key, const char *kind, const char *case_id,
                   int64_t amount);
     int (*idem)(void *ud, const char *key, int code, const char *message, int64_t at);
     /* a URL that acknowledged an entry handed to outbox() (called after all of them) */
     int (*outbox_ack)(void *ud, const char *key, const char *url);
+    /* NULL: a row refused by a callback above stops the load with a sentence that names the
+     * file, the row and `aftersale db check FILE`. Otherwise called with that row's table,
+     * key (sanitized for a terminal) and the callback's sentence; returning 0 goes on with
+     * the next row. Never called for AS_ENOMEM, which always stops the load. */
+    int (*refused)(void *ud, const char *table, const char *key, const char *why);
 } as_store_visitor;
 
 typedef struct as_store as_store;
@@ -94,6 +107,15 @@ struct as_store {
  * aftersale database, or one of a newer schema, or a corrupt one, is refused with AS_EIO and
  * a sentence; it is never recreated or half-read. Free with s->engine->close(s). */
 int as__store_sqlite_open(const char *path, as_store **out, as_error *err);
+
+/* Opens the SQLite database at `path` for reading only, for the tools that read a file a
+ * server may be writing (`aftersale db`): no writer lock, nothing written, nothing migrated
+ * (SQLITE_OPEN_READONLY; a WAL file is read through its shared-memory index, which the
+ * server keeps). A missing file, one that is not aftersale's, one of a newer schema and one
+ * of an older schema (with a sentence asking to start the server once, which migrates it)
+ * are refused with AS_EIO. load() works; commit() refuses with AS_EIO; there is no sync.
+ * Free with s->engine->close(s). */
+int as__store_sqlite_open_readonly(const char *path, as_store **out, as_error *err);
 
 /* A memory store: the same rows, kept in this process. Its rows outlive the runtimes
  * attached to it (close() lets go without freeing), so a test can free a runtime and restore

@@ -611,6 +611,86 @@ START_TEST(durable_restart_restores_cases_exactly)
 }
 END_TEST
 
+typedef struct heard {
+    char line[8][160];
+    int n;
+} heard;
+
+static int heard_refused(void *ud, const char *table, const char *key, const char *why)
+{
+    heard *h = ud;
+    ck_assert_int_lt(h->n, 8);
+    snprintf(h->line[h->n++], sizeof h->line[0], "%s %s: %s", table, key, why);
+    return 0;
+}
+
+/* A snapshot of `path` (as__runtime_restore) on a virtual clock; the store is closed. */
+static as_runtime *snapshot(const char *path, heard *h, int want_rc)
+{
+    as_store *s;
+    as_error err = {0};
+    ck_assert_int_eq(as__store_sqlite_open_readonly(path, &s, &err), 0);
+    as_options o = {0};
+    as_runtime *rt = as_runtime_new(&o, &err);
+    ck_assert_ptr_nonnull(rt);
+    int rc = as__runtime_restore(rt, s, h ? heard_refused : NULL, h, &err);
+    ck_assert_msg(rc == want_rc, "restore: %d (%s), want %d", rc, err.msg, want_rc);
+    if (rc) ck_assert_msg(strstr(err.msg, "cases C1 could not be restored") &&
+                              strstr(err.msg, "`aftersale db check "),
+                          "%s", err.msg);
+    s->engine->close(s);
+    return rt;
+}
+
+/* runtime.h: as__runtime_restore is a snapshot of the file, the cases a restart would restore,
+ * read while the writer holds the file; with `refused` it hears of every row that cannot be
+ * restored and restores the rest; without, the first such row stops it, named. */
+START_TEST(durable_snapshot_restores_what_a_restart_would)
+{
+    D d;
+    d_init(&d, "snapshot.db");
+    rt_start(&d);
+    delivered_order(&d, "O1", "S1", "B1");
+    delivered_order(&d, "O2", "S1", "B2");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    OK(&d, ACT("merchant:S1", "C1", "agree"));
+    OK(&d, OPEN("buyer:B2", "C2", "O2", "exchange", "size_fit", "T1"));
+    char *c1 = case_text(&d, "C1"), *c2 = case_text(&d, "C2");
+    as_runtime *snap = snapshot(d.db, NULL, 0); /* the writer still holds the file */
+    char *got1 = as_case_get_json(snap, "C1"), *got2 = as_case_get_json(snap, "C2");
+    ck_assert_str_eq(got1, c1);
+    ck_assert_str_eq(got2, c2);
+    as_free(got1), as_free(got2);
+    as_runtime_free(snap);
+    OK(&d, ACT("merchant:S1", "C2", "agree")); /* and the writer goes on */
+    as_free(c2);
+    c2 = case_text(&d, "C2");
+    rt_stop(&d);
+
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(d.db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "UPDATE cases SET data = x'00' WHERE id = 'C1'", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    heard h = {0};
+    snap = snapshot(d.db, &h, 0);
+    ck_assert_int_eq(h.n, 3);
+    ck_assert_str_eq(h.line[0], "cases C1: its data does not decode as a case");
+    ck_assert_str_eq(h.line[1], "events C1#0: its case 'C1' is not stored, or could not be "
+                                "restored");
+    ck_assert_str_eq(h.line[2], "events C1#1: its case 'C1' is not stored, or could not be "
+                                "restored");
+    ck_assert_ptr_null(as_case_get_json(snap, "C1"));
+    got2 = as_case_get_json(snap, "C2");
+    ck_assert_str_eq(got2, c2);
+    as_free(got2);
+    as_runtime_free(snap);
+    as_runtime_free(snapshot(d.db, NULL, AS_EIO));
+    as_free(c1), as_free(c2);
+}
+END_TEST
+
 /* RULES.md §5 metrics follow from the orders and the histories; a restart must not change a
  * shop's figures, including the merchant answers dropped (DESIGN.md §3: "the failure is recorded
  * in the case history and the metrics"). */
@@ -1614,6 +1694,7 @@ static Suite *durable_suite(void)
     tcase_add_unchecked_fixture(restart, root_make, root_remove);
     tcase_set_timeout(restart, 60);
     tcase_add_test(restart, durable_restart_restores_cases_exactly);
+    tcase_add_test(restart, durable_snapshot_restores_what_a_restart_would);
     tcase_add_test(restart, durable_restart_keeps_shop_metrics);
     tcase_add_test(restart, durable_idempotency_key_answers_first_outcome_after_restart);
     tcase_add_test(restart, durable_idempotency_key_forgotten_after_retention);

@@ -263,12 +263,25 @@ static int v_outbox_ack(void *ud, const char *key, const char *url)
     return next_call(l);
 }
 
-static int load_into(as_store *s, rec_log *l, as_error *err)
+static int v_refused(void *ud, const char *table, const char *key, const char *why)
 {
-    as_store_visitor v = {l,       v_reserve, v_pack, v_order,    v_case,
-                          v_event, v_outbox,  v_idem, v_outbox_ack};
+    rec_log *l = ud;
+    logf_(l, "refused %s %s [%s]", table, key, why);
+    return 0;
+}
+
+/* `refusing`: with v_refused, which logs the row and goes on. */
+static int load_with(as_store *s, rec_log *l, int refusing, as_error *err)
+{
+    as_store_visitor v = {l,       v_reserve, v_pack, v_order,      v_case,
+                          v_event, v_outbox,  v_idem, v_outbox_ack, refusing ? v_refused : NULL};
     memset(err, 0, sizeof *err);
     return s->engine->load(s, &v, err);
+}
+
+static int load_into(as_store *s, rec_log *l, as_error *err)
+{
+    return load_with(s, l, 0, err);
 }
 
 /* load() must succeed and hand back exactly `want` (NULL-terminated), in this order. */
@@ -869,6 +882,95 @@ START_TEST(store_visitor_stops_load_with_its_code)
 }
 END_TEST
 
+/* store.h: a refused row "stops the load with a sentence that names the file, the row and
+ * `aftersale db check FILE`"; with a `refused` callback the load hears of it and goes on;
+ * AS_ENOMEM always stops. */
+START_TEST(store_refused_row_is_named_or_handed_on)
+{
+    eng e;
+    as_store *s = eng_open(&e, _i, "refused.db");
+    as_wbuf b = {0};
+    r_order(&b, "O1", "o1", 2);
+    r_case(&b, "C1", "O1", INT64_MIN, "c1");
+    r_event(&b, "C1", 0, "e0");
+    r_event(&b, "C1", 1, "e1");
+    commit_ok(s, &b);
+
+    rec_log l;
+    memset(&l, 0, sizeof l);
+    l.stop_at = 3; /* event C1#0 */
+    l.stop_code = AS_EIO;
+    as_error err;
+    ck_assert_int_eq(load_with(s, &l, 0, &err), AS_EIO);
+    ck_assert_msg(strstr(err.msg, "events C1#0 could not be restored"), "%s", err.msg);
+    if (e.kind == ENG_SQLITE) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "`aftersale db check %s`", e.path);
+        ck_assert_msg(strstr(err.msg, cmd) && strncmp(err.msg, e.path, strlen(e.path)) == 0,
+                      "%s", err.msg);
+    }
+
+    memset(&l, 0, sizeof l);
+    l.stop_at = 3;
+    l.stop_code = AS_EIO;
+    ck_assert_int_eq(load_with(s, &l, 1, &err), 0);
+    ck_assert_int_eq(l.n, 6);
+    ck_assert_str_eq(l.line[3], "event C1 0 [e0]");
+    ck_assert_str_eq(l.line[4], "refused events C1#0 [refused by the runtime]");
+    ck_assert_str_eq(l.line[5], "event C1 1 [e1]");
+
+    memset(&l, 0, sizeof l);
+    l.stop_at = 2; /* the case, for lack of memory: not a row's fault */
+    l.stop_code = AS_ENOMEM;
+    ck_assert_int_eq(load_with(s, &l, 1, &err), AS_ENOMEM);
+    ck_assert_int_eq(l.n, 3);
+    ck_assert_msg(strstr(err.msg, "out of memory restoring cases C1"), "%s", err.msg);
+    eng_free(&e);
+    as__wbuf_free(&b);
+}
+END_TEST
+
+/* store.h: the read-only open takes no writer lock, writes nothing, reads what a writer
+ * committed while that writer holds the file, and refuses what it cannot read untouched. */
+START_TEST(store_readonly_open_reads_beside_the_writer)
+{
+    char path[256];
+    path_of(path, sizeof path, "ro.db");
+    as_store *w = open_ok(path);
+    as_wbuf b = {0};
+    r_order(&b, "O1", "o1", 2);
+    commit_ok(w, &b);
+    as_store *r = NULL;
+    as_error err = {0};
+    ck_assert_int_eq(as__store_sqlite_open_readonly(path, &r, &err), 0);
+    static const char *const want[] = {"reserve 1 0", "order [o1]", NULL};
+    assert_loads(r, want);
+    /* what the writer commits later, the reader's next load sees */
+    as__wbuf_reset(&b);
+    r_order(&b, "O2", "o2", 2);
+    commit_ok(w, &b);
+    static const char *const both[] = {"reserve 2 0", "order [o1]", "order [o2]", NULL};
+    assert_loads(r, both);
+    ck_assert_int_eq(r->engine->commit(r, b.p, b.len, &err), AS_EIO);
+    ck_assert_ptr_null(r->engine->sync);
+    r->engine->close(r);
+    w->engine->close(w);
+
+    /* a missing file is not created; an older schema asks for a server start */
+    char missing[256];
+    path_of(missing, sizeof missing, "ro-missing.db");
+    ck_assert_int_eq(as__store_sqlite_open_readonly(missing, &r, &err), AS_EIO);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(access(missing, F_OK), -1);
+    sql_exec(path, "PRAGMA user_version = 1");
+    ck_assert_int_eq(as__store_sqlite_open_readonly(path, &r, &err), AS_EIO);
+    ck_assert_msg(strstr(err.msg, "older than this build's") && strstr(err.msg, "aftersale serve"),
+                  "%s", err.msg);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 1);
+    as__wbuf_free(&b);
+}
+END_TEST
+
 /* A new PACK version becomes the shop's current one; other shops' current versions stay,
  * even when they hold a pack of the same name and version. */
 START_TEST(store_pack_current_is_per_shop)
@@ -1186,6 +1288,7 @@ static Suite *store_suite(void)
     tcase_add_test(open, store_second_writer_refused_naming_the_holder);
     tcase_add_test(open, store_schema_1_file_migrates_keeping_rows);
     tcase_add_test(open, store_damaged_file_refused);
+    tcase_add_test(open, store_readonly_open_reads_beside_the_writer);
     tcase_add_test(open, store_sqlite_sync_flushes_the_log_and_refuses_a_removed_one);
     suite_add_tcase(s, open);
 
@@ -1195,6 +1298,7 @@ static Suite *store_suite(void)
     tcase_add_loop_test(batch, store_commit_then_load_hands_back_every_row, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_load_keeps_every_due_value, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_visitor_stops_load_with_its_code, 0, ENG_COUNT);
+    tcase_add_loop_test(batch, store_refused_row_is_named_or_handed_on, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_pack_current_is_per_shop, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_outbox_ack_per_url_survives_reopen, 0, ENG_COUNT);
     tcase_add_loop_test(batch, store_prune_forgets_old_keys_and_settled_outbox, 0, ENG_COUNT);
