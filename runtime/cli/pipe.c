@@ -8,6 +8,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "../core/alloc.h"
 #include "../core/runtime.h"
 #include "../core/uvbuf.h"
 #include "aftersale/aftersale.h"
@@ -31,7 +32,7 @@ static void emit(json_t *j)
         fputs(s, stdout);
         fputc('\n', stdout);
         fflush(stdout);
-        free(s);
+        as__free(s);
     }
     json_decref(j);
 }
@@ -71,7 +72,7 @@ static void done_cb(void *ud, int code, const char *message)
     json_decref(p->id);
     p->ctx->waiting--;
     pipe_ctx *x = p->ctx;
-    free(p);
+    as__free(p);
     maybe_finish(x);
 }
 
@@ -103,7 +104,7 @@ static void handle_line(pipe_ctx *x, const char *line)
         json_decref(req);
         return;
     }
-    pending *p = malloc(sizeof *p);
+    pending *p = as__malloc(sizeof *p);
     if (p == NULL) {
         answer(id, AS_ENOMEM, "out of memory");
         json_decref(req);
@@ -131,14 +132,14 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         }
         if (x->len + 2 > x->cap) {
             size_t cap = x->cap ? x->cap * 2 : 4096;
-            char *nl = realloc(x->line, cap);
+            char *nl = as__realloc(x->line, cap);
             if (nl == NULL) continue;
             x->line = nl;
             x->cap = cap;
         }
         x->line[x->len++] = ch;
     }
-    free(buf->base);
+    as__free(buf->base);
     if (n < 0) {
         if (x->len) {
             x->line[x->len] = '\0';
@@ -225,6 +226,6 @@ int as__cli_pipe(int argc, char **argv)
     uv_close((uv_handle_t *)&x.in, NULL);
     uv_close((uv_handle_t *)&x.finish, NULL);
     uv_run(x.loop, UV_RUN_NOWAIT);
-    free(x.line);
+    as__free(x.line);
     return 0;
 }

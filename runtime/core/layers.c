@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "err.h"
 #include "model.h"
 
@@ -21,7 +22,7 @@ void as__layers_init(as_layers *L, as_pack *const *packs, const as_order *o, con
 
 void as__layers_clear_notes(as_layers *L)
 {
-    for (int i = 0; i < L->nnotes; i++) free(L->notes[i]);
+    for (int i = 0; i < L->nnotes; i++) as__free(L->notes[i]);
     L->nnotes = 0;
 }
 
@@ -30,7 +31,7 @@ static void note(as_layers *L, const char *fmt, const char *a, const char *b, co
     if (L->nnotes == AS_MAX_NOTES) return;
     char buf[512];
     snprintf(buf, sizeof buf, fmt, a, b, c);
-    L->notes[L->nnotes] = strdup(buf);
+    L->notes[L->nnotes] = as__strdup(buf);
     if (L->notes[L->nnotes]) L->nnotes++;
 }
 

@@ -80,9 +80,16 @@ static inline void as__touch_order(as_runtime *rt, as_order *o)
 {
     if (rt->dur && !o->dirty) as__durable_touch_order(rt, o);
 }
-/* Writes an outbox entry in the turn's transaction; delivered once it is durable. */
-void as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const char *case_id,
-                        int64_t amount);
+/* Reserves what journaling one change needs, before the change is made, so that nothing can
+ * fail once it is (issue 11 #4: a command is answered durable only with its rows in the
+ * batch): room for `bytes` more record bytes in the turn's batch (as__journal_*_size/bound),
+ * a dirty slot for a case and one for an order, the slot of one answer, and the batch the
+ * turn's end hands over. 0 (always, without a store) or AS_ENOMEM. */
+int as__durable_reserve(as_runtime *rt, size_t bytes);
+/* Writes an outbox entry in the turn's transaction; delivered once it is durable. Called
+ * before the change that instructs it is made: AS_ENOMEM leaves the batch as it was. */
+int as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const char *case_id,
+                       int64_t amount);
 /* 1 when the store said, at the restore, that `url` acknowledged the outbox entry `key` (an
  * entry handed back for the other URLs); 0 otherwise. */
 int as__outbox_acked(const as_runtime *rt, const char *key, const char *url);
@@ -93,8 +100,11 @@ struct as_store;
 int as__durable_attach(as_runtime *rt, struct as_store *store, as_error *err);
 
 /* Journals a pack version row (versions.h) in the turn's transaction; `shop` "" for the
- * platform's own packs. A no-op without a store. */
+ * platform's own packs. A no-op without a store. Writes in the room reserved for it with
+ * as__durable_reserve(as__durable_pack_size(...)); unreserved (the bundled packs' rows at
+ * attach) a failure fails the batch. */
 void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int current);
+size_t as__durable_pack_size(const char *shop, const as_version *v);
 
 /* Loads merchant rules from source text and puts them in force for `shop`'s new cases
  * (versions.c: AS_ECONFLICT for another source under a used name@version); on a durable
@@ -133,6 +143,10 @@ as_order *as__order_get(as_runtime *rt, const char *id);
 void as__advance(as_runtime *rt, int64_t to_ms);
 
 /* JSON codec (codec.c) */
+/* Parses `text` (rejecting duplicate keys) into *out (the caller's reference): 0,
+ * AS_EBAD_REQUEST "malformed JSON: <why>" (with the line when `with_line`), or AS_ENOMEM
+ * when one of jansson's allocations failed on the way -- the text may be fine. */
+int as__json_parse(const char *text, int with_line, json_t **out, as_error *err);
 int as__cmd_parse_open(as_cmd *cmd, json_t *obj);
 int as__cmd_parse_act(as_cmd *cmd, const char *action, json_t *payload);
 json_t *as__case_json(const as_case *c);

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/alloc.h"
 #include "../core/err.h"
 #include "store.h"
 #include "wbuf.h"
@@ -368,7 +369,7 @@ static void sqlite_close(as_store *base)
     if (s->wal_fd >= 0) close(s->wal_fd);
     sqlite3_close(s->db);
     if (s->lock_fd >= 0) close(s->lock_fd); /* last: the file is ours until it is closed */
-    free(s);
+    as__free(s);
 }
 
 static const as_store_engine sqlite_engine = {"sqlite", sqlite_commit, sqlite_sync, sqlite_load,
@@ -385,12 +386,12 @@ static int open_wal(sqlite_store *s, const char *path, as_error *err)
     if (wal == NULL || (s->wal_fd = open(wal, O_RDWR | O_CLOEXEC)) < 0)
         return as__err(err, AS_EIO, "%s: cannot open its write-ahead log: %s", path,
                        strerror(errno));
-    char *copy = strdup(path); /* owned here; dirname() may write into it */
+    char *copy = as__strdup(path); /* owned here; dirname() may write into it */
     if (copy == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     int dir = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = dir >= 0 && fsync(dir) == 0 ? 0 : errno;
     if (dir >= 0) close(dir);
-    free(copy);
+    as__free(copy);
     if (rc) return as__err(err, AS_EIO, "%s: cannot sync its directory: %s", path, strerror(rc));
     return 0;
 }
@@ -402,12 +403,12 @@ static int open_wal(sqlite_store *s, const char *path, as_error *err)
 static int lock_writer(sqlite_store *s, const char *path, as_error *err)
 {
     size_t n = strlen(path);
-    char *lock = malloc(n + sizeof "-writer"); /* owned here */
+    char *lock = as__malloc(n + sizeof "-writer"); /* owned here */
     if (lock == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     memcpy(lock, path, n);
     memcpy(lock + n, "-writer", sizeof "-writer");
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    free(lock);
+    as__free(lock);
     if (s->lock_fd < 0)
         return as__err(err, AS_EIO, "%s: cannot open its writer lock %s-writer: %s", path, path,
                        strerror(errno));
@@ -484,7 +485,7 @@ static int check_and_migrate(sqlite_store *s, const char *path, as_error *err)
 int as__store_sqlite_open(const char *path, as_store **out, as_error *err)
 {
     *out = NULL;
-    sqlite_store *s = calloc(1, sizeof *s);
+    sqlite_store *s = as__calloc(1, sizeof *s);
     if (s == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     s->base.engine = &sqlite_engine;
     s->wal_fd = -1;

@@ -1,0 +1,69 @@
+/* alloc.c -- see alloc.h and aftersale.h as_replace_allocator. */
+#include "alloc.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+as_allocator as__allocator = {malloc, realloc, calloc, free};
+
+/* Set once a runtime exists: blocks are live from then on (in the runtime, in libuv's
+ * handles, in jansson's values, in the Lua states), and one freed by another allocator than
+ * the one that made it is undefined behaviour. */
+static int locked;
+static unsigned long json_failed;
+
+static void *json_malloc(size_t n)
+{
+    void *p = as__malloc(n);
+    if (p == NULL) json_failed++;
+    return p;
+}
+
+static void json_free(void *p)
+{
+    as__free(p);
+}
+
+unsigned long as__json_failures(void)
+{
+    return json_failed;
+}
+
+void as__allocator_lock(void)
+{
+    /* the same allocator jansson had (the C library's, or the replacement installed by
+     * as_replace_allocator), seen through the counting wrapper: no block changes hands */
+    if (!locked) json_set_alloc_funcs(json_malloc, json_free);
+    locked = 1;
+}
+
+int as_replace_allocator(as_malloc_fn m, as_realloc_fn r, as_calloc_fn c, as_free_fn f)
+{
+    if (m == NULL || r == NULL || c == NULL || f == NULL) return AS_EBAD_REQUEST;
+    if (locked) return AS_EINVALID_STATE;
+    if (uv_replace_allocator(m, r, c, f) != 0) return AS_EBAD_REQUEST;
+    as__allocator = (as_allocator){m, r, c, f};
+    /* jansson has no realloc hook: it only mallocs and frees */
+    json_set_alloc_funcs(json_malloc, json_free);
+    /* SQLite keeps its own allocator: it frees nothing we allocate and we free nothing it
+     * allocates (sqlite3_free for its strings), and its own OOM is reported as an I/O error
+     * of the store, which fails the batch like a full disk would. */
+    return 0;
+}
+
+char *as__strndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *d = as__malloc(len + 1);
+    if (d == NULL) return NULL;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+char *as__strdup(const char *s)
+{
+    return as__strndup(s, (size_t)-1);
+}
