@@ -12,23 +12,53 @@ as_allocator as__allocator = {malloc, realloc, calloc, free};
  * handles, in jansson's values, in the Lua states), and one freed by another allocator than
  * the one that made it is undefined behaviour. */
 static int locked;
-static unsigned long json_failed;
+
+/* jansson inside as__json_parse_begin/end (see alloc.h): the refusals counted, and the blocks
+ * taken from the C library instead (owned, C library's memory), to be freed with free(). */
+static struct {
+    int on;
+    unsigned long refused;
+    void **blocks;
+    size_t n, cap;
+} parse;
 
 static void *json_malloc(size_t n)
 {
     void *p = as__malloc(n);
-    if (p == NULL) json_failed++;
+    if (p != NULL || !parse.on) return p;
+    parse.refused++;
+    if (parse.n == parse.cap) {
+        size_t cap = parse.cap ? parse.cap * 2 : 16;
+        void **v = realloc(parse.blocks, cap * sizeof *v);
+        if (v == NULL) return NULL;
+        parse.blocks = v;
+        parse.cap = cap;
+    }
+    if ((p = malloc(n)) != NULL) parse.blocks[parse.n++] = p;
     return p;
 }
 
 static void json_free(void *p)
 {
+    for (size_t i = parse.n; i-- > 0;) /* none but during a refused parse */
+        if (parse.blocks[i] == p) {
+            parse.blocks[i] = parse.blocks[--parse.n];
+            free(p);
+            return;
+        }
     as__free(p);
 }
 
-unsigned long as__json_failures(void)
+void as__json_parse_begin(void)
 {
-    return json_failed;
+    parse.on = 1;
+    parse.refused = 0;
+}
+
+unsigned long as__json_parse_end(void)
+{
+    parse.on = 0;
+    return parse.refused;
 }
 
 void as__allocator_lock(void)

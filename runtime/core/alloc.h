@@ -46,13 +46,17 @@ char *as__strdup(const char *s);
 char *as__strndup(const char *s, size_t n);
 
 /* Called by as_runtime_new: from the first runtime on the allocator may not change. Installs
- * the library's allocator into jansson (as as_replace_allocator does) so that a failed
- * allocation of jansson's is counted below. */
+ * the library's allocator into jansson (as as_replace_allocator does), through the wrapper
+ * that as__json_parse_begin/end arm. */
 void as__allocator_lock(void);
 
-/* How many of jansson's allocations have failed so far (loop thread). jansson reports its
- * own out-of-memory unreliably -- a failed copy in the lexer reads as a syntax error, or is
- * dropped and yields a damaged string -- so a caller tells by this count moving. */
-unsigned long as__json_failures(void);
+/* Bracket one json_loads (loop thread, not nested). jansson cannot take a failed allocation
+ * in its lexer: it drops the byte it could not buffer, and then reads a damaged string,
+ * asserts, or writes past a buffer (jansson 2.14 lex_save/lex_scan_string). Inside the
+ * bracket a block the allocator refuses is taken from the C library instead, so that the
+ * parse ends safely; _end returns how many were refused, and a caller seeing any refuses the
+ * document (nomem) and frees it before the next bracket. */
+void as__json_parse_begin(void);
+unsigned long as__json_parse_end(void);
 
 #endif

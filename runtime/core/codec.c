@@ -202,12 +202,12 @@ int as__cmd_parse_open(as_cmd *cmd, json_t *obj)
 int as__json_parse(const char *text, int with_line, json_t **out, as_error *err)
 {
     json_error_t je;
-    unsigned long failed = as__json_failures();
+    as__json_parse_begin();
     *out = json_loads(text ? text : "", JSON_REJECT_DUPLICATES, &je);
-    /* jansson's lexer drops a byte it cannot buffer and goes on (lex_save ignores the
-     * failure), so a document parsed while an allocation failed may hold damaged strings:
-     * it is refused even when jansson returned one */
-    if (as__json_failures() != failed || (*out == NULL && json_error_code(&je) == json_error_out_of_memory)) {
+    /* a document parsed while an allocation was refused may hold damaged strings (alloc.h):
+     * refused, and freed now, even when jansson returned one */
+    if (as__json_parse_end() != 0 ||
+        (*out == NULL && json_error_code(&je) == json_error_out_of_memory)) {
         json_decref(*out);
         *out = NULL;
         return as__err(err, AS_ENOMEM, "out of memory");
