@@ -841,14 +841,15 @@ static void dispatch(conn *c)
         return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);
     if (c->has_idem && (c->idem_too_long || as__limit_id(c->idem, c->idem_len) != 0))
         return fill_error(r, AS_EBAD_REQUEST, "Idempotency-Key " AS_LIMIT_ID_WHAT, !ka);
-    json_error_t je;
-    json_t *body = c->body_len ? json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &je)
-                               : json_object();
-    if (body == NULL || !json_is_object(body)) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "malformed JSON: %s", body ? "not an object" : je.text);
+    as_error perr = {0};
+    json_t *body = NULL;
+    int prc = c->body_len ? as__json_parse(c->body, c->body_len, 0, &body, &perr)
+                          : (body = json_object()) ? 0 : as__err(&perr, AS_ENOMEM, "out of memory");
+    if (prc == 0 && !json_is_object(body))
+        prc = as__err(&perr, AS_EBAD_REQUEST, "malformed JSON: not an object");
+    if (prc) {
         json_decref(body);
-        return fill_error(r, AS_EBAD_REQUEST, msg, !ka);
+        return fill_error(r, prc, perr.msg, !ka);
     }
     int code;
     const char *msg = "";

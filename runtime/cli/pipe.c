@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "../core/alloc.h"
+#include "../core/err.h"
 #include "../core/runtime.h"
 #include "../core/uvbuf.h"
 #include "aftersale/aftersale.h"
@@ -78,12 +79,13 @@ static void done_cb(void *ud, int code, const char *message)
 
 static void handle_line(pipe_ctx *x, const char *line)
 {
-    json_error_t je;
-    json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &je);
-    if (req == NULL || !json_is_object(req)) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "malformed JSON: %s", req ? "not an object" : je.text);
-        answer(NULL, AS_EBAD_REQUEST, msg);
+    json_t *req;
+    as_error err = {0};
+    int rc = as__json_parse(line, strlen(line), 0, &req, &err);
+    if (rc == 0 && !json_is_object(req))
+        rc = as__err(&err, AS_EBAD_REQUEST, "malformed JSON: not an object");
+    if (rc) {
+        answer(NULL, rc, err.msg);
         json_decref(req);
         return;
     }
@@ -92,15 +94,18 @@ static void handle_line(pipe_ctx *x, const char *line)
     if (op && strcmp(op, "case.get") == 0) {
         const char *cid = json_string_value(json_object_get(req, "case"));
         char *c = cid ? as_case_get_json(x->rt, cid) : NULL;
+        json_t *cj = NULL;
         if (c == NULL) {
             answer(id, AS_ENOT_FOUND, "unknown case");
+        } else if (as__json_parse(c, strlen(c), 0, &cj, NULL) != 0) {
+            answer(id, AS_ENOMEM, "out of memory"); /* our own text: only memory can fail */
         } else {
             json_t *a = json_object();
             json_object_set(a, "id", id ? id : json_null());
-            json_object_set_new(a, "case", json_loads(c, 0, NULL));
+            json_object_set_new(a, "case", cj);
             emit(a);
-            as_free(c);
         }
+        as_free(c);
         json_decref(req);
         return;
     }

@@ -199,11 +199,11 @@ int as__cmd_parse_open(as_cmd *cmd, json_t *obj)
     return cmd->shape_err;
 }
 
-int as__json_parse(const char *text, int with_line, json_t **out, as_error *err)
+int as__json_parse(const char *text, size_t len, int with_line, json_t **out, as_error *err)
 {
     json_error_t je;
     as__json_parse_begin();
-    *out = json_loads(text ? text : "", JSON_REJECT_DUPLICATES, &je);
+    *out = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &je);
     /* a document parsed while an allocation was refused may hold damaged strings (alloc.h):
      * refused, and freed now, even when jansson returned one */
     if (as__json_parse_end() != 0 ||

@@ -583,7 +583,7 @@ int as_runtime_submit(as_runtime *rt, const char *request_json, as_done_cb cb, v
 {
     json_t *req;
     as_error err = {0};
-    int rc = as__json_parse(request_json, 0, &req, &err);
+    int rc = as__json_parse(request_json, request_json ? strlen(request_json) : 0, 0, &req, &err);
     if (rc || !json_is_object(req)) {
         /* jansson out of memory is nomem, not the caller's malformed JSON: a retry may pass */
         if (rc == 0) rc = as__err(&err, AS_EBAD_REQUEST, "malformed JSON: not an object");

@@ -934,7 +934,8 @@ static int prepare(txn *t)
         int rc = as__layers_refund_amount(&t->L, refund_cap(t->c, &t->nv), &amount, t->err);
         if (rc) return rc;
         t->nv.refund_amount = amount;
-        return cond_fn(t, AS_WC_INSPECT) < 0 ? AS_ERULE_ERROR : 0;
+        rc = cond_fn(t, AS_WC_INSPECT);
+        return rc < 0 ? rc : 0; /* rule_error, or the host's nomem as itself */
     }
     case AS_ACT_REVISE:
         if (cmd->given & AS_P_REASON) t->nv.reason = (uint8_t)cmd->reason;
@@ -1383,7 +1384,7 @@ int as_runtime_load_packs_dir(as_runtime *rt, const char *dir, as_error *err)
 int as_order_create_json(as_runtime *rt, const char *json, as_error *err)
 {
     json_t *j;
-    int rc = as__json_parse(json, 1, &j, err);
+    int rc = as__json_parse(json, json ? strlen(json) : 0, 1, &j, err);
     if (rc) return rc;
     as__fire_due(rt);
     rc = as__order_create(rt, j, err);
@@ -1431,7 +1432,7 @@ int as_case_open_json(as_runtime *rt, const char *principal, const char *json, a
         return as__err(err, AS_EFORBIDDEN, "unknown principal '%s'", principal ? principal : "");
     as__cmd_init(&cmd, who, AS_ACT_OPEN);
     json_t *j;
-    int rc = as__json_parse(json, 1, &j, err);
+    int rc = as__json_parse(json, json ? strlen(json) : 0, 1, &j, err);
     if (rc) return rc;
     as__cmd_parse_open(&cmd, j);
     rc = as__case_open(rt, &cmd, err);
@@ -1449,7 +1450,7 @@ int as_case_act_json(as_runtime *rt, const char *principal, const char *case_id,
         return as__err(err, AS_EFORBIDDEN, "unknown principal '%s'", principal ? principal : "");
     as__cmd_init(&cmd, who, -1);
     json_t *j = NULL;
-    int rc = payload_json ? as__json_parse(payload_json, 1, &j, err) : 0;
+    int rc = payload_json ? as__json_parse(payload_json, strlen(payload_json), 1, &j, err) : 0;
     if (rc == AS_EBAD_REQUEST && as__case_get(rt, case_id) == NULL)
         return as__err(err, AS_ENOT_FOUND, "unknown case '%s'", case_id);
     if (rc) return rc;

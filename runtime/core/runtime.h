@@ -143,10 +143,12 @@ as_order *as__order_get(as_runtime *rt, const char *id);
 void as__advance(as_runtime *rt, int64_t to_ms);
 
 /* JSON codec (codec.c) */
-/* Parses `text` (rejecting duplicate keys) into *out (the caller's reference): 0,
- * AS_EBAD_REQUEST "malformed JSON: <why>" (with the line when `with_line`), or AS_ENOMEM
- * when one of jansson's allocations failed on the way -- the text may be fine. */
-int as__json_parse(const char *text, int with_line, json_t **out, as_error *err);
+/* Parses `len` bytes of `text` (rejecting duplicate keys) into *out (the caller's
+ * reference): 0, AS_EBAD_REQUEST "malformed JSON: <why>" (with the line when `with_line`), or
+ * AS_ENOMEM when one of jansson's allocations failed on the way -- the text may be fine. Every
+ * parse of the library goes through here: jansson is safe under a failed allocation only so
+ * (alloc.h as__json_parse_begin). */
+int as__json_parse(const char *text, size_t len, int with_line, json_t **out, as_error *err);
 int as__cmd_parse_open(as_cmd *cmd, json_t *obj);
 int as__cmd_parse_act(as_cmd *cmd, const char *action, json_t *payload);
 json_t *as__case_json(const as_case *c);

@@ -754,8 +754,10 @@ static void *pooled(lua_State *L, struct proxy_pool *pool, size_t size)
         lua_rawgeti(L, LUA_REGISTRYINDEX, pool->meta);
         lua_setmetatable(L, -2);
         lua_pushvalue(L, -1);
-        lua_rawseti(L, -3, ++pool->len);
-        pool->used = pool->len;
+        /* counted once stored: a rawseti that raises (out of memory) must not leave a hole
+         * that the next call would take for a proxy */
+        lua_rawseti(L, -3, (lua_Integer)pool->len + 1);
+        pool->used = ++pool->len;
     }
     lua_remove(L, -2);
     return lua_touserdata(L, -1);
@@ -1487,13 +1489,14 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
     int rc = x.rc;
     if (st != LUA_OK) {
         char m[200];
-        failure(lp, L, st, m, sizeof m);
-        rc = as__err(err, AS_ERULE_ERROR, "%s@%s: hook %s failed: %s", p->name, p->version,
+        /* the host's memory running out is nomem, as at load: the pack did nothing wrong */
+        int code = failure(lp, L, st, m, sizeof m);
+        rc = as__err(err, code, "%s@%s: hook %s failed: %s", p->name, p->version,
                      as__hook_name(h), m);
     }
     if (rc) ans->kind = AS_ANS_NIL;
     lp->args = NULL;
     lua_settop(L, 0);
-    if (rc) p->failures++;
+    if (rc && rc != AS_ENOMEM) p->failures++;
     return rc;
 }
