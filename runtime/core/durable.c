@@ -324,18 +324,25 @@ static void writer_main(void *arg)
         uint64_t upto = b->seq;
         int skip = d->write_failed != 0; /* nothing after a failed write reaches the disk */
         uv_mutex_unlock(&d->mu);
+        /* one batch is committed from its own buffer; several are copied into one */
+        int incomplete = 0;
         as__wbuf_reset(&txn);
         for (b = first; b; b = b->seq < upto ? b->link : NULL) {
-            if (b->rec.len) as__wbuf_bytes(&txn, b->rec.p, b->rec.len);
-            txn.oom |= b->rec.oom;
+            if (b->rec.len && first->seq != upto) as__wbuf_bytes(&txn, b->rec.p, b->rec.len);
+            incomplete |= b->rec.oom;
         }
         as_error e = {0};
         if (skip)
             ;
-        else if (txn.oom)
+        else if (incomplete)
             as__err(&e, AS_ENOMEM, "out of memory while journaling the batch");
-        else if (txn.len)
+        else if (first->seq == upto && first->rec.len)
+            d->store->engine->commit(d->store, first->rec.p, first->rec.len, &e);
+        else if (!txn.oom && txn.len)
             d->store->engine->commit(d->store, txn.p, txn.len, &e);
+        else if (txn.oom) /* no room to group them: one transaction each, all the same */
+            for (b = first; b && e.code == 0; b = b->seq < upto ? b->link : NULL)
+                if (b->rec.len) d->store->engine->commit(d->store, b->rec.p, b->rec.len, &e);
         uv_mutex_lock(&d->mu);
         if (e.code && d->write_failed == 0) {
             d->write_failed = first->seq;
