@@ -64,8 +64,13 @@ unsigned long as__json_parse_end(void)
 void as__allocator_lock(void)
 {
     /* the same allocator jansson had (the C library's, or the replacement installed by
-     * as_replace_allocator), seen through the counting wrapper: no block changes hands */
-    if (!locked) json_set_alloc_funcs(json_malloc, json_free);
+     * as_replace_allocator), seen through the wrapper: no block changes hands. An embedder
+     * that gave jansson an allocator of its own keeps it (its values would otherwise be
+     * freed by another allocator); the library's parses are then as safe as that one. */
+    json_malloc_t m;
+    json_free_t f;
+    json_get_alloc_funcs(&m, &f);
+    if (!locked && m == malloc && f == free) json_set_alloc_funcs(json_malloc, json_free);
     locked = 1;
 }
 

@@ -339,7 +339,7 @@ int as__order_create(as_runtime *rt, json_t *j, as_error *err)
     if (rc == 0 && (intern_order(rt, o) != 0 ||
                     (o->shop_ref = as__shop_get(rt, o->shop, 1)) == NULL ||
                     as__events_reserve(&o->shop_ref->events, 1) != 0 ||
-                    as__durable_reserve(rt, as__journal_order_size(o)) != 0 ||
+                    (rt->dur && as__durable_reserve(rt, as__journal_order_size(o)) != 0) ||
                     as__strmap_put(&rt->orders, o) != 0))
         rc = as__err(err, AS_ENOMEM, "out of memory");
     if (rc) {
@@ -535,8 +535,9 @@ static int change_room(txn *t, uint32_t entries, size_t note_bytes)
     if (hist_reserve(c, more) != 0 ||
         as__events_reserve(&c->order->shop_ref->events, TRANSITION_EVENTS + (uint32_t)t->L.nnotes) != 0 ||
         as__sched_reserve(&t->rt->sched, 1) != 0 ||
-        as__durable_reserve(t->rt, as__journal_case_bound(c, &t->nv, more, note_bytes) +
-                                       as__journal_order_size(c->order)) != 0)
+        (t->rt->dur && /* measured only when something is journaled */
+         as__durable_reserve(t->rt, as__journal_case_bound(c, &t->nv, more, note_bytes) +
+                                        as__journal_order_size(c->order)) != 0))
         return as__err(t->err, AS_ENOMEM, "out of memory");
     return 0;
 }
@@ -1415,7 +1416,7 @@ int as_order_event(as_runtime *rt, const char *order_id, const char *event_name,
         return as__err(err, AS_EINVALID_STATE, "order '%s' already had '%s'", order_id, event_name);
     if (need && *need == AS_UNSET && need != &o->shipped_at)
         return as__err(err, AS_EINVALID_STATE, "order '%s' is not delivered yet", order_id);
-    if (as__durable_reserve(rt, as__journal_order_size(o)) != 0)
+    if (rt->dur && as__durable_reserve(rt, as__journal_order_size(o)) != 0)
         return as__err(err, AS_ENOMEM, "out of memory");
     if (need && *need == AS_UNSET) o->shipped_at = now; /* delivery implies shipment */
     *slot = now;

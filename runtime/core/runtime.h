@@ -84,7 +84,7 @@ static inline void as__touch_order(as_runtime *rt, as_order *o)
  * fail once it is (issue 11 #4: a command is answered durable only with its rows in the
  * batch): room for `bytes` more record bytes in the turn's batch (as__journal_*_size/bound),
  * a dirty slot for a case and one for an order, the slot of one answer, and the batch the
- * turn's end hands over. 0 (always, without a store) or AS_ENOMEM. */
+ * turn's end hands over. 0 or AS_ENOMEM; callers skip measuring `bytes` without a store. */
 int as__durable_reserve(as_runtime *rt, size_t bytes);
 /* Writes an outbox entry in the turn's transaction; delivered once it is durable. Called
  * before the change that instructs it is made: AS_ENOMEM leaves the batch as it was. */

@@ -147,7 +147,7 @@ int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size
         added = v != NULL;
     }
     /* the version's row is journaled below, after the point of no return: room for it now */
-    if (rc == 0 && as__durable_reserve(rt, as__durable_pack_size(shop, v)) != 0) {
+    if (rc == 0 && rt->dur && as__durable_reserve(rt, as__durable_pack_size(shop, v)) != 0) {
         if (added) drop_last(&s->versions);
         rc = as__err(err, AS_ENOMEM, "out of memory");
     }
