@@ -218,7 +218,7 @@ static char *world(as_runtime *rt, int metrics)
         for (int i = 0; i < o->nitems; i++) put(&t, " %s:%d", o->items[i].sku, o->items[i].attempts);
         put(&t, "\n");
     }
-    static const char *const cases[] = {"C1", "C2", NULL};
+    static const char *const cases[] = {"C1", "C2", "C3", NULL};
     for (const char *const *id = cases; *id; id++) {
         char *s = as_case_get_json(rt, *id);
         put(&t, "%s %s\n", *id, s ? s : "-");
@@ -330,7 +330,8 @@ typedef struct step {
 static const step flow[] = {
     {"{\"op\":\"order.create\",\"key\":\"k-order\",\"order\":{\"id\":\"O1\",\"shop\":\"S1\","
      "\"buyer\":\"B1\",\"items\":[{\"sku\":\"T1\",\"category\":\"apparel\",\"qty\":1,"
-     "\"price\":19900},{\"sku\":\"T2\",\"category\":\"apparel\",\"qty\":2,\"price\":5000}],"
+     "\"price\":19900},{\"sku\":\"T2\",\"category\":\"apparel\",\"qty\":2,\"price\":5000},"
+     "{\"sku\":\"T3\",\"category\":\"apparel\",\"qty\":1,\"price\":8000}],"
      "\"shipping_fee\":1000}}"},
     {"{\"op\":\"rules.load\",\"shop\":\"S1\",\"source\":\"" MERCHANT_RULES "\"}"},
     {"{\"op\":\"order.ship\",\"order\":\"O1\"}"},
@@ -360,6 +361,15 @@ static const step flow[] = {
      "\"payload\":{\"reason\":\"still fine\"}}"},
     {"{\"op\":\"case.act\",\"as\":\"buyer:B1\",\"case\":\"C2\",\"action\":\"escalate\"}"},
     {"{\"op\":\"case.act\",\"as\":\"platform\",\"case\":\"C2\",\"action\":\"rule_for_buyer\"}"},
+    /* a partial refund by offer, then the order confirmed */
+    {"{\"op\":\"case.open\",\"as\":\"buyer:B1\",\"case\":{\"id\":\"C3\",\"order\":\"O1\","
+     "\"type\":\"partial_refund\",\"reason\":\"not_as_described\",\"evidence\":[\"photo-4\"],"
+     "\"requested_amount\":3000,\"items\":[{\"sku\":\"T3\",\"qty\":1}]}}"},
+    {"{\"op\":\"case.act\",\"as\":\"merchant:S1\",\"case\":\"C3\",\"action\":\"offer\","
+     "\"payload\":{\"amount\":2000}}"},
+    {"{\"op\":\"case.act\",\"as\":\"buyer:B1\",\"case\":\"C3\",\"action\":\"accept_offer\"}"},
+    {"{\"op\":\"case.act\",\"as\":\"platform\",\"case\":\"C3\",\"action\":\"refund_succeeded\"}"},
+    {"{\"op\":\"order.confirm\",\"order\":\"O1\"}"},
 };
 #define NFLOW ((int)(sizeof flow / sizeof flow[0]))
 
