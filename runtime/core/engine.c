@@ -118,7 +118,7 @@ static int64_t refund_cap(const as_case *c, const as_case_vals *v)
     return as__case_paid(c) + v->return_shipping + as__case_fee(c);
 }
 
-/* Records a metrics event, in room the command reserved before its change (events_room). */
+/* Records a metrics event, in the room the command reserved before its change (change_room). */
 static void event(as_runtime *rt, const as_order *o, as_event_kind k, int64_t val)
 {
     (void)as__events_add(&o->shop_ref->events, k, as__clock_now(&rt->clock), o, val);
@@ -564,9 +564,11 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
         }
     }
     if (as__state_terminal(to) && to != AS_STATE_REFUNDED) t->nv.refund_amount = 0;
-    /* a refund instruction: its entry is the history entry appended below, hence + 1; on a
-     * durable runtime it goes into the batch now, the last step that can fail */
-    int instruct = to == AS_STATE_REFUNDING && (from != AS_STATE_REFUNDING || action == AS_ACT_REFUND_FAILED);
+    /* a refund instruction (when someone takes it): its entry is the history entry appended
+     * below, hence + 1; on a durable runtime it goes into the batch now, the last step that
+     * can fail */
+    int instruct = to == AS_STATE_REFUNDING && (from != AS_STATE_REFUNDING || action == AS_ACT_REFUND_FAILED) &&
+                   (rt->dur || rt->outbox.cb);
     char *key = NULL; /* owned here */
     int rc = change_room(t, 1, note ? strlen(note) : 0);
     if (rc == 0 && instruct && (key = outbox_key(c, "refund", refund_attempt(c) + 1)) == NULL)
@@ -612,7 +614,7 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
         rt->stats.by_type_state[c->type][to]++;
     }
     /* delivered now when nothing is durable, else once the batch holding it is on disk */
-    if (instruct && !rt->dur && rt->outbox.cb)
+    if (instruct && !rt->dur)
         rt->outbox.cb(rt->outbox.data, "refund", c->id, c->v.refund_amount, key);
     as__free(key);
     if (to == AS_STATE_REFUNDED && from != to)
