@@ -501,6 +501,66 @@ START_TEST(alloc_oom_sweep_every_command)
 }
 END_TEST
 
+/* Two commands in one loop turn share a batch: each is reserved for on its own, and each is
+ * answered 0 with its rows or nomem without a trace, whatever the other's fate. Here the
+ * buyer ships C1's return while opening C2 (flow steps 6 and 12, after steps 0-5). */
+START_TEST(alloc_oom_sweep_one_turn)
+{
+    enum { BASE = 6, A = 6, B = 12 };
+    install();
+    fault.sticky = _i;
+    char ra[2048], rb[2048];
+    request(ra, sizeof ra, A);
+    request(rb, sizeof rb, B);
+    /* what memory holds, timeless, after neither, A only, B only, both */
+    char *want[4];
+    for (int m = 0; m < 4; m++) {
+        W w;
+        replay(&w, BASE);
+        if (m & 1) ck_assert_int_eq(run(&w, ra), 0);
+        if (m & 2) ck_assert_int_eq(run(&w, rb), 0);
+        want[m] = timeless(world(w.rt, 0));
+        discard(&w);
+    }
+    long points = 0;
+    W w;
+    replay(&w, BASE);
+    for (long n = 1;; n++) {
+        char *before = world(w.rt, 1), *stored = rows(w.mem);
+        W a = {0}, b = {0}; /* the two answers (done_cb's fields only) */
+        arm(n);
+        int rca = as_runtime_submit(w.rt, ra, done_cb, &a);
+        int rcb = as_runtime_submit(w.rt, rb, done_cb, &b);
+        pump(&w);
+        int hit = disarm();
+        points += hit;
+        ck_assert_msg(a.answered == 1 && b.answered == 1 && a.code == rca && b.code == rcb,
+                      "allocation %ld: answered %d and %d times", n, a.answered, b.answered);
+        ck_assert_msg((rca == 0 || (hit && rca == AS_ENOMEM)) && (rcb == 0 || (hit && rcb == AS_ENOMEM)),
+                      "allocation %ld: answered %s and %s", n, as_err_name(rca), as_err_name(rcb));
+        char *now = world(w.rt, 0), *back = restored(&w);
+        same("the restored runtime", BASE, n, now, back);
+        same("what the answers say", BASE, n, want[(rca == 0) | (rcb == 0) << 1], timeless(now));
+        if (rca && rcb) {
+            char *after = world(w.rt, 1), *rows_after = rows(w.mem);
+            same("memory after two refusals", BASE, n, before, after);
+            same("the store after two refusals", BASE, n, stored, rows_after);
+            free(after), free(rows_after);
+        }
+        free(before), free(stored), free(now), free(back);
+        if (!hit) break;
+        if (rca == 0 || rcb == 0) {
+            discard(&w);
+            replay(&w, BASE);
+        }
+    }
+    discard(&w);
+    for (int m = 0; m < 4; m++) free(want[m]);
+    printf("alloc sweep of one turn (%s): 2 commands, %ld allocation points\n",
+           _i ? "from the n-th on" : "the n-th only", points);
+}
+END_TEST
+
 /* ==========================================================================================
  * The API
  * ======================================================================================== */
@@ -546,6 +606,7 @@ static Suite *alloc_suite(void)
     TCase *sweep = tcase_create("sweep");
     tcase_set_timeout(sweep, 110);
     tcase_add_loop_test(sweep, alloc_oom_sweep_every_command, 0, 2);
+    tcase_add_loop_test(sweep, alloc_oom_sweep_one_turn, 0, 2);
     suite_add_tcase(s, sweep);
     return s;
 }
