@@ -321,8 +321,8 @@ static char *rows(as_store *s)
     "  eligibility = function(order, request, now) return true end,"                       \
     "  deadlines = function(case, order) return { merchant_response = 24 * as.HOUR } end }"
 
-/* One command of the sweep: its request (a printf format taking the step's number, for the
- * merchant rules' version) and the answer it has when memory does not run out. */
+/* One command of the sweep: its request, a printf format given the step's number (the
+ * merchant rules' version); each is answered 0 when memory does not run out. */
 typedef struct step {
     const char *req;
 } step;
