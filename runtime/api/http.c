@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/alloc.h"
 #include "../core/err.h"
 #include "../core/runtime.h"
 #include "../core/uvbuf.h"
@@ -47,20 +48,20 @@ static int load_keys(as_strmap *keys, const char *path, as_error *err)
             break;
         }
         size_t kl = strlen(key);
-        key_entry *e = malloc(sizeof *e + kl + 1);
-        if (e == NULL || (e->principal = strdup(who)) == NULL) {
-            free(e);
+        key_entry *e = as__malloc(sizeof *e + kl + 1);
+        if (e == NULL || (e->principal = as__strdup(who)) == NULL) {
+            as__free(e);
             rc = as__err(err, AS_ENOMEM, "out of memory");
             break;
         }
         memcpy(e->key, key, kl + 1);
         if (as__strmap_get(keys, key)) {
-            free(e->principal);
-            free(e);
+            as__free(e->principal);
+            as__free(e);
             rc = as__err(err, AS_EBAD_REQUEST, "%s:%d: the key is listed twice", path, n);
         } else if (as__strmap_put(keys, e) != 0) {
-            free(e->principal);
-            free(e);
+            as__free(e->principal);
+            as__free(e);
             rc = as__err(err, AS_ENOMEM, "out of memory");
         }
     }
@@ -204,7 +205,7 @@ static void conn_close(conn *c)
 
 static void reset_request(conn *c)
 {
-    free(c->url), free(c->body);
+    as__free(c->url), as__free(c->body);
     c->url = c->body = NULL;
     c->url_len = c->body_len = c->hfield_len = c->item_len = c->header_bytes = 0;
     c->auth_len = c->idem_len = 0;
@@ -223,12 +224,12 @@ static void conn_maybe_free(conn *c)
     h->nconns--;
     for (response *r = c->head, *n; r; r = n) {
         n = r->next;
-        free(r->buf);
-        free(r);
+        as__free(r->buf);
+        as__free(r);
     }
     reset_request(c);
-    free(c->rest);
-    free(c);
+    as__free(c->rest);
+    as__free(c);
     if (h->stopping && h->nconns == 0 && h->on_stopped) h->on_stopped(h);
 }
 
@@ -246,8 +247,8 @@ static void on_written(uv_write_t *w, int status)
 {
     write_req *wr = (write_req *)w;
     conn *c = w->handle->data;
-    free(wr->buf);
-    free(wr);
+    as__free(wr->buf);
+    as__free(wr);
     c->writes_done++;
     if (status == 0) resume(c); /* the client reads again: so may we */
 }
@@ -273,13 +274,13 @@ static int send_answer(conn *c, response *r)
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == (int)r->len) return 0;
     if (n < 0 && n != UV_EAGAIN) return -1;
-    write_req *wr = malloc(sizeof *wr);
+    write_req *wr = as__malloc(sizeof *wr);
     if (wr == NULL) return -1;
     size_t off = n > 0 ? (size_t)n : 0;
     wr->buf = r->buf;
     b = uv_buf_init(r->buf + off, (unsigned)(r->len - off));
     if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
-        free(wr);
+        as__free(wr);
         return -1;
     }
     r->buf = NULL;
@@ -299,8 +300,8 @@ static void flush(conn *c)
         int close_after = r->close_after;
         /* an answer that cannot go out whole would garble the ones after it: hang up */
         if (!c->closing && send_answer(c, r) != 0) close_after = 1;
-        free(r->buf);
-        free(r);
+        as__free(r->buf);
+        as__free(r);
         if (close_after) conn_close(c);
     }
     if (!c->closing && c->head == NULL && c->pending == 0 &&
@@ -330,7 +331,7 @@ static void fill_typed(response *r, int status, const char *type, const char *bo
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
                       status, reason_phrase(status), type, blen,
                       close_after ? "Connection: close\r\n" : "");
-    r->buf = malloc((size_t)hl + blen);
+    r->buf = as__malloc((size_t)hl + blen);
     if (r->buf) {
         memcpy(r->buf, head, (size_t)hl);
         memcpy(r->buf + hl, body, blen);
@@ -351,7 +352,7 @@ static void fill_status(response *r, int status, const char *name, const char *m
     json_t *j = json_pack("{s:s, s:s}", "error", name, "message", msg ? msg : "");
     char *s = json_dumps(j, JSON_COMPACT);
     fill(r, status, s ? s : "{}", close_after);
-    free(s);
+    as__free(s);
     json_decref(j);
 }
 
@@ -364,7 +365,7 @@ static const char OK_BODY[] = "{\"ok\":true}";
 
 static response *enqueue(conn *c)
 {
-    response *r = calloc(1, sizeof *r);
+    response *r = as__calloc(1, sizeof *r);
     if (r == NULL) return NULL;
     r->started = uv_hrtime();
     if (c->tail) c->tail->next = r;
@@ -405,12 +406,12 @@ static void answered(void *ud, int code, const char *msg)
     if (a->read && code == 0) {
         a->r->ready = 1;
     } else {
-        free(a->r->buf);
+        as__free(a->r->buf);
         a->r->buf = NULL;
         if (code == 0) fill(a->r, a->created ? 201 : 200, OK_BODY, !a->keep_alive);
         else fill_error(a->r, code, msg, !a->keep_alive);
     }
-    free(a);
+    as__free(a);
     c->pending--;
     flush(c);
     resume(c); /* one fewer answer waiting: the connection may be read again */
@@ -423,9 +424,9 @@ static void hold_read(conn *c, response *r, int need, int ka)
 {
     if (need == AS_READ_NOW) return;
     as_error err = {0};
-    answer_ctx *a = malloc(sizeof *a); /* owned by answered() once queued */
+    answer_ctx *a = as__malloc(sizeof *a); /* owned by answered() once queued */
     if (a == NULL) {
-        free(r->buf);
+        as__free(r->buf);
         r->buf = NULL;
         return fill_error(r, AS_ENOMEM, "out of memory", 1);
     }
@@ -531,7 +532,7 @@ static void list_cases(conn *cn, const as_principal *who, const char *qs, respon
     if ((state && st < 0) || limit < 1 || limit > 1000 || cursor < 0)
         return fill_error(r, AS_EBAD_REQUEST, "state, limit (1..1000) or cursor out of range", !ka);
     size_t n = 0, pos = 0;
-    as_case **v = malloc((h->rt->cases.len + 1) * sizeof *v);
+    as_case **v = as__malloc((h->rt->cases.len + 1) * sizeof *v);
     if (v == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
     as_case *c;
     while ((c = as__strmap_next(&h->rt->cases, &pos)) != NULL) {
@@ -554,7 +555,7 @@ static void list_cases(conn *cn, const as_principal *who, const char *qs, respon
                                           : json_null());
         json_array_append_new(items, e);
     }
-    free(v);
+    as__free(v);
     json_t *j = json_pack("{s:o}", "cases", items);
     if (i < n) {
         char next[32];
@@ -565,7 +566,7 @@ static void list_cases(conn *cn, const as_principal *who, const char *qs, respon
     }
     char *s = json_dumps(j, JSON_COMPACT);
     fill(r, 200, s ? s : "{}", !ka);
-    free(s);
+    as__free(s);
     json_decref(j);
     hold_read(cn, r, need, ka);
 }
@@ -594,7 +595,7 @@ static void shop_rules(as_http *h, const as_principal *who, const char *shop, co
     json_decref(j);
     if (s == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
     fill(r, 200, s, !ka);
-    free(s);
+    as__free(s);
 }
 
 /* GET /v1/rules: what is in force; a merchant sees its own shop's pack only. */
@@ -625,7 +626,7 @@ static void list_rules(as_http *h, const as_principal *who, response *r, int ka)
     json_object_set_new(j, "merchants", merchants);
     char *out = json_dumps(j, JSON_COMPACT);
     fill(r, 200, out ? out : "{}", !ka);
-    free(out);
+    as__free(out);
     json_decref(j);
 }
 
@@ -638,7 +639,7 @@ static void prometheus(as_http *h, response *r, int ka)
     while ((oc = as__strmap_next(&h->rt->cases, &pos)) != NULL)
         open_cases += !as__state_terminal(oc->v.state);
     size_t cap = 16384, len = 0;
-    char *body = malloc(cap);
+    char *body = as__malloc(cap);
     if (body == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
 #define OUT(...)                                                                           \
     do {                                                                                   \
@@ -708,13 +709,13 @@ static void prometheus(as_http *h, response *r, int ka)
                       "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                       "Content-Length: %zu\r\n%s\r\n",
                       len, ka ? "" : "Connection: close\r\n");
-    r->buf = malloc((size_t)hl + len);
+    r->buf = as__malloc((size_t)hl + len);
     if (r->buf) {
         memcpy(r->buf, head, (size_t)hl);
         memcpy(r->buf + hl, body, len);
         r->len = (size_t)hl + len;
     }
-    free(body);
+    as__free(body);
     r->ready = 1;
     r->status = 200;
     r->close_after = !ka;
@@ -745,7 +746,7 @@ static void get_case(conn *cn, const as_principal *who, const char *id, response
     json_object_set_new(j, "actions", acts);
     char *s = json_dumps(j, JSON_COMPACT);
     fill(r, 200, s ? s : "{}", !ka);
-    free(s);
+    as__free(s);
     json_decref(j);
     int need = AS_READ_NOW;
     as__read_note(h->rt, cs, &need);
@@ -805,7 +806,7 @@ static json_t *write_request(as_http *h, const as_principal *who, const char *pr
 /* Hands a write to the runtime (taking `req`); `r` is filled when it is durable or refused. */
 static void submit(conn *c, response *r, json_t *req, int ka, int created)
 {
-    answer_ctx *a = req ? malloc(sizeof *a) : NULL;
+    answer_ctx *a = req ? as__malloc(sizeof *a) : NULL;
     if (a == NULL) {
         json_decref(req);
         fill_error(r, AS_ENOMEM, "out of memory", 1);
@@ -826,7 +827,7 @@ static void healthz(as_http *h, response *r, int ka)
     json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "io", "message", why);
     char *s = json_dumps(j, JSON_COMPACT);
     fill(r, 503, s ? s : "{}", !ka);
-    free(s);
+    as__free(s);
     json_decref(j);
 }
 
@@ -887,14 +888,15 @@ static void dispatch(conn *c)
         return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);
     if (c->has_idem && (c->idem_too_long || as__limit_id(c->idem, c->idem_len) != 0))
         return fill_error(r, AS_EBAD_REQUEST, "Idempotency-Key " AS_LIMIT_ID_WHAT, !ka);
-    json_error_t je;
-    json_t *body = c->body_len ? json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &je)
-                               : json_object();
-    if (body == NULL || !json_is_object(body)) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "malformed JSON: %s", body ? "not an object" : je.text);
+    as_error perr = {0};
+    json_t *body = NULL;
+    int prc = c->body_len ? as__json_parse(c->body, c->body_len, 0, &body, &perr)
+                          : (body = json_object()) ? 0 : as__err(&perr, AS_ENOMEM, "out of memory");
+    if (prc == 0 && !json_is_object(body))
+        prc = as__err(&perr, AS_EBAD_REQUEST, "malformed JSON: not an object");
+    if (prc) {
         json_decref(body);
-        return fill_error(r, AS_EBAD_REQUEST, msg, !ka);
+        return fill_error(r, prc, perr.msg, !ka);
     }
     int code;
     const char *msg = "";
@@ -924,7 +926,7 @@ static int count_header(conn *c, size_t n, size_t item_max)
 
 static int append(char **dst, size_t *len, const char *at, size_t n)
 {
-    char *p = realloc(*dst, *len + n + 1);
+    char *p = as__realloc(*dst, *len + n + 1);
     if (p == NULL) return -1;
     memcpy(p + *len, at, n);
     *len += n;
@@ -1098,7 +1100,7 @@ static void feed(conn *c, char *buf, size_t off, size_t n)
     if (c->done || c->closing) {
         stop_reading(c);
         if (c->rest == buf) c->rest = NULL;
-        free(buf);
+        as__free(buf);
         flush(c);
         return;
     }
@@ -1110,7 +1112,7 @@ static void feed(conn *c, char *buf, size_t off, size_t n)
         return;
     }
     if (c->rest == buf) c->rest = NULL;
-    free(buf);
+    as__free(buf);
     if (c->too_big) refuse(c, c->too_big, "bad_request", "request too large");
     else if (e != HPE_OK || used != n) refuse(c, 400, "bad_request", "malformed HTTP");
 }
@@ -1131,7 +1133,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         feed(c, buf->base, 0, (size_t)n);
         return;
     }
-    free(buf->base);
+    as__free(buf->base);
     if (n < 0) {
         stop_reading(c);
         c->eof = 1;
@@ -1153,7 +1155,7 @@ static void turn_away(conn *c, const char *msg)
 /* Links a new connection (its handles initialised) into the server. */
 static conn *conn_new(as_http *h)
 {
-    conn *c = calloc(1, sizeof *c);
+    conn *c = as__calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->srv = h;
     uv_tcp_init(h->loop, &c->tcp);
@@ -1208,11 +1210,11 @@ void as__http_conn_feed(as_http_conn *hc, const char *bytes, size_t n)
     conn *c = (conn *)hc;
     if (c->done || c->closing || n == 0) return;
     size_t kept = c->rest ? c->rest_len : 0;
-    char *buf = malloc(kept + n);
+    char *buf = as__malloc(kept + n);
     if (buf == NULL) return conn_close(c);
     if (kept) memcpy(buf, c->rest + c->rest_off, kept);
     memcpy(buf + kept, bytes, n);
-    free(c->rest);
+    as__free(c->rest);
     c->rest = NULL;
     if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
         /* backed up: kept until resume() */
@@ -1241,7 +1243,7 @@ static int http_init(uv_loop_t *loop, as_runtime *rt, const as_http_options *o,
                      const char *keys_path, as_http **out, as_error *err)
 {
     *out = NULL;
-    as_http *h = calloc(1, sizeof *h);
+    as_http *h = as__calloc(1, sizeof *h);
     if (h == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     h->loop = loop;
     h->rt = rt;
@@ -1317,9 +1319,9 @@ void as__http_free(as_http *h)
     size_t pos = 0;
     key_entry *e;
     while ((e = as__strmap_next(&h->keys, &pos)) != NULL) {
-        free(e->principal);
-        free(e);
+        as__free(e->principal);
+        as__free(e);
     }
     as__strmap_free(&h->keys);
-    free(h);
+    as__free(h);
 }

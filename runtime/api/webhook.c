@@ -13,6 +13,7 @@
  * callback: one uv_timer_t); both events call curl_multi_socket_action, and then the finished
  * transfers are collected. Name resolution is curl's (threaded), so a host name never blocks
  * the loop. */
+#include "../core/alloc.h"
 #include "webhook.h"
 
 #include <curl/curl.h>
@@ -110,7 +111,7 @@ static int read_secret(const char *path, target *t, as_error *err)
     if (f == NULL)
         return as__err(err, AS_EBAD_REQUEST, "%s: cannot read the webhook secret",
                        path ? path : "(none)");
-    unsigned char *buf = malloc(AS_WEBHOOK_SECRET_MAX + 2); /* owned by `t` from here on */
+    unsigned char *buf = as__malloc(AS_WEBHOOK_SECRET_MAX + 2); /* owned by `t` from here on */
     size_t n = buf ? fread(buf, 1, AS_WEBHOOK_SECRET_MAX + 2, f) : 0;
     fclose(f);
     if (buf == NULL) return as__err(err, AS_ENOMEM, "out of memory");
@@ -136,7 +137,7 @@ int as__webhooks_new(uv_loop_t *loop, as_runtime *rt, const as_webhook_options *
         return as__err(err, AS_EBAD_REQUEST, "1 to %d webhooks", AS_WEBHOOK_MAX);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return as__err(err, AS_ENOMEM, "libcurl: cannot initialise");
-    as_webhooks *w = calloc(1, sizeof *w);
+    as_webhooks *w = as__calloc(1, sizeof *w);
     if (w == NULL) {
         curl_global_cleanup();
         return as__err(err, AS_ENOMEM, "out of memory");
@@ -153,12 +154,12 @@ int as__webhooks_new(uv_loop_t *loop, as_runtime *rt, const as_webhook_options *
         if (check_url(t->url) != 0)
             rc = as__err(err, AS_EBAD_REQUEST, "'%s' is not an http:// or https:// URL with a host",
                          t->url);
-        else if ((w->targets[i].url = strdup(t->url)) == NULL)
+        else if ((w->targets[i].url = as__strdup(t->url)) == NULL)
             rc = as__err(err, AS_ENOMEM, "out of memory");
         else
             rc = read_secret(t->secret_file, &w->targets[i], err);
     }
-    if (rc == 0 && o->ca_file && (w->ca_file = strdup(o->ca_file)) == NULL)
+    if (rc == 0 && o->ca_file && (w->ca_file = as__strdup(o->ca_file)) == NULL)
         rc = as__err(err, AS_ENOMEM, "out of memory");
     if (rc == 0 && (w->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
         rc = as__err(err, AS_ENOMEM, "libcrypto: no HMAC");
@@ -197,7 +198,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 
 static void sock_closed(uv_handle_t *h)
 {
-    free(h->data);
+    as__free(h->data);
 }
 
 static void sock_close(sock *s)
@@ -224,9 +225,9 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
         return 0;
     }
     if (s == NULL) {
-        if ((s = calloc(1, sizeof *s)) == NULL) return -1; /* curl fails that transfer */
+        if ((s = as__calloc(1, sizeof *s)) == NULL) return -1; /* curl fails that transfer */
         if (uv_poll_init_socket(w->loop, &s->poll, fd) != 0) {
-            free(s);
+            as__free(s);
             return -1;
         }
         s->fd = fd;
@@ -268,11 +269,11 @@ static void job_freed(uv_handle_t *h)
 {
     job *j = h->data;
     if (--j->e->jobs == 0) {
-        free(j->e->key);
-        free(j->e->body);
-        free(j->e);
+        as__free(j->e->key);
+        as__free(j->e->body);
+        as__free(j->e);
     }
-    free(j);
+    as__free(j);
 }
 
 /* Takes `j` off the live list; its timer's close frees it. */
@@ -322,7 +323,7 @@ static struct curl_slist *add_header(struct curl_slist *list, const char *name, 
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t nn = strlen(name), nv = strlen(value);
-    char *line = malloc(nn + 2 + 3 * nv + 1); /* owned here; curl copies it */
+    char *line = as__malloc(nn + 2 + 3 * nv + 1); /* owned here; curl copies it */
     if (line == NULL) return NULL;
     memcpy(line, name, nn);
     char *p = line + nn;
@@ -340,7 +341,7 @@ static struct curl_slist *add_header(struct curl_slist *list, const char *name, 
     }
     *p = '\0';
     struct curl_slist *l = curl_slist_append(list, line);
-    free(line);
+    as__free(line);
     if (l == NULL) curl_slist_free_all(list);
     return l;
 }
@@ -511,20 +512,20 @@ void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id,
                           const char *key)
 {
     if (w->stopping) return; /* not acknowledged: delivered again after the next start */
-    entry *e = calloc(1, sizeof *e);
+    entry *e = as__calloc(1, sizeof *e);
     if (e) e->body = as__webhooks_body(kind, case_id, amount, key);
-    if (e == NULL || e->body == NULL || (e->key = strdup(key)) == NULL) {
+    if (e == NULL || e->body == NULL || (e->key = as__strdup(key)) == NULL) {
         fprintf(stderr, "aftersale serve: webhook: cannot build an entry's body (out of "
                         "memory?); it is delivered again after a restart\n");
-        if (e) free(e->body);
-        free(e);
+        if (e) as__free(e->body);
+        as__free(e);
         w->stats.failed++;
         return;
     }
     for (int i = 0; i < w->ntargets; i++) {
         if (as__outbox_acked(w->rt, key, w->targets[i].url)) continue; /* before a restart */
         e->unacked++; /* with or without a job: a URL skipped here keeps the entry undone */
-        job *d = calloc(1, sizeof *d);
+        job *d = as__calloc(1, sizeof *d);
         if (d == NULL) {
             w->stats.failed++;
             continue; /* delivered there after the next start */
@@ -543,9 +544,9 @@ void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id,
     }
     if (e->jobs == 0) { /* every URL had it before the restart, or no memory for any */
         if (e->unacked == 0) acknowledge(w, key, NULL);
-        free(e->key);
-        free(e->body);
-        free(e);
+        as__free(e->key);
+        as__free(e->body);
+        as__free(e);
         return;
     }
     pump(w);
@@ -582,12 +583,12 @@ void as__webhooks_free(as_webhooks *w)
     if (w == NULL) return;
     curl_multi_cleanup(w->multi); /* NULL after a stop */
     for (int i = 0; i < w->ntargets; i++) {
-        free(w->targets[i].url);
+        as__free(w->targets[i].url);
         if (w->targets[i].secret) OPENSSL_cleanse(w->targets[i].secret, AS_WEBHOOK_SECRET_MAX + 2);
-        free(w->targets[i].secret);
+        as__free(w->targets[i].secret);
     }
-    free(w->ca_file);
+    as__free(w->ca_file);
     EVP_MAC_free(w->hmac);
-    free(w);
+    as__free(w);
     curl_global_cleanup();
 }

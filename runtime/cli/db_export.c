@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/alloc.h"
 #include "../core/err.h"
 #include "../core/runtime.h"
 #include "../store/store.h"
@@ -51,13 +52,13 @@ static int line(const char *kind, json_t *obj)
     json_decref(l);
     if (text == NULL) return -1;
     puts(text);
-    free(text);
+    as__free(text);
     return 0;
 }
 
 static int write_all(as_runtime *rt, as_error *err)
 {
-    as_order **orders = malloc((rt->orders.len ? rt->orders.len : 1) * sizeof *orders); /* owned */
+    as_order **orders = as__malloc((rt->orders.len ? rt->orders.len : 1) * sizeof *orders); /* owned */
     if (orders == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     size_t n = 0, pos = 0;
     as_order *o;
@@ -70,7 +71,7 @@ static int write_all(as_runtime *rt, as_error *err)
         for (as_case *c = orders[i]->cases; rc == 0 && c; c = c->next_in_order)
             rc = line("case", as__case_json(c));
     }
-    free(orders);
+    as__free(orders);
     if (rc) return as__err(err, AS_ENOMEM, "out of memory");
     if (fflush(stdout) != 0 || ferror(stdout))
         return as__err(err, AS_EIO, "cannot write the export: standard output failed");

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "../core/alloc.h"
+#include "../core/err.h"
 #include "../core/runtime.h"
 #include "../core/uvbuf.h"
 #include "aftersale/aftersale.h"
@@ -31,7 +33,7 @@ static void emit(json_t *j)
         fputs(s, stdout);
         fputc('\n', stdout);
         fflush(stdout);
-        free(s);
+        as__free(s);
     }
     json_decref(j);
 }
@@ -71,7 +73,7 @@ static void done_cb(void *ud, int code, const char *message)
     json_decref(p->id);
     p->ctx->waiting--;
     pipe_ctx *x = p->ctx;
-    free(p);
+    as__free(p);
     maybe_finish(x);
 }
 
@@ -86,7 +88,7 @@ static void case_read_cb(void *ud, int code, const char *text)
         json_decref(p->id);
         p->ctx->waiting--;
         pipe_ctx *x = p->ctx;
-        free(p);
+        as__free(p);
         maybe_finish(x);
         return;
     }
@@ -95,18 +97,19 @@ static void case_read_cb(void *ud, int code, const char *text)
 
 static void handle_line(pipe_ctx *x, const char *line)
 {
-    json_error_t je;
-    json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &je);
-    if (req == NULL || !json_is_object(req)) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "malformed JSON: %s", req ? "not an object" : je.text);
-        answer(NULL, AS_EBAD_REQUEST, msg);
+    json_t *req;
+    as_error err = {0};
+    int rc = as__json_parse(line, strlen(line), 0, &req, &err);
+    if (rc == 0 && !json_is_object(req))
+        rc = as__err(&err, AS_EBAD_REQUEST, "malformed JSON: not an object");
+    if (rc) {
+        answer(NULL, rc, err.msg);
         json_decref(req);
         return;
     }
     json_t *id = json_object_get(req, "id");
     const char *op = json_string_value(json_object_get(req, "op"));
-    pending *p = malloc(sizeof *p); /* owned by done_cb / case_read_cb */
+    pending *p = as__malloc(sizeof *p); /* owned by done_cb / case_read_cb */
     if (p == NULL) {
         answer(id, AS_ENOMEM, "out of memory");
         json_decref(req);
@@ -141,14 +144,14 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         }
         if (x->len + 2 > x->cap) {
             size_t cap = x->cap ? x->cap * 2 : 4096;
-            char *nl = realloc(x->line, cap);
+            char *nl = as__realloc(x->line, cap);
             if (nl == NULL) continue;
             x->line = nl;
             x->cap = cap;
         }
         x->line[x->len++] = ch;
     }
-    free(buf->base);
+    as__free(buf->base);
     if (n < 0) {
         if (x->len) {
             x->line[x->len] = '\0';
@@ -235,6 +238,6 @@ int as__cli_pipe(int argc, char **argv)
     uv_close((uv_handle_t *)&x.in, NULL);
     uv_close((uv_handle_t *)&x.finish, NULL);
     uv_run(x.loop, UV_RUN_NOWAIT);
-    free(x.line);
+    as__free(x.line);
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/alloc.h"
 #include "../core/timefmt.h"
 #include "aftersale/aftersale.h"
 #include "cli.h"
@@ -189,7 +190,7 @@ static int load_scenario(scenario *s, const char *file)
     json_t *steps = json_object_get(s->doc, "steps");
     if (!json_is_array(steps)) return parse_error(s, 0, "'steps' must be a list%s", "");
     s->nsteps = json_array_size(steps);
-    s->steps = calloc(s->nsteps + 1, sizeof *s->steps);
+    s->steps = as__calloc(s->nsteps + 1, sizeof *s->steps);
     if (s->steps == NULL) return parse_error(s, 0, "out of memory%s", "");
     for (size_t i = 0; i < s->nsteps; i++) {
         json_t *st = json_array_get(steps, i);
@@ -233,7 +234,7 @@ static int do_step(as_runtime *rt, const scenario *s, json_t *st, as_error *err)
     if (strcmp(d, "order.create") == 0) {
         char *text = json_dumps(json_object_get(st, "order"), JSON_COMPACT);
         int rc = as_order_create_json(rt, text, err);
-        free(text);
+        as__free(text);
         return rc;
     }
     if (strncmp(d, "order.", 6) == 0)
@@ -241,7 +242,7 @@ static int do_step(as_runtime *rt, const scenario *s, json_t *st, as_error *err)
     if (strcmp(d, "case.open") == 0) {
         char *text = json_dumps(json_object_get(st, "case"), JSON_COMPACT | JSON_ENCODE_ANY);
         int rc = as_case_open_json(rt, json_string_value(json_object_get(st, "as")), text, err);
-        free(text);
+        as__free(text);
         return rc;
     }
     if (strcmp(d, "case.act") == 0) {
@@ -252,7 +253,7 @@ static int do_step(as_runtime *rt, const scenario *s, json_t *st, as_error *err)
                                   json_string_value(json_object_get(st, "case")),
                                   json_string_value(json_object_get(st, "action")), text,
                                   ver ? json_integer_value(ver) : -1, err);
-        free(text);
+        as__free(text);
         return rc;
     }
     char path[8400];
@@ -281,8 +282,8 @@ static void check_fields(scenario *s, const step *st, const char *what, json_t *
         if (!same_json(v, g)) {
             char *w = json_dumps(v, JSON_ENCODE_ANY), *f = json_dumps(g, JSON_ENCODE_ANY);
             fail(s, st, "%s: expected %s %s, found %s", what, k, w, f);
-            free(w);
-            free(f);
+            as__free(w);
+            as__free(f);
         }
     }
 }
@@ -300,7 +301,7 @@ static void check_expect(as_runtime *rt, scenario *s, const step *st)
         if (got == NULL) fail(s, st, "%s: could not be computed", what);
         else check_fields(s, st, what, m, got, "shop");
         json_decref(got);
-        free(text);
+        as__free(text);
         return;
     }
     const char *id = json_string_value(json_object_get(ex, "case"));
@@ -314,7 +315,7 @@ static void check_expect(as_runtime *rt, scenario *s, const step *st)
     snprintf(what, sizeof what, "case %s", id);
     check_fields(s, st, what, ex, got, "case");
     json_decref(got);
-    free(text);
+    as__free(text);
 }
 
 /* A category's native plugin from <plugins>/<category>/<category>.so, in place of its Lua
@@ -404,7 +405,7 @@ int as__run_files(char **files, int n, const as_run_opts *ro)
         } else {
             passed++;
         }
-        free(s.steps);
+        as__free(s.steps);
         json_decref(s.doc);
     }
     printf("%d passed, %d failed\n", passed, failed + broken);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "../core/alloc.h"
 #include "../api/http.h"
 #include "../api/webhook.h"
 #include "../core/timefmt.h"
@@ -33,7 +34,7 @@ static void outbox(void *data, const char *kind, const char *case_id, int64_t am
     /* as JSON: an id's bytes cannot start a log line of their own */
     char *line = as__webhooks_body(kind, case_id, amount, key); /* owned here */
     fprintf(stderr, "aftersale serve: outbox %s: no --webhook set\n", line ? line : "(no memory)");
-    free(line);
+    as__free(line);
 }
 
 static void stopped(as_http *h)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "err.h"
 #include "runtime.h"
 
@@ -196,6 +197,25 @@ int as__cmd_parse_open(as_cmd *cmd, json_t *obj)
     if (!(cmd->given & AS_P_REASON)) shape(cmd, "the case needs a %s", "'reason'");
     if (cmd->nitems == 0) shape(cmd, "the case needs %s", "'items'");
     return cmd->shape_err;
+}
+
+int as__json_parse(const char *text, size_t len, int with_line, json_t **out, as_error *err)
+{
+    json_error_t je;
+    as__json_parse_begin();
+    *out = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &je);
+    /* a document parsed while an allocation was refused may hold damaged strings (alloc.h):
+     * refused, and freed now, even when jansson returned one */
+    if (as__json_parse_end() != 0 ||
+        (*out == NULL && json_error_code(&je) == json_error_out_of_memory)) {
+        json_decref(*out);
+        *out = NULL;
+        return as__err(err, AS_ENOMEM, "out of memory");
+    }
+    if (*out) return 0;
+    if (with_line)
+        return as__err(err, AS_EBAD_REQUEST, "malformed JSON: %s (line %d)", je.text, je.line);
+    return as__err(err, AS_EBAD_REQUEST, "malformed JSON: %s", je.text);
 }
 
 /* Which payload keys each action takes (DESIGN.md §2). */

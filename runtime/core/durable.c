@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "../store/store.h"
 #include "err.h"
 #include "journal.h"
@@ -28,13 +29,26 @@ typedef struct done {
     as_done_cb cb;
     void *ud;
     int code;
-    char *msg; /* owned */
+    char msg[AS_ERROR_MSG_MAX]; /* inline: queuing an answer allocates nothing but its slot */
 } done;
 
 typedef struct delivery {
-    char *key, *kind, *case_id; /* owned */
+    char *key; /* owned: one block holding the key, then kind and case_id */
+    const char *kind, *case_id;
     int64_t amount;
 } delivery;
+
+static int delivery_make(delivery *d, const char *key, const char *kind, const char *case_id,
+                         int64_t amount)
+{
+    size_t k = strlen(key) + 1, n = strlen(kind) + 1, c = strlen(case_id) + 1;
+    if ((d->key = as__malloc(k + n + c)) == NULL) return AS_ENOMEM;
+    d->kind = memcpy(d->key + k, kind, n);
+    d->case_id = memcpy(d->key + k + n, case_id, c);
+    memcpy(d->key, key, k);
+    d->amount = amount;
+    return 0;
+}
 
 #define VEC(T)                                                                             \
     struct {                                                                               \
@@ -46,7 +60,7 @@ static int grow(void **v, size_t *cap, size_t len, size_t size)
 {
     if (len < *cap) return 0;
     size_t ncap = *cap ? *cap * 2 : 64;
-    void *nv = realloc(*v, ncap * size);
+    void *nv = as__realloc(*v, ncap * size);
     if (nv == NULL) return AS_ENOMEM;
     *v = nv;
     *cap = ncap;
@@ -55,6 +69,8 @@ static int grow(void **v, size_t *cap, size_t len, size_t size)
 #define PUSH(vec, x)                                                                       \
     (grow((void **)&(vec).v, &(vec).cap, (vec).len, sizeof *(vec).v) ? AS_ENOMEM           \
                                                                        : ((vec).v[(vec).len++] = (x), 0))
+/* Room for one more PUSH that then cannot fail. */
+#define ROOM(vec) grow((void **)&(vec).v, &(vec).cap, (vec).len, sizeof *(vec).v)
 
 /* One batch: its records, who waits for it, what it delivers. Once handed over, its records
  * are read by the writer and not written by anyone; `waiting` and `out` stay the loop's. */
@@ -114,6 +130,9 @@ struct as_durable {
     int stop;
     VEC(as_case *) dirty_cases;
     VEC(as_order *) dirty_orders;
+    /* loop only: record bytes promised by as__durable_reserve since the last collect(); the
+     * turn's buffer has room for them on top of what it holds */
+    size_t owed;
     as_strmap idem;
     idem *oldest, *newest; /* the keys of `idem` by `at`, linked by `newer` */
     int64_t pruned_at;     /* when the last PRUNE record was journaled */
@@ -134,9 +153,9 @@ static const char *acked_key(const void *p)
 static void acked_free(acked *a)
 {
     if (a == NULL) return;
-    for (size_t i = 0; i < a->n; i++) free(a->urls[i]);
-    free(a->urls);
-    free(a);
+    for (size_t i = 0; i < a->n; i++) as__free(a->urls[i]);
+    as__free(a->urls);
+    as__free(a);
 }
 
 int as__outbox_acked(const as_runtime *rt, const char *key, const char *url)
@@ -164,36 +183,71 @@ static void kick(as_runtime *rt)
     if (d && d->kick) uv_idle_start(d->kick, kick_cb);
 }
 
+int as__durable_reserve(as_runtime *rt, size_t bytes)
+{
+    struct as_durable *d = rt->dur;
+    if (d == NULL) return 0;
+    if (as__wbuf_reserve(&d->next.rec, d->owed + bytes) || ROOM(d->dirty_cases) ||
+        ROOM(d->dirty_orders) || ROOM(d->next.waiting) ||
+        (d->spare == NULL && (d->spare = as__calloc(1, sizeof *d->spare)) == NULL))
+        return AS_ENOMEM;
+    d->owed += bytes;
+    return 0;
+}
+
+/* A change that was not reserved and could not be marked fails its batch: it is never
+ * answered durable without its rows (the batch's commands are answered with an error). */
 void as__durable_touch_case(as_runtime *rt, as_case *c)
 {
     kick(rt);
     if (PUSH(rt->dur->dirty_cases, c) == 0) c->dirty = 1;
+    else rt->dur->next.rec.oom = 1;
 }
 
 void as__durable_touch_order(as_runtime *rt, as_order *o)
 {
     kick(rt);
     if (PUSH(rt->dur->dirty_orders, o) == 0) o->dirty = 1;
+    else rt->dur->next.rec.oom = 1;
 }
 
-void as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const char *case_id,
-                        int64_t amount)
+/* Appends the record `put` writes (called once to measure it, once to write it) after making
+ * room for it on top of what collect() is owed: a failure leaves the batch as it was. */
+static int put_record(struct as_durable *d, void (*put)(as_wbuf *b, const void *arg),
+                      const void *arg)
 {
-    batch *b = &rt->dur->next;
-    kick(rt);
-    as__wbuf_u8(&b->rec, AS_REC_OUTBOX);
-    as__wbuf_str(&b->rec, key);
-    as__wbuf_str(&b->rec, kind);
-    as__wbuf_str(&b->rec, case_id);
-    as__wbuf_i64(&b->rec, amount);
-    delivery d = {key ? strdup(key) : NULL, strdup(kind), strdup(case_id), amount};
-    if (!d.key || !d.kind || !d.case_id || PUSH(b->out, d)) {
-        free(d.key), free(d.kind), free(d.case_id);
-        b->rec.oom = 1;
-    }
+    as_wbuf m = {.measure = 1};
+    put(&m, arg);
+    if (as__wbuf_reserve(&d->next.rec, d->owed + m.len) != 0) return AS_ENOMEM;
+    put(&d->next.rec, arg);
+    return 0;
 }
 
-/* Journals what the turn changed into the next batch. */
+static void put_outbox(as_wbuf *b, const void *arg)
+{
+    const delivery *o = arg;
+    as__wbuf_u8(b, AS_REC_OUTBOX);
+    as__wbuf_str(b, o->key);
+    as__wbuf_str(b, o->kind);
+    as__wbuf_str(b, o->case_id);
+    as__wbuf_i64(b, o->amount);
+}
+
+int as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const char *case_id,
+                       int64_t amount)
+{
+    struct as_durable *d = rt->dur;
+    delivery o;
+    if (delivery_make(&o, key, kind, case_id, amount) != 0 || ROOM(d->next.out) ||
+        put_record(d, put_outbox, &o) != 0) {
+        as__free(o.key);
+        return AS_ENOMEM;
+    }
+    PUSH(d->next.out, o);
+    kick(rt);
+    return 0;
+}
+
 /* Retention (docs/api.md "Idempotency"): at most once a second, the keys answered more than
  * the retention time ago are forgotten, and a PRUNE record in this turn's batch forgets them
  * in the store too, with the outbox entries settled since the last prune. Runs as the batch
@@ -205,12 +259,14 @@ static void prune_expired(as_runtime *rt)
     if (now - d->pruned_at < AS_SECOND) return;
     int64_t before = now - rt->idempotency_ms;
     if (!d->settled && !(d->oldest && d->oldest->at < before)) return;
+    /* beyond what the turn's changes were promised; without room, the prune waits */
+    if (as__wbuf_reserve(&d->next.rec, d->owed + 16) != 0) return;
     while (d->oldest && d->oldest->at < before) {
         idem *e = d->oldest;
         d->oldest = e->newer;
         as__strmap_del(&d->idem, e->key);
-        free(e->msg);
-        free(e);
+        as__free(e->msg);
+        as__free(e);
     }
     if (d->oldest == NULL) d->newest = NULL;
     as__wbuf_u8(&d->next.rec, AS_REC_PRUNE);
@@ -219,6 +275,7 @@ static void prune_expired(as_runtime *rt)
     d->settled = 0;
 }
 
+/* Journals what the turn changed into the next batch, in the room the changes reserved. */
 static void collect(as_runtime *rt)
 {
     struct as_durable *d = rt->dur;
@@ -235,6 +292,7 @@ static void collect(as_runtime *rt)
         c->dirty = 0;
     }
     d->dirty_orders.len = d->dirty_cases.len = 0;
+    d->owed = 0;
 }
 
 static void answer_all(batch *b, int code, const char *why)
@@ -242,8 +300,7 @@ static void answer_all(batch *b, int code, const char *why)
     for (size_t i = 0; i < b->waiting.len; i++) {
         done *w = &b->waiting.v[i];
         int c = code ? code : w->code;
-        if (w->cb) w->cb(w->ud, c, code ? why : (w->msg ? w->msg : ""));
-        free(w->msg);
+        if (w->cb) w->cb(w->ud, c, code ? why : w->msg);
     }
     b->waiting.len = 0;
 }
@@ -253,7 +310,7 @@ static void deliver_all(as_runtime *rt, batch *b)
     for (size_t i = 0; i < b->out.len; i++) {
         delivery *o = &b->out.v[i];
         if (rt->outbox.cb) rt->outbox.cb(rt->outbox.data, o->kind, o->case_id, o->amount, o->key);
-        free(o->key), free(o->kind), free(o->case_id);
+        as__free(o->key);
     }
     b->out.len = 0;
 }
@@ -273,8 +330,7 @@ static void finish(as_runtime *rt, batch *b, const as_error *e)
         }
         d->failed = 1;
         answer_all(b, AS_EIO, e->msg);
-        for (size_t i = 0; i < b->out.len; i++)
-            free(b->out.v[i].key), free(b->out.v[i].kind), free(b->out.v[i].case_id);
+        for (size_t i = 0; i < b->out.len; i++) as__free(b->out.v[i].key);
         b->out.len = 0;
     } else {
         d->durable_seq = b->seq;
@@ -308,18 +364,25 @@ static void writer_main(void *arg)
         uint64_t upto = b->seq;
         int skip = d->write_failed != 0; /* nothing after a failed write reaches the disk */
         uv_mutex_unlock(&d->mu);
+        /* one batch is committed from its own buffer; several are copied into one */
+        int incomplete = 0;
         as__wbuf_reset(&txn);
         for (b = first; b; b = b->seq < upto ? b->link : NULL) {
-            if (b->rec.len) as__wbuf_bytes(&txn, b->rec.p, b->rec.len);
-            txn.oom |= b->rec.oom;
+            if (b->rec.len && first->seq != upto) as__wbuf_bytes(&txn, b->rec.p, b->rec.len);
+            incomplete |= b->rec.oom;
         }
         as_error e = {0};
         if (skip)
             ;
-        else if (txn.oom)
+        else if (incomplete)
             as__err(&e, AS_ENOMEM, "out of memory while journaling the batch");
-        else if (txn.len)
+        else if (first->seq == upto && first->rec.len)
+            d->store->engine->commit(d->store, first->rec.p, first->rec.len, &e);
+        else if (!txn.oom && txn.len)
             d->store->engine->commit(d->store, txn.p, txn.len, &e);
+        else if (txn.oom) /* no room to group them: one transaction each, all the same */
+            for (b = first; b && e.code == 0; b = b->seq < upto ? b->link : NULL)
+                if (b->rec.len) d->store->engine->commit(d->store, b->rec.p, b->rec.len, &e);
         uv_mutex_lock(&d->mu);
         if (e.code && d->write_failed == 0) {
             d->write_failed = first->seq;
@@ -400,7 +463,7 @@ static void hand_over(as_runtime *rt)
     d->next.started = uv_hrtime();
     batch *b = d->spare;
     if (b) d->spare = b->link;
-    else if ((b = calloc(1, sizeof *b)) == NULL) {
+    else if ((b = as__calloc(1, sizeof *b)) == NULL) {
         as_error e;
         as__err(&e, AS_ENOMEM, "out of memory while handing a batch to the writer");
         finish(rt, &d->next, &e);
@@ -425,15 +488,14 @@ static void check_cb(uv_check_t *h)
     hand_over(h->data);
 }
 
-/* Queues `cb` to be answered once what this turn changed is durable. */
+/* Queues `cb` to be answered once what this turn changed is durable, in the slot the
+ * request reserved (as__submit_json). */
 static void wait_durable(as_runtime *rt, as_done_cb cb, void *ud, int code, const char *msg)
 {
-    done w = {cb, ud, code, code && msg ? strdup(msg) : NULL};
+    done w = {cb, ud, code, ""};
+    if (code && msg) snprintf(w.msg, sizeof w.msg, "%s", msg);
     kick(rt);
-    if (PUSH(rt->dur->next.waiting, w) != 0) {
-        free(w.msg);
-        if (cb) cb(ud, AS_ENOMEM, "out of memory");
-    }
+    if (PUSH(rt->dur->next.waiting, w) != 0 && cb) cb(ud, AS_ENOMEM, "out of memory");
 }
 
 /* ==========================================================================================
@@ -467,7 +529,7 @@ int as__read_wait(as_runtime *rt, int need, as_done_cb cb, void *ud, as_error *e
         wait_durable(rt, cb, ud, 0, NULL);
         return 1;
     }
-    done w = {cb, ud, 0, NULL};
+    done w = {cb, ud, 0, ""};
     if (PUSH(d->tail->waiting, w) != 0) return as__err(err, AS_ENOMEM, "out of memory");
     return 1;
 }
@@ -487,14 +549,14 @@ static void case_read_done(void *ud, int code, const char *msg)
 {
     case_read *r = ud;
     r->cb(r->ud, code, code ? msg : r->json);
-    free(r->json);
-    free(r);
+    as__free(r->json);
+    as__free(r);
 }
 
 int as_case_read(as_runtime *rt, const char *case_id, as_read_cb cb, void *ud)
 {
     as_error err = {0};
-    case_read *r = malloc(sizeof *r); /* owned here, then by case_read_done */
+    case_read *r = as__malloc(sizeof *r); /* owned here, then by case_read_done */
     char *json = r ? as_case_get_json(rt, case_id) : NULL; /* fires what is due first */
     const as_case *c = as__case_get(rt, case_id);
     int rc = 0, need = AS_READ_NOW;
@@ -510,8 +572,8 @@ int as_case_read(as_runtime *rt, const char *case_id, as_read_cb cb, void *ud)
             return 0;
         }
     }
-    free(json);
-    free(r);
+    as__free(json);
+    as__free(r);
     cb(ud, rc, err.msg);
     return rc;
 }
@@ -519,6 +581,14 @@ int as_case_read(as_runtime *rt, const char *case_id, as_read_cb cb, void *ud)
 /* ==========================================================================================
  * Requests (docs/pipe.md)
  * ======================================================================================== */
+
+static void put_ack(as_wbuf *b, const void *arg)
+{
+    const char *const *a = arg; /* key, url */
+    as__wbuf_u8(b, AS_REC_OUTBOX_ACK);
+    as__wbuf_str(b, a[0]);
+    as__wbuf_str(b, a[1]);
+}
 
 static int run_request(as_runtime *rt, json_t *req, as_error *err)
 {
@@ -574,10 +644,9 @@ static int run_request(as_runtime *rt, json_t *req, as_error *err)
         if (url && !json_is_string(url))
             return as__err(err, AS_EBAD_REQUEST, "'outbox.ack': 'url' must be a string");
         if (rt->dur) {
+            const char *a[2] = {key, json_string_value(url)}; /* NULL: every URL */
+            if (put_record(rt->dur, put_ack, a) != 0) return as__err(err, AS_ENOMEM, "out of memory");
             kick(rt);
-            as__wbuf_u8(&rt->dur->next.rec, AS_REC_OUTBOX_ACK);
-            as__wbuf_str(&rt->dur->next.rec, key);
-            as__wbuf_str(&rt->dur->next.rec, json_string_value(url)); /* NULL: every URL */
             if (url == NULL) {
                 acked_free(as__strmap_del(&rt->dur->acked, key));
                 rt->dur->settled++;
@@ -588,24 +657,27 @@ static int run_request(as_runtime *rt, json_t *req, as_error *err)
     return as__err(err, AS_EBAD_REQUEST, "unknown op '%s'", op);
 }
 
-/* Keeps a key's first answer, answered at `at` (the keys come oldest first: in answer order,
- * or from the store ordered by time). */
-static int remember(as_runtime *rt, const char *key, int code, const char *msg, int64_t at)
+static idem *idem_new(const char *key)
+{
+    size_t n = strlen(key);
+    idem *e = as__malloc(sizeof *e + n + 1); /* owned by the caller, then by d->idem */
+    if (e) memcpy(e->key, key, n + 1);
+    return e;
+}
+
+/* Puts `e` (taken over on success) in the map with its outcome, answered at `at`; a success
+ * keeps no message. The keys come oldest first (in answer order, or from the store ordered
+ * by time), which is the order the retention prunes them in. */
+static int idem_keep(as_runtime *rt, idem *e, int code, const char *msg, int64_t at)
 {
     struct as_durable *d = rt->dur;
-    size_t n = strlen(key);
-    idem *e = malloc(sizeof *e + n + 1); /* owned by d->idem */
-    if (e == NULL || (e->msg = strdup(msg)) == NULL) {
-        free(e);
-        return AS_ENOMEM;
-    }
-    memcpy(e->key, key, n + 1);
     e->code = code;
+    e->msg = NULL;
     e->at = at;
     e->newer = NULL;
-    if (as__strmap_put(&d->idem, e) != 0) {
-        free(e->msg);
-        free(e);
+    if ((code && msg && msg[0] && (e->msg = as__strdup(msg)) == NULL) ||
+        as__strmap_put(&d->idem, e) != 0) {
+        as__free(e->msg);
         return AS_ENOMEM;
     }
     if (d->newest) d->newest->newer = e;
@@ -614,26 +686,59 @@ static int remember(as_runtime *rt, const char *key, int code, const char *msg, 
     return 0;
 }
 
+static int remember(as_runtime *rt, const char *key, int code, const char *msg, int64_t at)
+{
+    idem *e = idem_new(key);
+    int rc = e ? idem_keep(rt, e, code, msg, at) : AS_ENOMEM;
+    if (rc) as__free(e);
+    return rc;
+}
+
+typedef struct idem_rec {
+    const char *key;
+    int code;
+    const char *msg;
+    int64_t at;
+} idem_rec;
+
+static void put_idem(as_wbuf *b, const void *arg)
+{
+    const idem_rec *r = arg;
+    as__wbuf_u8(b, AS_REC_IDEM);
+    as__wbuf_str(b, r->key);
+    as__wbuf_u32(b, (uint32_t)r->code);
+    as__wbuf_str(b, r->msg);
+    as__wbuf_i64(b, r->at);
+}
+
+/* What the key's record of a request may take: its message is not known before it runs. */
+static size_t idem_bound(const char *key)
+{
+    as_wbuf m = {.measure = 1};
+    put_idem(&m, &(idem_rec){key, 0, "", 0});
+    return m.len + AS_ERROR_MSG_MAX;
+}
+
 int as_runtime_submit(as_runtime *rt, const char *request_json, as_done_cb cb, void *ud)
 {
-    json_error_t je;
-    json_t *req = json_loads(request_json ? request_json : "", JSON_REJECT_DUPLICATES, &je);
-    if (req == NULL || !json_is_object(req)) {
-        as_error err = {0};
-        int rc = as__err(&err, AS_EBAD_REQUEST, "malformed JSON: %s", req ? "not an object" : je.text);
+    json_t *req;
+    as_error err = {0};
+    int rc = as__json_parse(request_json, request_json ? strlen(request_json) : 0, 0, &req, &err);
+    if (rc || !json_is_object(req)) {
+        /* jansson out of memory is nomem, not the caller's malformed JSON: a retry may pass */
+        if (rc == 0) rc = as__err(&err, AS_EBAD_REQUEST, "malformed JSON: not an object");
         json_decref(req);
         if (cb) cb(ud, rc, err.msg);
         return rc;
     }
     json_t *kj = json_object_get(req, "key");
     if (kj && !(json_is_string(kj) && as__limit_id(json_string_value(kj), json_string_length(kj)) == 0)) {
-        as_error err = {0};
-        int rc = as__limit_err(&err, "key", AS_LIMIT_ID_WHAT);
+        rc = as__limit_err(&err, "key", AS_LIMIT_ID_WHAT);
         json_decref(req);
         if (cb) cb(ud, rc, err.msg);
         return rc;
     }
-    int rc = as__submit_json(rt, req, cb, ud);
+    rc = as__submit_json(rt, req, cb, ud);
     json_decref(req);
     return rc;
 }
@@ -659,20 +764,31 @@ int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
         return rc;
     }
     idem *seen = key ? as__strmap_get(&rt->dur->idem, key) : NULL;
+    /* The answer's slot, and the key's entry and record, are reserved before the request
+     * runs: once it has changed something, remembering and answering it cannot fail. */
+    idem *fresh = NULL;
+    if (as__durable_reserve(rt, key && !seen ? idem_bound(key) : 0) != 0 ||
+        (key && !seen &&
+         ((fresh = idem_new(key)) == NULL || as__strmap_reserve(&rt->dur->idem, 1) != 0))) {
+        as__free(fresh);
+        rc = as__err(&err, AS_ENOMEM, "out of memory");
+        if (cb) cb(ud, rc, err.msg);
+        return rc;
+    }
     if (seen) {
         rc = seen->code;
         wait_durable(rt, cb, ud, rc, seen->msg); /* the first answer, once it is durable */
         return rc;
     }
     rc = run_request(rt, req, &err);
+    /* A nomem refusal changed nothing and is no outcome of the request: the key stays
+     * unused, so that the caller's retry runs it instead of hearing nomem forever. A refusal
+     * whose message cannot be kept is not remembered either: it changed nothing. */
     int64_t now = as__clock_now(&rt->clock);
-    if (key && remember(rt, key, rc, err.msg, now) == 0) {
-        as__wbuf_u8(&rt->dur->next.rec, AS_REC_IDEM);
-        as__wbuf_str(&rt->dur->next.rec, key);
-        as__wbuf_u32(&rt->dur->next.rec, (uint32_t)rc);
-        as__wbuf_str(&rt->dur->next.rec, err.msg);
-        as__wbuf_i64(&rt->dur->next.rec, now);
-    }
+    if (fresh && rc != AS_ENOMEM && idem_keep(rt, fresh, rc, err.msg, now) == 0)
+        put_idem(&rt->dur->next.rec, &(idem_rec){key, rc, err.msg, now});
+    else
+        as__free(fresh);
     wait_durable(rt, cb, ud, rc, err.msg);
     as__rearm(rt);
     return rc;
@@ -688,11 +804,17 @@ int as__merchant_limits(as_runtime *rt, const char *shop, as_lua_limits *lim, as
     return 0;
 }
 
-void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int current)
+typedef struct pack_rec {
+    const char *shop;
+    const as_version *v;
+    int current;
+} pack_rec;
+
+static void put_pack(as_wbuf *b, const void *arg)
 {
-    if (rt->dur == NULL) return;
-    as_wbuf *b = &rt->dur->next.rec;
-    kick(rt);
+    const char *shop = ((const pack_rec *)arg)->shop;
+    const as_version *v = ((const pack_rec *)arg)->v;
+    int current = ((const pack_rec *)arg)->current;
     as__wbuf_u8(b, AS_REC_PACK);
     as__wbuf_str(b, shop);
     as__wbuf_str(b, v->name);
@@ -704,15 +826,35 @@ void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int
     as__wbuf_i64(b, v->uploaded_at);
 }
 
-void as__durable_pack_prune(as_runtime *rt, const char *shop, const as_version *v)
+size_t as__durable_pack_size(const char *shop, const as_version *v)
+{
+    as_wbuf m = {.measure = 1};
+    put_pack(&m, &(pack_rec){shop, v, 1});
+    return m.len;
+}
+
+void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int current)
 {
     if (rt->dur == NULL) return;
-    as_wbuf *b = &rt->dur->next.rec;
     kick(rt);
+    put_pack(&rt->dur->next.rec, &(pack_rec){shop, v, current});
+}
+
+static void put_pack_prune(as_wbuf *b, const void *arg)
+{
+    const pack_rec *r = arg;
     as__wbuf_u8(b, AS_REC_PACK_PRUNE);
-    as__wbuf_str(b, shop);
-    as__wbuf_str(b, v->name);
-    as__wbuf_str(b, v->version);
+    as__wbuf_str(b, r->shop);
+    as__wbuf_str(b, r->v->name);
+    as__wbuf_str(b, r->v->version);
+}
+
+int as__durable_pack_prune(as_runtime *rt, const char *shop, const as_version *v)
+{
+    if (rt->dur == NULL) return 0;
+    if (put_record(rt->dur, put_pack_prune, &(pack_rec){shop, v, 0}) != 0) return AS_ENOMEM;
+    kick(rt);
+    return 0;
 }
 
 int as__merchant_upload(as_runtime *rt, const char *shop, const char *src, size_t len,
@@ -781,7 +923,7 @@ static int v_order(void *ud, const void *data, size_t len)
     if (rc) return rc;
     if ((o->shop_ref = as__shop_get(x->rt, o->shop, 1)) == NULL ||
         as__strmap_put(&x->rt->orders, o) != 0) {
-        free(o);
+        as__free(o);
         return as__err(x->err, AS_ENOMEM, "out of memory");
     }
     return 0;
@@ -813,8 +955,8 @@ static int v_case(void *ud, const void *data, size_t len, int64_t due)
     if (as__strmap_put(&x->rt->cases, c) != 0 ||
         (due != INT64_MIN && as__sched_add(&x->rt->sched, &c->deadline, due) != 0)) {
         as__strmap_del(&x->rt->cases, c->id);
-        free(c->v.evidence);
-        free(c);
+        as__free(c->v.evidence);
+        as__free(c);
         return as__err(x->err, AS_ENOMEM, "out of memory");
     }
     if (!as__state_terminal(c->v.state))
@@ -837,9 +979,9 @@ static int v_outbox(void *ud, const char *key, const char *kind, const char *cas
                     int64_t amount)
 {
     restore *x = ud;
-    delivery d = {strdup(key), strdup(kind), strdup(case_id), amount};
-    if (!d.key || !d.kind || !d.case_id || PUSH(x->redeliver, d)) {
-        free(d.key), free(d.kind), free(d.case_id);
+    delivery d;
+    if (delivery_make(&d, key, kind, case_id, amount) != 0 || PUSH(x->redeliver, d)) {
+        as__free(d.key);
         return as__err(x->err, AS_ENOMEM, "out of memory");
     }
     return 0;
@@ -851,16 +993,16 @@ static int v_outbox_ack(void *ud, const char *key, const char *url)
     as_strmap *m = &x->rt->dur->acked;
     acked *a = as__strmap_get(m, key);
     size_t n = strlen(key);
-    if (a == NULL && (a = calloc(1, sizeof *a + n + 1)) != NULL) {
+    if (a == NULL && (a = as__calloc(1, sizeof *a + n + 1)) != NULL) {
         memcpy(a->key, key, n + 1);
         if (as__strmap_put(m, a) != 0) {
-            free(a);
+            as__free(a);
             a = NULL;
         }
     }
-    char **urls = a ? realloc(a->urls, (a->n + 1) * sizeof *urls) : NULL;
+    char **urls = a ? as__realloc(a->urls, (a->n + 1) * sizeof *urls) : NULL;
     if (urls) a->urls = urls;
-    if (urls == NULL || (urls[a->n] = strdup(url)) == NULL)
+    if (urls == NULL || (urls[a->n] = as__strdup(url)) == NULL)
         return as__err(x->err, AS_ENOMEM, "out of memory");
     a->n++;
     return 0;
@@ -934,7 +1076,7 @@ static int restore_rows(restore *x, as_store *store, int live)
                           x->refused ? v_refused : NULL};
     int rc = store->engine->load(store, &v, x->err);
     for (size_t i = 0; i < x->held.len; i++) as__pack_unref(x->held.v[i]);
-    free(x->held.v);
+    as__free(x->held.v);
     x->held.v = NULL;
     x->held.len = x->held.cap = 0;
     if (rc == 0) rebuild_metrics(x->rt);
@@ -973,9 +1115,9 @@ int as_runtime_attach_store(as_runtime *rt, const char *db_path, as_error *err)
 
 static int start_threads(struct as_durable *d, as_error *err)
 {
-    if ((d->landed = malloc(sizeof *d->landed)) == NULL ||
+    if ((d->landed = as__malloc(sizeof *d->landed)) == NULL ||
         uv_async_init(d->loop, d->landed, landed_cb) != 0) {
-        free(d->landed);
+        as__free(d->landed);
         d->landed = NULL;
         return as__err(err, AS_ENOMEM, "out of memory");
     }
@@ -994,7 +1136,7 @@ static int start_threads(struct as_durable *d, as_error *err)
 int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
 {
     int refused = attach_refused(rt, err);
-    struct as_durable *d = refused ? NULL : calloc(1, sizeof *d);
+    struct as_durable *d = refused ? NULL : as__calloc(1, sizeof *d);
     if (d == NULL) {
         store->engine->close(store); /* the store is ours from the call on */
         return refused ? refused : as__err(err, AS_ENOMEM, "out of memory");
@@ -1011,14 +1153,14 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
     restore x = {.rt = rt, .err = err};
     int rc = restore_rows(&x, store, 1);
     if (rc == 0) {
-        if ((d->check = malloc(sizeof *d->check)) == NULL) {
+        if ((d->check = as__malloc(sizeof *d->check)) == NULL) {
             rc = as__err(err, AS_ENOMEM, "out of memory");
         } else {
             uv_check_init(d->loop, d->check);
             d->check->data = rt;
             uv_check_start(d->check, check_cb);
             uv_unref((uv_handle_t *)d->check);
-            if ((d->kick = malloc(sizeof *d->kick)) != NULL) uv_idle_init(d->loop, d->kick);
+            if ((d->kick = as__malloc(sizeof *d->kick)) != NULL) uv_idle_init(d->loop, d->kick);
             as__versions_store_bundled(rt);
         }
     }
@@ -1029,26 +1171,24 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
         deliver_all(rt, &d->next);
         as__rearm(rt); /* deadlines that fell due while down fire at once, in due order */
     } else {
-        for (size_t i = 0; i < x.redeliver.len; i++)
-            free(x.redeliver.v[i].key), free(x.redeliver.v[i].kind), free(x.redeliver.v[i].case_id);
+        for (size_t i = 0; i < x.redeliver.len; i++) as__free(x.redeliver.v[i].key);
     }
-    free(x.redeliver.v);
+    as__free(x.redeliver.v);
     return rc;
 }
 
 static void free_batch(batch *b)
 {
     answer_all(b, AS_EIO, "the runtime closed before this was durable");
-    for (size_t i = 0; i < b->out.len; i++)
-        free(b->out.v[i].key), free(b->out.v[i].kind), free(b->out.v[i].case_id);
-    free(b->waiting.v);
-    free(b->out.v);
+    for (size_t i = 0; i < b->out.len; i++) as__free(b->out.v[i].key);
+    as__free(b->waiting.v);
+    as__free(b->out.v);
     as__wbuf_free(&b->rec);
 }
 
 static void close_free(uv_handle_t *h)
 {
-    free(h);
+    as__free(h);
 }
 
 void as__durable_free(as_runtime *rt)
@@ -1074,15 +1214,15 @@ void as__durable_free(as_runtime *rt)
     for (batch *b = d->spare, *n; b; b = n) {
         n = b->link;
         free_batch(b);
-        free(b);
+        as__free(b);
     }
-    free(d->dirty_cases.v);
-    free(d->dirty_orders.v);
+    as__free(d->dirty_cases.v);
+    as__free(d->dirty_orders.v);
     size_t pos = 0;
     idem *e;
     while ((e = as__strmap_next(&d->idem, &pos)) != NULL) {
-        free(e->msg);
-        free(e);
+        as__free(e->msg);
+        as__free(e);
     }
     as__strmap_free(&d->idem);
     pos = 0;
@@ -1090,6 +1230,6 @@ void as__durable_free(as_runtime *rt)
     while ((a = as__strmap_next(&d->acked, &pos)) != NULL) acked_free(a);
     as__strmap_free(&d->acked);
     d->store->engine->close(d->store);
-    free(d);
+    as__free(d);
     rt->dur = NULL;
 }

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "err.h"
+#include "journal.h"
 #include "layers.h"
 #include "limits.h"
 #include "../native/native_engine.h"
@@ -41,7 +43,7 @@ char **as__evidence_copy(const char *const *strs, int n)
     if (n == 0) return NULL;
     size_t bytes = (size_t)(n + 1) * sizeof(char *);
     for (int i = 0; i < n; i++) bytes += strlen(strs[i]) + 1;
-    char **block = malloc(bytes);
+    char **block = as__malloc(bytes);
     if (block == NULL) return NULL;
     char *p = (char *)(block + n + 1);
     for (int i = 0; i < n; i++) {
@@ -116,10 +118,15 @@ static int64_t refund_cap(const as_case *c, const as_case_vals *v)
     return as__case_paid(c) + v->return_shipping + as__case_fee(c);
 }
 
+/* Records a metrics event, in the room the command reserved before its change (change_room). */
 static void event(as_runtime *rt, const as_order *o, as_event_kind k, int64_t val)
 {
-    as__events_add(&o->shop_ref->events, k, as__clock_now(&rt->clock), o, val);
+    (void)as__events_add(&o->shop_ref->events, k, as__clock_now(&rt->clock), o, val);
 }
+
+/* The most events one transition records: response, auto_agree or escalate, refund,
+ * resolved, and one per layer note. */
+#define TRANSITION_EVENTS 4
 
 /* ==========================================================================================
  * Orders
@@ -238,7 +245,7 @@ static int parse_order(as_runtime *rt, json_t *j, as_order **out, as_error *err)
         json_array_size(items) > AS_MAX_ORDER_LINES)
         return order_field_err(err, "items", "must be a list of 1 to 100 lines");
     size_t nitems = json_array_size(items), idlen = json_string_length(id);
-    as_order *o = calloc(1, sizeof *o + nitems * sizeof(as_item) + idlen + 1);
+    as_order *o = as__calloc(1, sizeof *o + nitems * sizeof(as_item) + idlen + 1);
     if (o == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     char *idcopy = (char *)(o->items + nitems);
     memcpy(idcopy, idstr, idlen + 1);
@@ -294,7 +301,7 @@ static int parse_order(as_runtime *rt, json_t *j, as_order **out, as_error *err)
     if (rc == 0 && (o->shop == NULL || o->buyer == NULL))
         rc = as__err(err, AS_EBAD_REQUEST, "order: 'shop' and 'buyer' are required");
     if (rc) {
-        free(o);
+        as__free(o);
         return rc;
     }
     *out = o;
@@ -313,7 +320,7 @@ int as__order_create(as_runtime *rt, json_t *j, as_error *err)
     if (rc) return rc;
     if (as__order_get(rt, o->id)) {
         rc = as__err(err, AS_EBAD_REQUEST, "order '%s' already exists", o->id);
-        free(o);
+        as__free(o);
         return rc;
     }
     int64_t now = as__clock_now(&rt->clock);
@@ -327,16 +334,19 @@ int as__order_create(as_runtime *rt, json_t *j, as_error *err)
         if ((rc = as__layers_order_check(rt->platform, &args, err)) != 0) break;
         rc = as__layers_order_check(as__category_pack(rt, o->items[i].category), &args, err);
     }
-    /* the names are interned only for an order that is accepted */
+    /* the names are interned only for an order that is accepted; the map takes it last, once
+     * its event and its journal record have room, so that it is either all in or not at all */
     if (rc == 0 && (intern_order(rt, o) != 0 ||
                     (o->shop_ref = as__shop_get(rt, o->shop, 1)) == NULL ||
+                    as__events_reserve(&o->shop_ref->events, 1) != 0 ||
+                    (rt->dur && as__durable_reserve(rt, as__journal_order_size(o)) != 0) ||
                     as__strmap_put(&rt->orders, o) != 0))
         rc = as__err(err, AS_ENOMEM, "out of memory");
     if (rc) {
-        free(o);
+        as__free(o);
         return rc;
     }
-    as__events_add(&o->shop_ref->events, AS_EV_ORDER, o->paid_at, o, 0);
+    (void)as__events_add(&o->shop_ref->events, AS_EV_ORDER, o->paid_at, o, 0); /* room above */
     as__touch_order(rt, o);
     rt->stats.commands++;
     return 0;
@@ -432,17 +442,25 @@ static int ask_deadline(txn *t)
     return rc;
 }
 
-static int hist_append(as_case *c, int64_t at, const as_principal *who, int action, int from,
-                       int to, char *note)
+/* Room for `n` more history entries: a command makes it before its change, so that
+ * appending its entries (hist_append) cannot fail once the change is under way. */
+static int hist_reserve(as_case *c, uint32_t n)
 {
-    if (c->nhist == c->caphist) {
-        /* most open cases have one entry; a case that moves on usually makes five or so */
-        uint32_t cap = c->caphist == 0 ? 1 : c->caphist == 1 ? 6 : c->caphist * 2;
-        as_hist *h = realloc(c->hist, cap * sizeof *h);
-        if (h == NULL) return AS_ENOMEM;
-        c->hist = h;
-        c->caphist = cap;
-    }
+    if (c->nhist + n <= c->caphist) return 0;
+    /* most open cases have one entry; a case that moves on usually makes five or so */
+    uint32_t cap = c->caphist == 0 ? 1 : c->caphist == 1 ? 6 : c->caphist * 2;
+    while (cap < c->nhist + n) cap *= 2;
+    as_hist *h = as__realloc(c->hist, cap * sizeof *h);
+    if (h == NULL) return AS_ENOMEM;
+    c->hist = h;
+    c->caphist = cap;
+    return 0;
+}
+
+/* Appends an entry in the room hist_reserve made; `note` is taken over. */
+static void hist_append(as_case *c, int64_t at, const as_principal *who, int action, int from,
+                        int to, char *note)
+{
     /* the party's id as the order holds it (interned): the caller's string is only borrowed,
      * and checks 4 made sure the two are equal */
     const char *id = NULL;
@@ -450,20 +468,17 @@ static int hist_append(as_case *c, int64_t at, const as_principal *who, int acti
     c->hist[c->nhist++] = (as_hist){at, id, note, (uint8_t)action,
                                     (uint8_t)(who ? who->role : AS_ROLE_SYSTEM), (uint8_t)from,
                                     (uint8_t)to, 0};
-    return 0;
 }
 
-/* Moves the layers' notes (dropped merchant answers, failures) into the case history. */
+/* Moves the layers' notes (dropped merchant answers, failures) into the case history, in the
+ * room change_room reserved. */
 static void take_notes(txn *t, const as_principal *who, int action)
 {
     int state = t->c->v.state;
     for (int i = 0; i < t->L.nnotes; i++) {
-        if (hist_append(t->c, t->now, who, action, state, state, t->L.notes[i])) {
-            free(t->L.notes[i]);
-        } else {
-            t->c->hist[t->c->nhist - 1].flags = AS_HF_DROPPED;
-            event(t->rt, t->c->order, AS_EV_RULE_DROPPED, 0);
-        }
+        hist_append(t->c, t->now, who, action, state, state, t->L.notes[i]);
+        t->c->hist[t->c->nhist - 1].flags = AS_HF_DROPPED;
+        event(t->rt, t->c->order, AS_EV_RULE_DROPPED, 0);
     }
     t->L.nnotes = 0;
 }
@@ -489,18 +504,15 @@ static unsigned refund_attempt(const as_case *c)
     return n;
 }
 
-/* A side effect for the platform: delivered now when nothing is durable, else written in the
- * turn's transaction and delivered once that is on disk (durable.c). Its key, `CASE:refund:N`,
- * is new for each instruction: a refund instructed again after refund_failed is one the
- * receiver has not seen, even if it deduplicates by key. */
-static void outbox(as_runtime *rt, const char *kind, const as_case *c, int64_t amount)
+/* The key of a side effect for the platform, `CASE:refund:N` (the caller frees it; NULL on
+ * OOM): new for each instruction, so that a refund instructed again after refund_failed is
+ * one the receiver has not seen, even if it deduplicates by key. */
+static char *outbox_key(const as_case *c, const char *kind, unsigned attempt)
 {
     size_t cap = strlen(c->id) + strlen(kind) + 16;
-    char *key = malloc(cap); /* owned here; NULL makes the durable batch fail as out of memory */
-    if (key) snprintf(key, cap, "%s:%s:%u", c->id, kind, refund_attempt(c));
-    if (rt->dur) as__durable_outbox(rt, key, kind, c->id, amount);
-    else if (rt->outbox.cb && key) rt->outbox.cb(rt->outbox.data, kind, c->id, amount, key);
-    free(key);
+    char *key = as__malloc(cap);
+    if (key) snprintf(key, cap, "%s:%s:%u", c->id, kind, attempt);
+    return key;
 }
 
 /* DESIGN.md §2: logistics news is recorded in any state and starts nothing; the case's
@@ -510,7 +522,28 @@ static int is_news(int action)
     return action == AS_ACT_RETURN_DELIVERED || action == AS_ACT_DELIVERED;
 }
 
-/* Commits the staged transition: values, deadline, history, metrics, effects. */
+/* Reserves, before a change of t->c is made, everything the change will need, so that once it
+ * is under way nothing can fail (a failure halfway would leave a refused command's traces,
+ * or an acknowledged one without its rows): `entries` history entries plus one per layer
+ * note, `note_bytes` for the entries' own notes, their metrics events, the deadline's node,
+ * and the journal's room for the case with the staged values and for its order. */
+static int change_room(txn *t, uint32_t entries, size_t note_bytes)
+{
+    as_case *c = t->c;
+    uint32_t more = entries + (uint32_t)t->L.nnotes;
+    for (int i = 0; i < t->L.nnotes; i++) note_bytes += strlen(t->L.notes[i]);
+    if (hist_reserve(c, more) != 0 ||
+        as__events_reserve(&c->order->shop_ref->events, TRANSITION_EVENTS + (uint32_t)t->L.nnotes) != 0 ||
+        as__sched_reserve(&t->rt->sched, 1) != 0 ||
+        (t->rt->dur && /* measured only when something is journaled */
+         as__durable_reserve(t->rt, as__journal_case_bound(c, &t->nv, more, note_bytes) +
+                                        as__journal_order_size(c->order)) != 0))
+        return as__err(t->err, AS_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Commits the staged transition: values, deadline, history, metrics, effects. Every step that
+ * can fail comes first, while the case is as it was; `note` is taken over either way. */
 static int commit(txn *t, const as_principal *who, int action, int to, char *note)
 {
     as_runtime *rt = t->rt;
@@ -531,22 +564,32 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
         }
     }
     if (as__state_terminal(to) && to != AS_STATE_REFUNDED) t->nv.refund_amount = 0;
-    if (hist_append(c, t->now, who, action, from, to, note) != 0) {
-        free(note);
-        return as__err(t->err, AS_ENOMEM, "out of memory");
+    /* a refund instruction (when someone takes it): its entry is the history entry appended
+     * below, hence + 1; on a durable runtime it goes into the batch now, the last step that
+     * can fail */
+    int instruct = to == AS_STATE_REFUNDING && (from != AS_STATE_REFUNDING || action == AS_ACT_REFUND_FAILED) &&
+                   (rt->dur || rt->outbox.cb);
+    char *key = NULL; /* owned here */
+    int rc = change_room(t, 1, note ? strlen(note) : 0);
+    if (rc == 0 && instruct && (key = outbox_key(c, "refund", refund_attempt(c) + 1)) == NULL)
+        rc = as__err(t->err, AS_ENOMEM, "out of memory");
+    if (rc == 0 && instruct && rt->dur &&
+        as__durable_outbox(rt, key, "refund", c->id, t->nv.refund_amount) != 0)
+        rc = as__err(t->err, AS_ENOMEM, "out of memory");
+    if (rc) {
+        as__free(note);
+        as__free(key);
+        return rc;
     }
+    hist_append(c, t->now, who, action, from, to, note);
     /* the deadline: a new one on entering a state that has one, none in the others */
     if (t->deadline_ms >= 0) {
-        if (schedule(rt, c, t->now + t->deadline_ms) != 0) {
-            c->nhist--;
-            free(note);
-            return as__err(t->err, AS_ENOMEM, "out of memory");
-        }
+        (void)schedule(rt, c, t->now + t->deadline_ms); /* its room is reserved */
     } else if (as__state_deadline(to) == AS_DL_NONE || to != from || action == AS_ACT_REVISE) {
         as__sched_remove(&rt->sched, &c->deadline);
     }
     if (t->new_evidence || (t->cmd && t->cmd->action == AS_ACT_REVISE && (t->cmd->given & AS_P_EVIDENCE))) {
-        free(c->v.evidence);
+        as__free(c->v.evidence);
         t->new_evidence = NULL;
     }
     t->nv.version = c->v.version + !is_news(action);
@@ -570,8 +613,10 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
         rt->stats.transitions++;
         rt->stats.by_type_state[c->type][to]++;
     }
-    if (to == AS_STATE_REFUNDING && (from != AS_STATE_REFUNDING || action == AS_ACT_REFUND_FAILED))
-        outbox(rt, "refund", c, c->v.refund_amount);
+    /* delivered now when nothing is durable, else once the batch holding it is on disk */
+    if (instruct && !rt->dur)
+        rt->outbox.cb(rt->outbox.data, "refund", c->id, c->v.refund_amount, key);
+    as__free(key);
     if (to == AS_STATE_REFUNDED && from != to)
         event(rt, c->order, AS_EV_REFUND, (c->v.flags & AS_CF_RULED_BUYER) != 0);
     if (as__state_terminal(to) && !as__state_terminal(from)) {
@@ -584,7 +629,7 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
 
 static void txn_abort(txn *t)
 {
-    free(t->new_evidence);
+    as__free(t->new_evidence);
     t->new_evidence = NULL;
     as__layers_clear_notes(&t->L);
 }
@@ -730,7 +775,7 @@ static int check_party(const as_order *o, const as_principal *who, as_role role,
 static int build_case(as_runtime *rt, as_order *o, as_cmd *cmd, as_case **out, as_error *err)
 {
     size_t idlen = strlen(cmd->case_id);
-    as_case *c = calloc(1, sizeof *c + (size_t)cmd->nitems * sizeof(as_case_item) + idlen + 1);
+    as_case *c = as__calloc(1, sizeof *c + (size_t)cmd->nitems * sizeof(as_case_item) + idlen + 1);
     if (c == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     char *id = (char *)(c->items + cmd->nitems);
     memcpy(id, cmd->case_id, idlen + 1);
@@ -774,10 +819,10 @@ static int build_case(as_runtime *rt, as_order *o, as_cmd *cmd, as_case **out, a
 static void case_free(as_case *c)
 {
     if (c == NULL) return;
-    for (uint32_t i = 0; i < c->nhist; i++) free(c->hist[i].note);
-    free(c->hist);
-    free(c->v.evidence);
-    free(c);
+    for (uint32_t i = 0; i < c->nhist; i++) as__free(c->hist[i].note);
+    as__free(c->hist);
+    as__free(c->v.evidence);
+    as__free(c);
 }
 
 static int claim_ranges(const as_cmd *cmd, as_error *err)
@@ -817,7 +862,8 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     c->opened_at = t.now;
     rc = claim(&t);
     account_layers(rt, &t.L);
-    if (rc == 0 && (as__strmap_put(&rt->cases, c) != 0 ||
+    /* the map takes the case once everything after it has room: then nothing can fail */
+    if (rc == 0 && (change_room(&t, 1, 0) != 0 || as__strmap_put(&rt->cases, c) != 0 ||
                     (t.deadline_ms >= 0 && schedule(rt, c, t.now + t.deadline_ms) != 0)))
         rc = as__err(err, AS_ENOMEM, "out of memory");
     if (rc) {
@@ -891,7 +937,8 @@ static int prepare(txn *t)
         int rc = as__layers_refund_amount(&t->L, refund_cap(t->c, &t->nv), &amount, t->err);
         if (rc) return rc;
         t->nv.refund_amount = amount;
-        return cond_fn(t, AS_WC_INSPECT) < 0 ? AS_ERULE_ERROR : 0;
+        rc = cond_fn(t, AS_WC_INSPECT);
+        return rc < 0 ? rc : 0; /* rule_error, or the host's nomem as itself */
     }
     case AS_ACT_REVISE:
         if (cmd->given & AS_P_REASON) t->nv.reason = (uint8_t)cmd->reason;
@@ -908,9 +955,12 @@ static int prepare(txn *t)
     }
 }
 
-static char *note_for(const as_cmd *cmd)
+/* The history note of the command in *out (owned by the caller; NULL when it has none): 0, or
+ * AS_ENOMEM -- an entry without the note it should carry would be a silent change. */
+static int note_for(const as_cmd *cmd, char **out)
 {
-    if (cmd->text == NULL) return NULL;
+    *out = NULL;
+    if (cmd->text == NULL) return 0;
     switch (cmd->action) {
     case AS_ACT_REJECT:
     case AS_ACT_REJECT_RETURN:
@@ -919,15 +969,16 @@ static char *note_for(const as_cmd *cmd)
     case AS_ACT_SHIP_REPLACEMENT: {
         /* "reason" or "carrier tracking" */
         size_t a = strlen(cmd->text), b = cmd->tracking ? strlen(cmd->tracking) : 0;
-        char *note = malloc(a + b + 2);
-        if (note == NULL) return NULL;
+        char *note = as__malloc(a + b + 2);
+        if (note == NULL) return AS_ENOMEM;
         memcpy(note, cmd->text, a);
         note[a] = ' ';
         memcpy(note + a + 1, cmd->tracking ? cmd->tracking : "", b);
         note[b ? a + b + 1 : a] = '\0';
-        return note;
+        *out = note;
+        return 0;
     }
-    default: return NULL;
+    default: return 0;
     }
 }
 
@@ -979,7 +1030,9 @@ static int apply(as_runtime *rt, as_case *c, as_cmd *cmd, as_error *err, int len
         }
     }
     account_layers(rt, &t.L);
-    if (rc == 0) rc = commit(&t, &cmd->who, cmd->action, to, note_for(cmd));
+    char *note;
+    if (rc == 0 && note_for(cmd, &note) != 0) rc = as__err(err, AS_ENOMEM, "out of memory");
+    if (rc == 0) rc = commit(&t, &cmd->who, cmd->action, to, note);
     if (rc) {
         txn_abort(&t);
         return rc;
@@ -1073,9 +1126,9 @@ const char *as__intern(as_runtime *rt, const char *s)
 {
     const char *have = as__strmap_get(&rt->strings, s);
     if (have) return have;
-    char *copy = strdup(s);
+    char *copy = as__strdup(s);
     if (copy == NULL || as__strmap_put(&rt->strings, copy) != 0) {
-        free(copy);
+        as__free(copy);
         return NULL;
     }
     return copy;
@@ -1085,9 +1138,9 @@ as_shop *as__shop_get(as_runtime *rt, const char *id, int create)
 {
     as_shop *s = as__strmap_get(&rt->shops, id);
     if (s || !create) return s;
-    s = calloc(1, sizeof *s);
+    s = as__calloc(1, sizeof *s);
     if (s == NULL || (s->id = as__intern(rt, id)) == NULL || as__strmap_put(&rt->shops, s) != 0) {
-        free(s);
+        as__free(s);
         return NULL;
     }
     return s;
@@ -1125,15 +1178,16 @@ as_runtime *as_runtime_new(const as_options *opts, as_error *err)
 {
     as_options none = {0};
     if (opts == NULL) opts = &none;
-    as_runtime *rt = calloc(1, sizeof *rt);
+    as__allocator_lock(); /* its blocks live from here on */
+    as_runtime *rt = as__calloc(1, sizeof *rt);
     if (rt == NULL) {
         as__err(err, AS_ENOMEM, "out of memory");
         return NULL;
     }
     if (opts->loop) {
-        rt->timer = malloc(sizeof *rt->timer);
+        rt->timer = as__malloc(sizeof *rt->timer);
         if (rt->timer == NULL) {
-            free(rt);
+            as__free(rt);
             as__err(err, AS_ENOMEM, "out of memory");
             return NULL;
         }
@@ -1160,7 +1214,7 @@ as_runtime *as_runtime_new(const as_options *opts, as_error *err)
 
 static void close_timer(uv_handle_t *h)
 {
-    free(h);
+    as__free(h);
 }
 
 void as_runtime_free(as_runtime *rt)
@@ -1178,7 +1232,7 @@ void as_runtime_free(as_runtime *rt)
     }
     pos = 0;
     as_order *o;
-    while ((o = as__strmap_next(&rt->orders, &pos)) != NULL) free(o);
+    while ((o = as__strmap_next(&rt->orders, &pos)) != NULL) as__free(o);
     pos = 0;
     as_shop *s;
     while ((s = as__strmap_next(&rt->shops, &pos)) != NULL) {
@@ -1186,28 +1240,28 @@ void as_runtime_free(as_runtime *rt)
         as__versions_free(&s->versions);
         as__lua_group_unref(s->lua_group);
         as__events_free(&s->events);
-        free(s);
+        as__free(s);
     }
     pos = 0;
     char *str;
-    while ((str = as__strmap_next(&rt->strings, &pos)) != NULL) free(str);
+    while ((str = as__strmap_next(&rt->strings, &pos)) != NULL) as__free(str);
     for (int i = 0; i < rt->ncats; i++) as__pack_unref(rt->cats[i].pack);
-    free(rt->cats);
+    as__free(rt->cats);
     as__pack_unref(rt->platform);
     for (int i = 0; i < rt->ninstalled; i++) as__pack_free_shell(rt->installed[i]);
-    free(rt->installed);
+    as__free(rt->installed);
     as__versions_free(&rt->bundled);
     as__strmap_free(&rt->orders);
     as__strmap_free(&rt->cases);
     as__strmap_free(&rt->shops);
     as__strmap_free(&rt->strings);
-    free(rt);
+    as__free(rt);
 }
 
 /* Takes `p`'s shell into the runtime's keeping (see pack.h). On failure `p` is freed. */
 int as__runtime_keep(as_runtime *rt, as_pack *p, as_error *err)
 {
-    as_pack **v = realloc(rt->installed, (size_t)(rt->ninstalled + 1) * sizeof *v);
+    as_pack **v = as__realloc(rt->installed, (size_t)(rt->ninstalled + 1) * sizeof *v);
     if (v == NULL) {
         as__pack_unref(p);
         return as__err(err, AS_ENOMEM, "out of memory");
@@ -1233,7 +1287,7 @@ static int install_pack(as_runtime *rt, as_pack *p, as_error *err)
         int i = 0;
         while (i < rt->ncats && rt->cats[i].category != name) i++;
         if (i == rt->ncats) {
-            as_category_pack *cats = realloc(rt->cats, (size_t)(rt->ncats + 1) * sizeof *cats);
+            as_category_pack *cats = as__realloc(rt->cats, (size_t)(rt->ncats + 1) * sizeof *cats);
             if (name == NULL || cats == NULL) {
                 as__pack_unref(p);
                 return as__err(err, AS_ENOMEM, "out of memory");
@@ -1276,7 +1330,7 @@ int as_runtime_load_pack(as_runtime *rt, const char *path, as_error *err)
     if (as__sha256_hex(src, len, sha)) rc = as__err(err, AS_ENOMEM, "out of memory");
     else rc = as__lua_pack_load(src, len, chunk, &rt->limits, &p, err);
     if (rc == 0) rc = install_version(rt, p, src, len, sha, err);
-    free(src);
+    as__free(src);
     return rc;
 }
 
@@ -1294,7 +1348,7 @@ int as_runtime_load_native(as_runtime *rt, const char *dir, const char *file, as
         return rc;
     }
     if (as__sha256_hex(bytes, len, sha)) rc = as__err(err, AS_ENOMEM, "out of memory");
-    free(bytes);
+    as__free(bytes);
     if (rc) {
         as__pack_unref(p);
         return rc;
@@ -1311,7 +1365,7 @@ int as_runtime_load_merchant(as_runtime *rt, const char *shop, const char *path,
     char chunk[512];
     snprintf(chunk, sizeof chunk, "@%s", path);
     rc = as__merchant_install(rt, shop, src, len, chunk, err);
-    free(src);
+    as__free(src);
     return rc;
 }
 
@@ -1331,20 +1385,13 @@ int as_runtime_load_packs_dir(as_runtime *rt, const char *dir, as_error *err)
  * Public API wrappers
  * ======================================================================================== */
 
-static json_t *parse_json(const char *text, as_error *err)
-{
-    json_error_t je;
-    json_t *j = json_loads(text ? text : "", JSON_REJECT_DUPLICATES, &je);
-    if (j == NULL) as__err(err, AS_EBAD_REQUEST, "malformed JSON: %s (line %d)", je.text, je.line);
-    return j;
-}
-
 int as_order_create_json(as_runtime *rt, const char *json, as_error *err)
 {
-    json_t *j = parse_json(json, err);
-    if (j == NULL) return AS_EBAD_REQUEST;
+    json_t *j;
+    int rc = as__json_parse(json, json ? strlen(json) : 0, 1, &j, err);
+    if (rc) return rc;
     as__fire_due(rt);
-    int rc = as__order_create(rt, j, err);
+    rc = as__order_create(rt, j, err);
     json_decref(j);
     as__rearm(rt);
     return rc;
@@ -1370,10 +1417,11 @@ int as_order_event(as_runtime *rt, const char *order_id, const char *event_name,
     }
     if (*slot != AS_UNSET)
         return as__err(err, AS_EINVALID_STATE, "order '%s' already had '%s'", order_id, event_name);
-    if (need && *need == AS_UNSET) {
-        if (need == &o->shipped_at) o->shipped_at = now; /* delivery implies shipment */
-        else return as__err(err, AS_EINVALID_STATE, "order '%s' is not delivered yet", order_id);
-    }
+    if (need && *need == AS_UNSET && need != &o->shipped_at)
+        return as__err(err, AS_EINVALID_STATE, "order '%s' is not delivered yet", order_id);
+    if (rt->dur && as__durable_reserve(rt, as__journal_order_size(o)) != 0)
+        return as__err(err, AS_ENOMEM, "out of memory");
+    if (need && *need == AS_UNSET) o->shipped_at = now; /* delivery implies shipment */
     *slot = now;
     as__touch_order(rt, o);
     rt->stats.commands++;
@@ -1387,10 +1435,11 @@ int as_case_open_json(as_runtime *rt, const char *principal, const char *json, a
     if (as__principal_parse(principal, &who) != 0)
         return as__err(err, AS_EFORBIDDEN, "unknown principal '%s'", principal ? principal : "");
     as__cmd_init(&cmd, who, AS_ACT_OPEN);
-    json_t *j = parse_json(json, err);
-    if (j == NULL) return AS_EBAD_REQUEST;
+    json_t *j;
+    int rc = as__json_parse(json, json ? strlen(json) : 0, 1, &j, err);
+    if (rc) return rc;
     as__cmd_parse_open(&cmd, j);
-    int rc = as__case_open(rt, &cmd, err);
+    rc = as__case_open(rt, &cmd, err);
     json_decref(j);
     as__rearm(rt);
     return rc;
@@ -1405,15 +1454,14 @@ int as_case_act_json(as_runtime *rt, const char *principal, const char *case_id,
         return as__err(err, AS_EFORBIDDEN, "unknown principal '%s'", principal ? principal : "");
     as__cmd_init(&cmd, who, -1);
     json_t *j = NULL;
-    if (payload_json && (j = parse_json(payload_json, err)) == NULL) {
-        if (as__case_get(rt, case_id) == NULL)
-            return as__err(err, AS_ENOT_FOUND, "unknown case '%s'", case_id);
-        return AS_EBAD_REQUEST;
-    }
+    int rc = payload_json ? as__json_parse(payload_json, strlen(payload_json), 1, &j, err) : 0;
+    if (rc == AS_EBAD_REQUEST && as__case_get(rt, case_id) == NULL)
+        return as__err(err, AS_ENOT_FOUND, "unknown case '%s'", case_id);
+    if (rc) return rc;
     cmd.case_id = case_id;
     as__cmd_parse_act(&cmd, action, j);
     cmd.version = version;
-    int rc = as__case_act(rt, &cmd, err);
+    rc = as__case_act(rt, &cmd, err);
     json_decref(j);
     as__rearm(rt);
     return rc;
@@ -1435,8 +1483,8 @@ char *as_shop_metrics_json(as_runtime *rt, const char *shop)
     as__fire_due(rt);
     int64_t now = as__clock_now(&rt->clock);
     size_t n = rt->shops.len, i = 0, pos = 0;
-    as_metrics *all = calloc(n + 1, sizeof *all);
-    as_metrics **ptrs = calloc(n + 1, sizeof *ptrs);
+    as_metrics *all = as__calloc(n + 1, sizeof *all);
+    as_metrics **ptrs = as__calloc(n + 1, sizeof *ptrs);
     as_metrics *mine = NULL, empty;
     char *out = NULL;
     if (all == NULL || ptrs == NULL) goto done;
@@ -1456,8 +1504,8 @@ char *as_shop_metrics_json(as_runtime *rt, const char *shop)
     out = json_dumps(j, JSON_COMPACT);
     json_decref(j);
 done:
-    free(all);
-    free(ptrs);
+    as__free(all);
+    as__free(ptrs);
     return out;
 }
 
@@ -1473,5 +1521,5 @@ void as_runtime_advance(as_runtime *rt, int64_t to_ms)
 
 void as_free(void *p)
 {
-    free(p);
+    as__free(p);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "../store/store.h"
 #include "err.h"
 #include "journal.h"
@@ -22,7 +23,7 @@ static void put_blob_start(as_wbuf *b, size_t *mark)
 
 static void put_blob_end(as_wbuf *b, size_t mark)
 {
-    if (b->oom) return;
+    if (b->oom || b->measure) return;
     uint32_t n = (uint32_t)(b->len - mark - 4);
     memcpy(b->p + mark, &n, 4);
 }
@@ -57,9 +58,8 @@ void as__journal_order(as_wbuf *b, const as_order *o)
     put_blob_end(b, m);
 }
 
-static void put_hist(as_wbuf *b, const as_case *c, uint32_t n)
+static void put_hist(as_wbuf *b, const as_case *c, uint32_t n, const as_hist *h)
 {
-    const as_hist *h = &c->hist[n];
     size_t m;
     as__wbuf_u8(b, AS_REC_EVENT);
     as__wbuf_str(b, c->id);
@@ -116,7 +116,27 @@ void as__journal_case(as_wbuf *b, as_case *c)
     as__wbuf_i64(b, c->repair_since);
     as__wbuf_u32(b, (uint32_t)c->repair_days);
     put_blob_end(b, m);
-    for (uint32_t n = c->saved_hist; n < c->nhist; n++) put_hist(b, c, n);
+    for (uint32_t n = c->saved_hist; n < c->nhist; n++) put_hist(b, c, n, &c->hist[n]);
+}
+
+size_t as__journal_order_size(const as_order *o)
+{
+    as_wbuf m = {.measure = 1};
+    as__journal_order(&m, o);
+    return m.len;
+}
+
+size_t as__journal_case_bound(as_case *c, const as_case_vals *v, uint32_t more, size_t note_bytes)
+{
+    as_wbuf m = {.measure = 1};
+    as__journal_case(&m, c);
+    for (int i = 0, n = as__vals_evidence_count(v); i < n; i++) as__wbuf_str(&m, v->evidence[i]);
+    /* an entry's actor is the order's buyer or shop (interned), its note counted apart */
+    const char *actor = strlen(c->order->buyer) > strlen(c->order->shop) ? c->order->buyer
+                                                                        : c->order->shop;
+    as_hist h = {.actor_id = actor};
+    for (uint32_t i = 0; i < more; i++) put_hist(&m, c, c->nhist + i, &h);
+    return m.len + note_bytes;
 }
 
 /* ==========================================================================================
@@ -131,7 +151,7 @@ static char *take_str(as_rbuf *r, int *oom)
     size_t n;
     const char *p = as__rbuf_str(r, &n);
     if (p == NULL) return NULL;
-    char *s = malloc(n + 1);
+    char *s = as__malloc(n + 1);
     if (s == NULL) {
         *oom = r->bad = 1;
         return NULL;
@@ -162,7 +182,7 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
     as_order *o = NULL;
     if (!r.bad && id && shop && buyer && nitems > 0 && nitems <= AS_MAX_ORDER_LINES) {
         size_t idlen = strlen(id);
-        o = calloc(1, sizeof *o + nitems * sizeof(as_item) + idlen + 1);
+        o = as__calloc(1, sizeof *o + nitems * sizeof(as_item) + idlen + 1);
         if (o == NULL) oom = 1;
         else memcpy((char *)(o->items + nitems), id, idlen + 1);
     }
@@ -187,7 +207,7 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
         it->category = cat ? as__intern(rt, cat) : NULL;
         it->serial = serial ? as__intern(rt, serial) : NULL;
         if ((sku && !it->sku) || (cat && !it->category) || (serial && !it->serial)) oom = 1;
-        free(sku), free(cat), free(serial);
+        as__free(sku), as__free(cat), as__free(serial);
         it->price = as__rbuf_i64(&r);
         it->qty = (int32_t)as__rbuf_u32(&r);
         it->attempts = (int32_t)as__rbuf_u32(&r);
@@ -198,11 +218,11 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
     int rc = 0;
     if (o == NULL || r.bad) {
         rc = bad_row(err, oom, "an order");
-        free(o);
+        as__free(o);
     } else {
         *out = o;
     }
-    free(id), free(shop), free(buyer);
+    as__free(id), as__free(shop), as__free(buyer);
     return rc;
 }
 
@@ -221,14 +241,14 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
                      ? as__err(err, AS_EIO, "its order '%s' is not stored, or could not be "
                                "restored", oid)
                      : bad_row(err, oom, "a case");
-        free(id), free(oid);
+        as__free(id), as__free(oid);
         return rc;
     }
-    free(oid);
+    as__free(oid);
     size_t idlen = strlen(id);
-    as_case *c = calloc(1, sizeof *c + nitems * sizeof(as_case_item) + idlen + 1);
+    as_case *c = as__calloc(1, sizeof *c + nitems * sizeof(as_case_item) + idlen + 1);
     if (c == NULL) {
-        free(id);
+        as__free(id);
         return as__err(err, AS_ENOMEM, "out of memory");
     }
     char *idcopy = (char *)(c->items + nitems);
@@ -253,10 +273,10 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
         else if (lost)
             rc = as__err(err, AS_EIO, "it pins %s rules %s@%s, which the store does not hold",
                          as__layer_name(l), n, v);
-        free(n), free(v);
+        as__free(n), as__free(v);
         if (rc) {
-            free(c);
-            free(id);
+            as__free(c);
+            as__free(id);
             return rc;
         }
     }
@@ -284,16 +304,16 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     c->repair_days = (int32_t)as__rbuf_u32(&r);
     if (!r.bad && ne && (v->evidence = as__evidence_copy((const char *const *)ev, (int)ne)) == NULL)
         oom = r.bad = 1;
-    for (uint32_t i = 0; i < ne && i < AS_MAX_EVIDENCE; i++) free(ev[i]);
+    for (uint32_t i = 0; i < ne && i < AS_MAX_EVIDENCE; i++) as__free(ev[i]);
     int rc = 0;
     if (r.bad) {
         rc = bad_row(err, oom, "a case");
-        free(v->evidence);
-        free(c);
+        as__free(v->evidence);
+        as__free(c);
     } else {
         *out = c;
     }
-    free(id);
+    as__free(id);
     return rc;
 }
 
@@ -307,7 +327,7 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
     uint8_t action = as__rbuf_u8(&r), role = as__rbuf_u8(&r), from = as__rbuf_u8(&r),
             to = as__rbuf_u8(&r), flags = as__rbuf_u8(&r);
     const char *actor = a ? as__intern(rt, a) : NULL;
-    free(a);
+    as__free(a);
     if (a && actor == NULL) oom = 1;
     int rc = 0;
     if (oom) rc = as__err(err, AS_ENOMEM, "out of memory");
@@ -318,12 +338,12 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
         rc = bad_row(err, 0, "a history entry");
     if (rc == 0 && c->nhist == c->caphist) {
         uint32_t cap = c->caphist ? c->caphist * 2 : 1;
-        as_hist *h = realloc(c->hist, cap * sizeof *h);
+        as_hist *h = as__realloc(c->hist, cap * sizeof *h);
         if (h == NULL) rc = as__err(err, AS_ENOMEM, "out of memory");
         else c->hist = h, c->caphist = cap;
     }
     if (rc) {
-        free(note);
+        as__free(note);
         return rc;
     }
     c->hist[c->nhist++] = (as_hist){at, actor, note, action, role, from, to, flags};

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "err.h"
 #include "model.h"
 
@@ -21,7 +22,7 @@ void as__layers_init(as_layers *L, as_pack *const *packs, const as_order *o, con
 
 void as__layers_clear_notes(as_layers *L)
 {
-    for (int i = 0; i < L->nnotes; i++) free(L->notes[i]);
+    for (int i = 0; i < L->nnotes; i++) as__free(L->notes[i]);
     L->nnotes = 0;
 }
 
@@ -30,7 +31,7 @@ static void note(as_layers *L, const char *fmt, const char *a, const char *b, co
     if (L->nnotes == AS_MAX_NOTES) return;
     char buf[512];
     snprintf(buf, sizeof buf, fmt, a, b, c);
-    L->notes[L->nnotes] = strdup(buf);
+    L->notes[L->nnotes] = as__strdup(buf);
     if (L->notes[L->nnotes]) L->nnotes++;
 }
 
@@ -108,14 +109,20 @@ static void drop(as_layers *L, int l, const char *hook, const char *why)
 }
 
 /* Asks layer `l`. Returns 1 with an answer to weigh, 0 to skip the layer (no hook, nil, or a
- * dropped failure or out-of-range answer), or AS_ERULE_ERROR. `cap` as for out_of_range. */
+ * dropped failure or out-of-range answer), AS_ERULE_ERROR, or AS_ENOMEM. `cap` as for
+ * out_of_range. */
 static int ask(as_layers *L, int l, as_hook h, int64_t cap, as_answer *ans, as_error *err)
 {
     as_pack *p = L->packs[l];
     if (!as__pack_has(p, h)) return 0;
     as_error e = {0};
     L->calls++;
-    if (p->engine->call(p, h, &L->args, ans, &e) != 0) {
+    int rc = p->engine->call(p, h, &L->args, ans, &e);
+    /* the host's memory ran out, not the rule (its own cap is rule_error): no layer's fault,
+     * nothing to drop or count against it, and the command is refused with nomem -- dropping
+     * a merchant's answer for it would let the command through with another outcome */
+    if (rc == AS_ENOMEM) return as__err(err, AS_ENOMEM, "%s", e.msg);
+    if (rc != 0) {
         L->failures[l]++;
         if (l == AS_LAYER_MERCHANT || L->lenient) {
             if (l == AS_LAYER_MERCHANT) L->dropped++, p->dropped++;
@@ -174,7 +181,8 @@ int as__layers_order_check(as_pack *p, const as_hook_args *args, as_error *err)
     as_answer a;
     char why[160];
     if (!as__pack_has(p, AS_HOOK_ORDER_CHECK)) return 0;
-    if (p->engine->call(p, AS_HOOK_ORDER_CHECK, args, &a, err) != 0) return AS_ERULE_ERROR;
+    int rc = p->engine->call(p, AS_HOOK_ORDER_CHECK, args, &a, err);
+    if (rc != 0) return rc == AS_ENOMEM ? rc : AS_ERULE_ERROR; /* nomem: the host's, see ask() */
     if (out_of_range(AS_HOOK_ORDER_CHECK, 0, &a, why, sizeof why))
         return as__err(err, AS_ERULE_ERROR, "%s@%s: hook order_check answered %s", p->name,
                        p->version, why);

@@ -4,17 +4,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "aftersale/error.h"
+
+int as__events_reserve(as_shop_events *e, uint32_t n)
+{
+    if (e->len + n <= e->cap) return 0;
+    uint32_t cap = e->cap ? e->cap : 8;
+    while (cap < e->len + n) cap += cap / 2; /* 1.5x: a shop may hold millions */
+    as_event *ev = as__realloc(e->ev, cap * sizeof *ev);
+    if (ev == NULL) return AS_ENOMEM;
+    e->ev = ev;
+    e->cap = cap;
+    return 0;
+}
 
 int as__events_add(as_shop_events *e, as_event_kind k, int64_t t, const as_order *o, int64_t val)
 {
-    if (e->len == e->cap) {
-        uint32_t cap = e->cap ? e->cap + e->cap / 2 : 8; /* 1.5x: a shop may hold millions */
-        as_event *ev = realloc(e->ev, cap * sizeof *ev);
-        if (ev == NULL) return AS_ENOMEM;
-        e->ev = ev;
-        e->cap = cap;
-    }
+    if (as__events_reserve(e, 1) != 0) return AS_ENOMEM;
     if (k == AS_EV_RESPONSE || k == AS_EV_RESOLVED) val /= 1000;
     if (val > INT32_MAX) val = INT32_MAX;
     e->ev[e->len++] = (as_event){t, o, (int32_t)val, (uint8_t)k};
@@ -23,7 +30,7 @@ int as__events_add(as_shop_events *e, as_event_kind k, int64_t t, const as_order
 
 void as__events_free(as_shop_events *e)
 {
-    free(e->ev);
+    as__free(e->ev);
     memset(e, 0, sizeof *e);
 }
 
@@ -103,13 +110,13 @@ int as__metrics_compute(const as_shop_events *e, int64_t now_ms, as_metrics *m)
     uint32_t hi = lo;
     while (hi < e->len && e->ev[hi].t <= now_ms) hi++;
     size_t n = hi - lo;
-    const void **buyers = malloc((n + 1) * sizeof *buyers);
-    const void **case_buyers = malloc((n + 1) * sizeof *case_buyers);
-    const void **refunded = malloc((n + 1) * sizeof *refunded);
-    const void **escalated = malloc((n + 1) * sizeof *escalated);
-    int64_t *resp = malloc((n + 1) * sizeof *resp);
+    const void **buyers = as__malloc((n + 1) * sizeof *buyers);
+    const void **case_buyers = as__malloc((n + 1) * sizeof *case_buyers);
+    const void **refunded = as__malloc((n + 1) * sizeof *refunded);
+    const void **escalated = as__malloc((n + 1) * sizeof *escalated);
+    int64_t *resp = as__malloc((n + 1) * sizeof *resp);
     if (!buyers || !case_buyers || !refunded || !escalated || !resp) {
-        free(buyers), free(case_buyers), free(refunded), free(escalated), free(resp);
+        as__free(buyers), as__free(case_buyers), as__free(refunded), as__free(escalated), as__free(resp);
         return AS_ENOMEM;
     }
     size_t nb = 0, ncb = 0, nr = 0, nesc = 0, nresp = 0, nres = 0;
@@ -146,7 +153,7 @@ int as__metrics_compute(const as_shop_events *e, int64_t now_ms, as_metrics *m)
     m->dispute_refund_rate = ratio(m->dispute_refunds, m->orders);
     m->intervention_rate = ratio(m->orders_escalated, m->orders);
     m->main_category = main_category(e->ev + lo, e->ev + hi);
-    free(buyers), free(case_buyers), free(refunded), free(escalated), free(resp);
+    as__free(buyers), as__free(case_buyers), as__free(refunded), as__free(escalated), as__free(resp);
     return 0;
 }
 

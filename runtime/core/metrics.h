@@ -46,6 +46,8 @@ typedef struct as_metrics {
 } as_metrics;
 
 int as__events_add(as_shop_events *e, as_event_kind k, int64_t t, const as_order *o, int64_t val);
+/* Room for `n` more events, so that as many as__events_add cannot fail; AS_ENOMEM. */
+int as__events_reserve(as_shop_events *e, uint32_t n);
 void as__events_free(as_shop_events *e);
 /* Drops events that can never be in a window again (t <= now - window). */
 void as__events_prune(as_shop_events *e, int64_t now_ms);

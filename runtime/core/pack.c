@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "err.h"
 
 #define NAME1(up, low) #low,
@@ -23,12 +24,12 @@ const char *as__layer_name(int l)
 
 as_pack *as__pack_new(const as_engine *engine, const char *name, const char *version)
 {
-    as_pack *p = calloc(1, sizeof *p);
+    as_pack *p = as__calloc(1, sizeof *p);
     if (p == NULL) return NULL;
     p->engine = engine;
-    p->name = strdup(name);
-    p->version = strdup(version);
-    p->categories = calloc(1, sizeof *p->categories);
+    p->name = as__strdup(name);
+    p->version = as__strdup(version);
+    p->categories = as__calloc(1, sizeof *p->categories);
     p->refs = 1;
     if (p->name == NULL || p->version == NULL || p->categories == NULL) {
         as__pack_unref(p);
@@ -55,7 +56,7 @@ static size_t failed_memory(const as_pack *p)
 
 static void failed_free(as_pack *p)
 {
-    free(p->impl);
+    as__free(p->impl);
     p->impl = NULL;
 }
 
@@ -65,7 +66,7 @@ as_pack *as__pack_new_failed(const char *name, const char *version, const char *
 {
     as_pack *p = as__pack_new(&failed_engine, name, version);
     if (p == NULL) return NULL;
-    if ((p->impl = strdup(why)) == NULL) {
+    if ((p->impl = as__strdup(why)) == NULL) {
         as__pack_unref(p);
         return NULL;
     }
@@ -75,17 +76,17 @@ as_pack *as__pack_new_failed(const char *name, const char *version, const char *
 
 int as__pack_set_categories(as_pack *p, const char *const *cats, int n)
 {
-    char **list = calloc((size_t)n + 1, sizeof *list);
+    char **list = as__calloc((size_t)n + 1, sizeof *list);
     if (list == NULL) return AS_ENOMEM;
     for (int i = 0; i < n; i++) {
-        if ((list[i] = strdup(cats[i])) == NULL) {
-            for (int j = 0; j < i; j++) free(list[j]);
-            free(list);
+        if ((list[i] = as__strdup(cats[i])) == NULL) {
+            for (int j = 0; j < i; j++) as__free(list[j]);
+            as__free(list);
             return AS_ENOMEM;
         }
     }
-    for (char **c = p->categories; c && *c; c++) free(*c);
-    free(p->categories);
+    for (char **c = p->categories; c && *c; c++) as__free(*c);
+    as__free(p->categories);
     p->categories = list;
     return 0;
 }
@@ -106,11 +107,11 @@ void as__pack_free_shell(as_pack *p)
 {
     if (p == NULL) return;
     if (p->impl && p->engine) p->engine->free_impl(p);
-    for (char **c = p->categories; c && *c; c++) free(*c);
-    free(p->categories);
-    free(p->name);
-    free(p->version);
-    free(p);
+    for (char **c = p->categories; c && *c; c++) as__free(*c);
+    as__free(p->categories);
+    as__free(p->name);
+    as__free(p->version);
+    as__free(p);
 }
 
 int as__pack_serves(const as_pack *p, const char *category)

@@ -89,9 +89,16 @@ enum { AS_READ_NOW, AS_READ_IN_FLIGHT, AS_READ_TURN };
 void as__read_note(const as_runtime *rt, const as_case *c, int *need);
 int as__read_wait(as_runtime *rt, int need, as_done_cb cb, void *ud, as_error *err);
 
-/* Writes an outbox entry in the turn's transaction; delivered once it is durable. */
-void as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const char *case_id,
-                        int64_t amount);
+/* Reserves what journaling one change needs, before the change is made, so that nothing can
+ * fail once it is (issue 11 #4: a command is answered durable only with its rows in the
+ * batch): room for `bytes` more record bytes in the turn's batch (as__journal_*_size/bound),
+ * a dirty slot for a case and one for an order, the slot of one answer, and the batch the
+ * turn's end hands over. 0 or AS_ENOMEM; callers skip measuring `bytes` without a store. */
+int as__durable_reserve(as_runtime *rt, size_t bytes);
+/* Writes an outbox entry in the turn's transaction; delivered once it is durable. Called
+ * before the change that instructs it is made: AS_ENOMEM leaves the batch as it was. */
+int as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const char *case_id,
+                       int64_t amount);
 /* 1 when the store said, at the restore, that `url` acknowledged the outbox entry `key` (an
  * entry handed back for the other URLs); 0 otherwise. */
 int as__outbox_acked(const as_runtime *rt, const char *key, const char *url);
@@ -113,10 +120,14 @@ int as__runtime_restore(as_runtime *rt, struct as_store *store, as_restore_refus
                         void *ud, as_error *err);
 
 /* Journals a pack version row (versions.h) in the turn's transaction; `shop` "" for the
- * platform's own packs. A no-op without a store. */
+ * platform's own packs. A no-op without a store. Writes in the room reserved for it with
+ * as__durable_reserve(as__durable_pack_size(...)); unreserved (the bundled packs' rows at
+ * attach) a failure fails the batch. */
 void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int current);
-/* Journals that `v`'s source is pruned (versions.c); its row and identity stay. */
-void as__durable_pack_prune(as_runtime *rt, const char *shop, const as_version *v);
+size_t as__durable_pack_size(const char *shop, const as_version *v);
+/* Journals that `v`'s source is pruned (versions.c); its row and identity stay. 0 or
+ * AS_ENOMEM (nothing journaled). */
+int as__durable_pack_prune(as_runtime *rt, const char *shop, const as_version *v);
 
 /* Loads merchant rules from source text and puts them in force for `shop`'s new cases
  * (versions.c: AS_ECONFLICT for another source under a used name@version); on a durable
@@ -155,6 +166,12 @@ as_order *as__order_get(as_runtime *rt, const char *id);
 void as__advance(as_runtime *rt, int64_t to_ms);
 
 /* JSON codec (codec.c) */
+/* Parses `len` bytes of `text` (rejecting duplicate keys) into *out (the caller's
+ * reference): 0, AS_EBAD_REQUEST "malformed JSON: <why>" (with the line when `with_line`), or
+ * AS_ENOMEM when one of jansson's allocations failed on the way -- the text may be fine. Every
+ * parse of the library goes through here: jansson is safe under a failed allocation only so
+ * (alloc.h as__json_parse_begin). */
+int as__json_parse(const char *text, size_t len, int with_line, json_t **out, as_error *err);
 int as__cmd_parse_open(as_cmd *cmd, json_t *obj);
 int as__cmd_parse_act(as_cmd *cmd, const char *action, json_t *payload);
 json_t *as__case_json(const as_case *c);

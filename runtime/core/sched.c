@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "aftersale/error.h"
 
 void as__sched_init(as_sched *s)
@@ -15,7 +16,7 @@ void as__sched_init(as_sched *s)
 void as__sched_free(as_sched *s)
 {
     for (size_t i = 0; i < s->len; i++) s->heap[i]->index = AS_SCHED_NONE;
-    free(s->heap);
+    as__free(s->heap);
     as__sched_init(s);
 }
 
@@ -63,16 +64,22 @@ static void sift_down(as_sched *s, size_t i)
     place(s, i, n);
 }
 
+int as__sched_reserve(as_sched *s, size_t n)
+{
+    if (s->len + n <= s->cap) return 0;
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < s->len + n) cap *= 2;
+    as_sched_node **heap = as__realloc(s->heap, cap * sizeof *heap);
+    if (heap == NULL) return AS_ENOMEM;
+    s->heap = heap;
+    s->cap = cap;
+    return 0;
+}
+
 int as__sched_add(as_sched *s, as_sched_node *n, int64_t due_ms)
 {
     if (as__sched_pending(n)) as__sched_remove(s, n);
-    if (s->len == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        as_sched_node **heap = realloc(s->heap, cap * sizeof *heap);
-        if (heap == NULL) return AS_ENOMEM;
-        s->heap = heap;
-        s->cap = cap;
-    }
+    if (as__sched_reserve(s, 1) != 0) return AS_ENOMEM;
     n->due_ms = due_ms;
     n->seq = s->next_seq++;
     place(s, s->len++, n);

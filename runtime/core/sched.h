@@ -28,6 +28,8 @@ void as__sched_free(as_sched *s);
 void as__sched_node_init(as_sched_node *n);
 /* Schedules `n` at `due_ms` (rescheduling it when already in). Returns 0 or AS_ENOMEM. */
 int as__sched_add(as_sched *s, as_sched_node *n, int64_t due_ms);
+/* Room for `n` more nodes, so that as many as__sched_add cannot fail; AS_ENOMEM. */
+int as__sched_reserve(as_sched *s, size_t n);
 /* Unschedules `n`; a no-op when it is not scheduled. */
 void as__sched_remove(as_sched *s, as_sched_node *n);
 /* The earliest node, or NULL when empty. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "aftersale/error.h"
 
 static char tomb_marker;
@@ -24,7 +25,7 @@ void as__strmap_init(as_strmap *m, as_key_fn key_of)
 
 void as__strmap_free(as_strmap *m)
 {
-    free(m->slots);
+    as__free(m->slots);
     m->slots = NULL;
     m->cap = m->len = m->tombs = 0;
 }
@@ -66,12 +67,12 @@ static int grow(as_strmap *m)
 
 static int rehash(as_strmap *m, size_t cap)
 {
-    void **slots = calloc(cap, sizeof *slots);
+    void **slots = as__calloc(cap, sizeof *slots);
     if (slots == NULL) return AS_ENOMEM;
     for (size_t i = 0; i < m->cap; i++)
         if (m->slots[i] != NULL && m->slots[i] != TOMB)
             insert_raw(slots, cap, m->key_of(m->slots[i]), m->slots[i]);
-    free(m->slots);
+    as__free(m->slots);
     m->slots = slots;
     m->cap = cap;
     m->tombs = 0;
@@ -80,9 +81,12 @@ static int rehash(as_strmap *m, size_t cap)
 
 int as__strmap_reserve(as_strmap *m, size_t n)
 {
+    /* put() counts the tombstones too: with room for n only once they are gone, n puts
+     * could still grow the map, so rehash (which drops them) then as well */
+    if (m->cap && (m->len + m->tombs + n) * 4 <= m->cap * 3) return 0;
     size_t cap = m->cap ? m->cap : 8;
     while ((m->len + n) * 4 > cap * 3) cap *= 2;
-    return cap == m->cap ? 0 : rehash(m, cap);
+    return rehash(m, cap);
 }
 
 int as__strmap_put(as_strmap *m, void *obj)

@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include "alloc.h"
+
 static inline void as__read_buffer(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)h;
-    buf->base = malloc(suggested);
+    buf->base = as__malloc(suggested);
     buf->len = buf->base ? suggested : 0;
 }
 

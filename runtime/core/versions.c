@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "err.h"
 #include "limits.h"
 #include "runtime.h"
@@ -19,16 +20,16 @@ as_version *as__versions_find(as_versions *vs, const char *name, const char *ver
 
 static void version_clear(as_version *v)
 {
-    free(v->name);
-    free(v->version);
-    free(v->source);
-    free(v->failed);
+    as__free(v->name);
+    as__free(v->version);
+    as__free(v->source);
+    as__free(v->failed);
 }
 
 void as__versions_free(as_versions *vs)
 {
     for (int i = 0; i < vs->n; i++) version_clear(&vs->v[i]);
-    free(vs->v);
+    as__free(vs->v);
     vs->v = NULL;
     vs->n = 0;
 }
@@ -43,15 +44,15 @@ int as__version_pinned(const as_version *v, const as_pack *in_force)
 static as_version *add(as_versions *vs, const char *name, const char *version,
                        const char *source, size_t len, const char *sha256, int64_t uploaded_at)
 {
-    as_version *nv = realloc(vs->v, (size_t)(vs->n + 1) * sizeof *nv);
+    as_version *nv = as__realloc(vs->v, (size_t)(vs->n + 1) * sizeof *nv);
     if (nv == NULL) return NULL;
     vs->v = nv;
     as_version *v = &nv[vs->n];
     *v = (as_version){.len = len, .uploaded_at = uploaded_at};
-    v->name = strdup(name);
-    v->version = strdup(version);
+    v->name = as__strdup(name);
+    v->version = as__strdup(version);
     if (source) {
-        v->source = malloc(len + 1);
+        v->source = as__malloc(len + 1);
         if (v->source) memcpy(v->source, source, len), v->source[len] = '\0';
     }
     if (v->name == NULL || v->version == NULL || (source && v->source == NULL)) {
@@ -110,7 +111,7 @@ static as_pack *load_version(as_runtime *rt, as_shop *s, as_version *v, int *fre
     if (rc == AS_ENOMEM) return NULL;
     if (rc) {
         rt->stats.pack_load_failures++;
-        if (v->failed == NULL && (v->failed = strdup(e.msg)) == NULL) return NULL;
+        if (v->failed == NULL && (v->failed = as__strdup(e.msg)) == NULL) return NULL;
         if ((p = as__pack_new_failed(v->name, v->version, v->failed)) == NULL) return NULL;
     }
     if (s) p->owner = s->id;
@@ -130,10 +131,11 @@ static void prune_unpinned(as_runtime *rt, as_shop *s)
         if (v->source == NULL || (v->pack && v->pack == s->merchant) ||
             as__version_pinned(v, s->merchant) != 0)
             continue;
-        free(v->source);
+        /* out of memory for the record: the version keeps its source, to prune next time */
+        if (as__durable_pack_prune(rt, s->id, v) != 0) continue;
+        as__free(v->source);
         v->source = NULL;
         v->len = 0;
-        as__durable_pack_prune(rt, s->id, v);
     }
 }
 
@@ -158,7 +160,7 @@ int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size
         rc = as__err(err, AS_EBAD_REQUEST, "%s keeps %d pack versions, the most a shop keeps",
                      shop, AS_MAX_VERSIONS);
     if (rc == 0 && v && v->source == NULL) { /* pruned: the same source brings it back */
-        if ((v->source = malloc(len + 1)) == NULL) {
+        if ((v->source = as__malloc(len + 1)) == NULL) {
             rc = as__err(err, AS_ENOMEM, "out of memory");
         } else {
             memcpy(v->source, src, len);
@@ -171,6 +173,11 @@ int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size
         v = add(&s->versions, p->name, p->version, src, len, sha, as__clock_now(&rt->clock));
         if (v == NULL) rc = as__err(err, AS_ENOMEM, "out of memory");
         added = v != NULL;
+    }
+    /* the version's row is journaled below, after the point of no return: room for it now */
+    if (rc == 0 && rt->dur && as__durable_reserve(rt, as__durable_pack_size(shop, v)) != 0) {
+        if (added) drop_last(&s->versions);
+        rc = as__err(err, AS_ENOMEM, "out of memory");
     }
     if (rc) {
         as__pack_unref(p);
@@ -188,7 +195,7 @@ int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size
             return AS_ENOMEM;
         }
         v->pack = p;
-        free(v->failed);
+        as__free(v->failed);
         v->failed = NULL;
     }
     as__pack_unref(s->merchant);
@@ -250,7 +257,7 @@ int as__versions_restore(as_runtime *rt, const char *shop, const char *name,
     as_version *v = s ? add(&s->versions, name, version, pruned ? NULL : source, len,
                             sha, uploaded_at)
                       : NULL;
-    if (v == NULL || (damaged && (v->failed = strdup("the stored source does not match its "
+    if (v == NULL || (damaged && (v->failed = as__strdup("the stored source does not match its "
                                                       "SHA-256")) == NULL))
         return as__err(err, AS_ENOMEM, "out of memory");
     v->stored = 1;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/alloc.h"
 #include "../core/err.h"
 #include "../core/layers.h"
 #include "../core/timefmt.h"
@@ -72,7 +73,7 @@ static const char VIEW_ITEM[] = "aftersale.item";
 
 as_lua_group *as__lua_group_new(size_t cap)
 {
-    as_lua_group *g = calloc(1, sizeof *g);
+    as_lua_group *g = as__calloc(1, sizeof *g);
     if (g == NULL) return NULL;
     g->cap = cap;
     g->refs = 1;
@@ -81,7 +82,7 @@ as_lua_group *as__lua_group_new(size_t cap)
 
 void as__lua_group_unref(as_lua_group *g)
 {
-    if (g && --g->refs == 0) free(g);
+    if (g && --g->refs == 0) as__free(g);
 }
 
 size_t as__lua_group_used(const as_lua_group *g)
@@ -117,7 +118,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     as_lua_group *g = lp->group;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
-        free(ptr);
+        as__free(ptr);
         lp->mem_used -= old;
         if (g) g->used -= old;
         return NULL;
@@ -144,7 +145,10 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     /* persistent: Lua retries a failed allocation after a full collection, so failing only
      * the n-th would be absorbed */
     if (lp->fail_alloc && ++lp->allocs >= lp->fail_alloc) return NULL;
-    void *np = realloc(ptr, nsize);
+    void *np = as__realloc(ptr, nsize);
+    /* Lua assumes a shrinking allocation never fails (lua_Alloc, manual 4.6); the block it
+     * has is big enough, so keep it. A failed growth leaves cap_hit 0: the host's memory. */
+    if (np == NULL && nsize <= old) np = ptr;
     if (np == NULL) return NULL;
     lp->mem_used = lp->mem_used - old + nsize;
     if (g) g->used = g->used - old + nsize;
@@ -750,8 +754,10 @@ static void *pooled(lua_State *L, struct proxy_pool *pool, size_t size)
         lua_rawgeti(L, LUA_REGISTRYINDEX, pool->meta);
         lua_setmetatable(L, -2);
         lua_pushvalue(L, -1);
-        lua_rawseti(L, -3, ++pool->len);
-        pool->used = pool->len;
+        /* counted once stored: a rawseti that raises (out of memory) must not leave a hole
+         * that the next call would take for a proxy */
+        lua_rawseti(L, -3, (lua_Integer)pool->len + 1);
+        pool->used = ++pool->len;
     }
     lua_remove(L, -2);
     return lua_touserdata(L, -1);
@@ -1176,7 +1182,7 @@ static void lua_free_impl(as_pack *p)
     lua_pack *lp = p->impl;
     if (lp->L) lua_close(lp->L);
     as__lua_group_unref(lp->group);
-    free(lp);
+    as__free(lp);
     p->impl = NULL;
 }
 
@@ -1194,7 +1200,7 @@ int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
                       const as_lua_limits *limits, as_pack **out, as_error *err)
 {
     *out = NULL;
-    lua_pack *lp = calloc(1, sizeof *lp);
+    lua_pack *lp = as__calloc(1, sizeof *lp);
     if (lp == NULL) return as__err(err, AS_ENOMEM, "%s: out of memory", chunkname);
     lp->mem_cap = limits && limits->memory ? limits->memory : AS_LUA_DEFAULT_MEMORY;
     lp->budget = limits && limits->instructions > 0 ? limits->instructions
@@ -1209,7 +1215,7 @@ int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
     if (lp->L == NULL) {
         int code = lp->cap_hit ? AS_ERULE_ERROR : AS_ENOMEM;
         as__lua_group_unref(lp->group);
-        free(lp);
+        as__free(lp);
         return as__err(err, code, "%s: %s", chunkname, code == AS_ENOMEM ? "out of memory" : "memory cap exceeded");
     }
     lua_State *L = lp->L;
@@ -1228,7 +1234,7 @@ int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
         as__pack_unref(x.pack);
         lua_close(L);
         as__lua_group_unref(lp->group);
-        free(lp);
+        as__free(lp);
         return x.code;
     }
     lua_settop(L, 0);
@@ -1248,9 +1254,9 @@ int as__read_file(const char *path, char **out, size_t *outlen, as_error *err)
     for (;;) {
         if (len + 1 >= cap) {
             cap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, cap);
+            char *nb = as__realloc(buf, cap);
             if (nb == NULL) {
-                free(buf);
+                as__free(buf);
                 fclose(f);
                 return as__err(err, AS_ENOMEM, "%s: out of memory", path);
             }
@@ -1263,7 +1269,7 @@ int as__read_file(const char *path, char **out, size_t *outlen, as_error *err)
     int bad = ferror(f);
     fclose(f);
     if (bad) {
-        free(buf);
+        as__free(buf);
         return as__err(err, AS_EIO, "%s: read error", path);
     }
     buf[len] = '\0';
@@ -1283,7 +1289,7 @@ int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pac
     char chunk[512];
     snprintf(chunk, sizeof chunk, "@%s", path);
     rc = as__lua_pack_load(buf, len, chunk, limits, out, err);
-    free(buf);
+    as__free(buf);
     return rc;
 }
 
@@ -1483,13 +1489,14 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
     int rc = x.rc;
     if (st != LUA_OK) {
         char m[200];
-        failure(lp, L, st, m, sizeof m);
-        rc = as__err(err, AS_ERULE_ERROR, "%s@%s: hook %s failed: %s", p->name, p->version,
+        /* the host's memory running out is nomem, as at load: the pack did nothing wrong */
+        int code = failure(lp, L, st, m, sizeof m);
+        rc = as__err(err, code, "%s@%s: hook %s failed: %s", p->name, p->version,
                      as__hook_name(h), m);
     }
     if (rc) ans->kind = AS_ANS_NIL;
     lp->args = NULL;
     lua_settop(L, 0);
-    if (rc) p->failures++;
+    if (rc && rc != AS_ENOMEM) p->failures++;
     return rc;
 }

@@ -3,6 +3,7 @@
  * The plugin sees only as_view handles and reads them through the host table below, so it
  * links against nothing of the runtime. The loader reads no field past the struct_size the
  * plugin declared (STYLE.md 7). */
+#include "../core/alloc.h"
 #include "native_engine.h"
 
 #include <dlfcn.h>
@@ -334,7 +335,7 @@ static void native_free(as_pack *p)
     native_pack *np = p->impl;
     if (np->pl && np->pl->fini) np->pl->fini(np->state);
     if (np->dl) dlclose(np->dl);
-    free(np);
+    as__free(np);
     p->impl = NULL;
 }
 
@@ -366,7 +367,7 @@ static uint32_t hooks_of(const struct as_plugin *pl)
 static int refuse(native_pack *np, as_error *err, const char *path, const char *why)
 {
     if (np->dl) dlclose(np->dl);
-    free(np);
+    as__free(np);
     return as__err(err, AS_EBAD_REQUEST, "%s: %s", path, why);
 }
 
@@ -379,7 +380,7 @@ int as__native_pack_load(const char *dir, const char *file, as_pack **out, as_er
                        file ? file : "");
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    native_pack *np = calloc(1, sizeof *np);
+    native_pack *np = as__calloc(1, sizeof *np);
     if (np == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     np->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (np->dl == NULL) {

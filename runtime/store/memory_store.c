@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/alloc.h"
 #include "../core/err.h"
 #include "../core/strmap.h"
 #include "store.h"
@@ -43,15 +44,15 @@ static void row_free(row *r)
 {
     while (r) {
         row *next = r->acks;
-        free(r->key), free(r->a), free(r->b), free(r->c), free(r->data);
-        free(r);
+        as__free(r->key), as__free(r->a), as__free(r->b), as__free(r->c), as__free(r->data);
+        as__free(r);
         r = next;
     }
 }
 
 static char *dup_n(const char *p, size_t n)
 {
-    char *s = malloc(n + 1);
+    char *s = as__malloc(n + 1);
     if (s) {
         memcpy(s, p ? p : "", n);
         s[n] = '\0';
@@ -76,7 +77,7 @@ static int append(rows *v, row *r)
 {
     if (v->len == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 64;
-        row **nv = realloc(v->v, cap * sizeof *nv);
+        row **nv = as__realloc(v->v, cap * sizeof *nv);
         if (nv == NULL) return AS_ENOMEM;
         v->v = nv;
         v->cap = cap;
@@ -93,9 +94,9 @@ static int upsert(rows *v, as_strmap *m, row *r)
     row tmp = *old;
     *old = *r;
     old->key = tmp.key;
-    free(r->key); /* the row's fields are old's now: free only the duplicate key and the shell */
-    free(r);
-    free(tmp.a), free(tmp.b), free(tmp.data);
+    as__free(r->key); /* the row's fields are old's now: free only the duplicate key and the shell */
+    as__free(r);
+    as__free(tmp.a), as__free(tmp.b), as__free(tmp.data);
     return 0;
 }
 
@@ -128,7 +129,7 @@ static void prune(rows *v, as_strmap *m, int (*gone)(const row *, int64_t), int6
 
 static int apply_record(memory_store *s, int kind, as_rbuf *r)
 {
-    row *w = calloc(1, sizeof *w);
+    row *w = as__calloc(1, sizeof *w);
     if (w == NULL) return AS_ENOMEM;
     switch (kind) {
     case AS_REC_ORDER:
@@ -160,10 +161,10 @@ static int apply_record(memory_store *s, int kind, as_rbuf *r)
         const char *key = as__rbuf_str(r, &kn), *url = as__rbuf_str(r, &un);
         char *k = key ? dup_n(key, kn) : NULL;
         w->key = url ? dup_n(url, un) : NULL; /* the URL; none: every URL */
-        if (r->bad || key == NULL) return free(k), row_free(w), AS_EIO;
-        if (k == NULL || (url && w->key == NULL)) return free(k), row_free(w), AS_ENOMEM;
+        if (r->bad || key == NULL) return as__free(k), row_free(w), AS_EIO;
+        if (k == NULL || (url && w->key == NULL)) return as__free(k), row_free(w), AS_ENOMEM;
         row *o = as__strmap_get(&s->by_outbox, k);
-        free(k);
+        as__free(k);
         if (o == NULL) return row_free(w), 0; /* an unknown key: nothing to acknowledge */
         if (url == NULL) {
             o->flag = 1;
@@ -199,7 +200,7 @@ static int apply_record(memory_store *s, int kind, as_rbuf *r)
             row *p = s->packs.v[i];
             if (!p->flag && strcmp(p->key, w->key) == 0 && strcmp(p->a, w->a) == 0 &&
                 strcmp(p->b, w->b) == 0) {
-                free(p->data);
+                as__free(p->data);
                 p->data = NULL;
                 p->len = 0;
             }
@@ -301,7 +302,7 @@ static int memory_load(as_store *base, const as_store_visitor *v, as_error *err)
         row *p = s->packs.v[i];
         char *src = dup_n(p->data, p->len);
         rc = src ? v->pack(v->ud, p->key, p->a, p->b, src, p->len, p->flag, p->c, p->n) : AS_ENOMEM;
-        free(src);
+        as__free(src);
         snprintf(key, sizeof key, "%s/%s@%s", p->key[0] ? p->key : "(platform)", p->a, p->b);
         rc = answered(v, rc, "packs", key, err);
     }
@@ -348,7 +349,7 @@ static const as_store_engine memory_engine = {"memory", memory_commit, NULL, mem
 
 as_store *as__store_memory_new(void)
 {
-    memory_store *s = calloc(1, sizeof *s);
+    memory_store *s = as__calloc(1, sizeof *s);
     if (s == NULL) return NULL;
     s->base.engine = &memory_engine;
     as__strmap_init(&s->by_order, row_key);
@@ -365,11 +366,11 @@ void as__store_memory_free(as_store *base)
     rows *all[] = {&s->orders, &s->cases, &s->events, &s->outbox, &s->idem, &s->packs};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
         for (size_t i = 0; i < all[k]->len; i++) row_free(all[k]->v[i]);
-        free(all[k]->v);
+        as__free(all[k]->v);
     }
     as__strmap_free(&s->by_order);
     as__strmap_free(&s->by_case);
     as__strmap_free(&s->by_outbox);
     as__strmap_free(&s->by_idem);
-    free(s);
+    as__free(s);
 }

@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/alloc.h"
 #include "../core/err.h"
 #include "../core/limits.h"
 #include "sqlite_tools.h"
@@ -454,8 +455,8 @@ static void sqlite_close(as_store *base)
     if (s->wal_fd >= 0) close(s->wal_fd);
     sqlite3_close(s->db);
     if (s->lock_fd >= 0) close(s->lock_fd); /* last: the file is ours until it is closed */
-    free(s->path);
-    free(s);
+    as__free(s->path);
+    as__free(s);
 }
 
 static const as_store_engine sqlite_engine = {"sqlite", sqlite_commit, sqlite_sync, sqlite_load,
@@ -464,7 +465,7 @@ static const as_store_engine sqlite_engine = {"sqlite", sqlite_commit, sqlite_sy
 char *as__store_path_with(const char *path, const char *suffix)
 {
     size_t a = strlen(path), b = strlen(suffix);
-    char *p = malloc(a + b + 1);
+    char *p = as__malloc(a + b + 1);
     if (p) {
         memcpy(p, path, a);
         memcpy(p + a, suffix, b + 1);
@@ -474,12 +475,12 @@ char *as__store_path_with(const char *path, const char *suffix)
 
 int as__store_sync_dir(const char *path, as_error *err)
 {
-    char *copy = strdup(path); /* owned here; dirname() may write into it */
+    char *copy = as__strdup(path); /* owned here; dirname() may write into it */
     if (copy == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     int dir = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = dir >= 0 && fsync(dir) == 0 ? 0 : errno;
     if (dir >= 0) close(dir);
-    free(copy);
+    as__free(copy);
     if (rc) return as__err(err, AS_EIO, "%s: cannot sync its directory: %s", path, strerror(rc));
     return 0;
 }
@@ -516,7 +517,7 @@ static int lock_writer(sqlite_store *s, const char *path, as_error *err)
     char *lock = as__store_path_with(path, "-writer"); /* owned here */
     if (lock == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    free(lock);
+    as__free(lock);
     if (s->lock_fd < 0)
         return as__err(err, AS_EIO, "%s: cannot open its writer lock %s-writer: %s", path, path,
                        strerror(errno));
@@ -543,7 +544,7 @@ void as__store_sqlite_writer(const char *path, char pid[24])
     pid[0] = '\0';
     char *lock = as__store_path_with(path, "-writer"); /* owned here */
     int fd = lock ? open(lock, O_RDONLY | O_CLOEXEC) : -1;
-    free(lock);
+    as__free(lock);
     if (fd < 0) return;
     /* the holder has it exclusively: a shared lock is refused exactly while one is there */
     if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) holder_pid(fd, pid);
@@ -611,9 +612,9 @@ static int migrate(sqlite_store *s, const char *path, int version, as_error *err
 /* A store with nothing open yet; NULL on OOM. */
 static sqlite_store *store_new(const char *path, const as_store_engine *engine)
 {
-    sqlite_store *s = calloc(1, sizeof *s);
-    if (s == NULL || (s->path = strdup(path)) == NULL) {
-        free(s);
+    sqlite_store *s = as__calloc(1, sizeof *s);
+    if (s == NULL || (s->path = as__strdup(path)) == NULL) {
+        as__free(s);
         return NULL;
     }
     s->base.engine = engine;

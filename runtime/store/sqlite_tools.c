@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "../core/alloc.h"
 #include "../core/digest.h"
 #include "../core/err.h"
 #include "../core/limits.h"
@@ -76,7 +77,7 @@ static void integrity(sqlite3 *db, as_store_problem_fn problem, void *ud)
     while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         /* a row may hold several findings, one a line, under a banner naming the schema */
         const char *row = (const char *)sqlite3_column_text(st, 0);
-        char *text = strdup(row ? row : ""), *save = NULL; /* owned here; strtok_r cuts it */
+        char *text = as__strdup(row ? row : ""), *save = NULL; /* owned here; strtok_r cuts it */
         if (text == NULL) {
             say(problem, ud, "database", NULL, "out of memory reading integrity_check");
             break;
@@ -84,7 +85,7 @@ static void integrity(sqlite3 *db, as_store_problem_fn problem, void *ud)
         for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
             if (strcmp(l, "ok") != 0 && strncmp(l, "*** in database", 15) != 0)
                 say(problem, ud, "database", NULL, l);
-        free(text);
+        as__free(text);
     }
     if (rc != SQLITE_DONE) {
         char why[512];
@@ -177,7 +178,7 @@ static int clear_dest(const char *dest, int force, as_error *err)
                  : there && unlink(p) != 0
                      ? as__err(err, AS_EIO, "cannot remove %s: %s", p, strerror(errno))
                      : 0;
-        free(p);
+        as__free(p);
         if (rc) return rc;
     }
     return 0;
@@ -237,6 +238,6 @@ int as__store_sqlite_backup(as_store *s, const char *dest, int force, int *pages
         rc = as__err(err, AS_EIO, "cannot rename %s to %s: %s", tmp, dest, strerror(errno));
     if (rc == 0) rc = as__store_sync_dir(dest, err);
     if (rc) unlink(tmp);
-    free(tmp);
+    as__free(tmp);
     return rc;
 }

@@ -4,9 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/alloc.h"
+#include "aftersale/error.h"
+
 void as__wbuf_free(as_wbuf *b)
 {
-    free(b->p);
+    as__free(b->p);
     memset(b, 0, sizeof *b);
 }
 
@@ -16,19 +19,28 @@ void as__wbuf_reset(as_wbuf *b)
     b->oom = 0;
 }
 
+int as__wbuf_reserve(as_wbuf *b, size_t n)
+{
+    if (b->len + n <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n) cap *= 2;
+    unsigned char *np = as__realloc(b->p, cap);
+    if (np == NULL) return AS_ENOMEM;
+    b->p = np;
+    b->cap = cap;
+    return 0;
+}
+
 void as__wbuf_bytes(as_wbuf *b, const void *p, size_t n)
 {
     if (b->oom) return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        unsigned char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
+    if (b->measure) {
+        b->len += n;
+        return;
+    }
+    if (as__wbuf_reserve(b, n) != 0) {
+        b->oom = 1;
+        return;
     }
     memcpy(b->p + b->len, p, n);
     b->len += n;

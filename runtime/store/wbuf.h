@@ -10,10 +10,14 @@
 typedef struct as_wbuf {
     unsigned char *p; /* owned */
     size_t len, cap;
-    int oom; /* an append failed: the buffer is incomplete */
+    int oom;     /* an append failed: the buffer is incomplete */
+    int measure; /* set by the owner: appends only count their bytes in `len` (p stays NULL),
+                  * to learn what room a record needs before writing it */
 } as_wbuf;
 
 void as__wbuf_free(as_wbuf *b);
+/* Makes room for `n` more bytes, so that appends up to that many cannot fail; AS_ENOMEM. */
+int as__wbuf_reserve(as_wbuf *b, size_t n);
 void as__wbuf_reset(as_wbuf *b);
 void as__wbuf_u8(as_wbuf *b, uint8_t v);
 void as__wbuf_u16(as_wbuf *b, uint16_t v);

@@ -21,6 +21,27 @@ extern "C" {
 typedef struct as_runtime as_runtime;
 struct uv_loop_s;
 
+/* ---- Memory ----------------------------------------------------------------------------- */
+
+typedef void *(*as_malloc_fn)(size_t size);
+typedef void *(*as_realloc_fn)(void *ptr, size_t size);
+typedef void *(*as_calloc_fn)(size_t count, size_t size);
+typedef void (*as_free_fn)(void *ptr);
+
+/* Replaces the allocator of the whole library (like uv_replace_allocator): every block the
+ * runtime, its Lua states and its stores allocate, and every string it hands out (free them
+ * with as_free). The functions are also installed into libuv (uv_replace_allocator) and
+ * jansson (json_set_alloc_funcs, which takes no realloc), so call this first, before the
+ * process makes any libuv loop or jansson value, and before the first as_runtime_new:
+ * from then on it is refused with AS_EINVALID_STATE, since a block freed by another
+ * allocator than the one that made it is undefined behaviour. SQLite keeps its own
+ * allocator. The functions must behave like the C library's (realloc(NULL, n) allocates,
+ * free(NULL) does nothing) and may fail by returning NULL at any time: each call that
+ * allocates then returns AS_ENOMEM with nothing changed. Returns 0, AS_EBAD_REQUEST when a
+ * function is NULL, or AS_EINVALID_STATE. Not thread-safe: call it on the main thread. */
+AS_EXTERN int as_replace_allocator(as_malloc_fn malloc_fn, as_realloc_fn realloc_fn,
+                                   as_calloc_fn calloc_fn, as_free_fn free_fn);
+
 /* A side effect the platform must carry out (DESIGN.md §5): `kind` is "refund" (pay
  * `amount_fen` back for `case_id`) or "notify". `key` is stable across re-deliveries of the
  * same instruction. Strings are valid for the duration of the call. */
@@ -137,6 +158,8 @@ AS_EXTERN int64_t as_runtime_now(const as_runtime *rt);
  * instant, and moves time to `to_ms`. A no-op on a real clock. */
 AS_EXTERN void as_runtime_advance(as_runtime *rt, int64_t to_ms);
 
+/* Frees a string the library handed out (as_case_get_json, ...), with the allocator in force
+ * (as_replace_allocator). NULL is a no-op. */
 AS_EXTERN void as_free(void *p);
 
 #ifdef __cplusplus
