@@ -436,7 +436,7 @@ typedef struct lcase {
 typedef struct lorder {
     char id[16];
     int stage, acked; /* 1 created, 2 shipped, 3 delivered: as far as memory, the answers went */
-    int has_case;     /* a case of it is in the ledger (one item: one case) */
+    size_t the_case;  /* 1 + the index of its case in the ledger, 0 none (one item: one case) */
 } lorder;
 
 /* An answer owed: which ledger entry it acknowledges, and how far. */
@@ -548,7 +548,7 @@ static int read_case(as_runtime *rt, const char *id, point *out)
 static int order_stage(as_runtime *rt, const char *id)
 {
     const as_order *o = as__order_get(rt, id);
-    return o == NULL ? 0 : 1 + (o->shipped_at != 0) + (o->delivered_at != 0);
+    return o == NULL ? 0 : 1 + (o->shipped_at != AS_UNSET) + (o->delivered_at != AS_UNSET);
 }
 
 /* ==========================================================================================
@@ -587,9 +587,10 @@ static void new_order(proc *p)
     snprintf(o->id, sizeof o->id, "O%d", ++L.order_seq);
     char buyer[16];
     snprintf(buyer, sizeof buyer, "B%d", L.order_seq);
-    json_t *order = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:i, s:i}], s:i}", "id", o->id,
-                              "shop", "S1", "buyer", buyer, "items", "sku", "T1", "category",
-                              "apparel", "qty", 1, "price", 19900, "shipping_fee", 0);
+    json_t *order = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:i, s:i}], s:i, s:b}", "id",
+                              o->id, "shop", "S1", "buyer", buyer, "items", "sku", "T1",
+                              "category", "apparel", "qty", 1, "price", 19900, "shipping_fee", 0,
+                              "freight_insurance", 1);
     submit(p, json_pack("{s:s, s:o}", "op", "order.create", "order", order), 0,
            (int)L.norders++);
 }
@@ -615,13 +616,13 @@ static void one_command(proc *p, rng *r)
             submit(p, json_pack("{s:s, s:s}", "op", o->stage == 1 ? "order.ship" : "order.deliver",
                                 "order", o->id),
                    0, i);
-        } else if (o->stage == 3 && !o->has_case) {
+        } else if (o->stage == 3 && !o->the_case) {
             L.cases = grow(L.cases, &L.cap_cases, L.ncases + 1, sizeof *L.cases);
             lcase *c = &L.cases[L.ncases];
             memset(c, 0, sizeof *c);
             snprintf(c->id, sizeof c->id, "C%d", ++L.case_seq);
             c->order = i;
-            o->has_case = 1;
+            o->the_case = L.ncases + 1;
             buyer_of(o, who, sizeof who);
             json_t *cs = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:i}]}", "id", c->id, "order",
                                    o->id, "type", "return_refund", "reason", "no_reason",
@@ -640,9 +641,12 @@ static void one_command(proc *p, rng *r)
     char who[24];
     if (NEXT[st].who) snprintf(who, sizeof who, "%s", NEXT[st].who);
     else buyer_of(&L.orders[c->order], who, sizeof who);
-    submit(p, json_pack("{s:s, s:s, s:s, s:s}", "op", "case.act", "as", who, "case", c->id,
-                        "action", NEXT[st].action),
-           1, i);
+    json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "op", "case.act", "as", who, "case", c->id,
+                            "action", NEXT[st].action);
+    if (st == ST_AWAITING)
+        json_object_set_new(req, "payload",
+                            json_pack("{s:s, s:s}", "carrier", "SF", "tracking", c->id));
+    submit(p, req, 1, i);
 }
 
 /* Runs commands until the shim freezes (or MAX_COMMANDS): a few per loop turn, a turn or
@@ -658,9 +662,6 @@ static void workload(proc *p, sqlite3 *ckpt, rng *r)
         if (ckpt && rng_below(r, 8) == 0)
             sqlite3_exec(ckpt, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
     }
-    if (getenv("POWERCUT_DEBUG"))
-        fprintf(stderr, "cut %d: %d commands, ops %ld of %ld\n", g_cut, L.ntickets, shim.ops,
-                shim.freeze_at);
     shim_freeze();
 }
 
@@ -713,7 +714,7 @@ static void verify(as_runtime *rt)
         if (!read_case(rt, c->id, &now)) {
             if (c->acked) lost("case", c->id, "gone, though its open was acknowledged");
             c->n = c->acked = 0;
-            L.orders[c->order].has_case = 0;
+            if (L.orders[c->order].the_case == i + 1) L.orders[c->order].the_case = 0;
             continue;
         }
         for (k = c->acked ? c->acked - 1 : 0; k < c->n; k++)
