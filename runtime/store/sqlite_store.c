@@ -125,8 +125,8 @@ typedef struct sqlite_store {
      * open for its whole life in WAL mode: sync() calls its xSync */
     sqlite3_file *wal;
     const char *wal_path; /* SQLite's, valid while db is open */
-    int wal_fd;  /* owned; the log opened by its name, to notice it removed or replaced */
-    int lock_fd; /* owned; FILE-writer, flocked while this store is open (one writer) */
+    int wal_fd;           /* owned; the log opened by its name, to notice it removed or replaced */
+    int lock_fd;          /* owned; FILE-writer, flocked while this store is open (one writer) */
     /* held by commit() for its transaction and by sync() for the checkpoint of a removed
      * log: the connection is NOMUTEX, and the two run on different threads */
     pthread_mutex_t txn;
@@ -295,7 +295,8 @@ static int save_removed_wal(sqlite_store *s, as_error *err)
         return as__err(err, AS_EIO,
                        "the write-ahead log %s was removed, and copying it into %s failed (%s): "
                        "what was acknowledged since the last checkpoint is only in this process",
-                       s->wal_path, db, rc != SQLITE_OK ? sqlite3_errstr(rc) : "readers in the way");
+                       s->wal_path, db,
+                       rc != SQLITE_OK ? sqlite3_errstr(rc) : "readers in the way");
     return as__err(err, AS_EIO,
                    "the write-ahead log %s was removed; what was acknowledged is in %s; restart "
                    "to go on",

@@ -98,8 +98,8 @@ typedef struct pending {
  * close(): a file closed unsynced is still not on disk. */
 typedef struct node {
     struct node *next;
-    char *path;             /* owned */
-    pending *head, *tail;   /* owned, in write order */
+    char *path;           /* owned */
+    pending *head, *tail; /* owned, in write order */
 } node;
 
 typedef struct shim_file {
@@ -111,8 +111,8 @@ typedef struct shim_file {
 static struct {
     sqlite3_vfs vfs;
     sqlite3_vfs *unix_vfs;
-    pthread_mutex_t mu; /* guards the rest: the writer, the syncer and the loop all call in */
-    node *nodes;        /* owned */
+    pthread_mutex_t mu;  /* guards the rest: the writer, the syncer and the loop all call in */
+    node *nodes;         /* owned */
     long ops, freeze_at; /* writes, syncs, truncates and deletes so far; the one that freezes */
     int frozen;
     long kept, dropped, torn; /* what the cuts did with pending writes */
@@ -174,7 +174,8 @@ static int shim_read(sqlite3_file *file, void *buf, int amt, sqlite3_int64 off)
         for (pending *p = f->n ? f->n->head : NULL; p; p = p->next) {
             sqlite3_int64 lo = p->off > off ? p->off : off;
             sqlite3_int64 hi = p->off + p->len < off + amt ? p->off + p->len : off + amt;
-            if (lo < hi) memcpy((char *)buf + (lo - off), p->data + (lo - p->off), (size_t)(hi - lo));
+            if (lo < hi)
+                memcpy((char *)buf + (lo - off), p->data + (lo - p->off), (size_t)(hi - lo));
         }
         rc = logical_size(f, &size);
         if (rc == SQLITE_OK && off + amt > size) rc = SQLITE_IOERR_SHORT_READ;
@@ -195,8 +196,10 @@ static int shim_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int6
     memcpy(p->data, buf, (size_t)amt);
     pthread_mutex_lock(&shim.mu);
     p->after_cut = shim_op_frozen();
-    if (f->n->tail) f->n->tail->next = p;
-    else f->n->head = p;
+    if (f->n->tail)
+        f->n->tail->next = p;
+    else
+        f->n->head = p;
     f->n->tail = p;
     pthread_mutex_unlock(&shim.mu);
     return SQLITE_OK;
@@ -247,8 +250,14 @@ static int shim_file_size(sqlite3_file *file, sqlite3_int64 *size)
 /* The rest is the unix VFS's own: locks, file controls, the -shm (which SQLite rebuilds from
  * the log when the first connection opens the file after a crash). */
 #define REAL(file) (((shim_file *)(file))->real)
-static int shim_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
-static int shim_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int shim_lock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+static int shim_unlock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
 static int shim_reserved(sqlite3_file *f, int *out)
 {
     return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
@@ -257,7 +266,10 @@ static int shim_fcntl(sqlite3_file *f, int op, void *arg)
 {
     return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
 }
-static int shim_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int shim_sector(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
 static int shim_device(sqlite3_file *f)
 {
     return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
@@ -270,7 +282,10 @@ static int shim_shm_lock(sqlite3_file *f, int off, int n, int flags)
 {
     return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
 }
-static void shim_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static void shim_shm_barrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
 static int shim_shm_unmap(sqlite3_file *f, int del)
 {
     return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
@@ -278,10 +293,23 @@ static int shim_shm_unmap(sqlite3_file *f, int del)
 
 /* Version 2: no xFetch, so SQLite never maps the real file and reads past the shim. */
 static const sqlite3_io_methods shim_io = {
-    2,           shim_close,      shim_read,   shim_write,       shim_truncate,
-    shim_sync,   shim_file_size,  shim_lock,   shim_unlock,      shim_reserved,
-    shim_fcntl,  shim_sector,     shim_device, shim_shm_map,     shim_shm_lock,
-    shim_shm_barrier, shim_shm_unmap, NULL, NULL,
+    .iVersion = 2,
+    .xClose = shim_close,
+    .xRead = shim_read,
+    .xWrite = shim_write,
+    .xTruncate = shim_truncate,
+    .xSync = shim_sync,
+    .xFileSize = shim_file_size,
+    .xLock = shim_lock,
+    .xUnlock = shim_unlock,
+    .xCheckReservedLock = shim_reserved,
+    .xFileControl = shim_fcntl,
+    .xSectorSize = shim_sector,
+    .xDeviceCharacteristics = shim_device,
+    .xShmMap = shim_shm_map,
+    .xShmLock = shim_shm_lock,
+    .xShmBarrier = shim_shm_barrier,
+    .xShmUnmap = shim_shm_unmap,
 };
 
 static int shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
@@ -374,7 +402,8 @@ static void cut_one(int fd, const pending *p, rng *r)
             unsigned char sector[SECTOR];
             const unsigned char *src = p->data + (at - p->off);
             if (what == 3) {
-                for (sqlite3_int64 i = 0; i < next - at; i++) sector[i] = (unsigned char)rng_next(r);
+                for (sqlite3_int64 i = 0; i < next - at; i++)
+                    sector[i] = (unsigned char)rng_next(r);
                 src = sector;
             }
             if (pwrite(fd, src, (size_t)(next - at), at) != next - at) perror("powercut: pwrite");
@@ -428,9 +457,9 @@ typedef struct point {
 typedef struct lcase {
     char id[16];
     int order;
-    point *seen;       /* owned: the states it passed through in memory, oldest first */
+    point *seen; /* owned: the states it passed through in memory, oldest first */
     size_t n, cap;
-    size_t acked;      /* seen[0..acked-1] were acknowledged (or found after a cut) */
+    size_t acked; /* seen[0..acked-1] were acknowledged (or found after a cut) */
 } lcase;
 
 typedef struct lorder {
@@ -587,12 +616,11 @@ static void new_order(proc *p)
     snprintf(o->id, sizeof o->id, "O%d", ++L.order_seq);
     char buyer[16];
     snprintf(buyer, sizeof buyer, "B%d", L.order_seq);
-    json_t *order = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:i, s:i}], s:i, s:b}", "id",
-                              o->id, "shop", "S1", "buyer", buyer, "items", "sku", "T1",
-                              "category", "apparel", "qty", 1, "price", 19900, "shipping_fee", 0,
-                              "freight_insurance", 1);
-    submit(p, json_pack("{s:s, s:o}", "op", "order.create", "order", order), 0,
-           (int)L.norders++);
+    json_t *order =
+        json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:i, s:i}], s:i, s:b}", "id", o->id, "shop", "S1",
+                  "buyer", buyer, "items", "sku", "T1", "category", "apparel", "qty", 1, "price",
+                  19900, "shipping_fee", 0, "freight_insurance", 1);
+    submit(p, json_pack("{s:s, s:o}", "op", "order.create", "order", order), 0, (int)L.norders++);
 }
 
 static void buyer_of(const lorder *o, char *buf, size_t cap)
@@ -613,8 +641,9 @@ static void one_command(proc *p, rng *r)
         lorder *o = &L.orders[i];
         char who[24];
         if (o->stage == 1 || o->stage == 2) {
-            submit(p, json_pack("{s:s, s:s}", "op", o->stage == 1 ? "order.ship" : "order.deliver",
-                                "order", o->id),
+            submit(p,
+                   json_pack("{s:s, s:s}", "op", o->stage == 1 ? "order.ship" : "order.deliver",
+                             "order", o->id),
                    0, i);
         } else if (o->stage == 3 && !o->the_case) {
             L.cases = grow(L.cases, &L.cap_cases, L.ncases + 1, sizeof *L.cases);
@@ -625,8 +654,8 @@ static void one_command(proc *p, rng *r)
             o->the_case = L.ncases + 1;
             buyer_of(o, who, sizeof who);
             json_t *cs = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:i}]}", "id", c->id, "order",
-                                   o->id, "type", "return_refund", "reason", "no_reason",
-                                   "items", "sku", "T1", "qty", 1);
+                                   o->id, "type", "return_refund", "reason", "no_reason", "items",
+                                   "sku", "T1", "qty", 1);
             submit(p, json_pack("{s:s, s:s, s:o}", "op", "case.open", "as", who, "case", cs), 1,
                    (int)L.ncases++);
         }
@@ -639,8 +668,10 @@ static void one_command(proc *p, rng *r)
     int st = c->seen[c->n - 1].state;
     if (st < 0 || NEXT[st].action == NULL) return;
     char who[24];
-    if (NEXT[st].who) snprintf(who, sizeof who, "%s", NEXT[st].who);
-    else buyer_of(&L.orders[c->order], who, sizeof who);
+    if (NEXT[st].who)
+        snprintf(who, sizeof who, "%s", NEXT[st].who);
+    else
+        buyer_of(&L.orders[c->order], who, sizeof who);
     json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "op", "case.act", "as", who, "case", c->id,
                             "action", NEXT[st].action);
     if (st == ST_AWAITING)
@@ -655,10 +686,12 @@ static void one_command(proc *p, rng *r)
 static void workload(proc *p, sqlite3 *ckpt, rng *r)
 {
     while (!shim_frozen() && L.ntickets + 4 <= MAX_COMMANDS) {
-        for (unsigned k = 1 + rng_below(r, 4); k > 0; k--) one_command(p, r);
+        for (unsigned k = 1 + rng_below(r, 4); k > 0; k--)
+            one_command(p, r);
         uv_run(&p->loop, UV_RUN_NOWAIT); /* the turn ends: its batch goes to the writer */
         if (rng_below(r, 2)) /* a client waiting for its answers; else more come at once */
-            while (!shim_frozen() && !as_runtime_idle(p->rt)) uv_run(&p->loop, UV_RUN_ONCE);
+            while (!shim_frozen() && !as_runtime_idle(p->rt))
+                uv_run(&p->loop, UV_RUN_ONCE);
         if (ckpt && rng_below(r, 8) == 0)
             sqlite3_exec(ckpt, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
     }
@@ -683,9 +716,9 @@ static int quick_check_ok(const char *db)
     int ok = 0;
     if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(h, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK) {
-        ok = sqlite3_step(st) == SQLITE_ROW &&
-             strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0 &&
-             sqlite3_step(st) == SQLITE_DONE;
+        const unsigned char *says =
+            sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+        ok = says && strcmp((const char *)says, "ok") == 0 && sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);
     }
     sqlite3_close(h);
@@ -737,7 +770,8 @@ static void verify(as_runtime *rt)
 
 static void reset_ledger(void)
 {
-    for (size_t i = 0; i < L.ncases; i++) free(L.cases[i].seen);
+    for (size_t i = 0; i < L.ncases; i++)
+        free(L.cases[i].seen);
     L.norders = L.ncases = 0;
 }
 
@@ -770,8 +804,8 @@ static void one_cut(const char *db, rng *r)
                 g_cut, g_seed, db, err.msg);
         L.damaged++;
     } else if (!quick_check_ok(db)) {
-        fprintf(stderr, "powercut: cut %d (POWERCUT_SEED=%" PRIu64 "): quick_check failed\n",
-                g_cut, g_seed);
+        fprintf(stderr, "powercut: cut %d (POWERCUT_SEED=%" PRIu64 "): quick_check failed\n", g_cut,
+                g_seed);
         L.damaged++;
     } else {
         verify(p.rt);
@@ -821,7 +855,6 @@ int main(int argc, char **argv)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     printf("powercut: %d cuts, %ld commands, %ld acknowledged, %ld lost, %ld damaged "
            "(pending writes at the cuts: %ld kept, %ld dropped, %ld torn)\n",
-           cuts, L.commands, L.acknowledged, L.lost, L.damaged, shim.kept, shim.dropped,
-           shim.torn);
+           cuts, L.commands, L.acknowledged, L.lost, L.damaged, shim.kept, shim.dropped, shim.torn);
     return L.lost || L.damaged ? 1 : 0;
 }
