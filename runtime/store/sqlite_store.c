@@ -4,10 +4,20 @@
  * Durability: SQLite runs with synchronous=NORMAL, which writes every transaction to the
  * write-ahead log at COMMIT and syncs the log only around checkpoints (which keeps the file
  * consistent across a power cut). sync() is what makes the transactions written so far
- * durable: an fdatasync of the log through a descriptor of our own (fdatasync acts on the
- * file, so it flushes what SQLite wrote through its descriptor). The runtime answers a batch
- * only after sync(); meanwhile the next batch's transaction is written, which is why the
- * fsync is not part of COMMIT here as it would be with synchronous=FULL.
+ * durable: the xSync of SQLite's own file object of the log (an fdatasync in the unix VFS).
+ * It goes through the VFS rather than through a descriptor of ours so that a VFS that
+ * stands between SQLite and the disk sees it -- the power-cut test's shim
+ * (tests/crash/powercut.c) keeps what was written since the last xSync and drops or tears it
+ * at a simulated cut; a raw fdatasync would be invisible to it. It costs the same syscall.
+ * The runtime answers a batch only after sync(); meanwhile the next batch's transaction is
+ * written, which is why the fsync is not part of COMMIT here as it would be with
+ * synchronous=FULL.
+ *
+ * A log removed underneath (`rm FILE-wal`) is still read and written by SQLite through its
+ * open descriptor, but no restart would find it: every acknowledged batch since the last
+ * checkpoint would be lost at the next crash. sync() notices (the log's name no longer leads
+ * to the file we opened), copies the log into the main file with a FULL checkpoint (which
+ * syncs the main file) and fails with a sentence; the runtime refuses writes from then on.
  *
  * Schema (user_version 3; application_id marks the file as aftersale's):
  *   meta(k, v)                          what wrote the file
@@ -32,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,9 +147,16 @@ typedef struct sqlite_store {
     as_store base;
     sqlite3 *db;
     sqlite3_stmt *st[S_COUNT];
-    int wal_fd;  /* owned; the write-ahead log, for sync() */
-    int lock_fd; /* owned; FILE-writer, flocked while this store is open (one writer) */
-    char *path;  /* owned; the file, to name in sentences */
+    /* SQLite's file object of the write-ahead log, owned by the connection, which keeps it
+     * open for its whole life in WAL mode: sync() calls its xSync */
+    sqlite3_file *wal;
+    const char *wal_path; /* SQLite's, valid while db is open */
+    int wal_fd;           /* owned; the log opened by its name, to notice it removed or replaced */
+    int lock_fd;          /* owned; FILE-writer, flocked while this store is open (one writer) */
+    /* held by commit() for its transaction and by sync() for the checkpoint of a removed
+     * log: the connection is NOMUTEX, and the two run on different threads */
+    pthread_mutex_t txn;
+    char *path;           /* owned; the file, to name in sentences */
 } sqlite_store;
 
 static int db_err(sqlite_store *s, as_error *err, const char *what)
@@ -254,9 +272,8 @@ static sqlite3_stmt *bind_record(sqlite_store *s, int kind, as_rbuf *r)
     return r->bad ? NULL : st;
 }
 
-static int sqlite_commit(as_store *base, const unsigned char *batch, size_t len, as_error *err)
+static int write_batch(sqlite_store *s, const unsigned char *batch, size_t len, as_error *err)
 {
-    sqlite_store *s = (sqlite_store *)base;
     as_rbuf r = {batch, len, 0, 0};
     if (sqlite3_step(s->st[S_BEGIN]) != SQLITE_DONE) {
         sqlite3_reset(s->st[S_BEGIN]);
@@ -291,16 +308,56 @@ fail:
     return AS_EIO;
 }
 
+static int sqlite_commit(as_store *base, const unsigned char *batch, size_t len, as_error *err)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    pthread_mutex_lock(&s->txn);
+    int rc = write_batch(s, batch, len, err);
+    pthread_mutex_unlock(&s->txn);
+    return rc;
+}
+
+/* Whether the log's name still leads to the file SQLite writes: `rm` leaves it without a
+ * link, `mv` or a new file under the name leaves the name on another inode. */
+static int wal_in_place(const sqlite_store *s)
+{
+    struct stat ours, named;
+    return fstat(s->wal_fd, &ours) == 0 && ours.st_nlink > 0 && stat(s->wal_path, &named) == 0 &&
+           named.st_dev == ours.st_dev && named.st_ino == ours.st_ino;
+}
+
+/* The log is gone from the directory, but SQLite still reads it through its descriptor: a
+ * FULL checkpoint copies every transaction in it into the main file and syncs that, so what
+ * was acknowledged survives this process. Always fails: nothing written later can be made
+ * durable (a restart would not find the log), so the runtime must stop taking writes. */
+static int save_removed_wal(sqlite_store *s, as_error *err)
+{
+    const char *db = sqlite3_db_filename(s->db, "main");
+    int in_log = -1, copied = -2;
+    pthread_mutex_lock(&s->txn);
+    int rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_FULL, &in_log, &copied);
+    pthread_mutex_unlock(&s->txn);
+    if (rc != SQLITE_OK || in_log != copied)
+        return as__err(err, AS_EIO,
+                       "the write-ahead log %s was removed, and copying it into %s failed (%s): "
+                       "what was acknowledged since the last checkpoint is only in this process",
+                       s->wal_path, db,
+                       rc != SQLITE_OK ? sqlite3_errstr(rc) : "readers in the way");
+    return as__err(err, AS_EIO,
+                   "the write-ahead log %s was removed; what was acknowledged is in %s; restart "
+                   "to go on",
+                   s->wal_path, db);
+}
+
 static int sqlite_sync(as_store *base, as_error *err)
 {
     sqlite_store *s = (sqlite_store *)base;
-    struct stat st;
-    if (fdatasync(s->wal_fd) != 0)
-        return as__err(err, AS_EIO, "sqlite: syncing the write-ahead log: %s", strerror(errno));
-    /* a log unlinked underneath would take every later commit with it: fail rather than
-     * pretend */
-    if (fstat(s->wal_fd, &st) != 0 || st.st_nlink == 0)
-        return as__err(err, AS_EIO, "sqlite: the write-ahead log was removed while in use");
+    int rc = s->wal->pMethods->xSync(s->wal, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK)
+        return as__err(err, AS_EIO, "sqlite: syncing the write-ahead log: %s", sqlite3_errstr(rc));
+    /* checked after the sync: a log removed before this check is caught now, one removed
+     * after it by the next sync, which copies the batches answered meanwhile too */
+    if (!wal_in_place(s)) return save_removed_wal(s, err);
     return 0;
 }
 
@@ -455,6 +512,7 @@ static void sqlite_close(as_store *base)
     if (s->wal_fd >= 0) close(s->wal_fd);
     sqlite3_close(s->db);
     if (s->lock_fd >= 0) close(s->lock_fd); /* last: the file is ours until it is closed */
+    pthread_mutex_destroy(&s->txn);
     as__free(s->path);
     as__free(s);
 }
@@ -485,15 +543,25 @@ int as__store_sync_dir(const char *path, as_error *err)
     return 0;
 }
 
-/* Opens our descriptor of the write-ahead log, and makes the log's directory entry durable:
- * a log created just now would otherwise vanish in a power cut with every batch in it. */
+/* Finds SQLite's file object of the write-ahead log and opens a descriptor of ours by its
+ * name (to notice it removed later), and makes the log's directory entry durable: a log
+ * created just now would otherwise vanish in a power cut with every batch in it. */
 static int open_wal(sqlite_store *s, const char *path, as_error *err)
 {
     int rows;
-    const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
+    s->wal_path = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
     if (pragma_int(s, "SELECT count(*) FROM meta", &rows) != 0) /* a read creates the log */
         return db_err(s, err, "open");
-    if (wal == NULL || (s->wal_fd = open(wal, O_RDWR | O_CLOEXEC)) < 0)
+    if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &s->wal) != SQLITE_OK ||
+        s->wal == NULL || s->wal->pMethods == NULL)
+        return as__err(err, AS_EIO, "%s: SQLite opened no write-ahead log", path);
+    /* The unix VFS marks a new log to have its directory synced at its first xSync and clears
+     * the mark then: done here, before the syncer thread exists, that write to the file
+     * object never races a checkpoint's xSync on the writer thread. From then on its xSync
+     * reads the descriptor and nothing else the writer touches. */
+    if (s->wal->pMethods->xSync(s->wal, SQLITE_SYNC_NORMAL) != SQLITE_OK)
+        return as__err(err, AS_EIO, "%s: cannot sync its write-ahead log", path);
+    if (s->wal_path == NULL || (s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC)) < 0)
         return as__err(err, AS_EIO, "%s: cannot open its write-ahead log: %s", path,
                        strerror(errno));
     return as__store_sync_dir(path, err);
@@ -620,6 +688,7 @@ static sqlite_store *store_new(const char *path, const as_store_engine *engine)
     s->base.engine = engine;
     s->wal_fd = -1;
     s->lock_fd = -1;
+    pthread_mutex_init(&s->txn, NULL);
     return s;
 }
 

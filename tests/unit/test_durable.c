@@ -1679,6 +1679,57 @@ START_TEST(durable_read_of_a_failed_change_is_refused)
 }
 END_TEST
 
+/* `from` byte for byte into `to`, as it is on disk now. */
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    ck_assert(in != NULL && out != NULL);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+/* sqlite_store.c: a write-ahead log removed under a running runtime. The next command's
+ * sync notices, copies the log into the main file and fails: that command is answered `io`
+ * with the store's sentence, and every write after it is refused. The main file alone (a
+ * copy taken then, without its log and -shm: what a kill -9 would leave) restores everything
+ * committed before the failure, the acknowledged commands among it. */
+START_TEST(durable_removed_log_refuses_writes_and_keeps_what_was_acknowledged)
+{
+    D d, e;
+    d_init(&d, "gone.db");
+    rt_start(&d);
+    delivered_order(&d, "O1", "S1", "B1");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    char wal[300], want[700];
+    snprintf(wal, sizeof wal, "%s-wal", d.db);
+    ck_assert_int_eq(unlink(wal), 0);
+    ans a;
+    ck_assert_int_eq(submit(&d, &a, ACT("merchant:S1", "C1", "agree")), 0); /* in memory */
+    pump(&d);
+    ck_assert_int_eq(a.called, 1);
+    ck_assert_int_eq(a.code, AS_EIO);
+    snprintf(want, sizeof want, /* root is absolute, as SQLite's names of the files are */
+             "the write-ahead log %s was removed; what was acknowledged is in %s; restart to go on",
+             wal, d.db);
+    ck_assert_str_eq(a.msg, want);
+    ck_assert_int_eq(run(&d, ORDER("O2", "S1", "B2", "0")), AS_EIO);
+
+    d_init(&e, "gone-copy.db");
+    copy_file(d.db, e.db);
+    rt_stop(&d);
+    rt_start(&e);
+    /* the agree too: committed before the sync that failed, it was in the log that the
+     * checkpoint copied (an `io` answer says "not known to be durable", not "not applied") */
+    assert_state(&e, "C1", "awaiting_return");
+    ck_assert_int_eq(case_int(&e, "C1", "version"), 2);
+    OK(&e, ORDER("O3", "S1", "B3", "0")); /* the restart goes on */
+    rt_stop(&e);
+}
+END_TEST
+
 static Suite *durable_suite(void)
 {
     Suite *s = suite_create("durable");
@@ -1704,6 +1755,7 @@ static Suite *durable_suite(void)
     tcase_add_test(restart, durable_merchant_pack_pin_survives_restart);
     tcase_add_test(restart, durable_same_named_packs_of_two_shops_stay_apart);
     tcase_add_test(restart, durable_merchant_pack_from_file_pin_survives_restart);
+    tcase_add_test(restart, durable_removed_log_refuses_writes_and_keeps_what_was_acknowledged);
     suite_add_tcase(s, restart);
 
     TCase *deadlines = tcase_create("deadlines");

@@ -1084,8 +1084,8 @@ START_TEST(store_malformed_batch_leaves_database_as_it_was)
 END_TEST
 
 /* store.h: sqlite's sync() makes what commit() wrote durable by flushing the write-ahead log,
- * which exists from the open on; a log removed underneath is an error, not a silent loss. */
-START_TEST(store_sqlite_sync_flushes_the_log_and_refuses_a_removed_one)
+ * which exists from the open on. */
+START_TEST(store_sqlite_sync_flushes_the_log)
 {
     char path[256], wal[300];
     path_of(path, sizeof path, "sync.db");
@@ -1101,15 +1101,69 @@ START_TEST(store_sqlite_sync_flushes_the_log_and_refuses_a_removed_one)
     ck_assert_int_gt(st.st_size, 0); /* the transaction sits in the log, for sync() */
     as_error err = {0};
     ck_assert_int_eq(s->engine->sync(s, &err), 0);
-    ck_assert_int_eq(unlink(wal), 0);
-    ck_assert_int_eq(s->engine->sync(s, &err), AS_EIO);
-    ck_assert_msg(strstr(err.msg, "write-ahead log was removed") != NULL, "%s", err.msg);
     s->engine->close(s);
     as__wbuf_free(&b);
 
     as_store *m = as__store_memory_new(); /* commit() alone is durable there */
     ck_assert_ptr_null(m->engine->sync);
     as__store_memory_free(m);
+}
+END_TEST
+
+/* sqlite_store.c: "A log removed underneath ... sync() notices, copies the log into the main
+ * file with a FULL checkpoint and fails with a sentence". Removed (`rm`, _i 0) or replaced by
+ * another file under its name (`mv` and a new empty one, _i 1): the batch synced before the
+ * removal and the one committed after it are both in the main file alone -- a copy of it
+ * without its log and -shm, which is what a kill -9 right after the failed sync would leave
+ * to a restart. */
+START_TEST(store_sqlite_removed_log_is_saved_into_the_main_file)
+{
+    char path[256], wal[300], moved[300], copy[256], want[700];
+    path_of(path, sizeof path, "gone.db");
+    path_of(copy, sizeof copy, "gone-copy.db");
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(moved, sizeof moved, "%s-moved", path);
+    as_store *s = open_ok(path);
+    as_wbuf b1 = {0}, b2 = {0}, b3 = {0};
+    as_error err = {0};
+    r_order(&b1, "O1", "order-1", 7);
+    commit_ok(s, &b1);
+    ck_assert_int_eq(s->engine->sync(s, &err), 0); /* O1 acknowledged */
+    if (_i == 0) {
+        ck_assert_int_eq(unlink(wal), 0);
+    } else {
+        ck_assert_int_eq(rename(wal, moved), 0);
+        FILE *f = fopen(wal, "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+    }
+    r_order(&b2, "O2", "order-2", 7);
+    commit_ok(s, &b2); /* into the log that no restart would find */
+    ck_assert_int_eq(s->engine->sync(s, &err), AS_EIO);
+    snprintf(want, sizeof want, /* root is absolute, as SQLite's names of the files are */
+             "the write-ahead log %s was removed; what was acknowledged is in %s; restart to go on",
+             wal, path);
+    ck_assert_str_eq(err.msg, want);
+
+    size_t n;
+    unsigned char *main_file = slurp(path, &n);
+    FILE *f = fopen(copy, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(main_file, 1, n, f), n);
+    fclose(f);
+    free(main_file);
+    as_store *again = open_ok(copy);
+    assert_loads(again, (const char *const[]){"reserve 2 0", "order [order-1]", "order [order-2]", NULL});
+    again->engine->close(again);
+
+    /* and it stays failed: a later batch is not pretended durable */
+    r_order(&b3, "O3", "order-3", 7);
+    commit_ok(s, &b3);
+    ck_assert_int_eq(s->engine->sync(s, &err), AS_EIO);
+    s->engine->close(s);
+    as__wbuf_free(&b1);
+    as__wbuf_free(&b2);
+    as__wbuf_free(&b3);
 }
 END_TEST
 
@@ -1289,7 +1343,8 @@ static Suite *store_suite(void)
     tcase_add_test(open, store_schema_1_file_migrates_keeping_rows);
     tcase_add_test(open, store_damaged_file_refused);
     tcase_add_test(open, store_readonly_open_reads_beside_the_writer);
-    tcase_add_test(open, store_sqlite_sync_flushes_the_log_and_refuses_a_removed_one);
+    tcase_add_test(open, store_sqlite_sync_flushes_the_log);
+    tcase_add_loop_test(open, store_sqlite_removed_log_is_saved_into_the_main_file, 0, 2);
     suite_add_tcase(s, open);
 
     TCase *batch = tcase_create("batch");
