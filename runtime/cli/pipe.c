@@ -103,6 +103,20 @@ static void handle_line(pipe_ctx *x, const char *line)
         json_decref(req);
         return;
     }
+    if (op && strcmp(op, "order.get") == 0) {
+        const char *oid = json_string_value(json_object_get(req, "order"));
+        as_order *o = oid ? as__order_get(x->rt, oid) : NULL;
+        if (o == NULL) {
+            answer(id, AS_ENOT_FOUND, "unknown order");
+        } else {
+            json_t *a = json_object();
+            json_object_set(a, "id", id ? id : json_null());
+            json_object_set_new(a, "order", as__order_json(o));
+            emit(a);
+        }
+        json_decref(req);
+        return;
+    }
     pending *p = malloc(sizeof *p);
     if (p == NULL) {
         answer(id, AS_ENOMEM, "out of memory");

@@ -351,6 +351,31 @@ json_t *as__case_json(const as_case *c)
     return o;
 }
 
+/* The order as stored: the order object of DESIGN.md §1 with every field (unset times and an
+ * unknown buyer_credit as null), plus each line's `attempts` (opens and revisions so far).
+ * A view for `aftersale pipe`'s order.get, so a test can compare an order across a restart. */
+json_t *as__order_json(const as_order *o)
+{
+    json_t *items = json_array();
+    for (int i = 0; i < o->nitems; i++) {
+        const as_item *it = &o->items[i];
+        json_t *e = json_pack("{s:s, s:s, s:I, s:I, s:I, s:b, s:b, s:b}", "sku", it->sku,
+                              "category", it->category, "qty", (json_int_t)it->qty, "price",
+                              (json_int_t)it->price, "attempts", (json_int_t)it->attempts,
+                              "live", it->live, "custom_made", it->custom_made,
+                              "no_reason_excluded", it->no_reason_excluded);
+        json_object_set_new(e, "serial", it->serial ? json_string(it->serial) : json_null());
+        json_array_append_new(items, e);
+    }
+    return json_pack("{s:s, s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:o, s:b, s:o}", "id", o->id,
+                     "shop", o->shop, "buyer", o->buyer, "items", items, "shipping_fee",
+                     (json_int_t)o->shipping_fee, "paid_at", opt_int(o->paid_at), "shipped_at",
+                     opt_int(o->shipped_at), "delivered_at", opt_int(o->delivered_at),
+                     "confirmed_at", opt_int(o->confirmed_at), "freight_insurance",
+                     o->freight_insurance, "buyer_credit",
+                     o->buyer_credit < 0 ? json_null() : json_integer(o->buyer_credit));
+}
+
 json_t *as__metrics_json(const as_metrics *m)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:b, s:I, s:I, s:I, s:I, "

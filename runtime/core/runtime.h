@@ -136,6 +136,7 @@ void as__advance(as_runtime *rt, int64_t to_ms);
 int as__cmd_parse_open(as_cmd *cmd, json_t *obj);
 int as__cmd_parse_act(as_cmd *cmd, const char *action, json_t *payload);
 json_t *as__case_json(const as_case *c);
+json_t *as__order_json(const as_order *o);
 json_t *as__metrics_json(const as_metrics *m);
 
 #endif
