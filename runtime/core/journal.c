@@ -261,6 +261,10 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     if (!r.bad) c->category = o->items[c->items[0].line].category;
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         char *n = take_str(&r, &oom), *v = take_str(&r, &oom);
+        /* a layer pins a name and a version, or nothing: one without the other is not a row
+         * this build wrote, and the layer would silently restore unpinned (found by
+         * fuzz_record) */
+        if ((n == NULL) != (v == NULL)) r.bad = 1;
         c->rules[l] = n && v && !r.bad ? pin(ctx, l, o->shop, n, v) : NULL;
         int lost = n && v && !r.bad && c->rules[l] == NULL;
         int rc = 0;
