@@ -7,7 +7,7 @@ A seeded generator draws commands: orders with every field between its minimum a
 0 and the end of year 9999), cases of every type and reason with evidence lists of up to 32
 entries, and every action with random payloads, valid and invalid, from the right principal
 and from the wrong one, some with a version or an idempotency key (resent: the same answer,
-applied once). One shop's merchant rules make merchant_response due after 1 ms, so deadlines
+applied once); refund instructions are acknowledged (`outbox.ack`) now and then. One shop's merchant rules make merchant_response due after 1 ms, so deadlines
 fire on the real clock too. Commands run one at a time, and each refused command on a case
 must leave the case's JSON exactly as it was (and a refused order.create leaves no order).
 
@@ -553,6 +553,14 @@ class Run:
                 raise Failure("order refused: %r for %s" % (a, json.dumps(body)[:600]))
             elif self.pipe.call({"op": "order.get", "order": oid}).get("order"):
                 raise Failure("refused order %r exists" % oid)
+        elif pick < 0.17 and self.pipe.outbox:
+            # the platform confirms a refund instruction: here, or only for one URL
+            key = r.choice(self.pipe.outbox)["key"]
+            req = {"op": "outbox.ack", "key": key}
+            if r.random() < 0.3:
+                req["url"] = "https://hooks.example/" + self.g.ident("U")
+            if not self.write(req).get("ok"):
+                raise Failure("outbox.ack of %r refused" % key)
         elif pick < 0.2:
             oid = r.choice(self.order_ids)
             self.write({"op": "order." + r.choice(["ship", "deliver", "confirm", "lose"]),
