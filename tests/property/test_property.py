@@ -8,8 +8,10 @@ A seeded generator draws commands: orders with every field between its minimum a
 entries, and every action with random payloads, valid and invalid, from the right principal
 and from the wrong one, some with a version or an idempotency key (resent: the same answer,
 applied once); refund instructions are acknowledged (`outbox.ack`) now and then. One shop's merchant rules make merchant_response due after 1 ms, so deadlines
-fire on the real clock too. Commands run one at a time, and each refused command on a case
-must leave the case's JSON exactly as it was (and a refused order.create leaves no order).
+fire on the real clock too. Commands run one at a time: an accepted order or case reads back
+exactly as sent (every field; evidence, reasons and notes byte for byte), and each refused
+command on a case must leave the case's JSON exactly as it was (and a refused order.create
+leaves no order).
 
 After each round every case (`case.get`) and every order (`order.get`) is recorded, the
 process is stopped — SIGTERM, SIGKILL after all answers arrived, or end of input, in turn —
@@ -443,6 +445,37 @@ class Run:
         else: body["colour"] = "red"
         return body
 
+    # ---- an accepted value is echoed back as it was sent --------------------------------
+
+    def echoed_order(self, body, got):
+        want = {"id": body["id"], "shop": body["shop"], "buyer": body["buyer"],
+                "shipping_fee": body.get("shipping_fee", 0),
+                "freight_insurance": body.get("freight_insurance", False),
+                "buyer_credit": body.get("buyer_credit")}
+        for k in ("shipped_at", "delivered_at", "confirmed_at"):
+            want[k] = body.get(k)
+        if "paid_at" in body:
+            want["paid_at"] = body["paid_at"]
+        want["items"] = [{"sku": l["sku"], "category": l["category"], "qty": l["qty"],
+                          "price": l["price"], "serial": l.get("serial"),
+                          "live": l.get("live", False), "custom_made": l.get("custom_made", False),
+                          "no_reason_excluded": l.get("no_reason_excluded", False)}
+                         for l in body["items"]]
+        got = dict(got, items=[{k: v for k, v in l.items() if k != "attempts"}
+                               for l in got["items"]])
+        d = first_diff(want, {k: got[k] for k in want})
+        if d:
+            raise Failure("order %r is not what was sent: %s" % (body["id"], d))
+
+    def echoed_case(self, body, got):
+        want = {"id": body["id"], "order": body["order"], "type": body["type"],
+                "items": body["items"], "evidence": body.get("evidence", []),
+                "bad_permille": body.get("bad_permille"),
+                "requested_amount": body.get("requested_amount")}
+        d = first_diff(want, {k: got[k] for k in want})
+        if d:
+            raise Failure("case %r is not what was sent: %s" % (body["id"], d))
+
     def principal(self, role, cid):
         oid, shop, buyer = self.cases[cid]
         r = self.r
@@ -548,6 +581,7 @@ class Run:
             if a.get("ok"):
                 self.orders[oid] = body
                 self.order_ids.append(oid)
+                self.echoed_order(body, self.get_order(oid))
             elif a["error"] != "bad_request" or "add up" not in a.get("message", "") and \
                     "Luhn" not in a.get("message", ""):
                 raise Failure("order refused: %r for %s" % (a, json.dumps(body)[:600]))
@@ -583,7 +617,9 @@ class Run:
             if a.get("ok"):
                 if order["shop"] == FAST_SHOP:
                     time.sleep(0.003)  # its merchant_response falls due: a seed replays alike
-                self.states[cid] = self.get_case(cid)["state"]
+                got = self.get_case(cid)
+                self.states[cid] = got["state"]
+                self.echoed_case(body, got)
                 if spoiled:
                     raise Failure("a spoiled case was accepted: %s" % json.dumps(body)[:600])
                 self.cases[cid] = (body["order"], order["shop"], order["buyer"])
@@ -606,7 +642,16 @@ class Run:
             if "key" in req:
                 self.last_keyed = (req, a)
             if a.get("ok"):
-                self.states[cid] = self.get_case(cid)["state"]
+                got = self.get_case(cid)
+                self.states[cid] = got["state"]
+                p = req.get("payload") or {}
+                if req["action"] == "revise" and "evidence" in p and \
+                        got["evidence"] != p["evidence"]:
+                    raise Failure("revise kept other evidence in %r: %s" % (cid, first_diff(
+                        p["evidence"], got["evidence"])))
+                if req["action"] in ("reject", "reject_return", "refund_failed") and \
+                        not any(h.get("note") == p["reason"] for h in got["history"]):
+                    raise Failure("%s's reason is not in %r's history" % (req["action"], cid))
             else:
                 after = self.get_case(cid)
                 if after != before:
