@@ -77,22 +77,65 @@ static void done_cb(void *ud, int code, const char *message)
     maybe_finish(x);
 }
 
+/* A read's answer once what it shows is durable: {"id", NAME: value} (value taken). */
+static void emit_read(pending *p, const char *name, json_t *value)
+{
+    json_t *a = json_object();
+    json_object_set(a, "id", p->id ? p->id : json_null());
+    json_object_set_new(a, name, value);
+    emit(a);
+    json_decref(p->id);
+    p->ctx->waiting--;
+    pipe_ctx *x = p->ctx;
+    as__free(p);
+    maybe_finish(x);
+}
+
 static void case_read_cb(void *ud, int code, const char *text)
 {
-    pending *p = ud;
-    if (code == 0) {
-        json_t *a = json_object();
-        json_object_set(a, "id", p->id ? p->id : json_null());
-        json_object_set_new(a, "case", json_loads(text, 0, NULL));
-        emit(a);
-        json_decref(p->id);
-        p->ctx->waiting--;
-        pipe_ctx *x = p->ctx;
-        as__free(p);
-        maybe_finish(x);
-        return;
+    json_t *c = NULL;
+    if (code == 0 && (code = as__json_parse(text, strlen(text), 0, &c, NULL)) != 0)
+        text = "out of memory"; /* our own text: only memory can fail */
+    if (code) return done_cb(ud, code, text);
+    emit_read(ud, "case", c);
+}
+
+/* order.get: the order's JSON, made now, held in `p` until what it shows is durable. */
+typedef struct order_read {
+    pending *p;
+    json_t *order; /* owned */
+} order_read;
+
+static void order_read_cb(void *ud, int code, const char *msg)
+{
+    order_read *r = ud;
+    pending *p = r->p;
+    json_t *o = r->order;
+    as__free(r);
+    if (code) {
+        json_decref(o);
+        return done_cb(p, code, msg);
     }
-    done_cb(p, code, text);
+    emit_read(p, "order", o);
+}
+
+static void order_get(pipe_ctx *x, pending *p, const char *oid)
+{
+    as_order *o = oid ? as__order_get(x->rt, oid) : NULL;
+    if (o == NULL) return done_cb(p, AS_ENOT_FOUND, "unknown order");
+    order_read *r = as__malloc(sizeof *r); /* owned by order_read_cb */
+    json_t *j = r ? as__order_json(o) : NULL;
+    if (j == NULL) {
+        as__free(r);
+        return done_cb(p, AS_ENOMEM, "out of memory");
+    }
+    *r = (order_read){p, j};
+    int need = AS_READ_NOW;
+    as__read_note_order(x->rt, o, &need);
+    as_error err = {0};
+    int rc = as__read_wait(x->rt, need, order_read_cb, r, &err);
+    if (rc == 0) order_read_cb(r, 0, "");
+    else if (rc < 0) order_read_cb(r, rc, err.msg);
 }
 
 static void handle_line(pipe_ctx *x, const char *line)
@@ -122,6 +165,11 @@ static void handle_line(pipe_ctx *x, const char *line)
         /* answered once what it shows is durable, like every read (docs/pipe.md) */
         const char *cid = json_string_value(json_object_get(req, "case"));
         as_case_read(x->rt, cid ? cid : "", case_read_cb, p);
+        json_decref(req);
+        return;
+    }
+    if (op && strcmp(op, "order.get") == 0) {
+        order_get(x, p, json_string_value(json_object_get(req, "order")));
         json_decref(req);
         return;
     }

@@ -515,6 +515,16 @@ void as__read_note(const as_runtime *rt, const as_case *c, int *need)
         *need = AS_READ_IN_FLIGHT;
 }
 
+/* An order keeps no seq (it changes rarely, and its memory is per order): any batch in
+ * flight may hold its last change. */
+void as__read_note_order(const as_runtime *rt, const as_order *o, int *need)
+{
+    const struct as_durable *d = rt->dur;
+    if (d == NULL || *need == AS_READ_TURN) return;
+    if (o->dirty) *need = AS_READ_TURN;
+    else if (d->handed != d->durable_seq) *need = AS_READ_IN_FLIGHT;
+}
+
 int as__read_wait(as_runtime *rt, int need, as_done_cb cb, void *ud, as_error *err)
 {
     struct as_durable *d = rt->dur;

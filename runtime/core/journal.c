@@ -145,12 +145,18 @@ size_t as__journal_case_bound(as_case *c, const as_case_vals *v, uint32_t more, 
 
 /* A string field as a new NUL-terminated copy (the caller frees it), of any length: no fixed
  * buffer stands between a value the API accepted and its restore. NULL when the field is
- * absent or the record bad; a failed copy marks the record bad and sets *oom. */
+ * absent or the record bad; a failed copy marks the record bad and sets *oom. A NUL inside
+ * the bytes marks the record bad too: no accepted value holds one (limits.h), and the copy
+ * would silently end there (found by fuzz_record). */
 static char *take_str(as_rbuf *r, int *oom)
 {
     size_t n;
     const char *p = as__rbuf_str(r, &n);
     if (p == NULL) return NULL;
+    if (memchr(p, '\0', n) != NULL) {
+        r->bad = 1;
+        return NULL;
+    }
     char *s = as__malloc(n + 1);
     if (s == NULL) {
         *oom = r->bad = 1;
@@ -159,6 +165,14 @@ static char *take_str(as_rbuf *r, int *oom)
     memcpy(s, p, n);
     s[n] = '\0';
     return s;
+}
+
+/* Marks the record bad unless it was read to its last byte: bytes after the fields are not a
+ * row this build wrote (a different layout, a torn or foreign blob), and reading past them
+ * would restore something else than what was stored (found by fuzz_record). */
+static void read_to_end(as_rbuf *r)
+{
+    if (r->pos != r->len) r->bad = 1;
 }
 
 /* The sentence of a record that does not decode; the store names the row (store.h). */
@@ -213,8 +227,10 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
         it->attempts = (int32_t)as__rbuf_u32(&r);
         uint8_t f = as__rbuf_u8(&r);
         it->live = f & 1, it->custom_made = f >> 1 & 1, it->no_reason_excluded = f >> 2 & 1;
-        if (it->sku == NULL || it->category == NULL) r.bad = 1;
+        if (it->sku == NULL || it->category == NULL || f > 7) r.bad = 1; /* 3 flag bits */
     }
+    if (fi > 1) r.bad = 1; /* a bool: anything else would not read back as written */
+    read_to_end(&r);
     int rc = 0;
     if (o == NULL || r.bad) {
         rc = bad_row(err, oom, "an order");
@@ -266,6 +282,10 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     if (!r.bad) c->category = o->items[c->items[0].line].category;
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         char *n = take_str(&r, &oom), *v = take_str(&r, &oom);
+        /* a layer pins a name and a version, or nothing: one without the other is not a row
+         * this build wrote, and the layer would silently restore unpinned (found by
+         * fuzz_record) */
+        if ((n == NULL) != (v == NULL)) r.bad = 1;
         c->rules[l] = n && v && !r.bad ? pin(ctx, l, o->shop, n, v) : NULL;
         int lost = n && v && !r.bad && c->rules[l] == NULL;
         int rc = 0;
@@ -302,6 +322,7 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     c->ended_at = as__rbuf_i64(&r);
     c->repair_since = as__rbuf_i64(&r);
     c->repair_days = (int32_t)as__rbuf_u32(&r);
+    read_to_end(&r);
     if (!r.bad && ne && (v->evidence = as__evidence_copy((const char *const *)ev, (int)ne)) == NULL)
         oom = r.bad = 1;
     for (uint32_t i = 0; i < ne && i < AS_MAX_EVIDENCE; i++) as__free(ev[i]);
@@ -326,6 +347,7 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
     char *a = take_str(&r, &oom), *note = take_str(&r, &oom); /* `note` owned until kept */
     uint8_t action = as__rbuf_u8(&r), role = as__rbuf_u8(&r), from = as__rbuf_u8(&r),
             to = as__rbuf_u8(&r), flags = as__rbuf_u8(&r);
+    read_to_end(&r);
     const char *actor = a ? as__intern(rt, a) : NULL;
     as__free(a);
     if (a && actor == NULL) oom = 1;

@@ -87,6 +87,7 @@ static inline void as__touch_order(as_runtime *rt, as_order *o)
  * AS_EIO (the store failed earlier: it never will be) / AS_ENOMEM in `err`, cb not called. */
 enum { AS_READ_NOW, AS_READ_IN_FLIGHT, AS_READ_TURN };
 void as__read_note(const as_runtime *rt, const as_case *c, int *need);
+void as__read_note_order(const as_runtime *rt, const as_order *o, int *need);
 int as__read_wait(as_runtime *rt, int need, as_done_cb cb, void *ud, as_error *err);
 
 /* Reserves what journaling one change needs, before the change is made, so that nothing can
