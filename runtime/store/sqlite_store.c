@@ -59,6 +59,8 @@
 #include "wbuf.h"
 
 #define APP_ID 0x41534c31 /* "ASL1" */
+#define APP_ID_TEXT "1095978033" /* APP_ID in decimal, for the migration's PRAGMA */
+_Static_assert(APP_ID == 1095978033, "APP_ID_TEXT must spell APP_ID");
 #define SCHEMA_VERSION 3
 
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -658,14 +660,16 @@ static int migrate(sqlite_store *s, const char *path, int version, as_error *err
         sqlite3_finalize(st);
     }
     if (!check) return as__err(err, AS_EIO, "%s: the database is damaged (quick_check failed)", path);
+    /* each step's stamp, as SQL text of its own (a PRAGMA takes no bound parameter) */
+#define STAMP(v) "PRAGMA application_id = " APP_ID_TEXT "; PRAGMA user_version = " #v ";"
+    static const char *const stamps[] = {STAMP(1), STAMP(2), STAMP(3)};
+    _Static_assert(sizeof stamps / sizeof stamps[0] == SCHEMA_VERSION, "a stamp per step");
+#undef STAMP
     for (int v = version; v < SCHEMA_VERSION; v++) {
         char *msg = NULL;
-        char tail[96];
-        snprintf(tail, sizeof tail, "PRAGMA application_id = %d; PRAGMA user_version = %d;", APP_ID,
-                 v + 1);
         if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
             sqlite3_exec(s->db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(s->db, tail, NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(s->db, stamps[v], NULL, NULL, &msg) != SQLITE_OK ||
             sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
             as__err(err, AS_EIO, "%s: migrating to schema %d failed: %s", path, v + 1,
                     msg ? msg : sqlite3_errmsg(s->db));
