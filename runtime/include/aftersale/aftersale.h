@@ -1,4 +1,4 @@
-/* aftersale/aftersale.h -- embedding libaftersale (DESIGN.md §6).
+/* aftersale/aftersale.h -- embedding libaftersale (docs/design.md#interfaces).
  *
  * A runtime holds orders, cases, the rule packs and one deadline scheduler. It runs on a
  * real clock (a libuv loop you own) or a virtual clock (headless, driven by
@@ -42,8 +42,8 @@ typedef void (*as_free_fn)(void *ptr);
 AS_EXTERN int as_replace_allocator(as_malloc_fn malloc_fn, as_realloc_fn realloc_fn,
                                    as_calloc_fn calloc_fn, as_free_fn free_fn);
 
-/* A side effect the platform must carry out (DESIGN.md §5): `kind` is "refund" (pay
- * `amount_fen` back for `case_id`) or "notify". `key` is stable across re-deliveries of the
+/* A side effect the platform must carry out (docs/design.md#storage-and-durability): `kind`
+ * is "refund" (pay `amount_fen` back for `case_id`) or "notify". `key` is stable across re-deliveries of the
  * same instruction. Strings are valid for the duration of the call. */
 typedef void (*as_outbox_cb)(void *data, const char *kind, const char *case_id,
                              int64_t amount_fen, const char *key);
@@ -94,7 +94,7 @@ AS_EXTERN const char *as_runtime_store_failure(const as_runtime *rt);
 AS_EXTERN int as_runtime_load_merchant(as_runtime *rt, const char *shop, const char *path,
                                        as_error *err);
 
-/* Orders: `json` is the order object of DESIGN.md §1. */
+/* Orders: `json` is the order object of docs/design.md#domain-model. */
 AS_EXTERN int as_order_create_json(as_runtime *rt, const char *json, as_error *err);
 /* `event` is "ship", "deliver" or "confirm"; stamps the order with the current time. */
 AS_EXTERN int as_order_event(as_runtime *rt, const char *order_id, const char *event,
@@ -112,10 +112,10 @@ AS_EXTERN int as_case_act_json(as_runtime *rt, const char *principal, const char
  * now: on a durable runtime it may show a change whose commit is still running (and that a
  * crash would lose); as_case_read shows only what is durable. */
 AS_EXTERN char *as_case_get_json(as_runtime *rt, const char *case_id);
-/* A shop's metrics (RULES.md §5) as JSON text. Free with as_free. */
+/* A shop's metrics (docs/rulebook.md#metrics) as JSON text. Free with as_free. */
 AS_EXTERN char *as_shop_metrics_json(as_runtime *rt, const char *shop);
 
-/* ---- Durable runtimes (DESIGN.md §5) ----------------------------------------------------- */
+/* ---- Durable runtimes (docs/design.md#storage-and-durability) ---------------------------- */
 
 /* Called once a submitted command is answered: `code` 0 (applied and durable) or the
  * refusal's AS_E* code, `message` its sentence (valid during the call). */

@@ -1,4 +1,4 @@
-/* aftersale/error.h -- the one error list (DESIGN.md §2).
+/* aftersale/error.h -- the one error list (docs/design.md#error-codes).
  *
  * Every refusal carries one of the contract's codes and a human message. Functions return 0
  * or a negative AS_E* code and fill a caller-owned `as_error` with the message. The name

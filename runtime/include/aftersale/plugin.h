@@ -1,6 +1,6 @@
-/* aftersale/plugin.h -- the whole SDK for native rule plugins (DESIGN.md §3).
+/* aftersale/plugin.h -- the whole SDK for native rule plugins (docs/design.md#plugin-abi).
  *
- * A plugin is a shared object that exports one symbol:
+ * A plugin is a dynamically loaded library (.so) that exports one symbol:
  *
  *     const struct as_plugin *aftersale_plugin(void);
  *
@@ -78,13 +78,13 @@ struct as_host_api {
     int (*count)(const as_view *v, int list);
     /* Fills *out with element i (0-based) of a list of `v`; 0, or -1 when out of range. */
     int (*at)(const as_view *v, int list, int i, as_view *out);
-    /* floor((t + 8h) / 24h): the platform-local day (RULES.md conventions). */
+    /* floor((t + 8h) / 24h): the platform-local day (docs/rulebook.md#conventions). */
     int64_t (*local_day)(int64_t t_ms);
     /* Writes a line to the host's log. */
     void (*log)(const char *plugin, const char *msg);
 };
 
-/* A refusal: an error code of DESIGN.md §2 ("window_expired") and a sentence. Pointers must
+/* A refusal: an error code of docs/design.md#error-codes ("window_expired") and a sentence. Pointers must
  * stay valid until the plugin is unloaded (string literals are the usual choice). */
 struct as_refusal {
     const char *code;

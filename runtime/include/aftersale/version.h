@@ -1,4 +1,4 @@
-/* aftersale/version.h -- version and export macro shared by every public header. */
+/* aftersale/version.h -- version and export macro of every public header. */
 #ifndef AFTERSALE_VERSION_H
 #define AFTERSALE_VERSION_H
 
