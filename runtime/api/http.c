@@ -456,7 +456,8 @@ static const char *query(const char *q, const char *name, char *buf, size_t cap)
     return NULL;
 }
 
-/* DESIGN.md §1: an identifier is 1-64 bytes of A-Z a-z 0-9 . _ : -, and not "." or "..". */
+/* docs/design.md#limits: an identifier is 1-64 bytes of A-Z a-z 0-9 . _ : -, and not "." or "..".
+ */
 static int is_identifier(const char *s)
 {
     size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-");
@@ -856,8 +857,8 @@ static void dispatch(conn *c)
     if (nseg < 2 || nseg > MAX_SEG || strcmp(seg[0], "v1") != 0)
         return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
     if (k == NULL) return fill_error(r, AS_EUNAUTHORIZED, "a valid bearer key is needed", !ka);
-    /* DESIGN.md §1: a path identifier outside the limits is an unknown one, before anything
-     * looks it up (or copies it into a request, a log line or an answer) */
+    /* docs/design.md#limits: a path identifier outside the limits is an unknown one, before
+     * anything looks it up (or copies it into a request, a log line or an answer) */
     if (!ids)
         return fill_error(r, AS_ENOT_FOUND, "unknown identifier (1-64 bytes of A-Z a-z 0-9 . _ : -)", !ka);
     as_principal who;
@@ -882,7 +883,8 @@ static void dispatch(conn *c)
         return submit(c, r, req, ka, 0);
     }
     if (strcmp(method, "POST") != 0) return fill_status(r, 405, "bad_request", "method not allowed", !ka);
-    /* DESIGN.md §2: an unknown case is not_found before anything about the body */
+    /* docs/design.md#states-and-actions: an unknown case is not_found before anything about the
+     * body */
     if (nseg == 4 && strcmp(seg[1], "cases") == 0 && strcmp(seg[3], "actions") == 0 &&
         as__case_get(h->rt, seg[2]) == NULL)
         return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);

@@ -1,4 +1,4 @@
-/* http.h -- `aftersale serve`: the HTTP/1.1 JSON API on libuv (DESIGN.md §6).
+/* http.h -- `aftersale serve`: the HTTP/1.1 JSON API on libuv (docs/design.md#interfaces).
  *
  * Requests are parsed by http-parser; each connection keeps its responses in request order
  * (pipelining) even though a write is answered only once its group commit is durable. The
@@ -52,7 +52,7 @@ int as__http_conn_open(const as_http_conn *c);
 /* The client goes away; the connection must not be used after this. */
 void as__http_conn_hangup(as_http_conn *c);
 
-/* HTTP status for an error code (DESIGN.md §6 and the hosted issue's table). */
+/* HTTP status for an error code (docs/design.md#interfaces and the hosted issue's table). */
 int as__http_status(int code);
 
 #endif

@@ -1,4 +1,5 @@
-/* run.c -- `aftersale run SCENARIO...`: the headless scenario runner (DESIGN.md §7).
+/* run.c -- `aftersale run SCENARIO...`: the headless scenario runner
+ * (docs/design.md#scenario-files).
  *
  * A scenario file is read and validated whole before it runs, so a malformed file never
  * half-runs: it is reported with the step that is wrong and the exit status becomes 2. Each
@@ -86,7 +87,7 @@ static int validate_step(const scenario *s, int idx, json_t *st)
         return parse_error(s, idx, "'%s' must be an error code", "expect_error");
     if (json_is_string(json_object_get(st, "expect_error")) &&
         as_err_from_name(json_string_value(json_object_get(st, "expect_error"))) == 0)
-        return parse_error(s, idx, "'%s' is not an error code of DESIGN.md §2",
+        return parse_error(s, idx, "'%s' is not an error code of docs/design.md#states-and-actions",
                            json_string_value(json_object_get(st, "expect_error")));
     if (doj == NULL) {
         if (!json_is_object(ex)) return parse_error(s, idx, "a step needs 'do' or 'expect'%s", "");
@@ -414,20 +415,21 @@ int as__run_files(char **files, int n, const as_run_opts *ro)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: aftersale run [OPTIONS] SCENARIO...\n"
-               "\n"
-               "Runs scenario files (DESIGN.md §7) headless on a virtual clock with the bundled\n"
-               "rule packs, prints one line per failed expectation and the summary line\n"
-               "'N passed, M failed'.\n"
-               "\n"
-               "  --packs DIR     the bundled Lua rule packs (default: %s)\n"
-               "  --plugins DIR   native plugins, DIR/<category>/<category>.so, for a\n"
-               "                  scenario's \"packs\": {\"<category>\": \"native\"}\n"
-               "                  (default: %s)\n"
-               "%s"
-               "  -h, --help      this text\n"
-               "\n"
-               "Exit status: 0 all passed, 1 some failed, 2 a file could not be read or parsed.\n",
+    fprintf(f,
+            "usage: aftersale run [OPTIONS] SCENARIO...\n"
+            "\n"
+            "Runs scenario files (docs/design.md#scenario-files) headless on a virtual\n"
+            "clock with the bundled rule packs, prints one line per failed expectation\n"
+            "and the summary line 'N passed, M failed'.\n"
+            "\n"
+            "  --packs DIR     the bundled Lua rule packs (default: %s)\n"
+            "  --plugins DIR   native plugins, DIR/<category>/<category>.so, for a\n"
+            "                  scenario's \"packs\": {\"<category>\": \"native\"}\n"
+            "                  (default: %s)\n"
+            "%s"
+            "  -h, --help      this text\n"
+            "\n"
+            "Exit status: 0 all passed, 1 some failed, 2 a file could not be read or parsed.\n",
             as__cli_packs_dir(), as__cli_plugin_dir(), AS_RUN_OPTIONS_HELP);
 }
 

@@ -1,4 +1,4 @@
-/* clock.h -- one clock interface, two clocks (DESIGN.md §4).
+/* clock.h -- one clock interface, two clocks (docs/design.md#time-and-deadlines).
  *
  * The real clock is libuv's loop time shifted to wall-clock ms UTC; the virtual clock is a
  * number the headless runner moves forward, jumping to the next deadline when nothing else is

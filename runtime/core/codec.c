@@ -1,4 +1,5 @@
-/* codec.c -- JSON in and out: command payloads (DESIGN.md §2 table), case and metrics views.
+/* codec.c -- JSON in and out: command payloads (docs/design.md#states-and-actions table), case and
+ * metrics views.
  *
  * Every key not documented for an action is refused; a value of the wrong JSON type or
  * outside the input limits of limits.h is refused (check 3 of the contract's order).
@@ -218,7 +219,7 @@ int as__json_parse(const char *text, size_t len, int with_line, json_t **out, as
     return as__err(err, AS_EBAD_REQUEST, "malformed JSON: %s", je.text);
 }
 
-/* Which payload keys each action takes (DESIGN.md §2). */
+/* Which payload keys each action takes (docs/design.md#states-and-actions). */
 static int allowed_key(int action, const char *k)
 {
     switch (action) {

@@ -1,6 +1,7 @@
 /* command.h -- a command in parsed form: who asks what of which case, with the payload's
  * typed fields. Parsing never refuses by itself: a shape error is kept in `shape_err` and
- * reported at its place in the check order of DESIGN.md §2 (after not_found). */
+ * reported at its place in the check order of docs/design.md#states-and-actions (after not_found).
+ */
 #ifndef AS_COMMAND_H
 #define AS_COMMAND_H
 

@@ -1,4 +1,4 @@
-/* domain.h -- orders and cases in memory (DESIGN.md §1).
+/* domain.h -- orders and cases in memory (docs/design.md#limits).
  *
  * Layout matters here: a million open cases must fit in a few hundred bytes each, so an
  * order carries its items and id in one allocation, a case its items and id in one, and
@@ -23,7 +23,7 @@ typedef struct as_item {
     const char *serial;   /* interned, or NULL */
     int64_t price;        /* fen per unit */
     int32_t qty;
-    int32_t attempts; /* opens + revisions on this line (RULES.md §1.1 stage 1 #5) */
+    int32_t attempts; /* opens + revisions on this line (docs/rulebook.md#eligibility stage 1 #5) */
     bool live, custom_made, no_reason_excluded;
 } as_item;
 
@@ -118,10 +118,10 @@ static inline void as__order_add_case(as_order *o, as_case *c)
     o->ncases++;
 }
 
-/* Σ price × qty over the case's items: "paid for the case" (RULES.md conventions). */
+/* Σ price × qty over the case's items: "paid for the case" (docs/rulebook.md conventions). */
 int64_t as__case_paid(const as_case *c);
-/* The order's shipping fee when it goes back with this case's refund now (RULES.md §1.4: the
- * order has not shipped and, with this case, no unit of it is left unsettled; never for a
+/* The order's shipping fee when it goes back with this case's refund now (docs/rulebook.md#amounts:
+ * the order has not shipped and, with this case, no unit of it is left unsettled; never for a
  * partial refund), else 0. */
 int64_t as__case_fee(const as_case *c);
 /* The evidence count of a staged vals. */

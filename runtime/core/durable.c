@@ -1,4 +1,4 @@
-/* durable.c -- acknowledged means on disk (DESIGN.md §5, STYLE.md 5).
+/* durable.c -- acknowledged means on disk (docs/design.md#storage-and-durability, STYLE.md 5).
  *
  * Commands run on the loop thread against the in-memory state and mark what they changed.
  * A uv_check handle closes the loop turn: the changed orders and cases (and the turn's history
@@ -1037,7 +1037,7 @@ static int cmp_event(const void *a, const void *b)
     return x->t < y->t ? -1 : x->t > y->t;
 }
 
-/* The metrics events (RULES.md §5) follow from the orders and the histories. */
+/* The metrics events (docs/rulebook.md#metrics) follow from the orders and the histories. */
 static void rebuild_metrics(as_runtime *rt)
 {
     size_t pos = 0;

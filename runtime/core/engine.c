@@ -1,8 +1,9 @@
-/* engine.c -- commands against orders and cases, in the check order of DESIGN.md §2.
+/* engine.c -- commands against orders and cases, in the check order of
+ * docs/design.md#states-and-actions.
  *
  * Every command stages a copy of the case's values (as_case_vals), runs the rule hooks
  * against the staged copy, and commits only when nothing refused, so a refused command
- * changes nothing. Deadlines due at or before a command's instant fire before it (RULES.md
+ * changes nothing. Deadlines due at or before a command's instant fire before it (docs/rulebook.md
  * conventions: at t + D the deadline has already fired). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +86,7 @@ static int settles(int state)
     return state == AS_STATE_REFUNDING || state == AS_STATE_REFUNDED;
 }
 
-/* Units of `line` settled by cases other than `self` (RULES.md §1.1 stage 1 #4). */
+/* Units of `line` settled by cases other than `self` (docs/rulebook.md#eligibility stage 1 #4). */
 static int64_t settled_units(const as_order *o, int line, const as_case *self)
 {
     int64_t n = 0;
@@ -112,7 +113,7 @@ static int is_fault_evidence_reason(int r)
 }
 
 /* The most a refund may be: paid for the case, plus return shipping once known, plus the
- * shipping fee where it goes back with this case (RULES.md §1.4). */
+ * shipping fee where it goes back with this case (docs/rulebook.md#amounts). */
 static int64_t refund_cap(const as_case *c, const as_case_vals *v)
 {
     return as__case_paid(c) + v->return_shipping + as__case_fee(c);
@@ -515,8 +516,8 @@ static char *outbox_key(const as_case *c, const char *kind, unsigned attempt)
     return key;
 }
 
-/* DESIGN.md §2: logistics news is recorded in any state and starts nothing; the case's
- * version stays, and a version it carries is not checked. */
+/* docs/design.md#states-and-actions: logistics news is recorded in any state and starts nothing;
+ * the case's version stays, and a version it carries is not checked. */
 static int is_news(int action)
 {
     return action == AS_ACT_RETURN_DELIVERED || action == AS_ACT_DELIVERED;
@@ -551,8 +552,8 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
     int from = c->v.state;
     t->nv.state = (uint8_t)to;
     if (to == AS_STATE_REFUNDING && from != AS_STATE_REFUNDING) {
-        /* RULES.md §1.4: the fee is judged again as the refund is instructed, by the host
-         * alone: added if it holds now, taken back if it no longer does, never twice */
+        /* docs/rulebook.md#amounts: the fee is judged again as the refund is instructed, by the
+         * host alone: added if it holds now, taken back if it no longer does, never twice */
         int64_t fee = as__case_fee(c);
         if (fee && !(t->nv.flags & AS_CF_FEE_ADDED)) {
             t->nv.refund_amount += fee;
@@ -650,7 +651,7 @@ static void txn_init(txn *t, as_runtime *rt, as_case *c, as_cmd *cmd, as_error *
 }
 
 /* ==========================================================================================
- * Claims: what open and revise share (RULES.md §1.1)
+ * Claims: what open and revise share (docs/rulebook.md#eligibility)
  * ======================================================================================== */
 
 /* Stage 1, the platform's fixed checks, in order. `self` is the case itself on a revise. */
@@ -707,7 +708,7 @@ static int claim(txn *t)
     const as_order *o = t->c->order;
     int cancellation = o->shipped_at == AS_UNSET && t->c->type == AS_TYPE_REFUND_ONLY;
     if (!cancellation && (rc = as__layers_eligibility(&t->L, t->err)) != 0) return rc;
-    /* RULES.md §1.4: the fee is judged at open and at each revise, so the hooks after
+    /* docs/rulebook.md#amounts: the fee is judged at open and at each revise, so the hooks after
      * refund_amount (auto_decide, the packs' thresholds) see the refund as it stands */
     int64_t fee = as__case_fee(t->c);
     int64_t amount = as__case_paid(t->c) + fee;
@@ -894,7 +895,7 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
 static const char *const return_rejections[] = {"tag_removed", "soiled",   "worn", "activated",
                                                 "serial_mismatch", "missing_parts", NULL};
 
-/* Check 7 of DESIGN.md §2: values out of range. */
+/* Check 7 of docs/design.md#states-and-actions: values out of range. */
 static int action_ranges(const as_case *c, const as_cmd *cmd, as_error *err)
 {
     switch (cmd->action) {
@@ -1080,7 +1081,7 @@ static void fire(as_runtime *rt, as_case *c)
     as_cmd cmd;
     as_error err = {0};
     as__cmd_init(&cmd, (as_principal){AS_ROLE_SYSTEM, NULL}, as__deadline_action(k));
-    cmd.result = 1; /* auto_inspect: RULES.md §1.2, result fault */
+    cmd.result = 1; /* auto_inspect: docs/rulebook.md#deadlines, result fault */
     rt->stats.deadlines_fired++;
     if (apply(rt, c, &cmd, &err, 1) != 0) {
         /* a deadline is never refused; a failure here is the runtime's (out of memory):

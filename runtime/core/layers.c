@@ -61,9 +61,10 @@ int as__refusal_code_ok(int code)
            code != AS_EUNAUTHORIZED;
 }
 
-/* Why answer `a` of hook h leaves its documented range (DESIGN.md §3), written into `why`;
- * 0 when it is in range. `cap` tops an amount (RULES.md §1.4). Only the current state's
- * deadline kind is ever in an answer, so an out-of-range duration is judged alone. */
+/* Why answer `a` of hook h leaves its documented range (docs/design.md#hooks-and-layers), written
+ * into `why`; 0 when it is in range. `cap` tops an amount (docs/rulebook.md#amounts). Only the
+ * current state's deadline kind is ever in an answer, so an out-of-range duration is judged alone.
+ */
 static int out_of_range(as_hook h, int64_t cap, const as_answer *a, char *why, size_t size)
 {
     switch (a->kind) {
@@ -81,8 +82,11 @@ static int out_of_range(as_hook h, int64_t cap, const as_answer *a, char *why, s
         if (h == AS_HOOK_PRIORITY && (a->i < 1 || a->i > AS_PRIORITY_MAX))
             return snprintf(why, size, "priority %lld outside 1..%d", (long long)a->i, AS_PRIORITY_MAX), 1;
         if (h == AS_HOOK_REFUND_AMOUNT && (a->i < 0 || a->i > cap))
-            return snprintf(why, size, "refund_amount %lld outside 0 .. the cap %lld of RULES.md §1.4",
-                            (long long)a->i, (long long)cap), 1;
+            return snprintf(
+                       why, size,
+                       "refund_amount %lld outside 0 .. the cap %lld of docs/rulebook.md#amounts",
+                       (long long)a->i, (long long)cap),
+                   1;
         return 0;
     case AS_ANS_DEADLINES:
         for (int k = 0; k < AS_DL_COUNT; k++)
@@ -267,9 +271,9 @@ int as__layers_flag(as_layers *L, as_hook h, int *yes, as_error *err)
         if (rc < 0) return rc;
         if (rc == 0) continue;
         int says = a.kind == AS_ANS_TRUE;
-        /* RULES.md §1.6: a merchant may skip an inspection the earlier layers asked for, not
-         * add one (that would slow the buyer's refund); it may grant an instant refund, not
-         * take back one the earlier layers granted. */
+        /* docs/rulebook.md#merchant-bounds: a merchant may skip an inspection the earlier layers
+         * asked for, not add one (that would slow the buyer's refund); it may grant an instant
+         * refund, not take back one the earlier layers granted. */
         if (l == AS_LAYER_MERCHANT && says != *yes) {
             if (h == AS_HOOK_INSPECTION && says) {
                 drop(L, l, "inspection", "it may not add an inspection");
@@ -285,7 +289,8 @@ int as__layers_flag(as_layers *L, as_hook h, int *yes, as_error *err)
     return 0;
 }
 
-/* The remedy the case asked for (RULES.md §1.6), as the engine's default after a fault. */
+/* The remedy the case asked for (docs/rulebook.md#merchant-bounds), as the engine's default after a
+ * fault. */
 static int asked_remedy(const as_case *c)
 {
     as_remedy r = c ? as__type_remedy(c->type) : AS_REMEDY_NONE;
@@ -300,9 +305,9 @@ int as__layers_remedy(as_layers *L, int fault, int *remedy, as_error *err)
         int rc = ask(L, l, AS_HOOK_ON_INSPECTION, 0, &a, err);
         if (rc < 0) return rc;
         if (rc == 0) continue;
-        /* RULES.md §1.6: the merchant may grant the remedy the case asked for where the
-         * earlier layers (the bundled default among them) answered reject; it may not reject
-         * what they granted, nor grant another remedy. */
+        /* docs/rulebook.md#merchant-bounds: the merchant may grant the remedy the case asked for
+         * where the earlier layers (the bundled default among them) answered reject; it may not
+         * reject what they granted, nor grant another remedy. */
         if (l == AS_LAYER_MERCHANT && a.i == AS_REMEDY_REJECT && *remedy != AS_REMEDY_REJECT) {
             drop(L, l, "on_inspection", "it may not reject what earlier layers accepted");
             continue;

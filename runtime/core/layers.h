@@ -1,8 +1,8 @@
 /* layers.h -- asking the rule layers (platform -> category -> merchant) and combining their
- * answers (DESIGN.md §3): the last non-nil answer stands, the merchant's only within the
- * bounds of RULES.md §1.6. A failing platform or category hook fails the command with
- * rule_error, except while a deadline fires (`lenient`): then, like every failing or
- * out-of-bounds merchant answer, it is dropped and written down as a note for the history. */
+ * answers (docs/design.md#hooks-and-layers): the last non-nil answer stands, the merchant's only
+ * within the bounds of docs/rulebook.md#merchant-bounds. A failing platform or category hook fails
+ * the command with rule_error, except while a deadline fires (`lenient`): then, like every failing
+ * or out-of-bounds merchant answer, it is dropped and written down as a note for the history. */
 #ifndef AS_LAYERS_H
 #define AS_LAYERS_H
 
@@ -15,10 +15,11 @@
 #define AS_PRIORITY_MAX 100
 #define AS_DURATION_MAX (365 * AS_DAY) /* the longest deadline a rule may give */
 
-/* DESIGN.md §1 text: 1-256 bytes of UTF-8 with no control characters. Both engines check a
+/* docs/design.md#limits text: 1-256 bytes of UTF-8 with no control characters. Both engines check a
  * text answer with it before copying it whole. */
 int as__answer_text_ok(const char *s, size_t len);
-/* A code a refusal may carry: one of DESIGN.md §2's, not unauthorized, nomem or io. */
+/* A code a refusal may carry: one of docs/design.md#states-and-actions's, not unauthorized, nomem
+ * or io. */
 int as__refusal_code_ok(int code);
 
 typedef struct as_layers {

@@ -1,6 +1,6 @@
-/* metrics.h -- per-shop platform metrics of RULES.md §5 over a rolling 30-day window of
- * event time. Events are appended as they happen (time never goes back within a runtime) and
- * the figures are computed when asked. */
+/* metrics.h -- per-shop platform metrics of docs/rulebook.md#metrics over a rolling 30-day window
+ * of event time. Events are appended as they happen (time never goes back within a runtime) and the
+ * figures are computed when asked. */
 #ifndef AS_METRICS_H
 #define AS_METRICS_H
 
@@ -53,7 +53,7 @@ void as__events_free(as_shop_events *e);
 void as__events_prune(as_shop_events *e, int64_t now_ms);
 /* Computes the shop's own figures (everything but `flagged`). Returns 0 or AS_ENOMEM. */
 int as__metrics_compute(const as_shop_events *e, int64_t now_ms, as_metrics *m);
-/* Sets `flagged` on each of `n` shops' figures from their peers (RULES.md §5). */
+/* Sets `flagged` on each of `n` shops' figures from their peers (docs/rulebook.md#metrics). */
 void as__metrics_flag(as_metrics *const *all, int n);
 
 #endif

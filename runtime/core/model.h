@@ -1,4 +1,4 @@
-/* model.h -- the vocabulary of DESIGN.md §1-2: case types, reasons, states, actions, actors,
+/* model.h -- the vocabulary of docs/design.md#limits: case types, reasons, states, actions, actors,
  * deadline kinds and remedies, each an X-macro list so that enum and name stay one table. */
 #ifndef AS_MODEL_H
 #define AS_MODEL_H
@@ -44,7 +44,8 @@
     XX(COMPLETED, completed, NONE, 1)                                                      \
     XX(CLOSED, closed, NONE, 1)
 
-/* deadline kind, the system action it fires, whose window it is (RULES.md §1.6) */
+/* deadline kind, the system action it fires, whose window it is (docs/rulebook.md#merchant-bounds)
+ */
 #define AS_DEADLINE_MAP(XX)                                                                \
     XX(MERCHANT_RESPONSE, merchant_response, AUTO_AGREE, MERCHANT)                         \
     XX(BUYER_RESPONSE, buyer_response, AUTO_DECLINE, BUYER)                                \
@@ -141,7 +142,7 @@ int as__action_from(const char *s);
 int as__remedy_from(const char *s);
 
 bool as__state_terminal(int s);
-/* The deadline kind a state waits on, AS_DL_NONE when it has none (RULES.md §1.2). */
+/* The deadline kind a state waits on, AS_DL_NONE when it has none (docs/rulebook.md#deadlines). */
 as_deadline_kind as__state_deadline(int s);
 /* The system action a deadline kind fires. */
 as_action as__deadline_action(as_deadline_kind k);

@@ -53,7 +53,7 @@ typedef enum {
     AS_ANS_REMEDY,
 } as_answer_kind;
 
-/* A text answer (a refusal's message, a reject reason): DESIGN.md §1 text, 1-256 bytes. */
+/* A text answer (a refusal's message, a reject reason): docs/design.md#limits text, 1-256 bytes. */
 #define AS_ANSWER_TEXT_MAX 256
 
 typedef struct as_answer {
@@ -88,7 +88,8 @@ struct as_pack {
     int refs;
     int kept;            /* the shell belongs to a runtime: unref at zero frees only impl */
     uint64_t failures;   /* hook calls that failed (thrown, budget) */
-    uint64_t dropped;    /* merchant answers dropped for leaving the bounds of RULES.md §1.6 */
+    uint64_t dropped;    /* merchant answers dropped for leaving the bounds of
+                            docs/rulebook.md#merchant-bounds */
 };
 
 static inline int as__pack_has(const as_pack *p, as_hook h)

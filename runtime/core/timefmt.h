@@ -8,11 +8,12 @@
 #define AS_MINUTE (60 * AS_SECOND)
 #define AS_HOUR (60 * AS_MINUTE)
 #define AS_DAY (24 * AS_HOUR)
-/* The platform's time zone (RULES.md conventions): UTC+8, no DST. */
+/* The platform's time zone (docs/rulebook.md conventions): UTC+8, no DST. */
 #define AS_TZ_OFFSET (8 * AS_HOUR)
 
-/* Parses a DESIGN.md §7 duration: whole numbers with units d, h, m, s, each at most once and
- * in that order ("90s", "7d12h", "0s"). Returns 0 and sets *ms, or -1 when malformed. */
+/* Parses a docs/design.md#scenario-files duration: whole numbers with units d, h, m, s, each at
+ * most once and in that order ("90s", "7d12h", "0s"). Returns 0 and sets *ms, or -1 when malformed.
+ */
 int as__duration_parse(const char *s, int64_t *ms);
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" (UTC). Returns 0 and sets *ms, or -1. */
 int as__instant_parse(const char *s, int64_t *ms);

@@ -1,4 +1,4 @@
-/* workflow.c -- the rows of RULES.md §1.3 and their index. */
+/* workflow.c -- the rows of docs/rulebook.md#where-agreement-leads and their index. */
 #include "workflow.h"
 
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /* workflow.h -- the base workflow as data: rows of (from-state, action, condition, to-state)
- * exactly as RULES.md §1.3 reads; the acting role is the action's (model.h). The rows are
- * compiled once into a [state][action] index, so a lookup is two array reads and a short scan
- * of the rows for that pair, first matching condition wins. */
+ * exactly as docs/rulebook.md#where-agreement-leads reads; the acting role is the action's
+ * (model.h). The rows are compiled once into a [state][action] index, so a lookup is two array
+ * reads and a short scan of the rows for that pair, first matching condition wins. */
 #ifndef AS_WORKFLOW_H
 #define AS_WORKFLOW_H
 

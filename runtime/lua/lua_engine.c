@@ -279,8 +279,8 @@ static int sandbox_setmetatable(lua_State *L)
     return 1;
 }
 
-/* tostring that never shows an address (DESIGN.md §3): a table, function or userdata prints
- * as its type name unless its metatable has __tostring. */
+/* tostring that never shows an address (docs/design.md#hooks-and-layers): a table, function or
+ * userdata prints as its type name unless its metatable has __tostring. */
 static int sandbox_tostring(lua_State *L)
 {
     luaL_checkany(L, 1);
@@ -611,8 +611,10 @@ static int math_index(lua_State *L)
 {
     const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
     if (strcmp(k, "random") == 0 || strcmp(k, "randomseed") == 0)
-        return luaL_error(L, "math.%s is not available: rule packs are deterministic "
-                             "(DESIGN.md §3)", k);
+        return luaL_error(L,
+                          "math.%s is not available: rule packs are deterministic "
+                          "(docs/design.md#hooks-and-layers)",
+                          k);
     return 0;
 }
 
@@ -1296,7 +1298,8 @@ int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pac
 /* ------------------------------------------------------------------------------------------
  * Calling hooks: the call and the reading of its answer run in one protected call, under
  * the budget; the answer is read raw and converted only when it is exactly what the hook
- * documents (DESIGN.md §3). Ranges are the layers' (layers.c), the same for every engine.
+ * documents (docs/design.md#hooks-and-layers). Ranges are the layers' (layers.c), the same for
+ * every engine.
  * ---------------------------------------------------------------------------------------- */
 
 typedef struct call_ctx {
@@ -1336,7 +1339,7 @@ static int get_int(lua_State *L, int idx, int64_t *out)
     return 1;
 }
 
-/* A text answer: a Lua string (never a number) of DESIGN.md §1's text, copied whole into
+/* A text answer: a Lua string (never a number) of docs/design.md#limits's text, copied whole into
  * buf, which holds AS_ANSWER_TEXT_MAX + 1 bytes. */
 static int get_text(lua_State *L, int idx, char *buf)
 {

@@ -1,10 +1,10 @@
 /* lua_engine.h -- rule packs written in Lua, each in its own sandboxed lua_State.
  *
- * The sandbox (DESIGN.md §3, STYLE.md 10): base without load/loadfile/dofile/collectgarbage/
- * print, string without dump, table, math, utf8; source loaded as text only into a read-only
- * global environment; an instruction budget per hook call that the script's own pcall or
- * xpcall cannot swallow; a memory cap per state through a counting allocator; setmetatable
- * refuses __gc so no finalizer runs outside the budget.
+ * The sandbox (docs/design.md#hooks-and-layers, STYLE.md 10): base without
+ * load/loadfile/dofile/collectgarbage/ print, string without dump, table, math, utf8; source loaded
+ * as text only into a read-only global environment; an instruction budget per hook call that the
+ * script's own pcall or xpcall cannot swallow; a memory cap per state through a counting allocator;
+ * setmetatable refuses __gc so no finalizer runs outside the budget.
  *
  * The instruction budget is the deterministic rule: VM instructions, plus every C library
  * call charged per byte or element of its work, plus every byte allocated (docs/rules.md

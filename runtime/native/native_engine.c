@@ -214,7 +214,7 @@ static int failed(as_pack *p, as_hook h, as_error *err, const char *what)
 }
 
 /* Copies a text answer whole into buf (AS_ANSWER_TEXT_MAX + 1 bytes), or returns 0 when it
- * is not DESIGN.md §1 text. The ranges of the other answers are the layers' (layers.c). */
+ * is not docs/design.md#limits text. The ranges of the other answers are the layers' (layers.c). */
 static int copy_text(char *buf, const char *s)
 {
     size_t len = strnlen(s, AS_ANSWER_TEXT_MAX + 1);

@@ -1,4 +1,4 @@
-/* store.h -- one storage interface, several engines (DESIGN.md §5).
+/* store.h -- one storage interface, several engines (docs/design.md#storage-and-durability).
  *
  * The runtime keeps its state in memory and journals every change: at the end of a loop turn
  * the changes of all the turn's commands go to the store as one batch, committed off the loop
@@ -9,8 +9,8 @@
  * An engine is a vtable; `memory` keeps the rows in the process (tests restart from it),
  * `sqlite` is the embedded default (WAL, one file; `commit` writes a batch's transaction and
  * `sync` makes it durable, so that the two overlap across consecutive batches). A runtime
- * without a store (the headless `run`) journals nothing at all. The interface knows rows, not SQL, so a
- * PostgreSQL engine can implement the same calls for several runtime nodes. */
+ * without a store (the headless `run`) journals nothing at all. The interface knows rows, not SQL,
+ * so a PostgreSQL engine can implement the same calls for several runtime nodes. */
 #ifndef AS_STORE_H
 #define AS_STORE_H
 
