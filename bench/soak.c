@@ -10,7 +10,11 @@
  *   soak.<n>.outbox_rows       outbox entries in the file (settled and pruned: flat)
  *   soak.<n>.rss_kib           the process's resident memory
  *   soak.<n>.cases             cases held (the business data, which is kept)
- * Usage: bench_soak PACKS_DIR WORK_DIR [COMMANDS [RETENTION_MS]] */
+ * With CASES, the workload runs through CASES cases only; every command after that is a
+ * keyed retry of a settled case's `agree` (refused invalid_state, and remembered under its
+ * key like any outcome): the business data stays fixed, so everything the soak prints must
+ * stay flat.
+ * Usage: bench_soak PACKS_DIR WORK_DIR [COMMANDS [RETENTION_MS [CASES]]] */
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -34,10 +38,12 @@ static void die(const char *what, const char *msg)
     exit(1);
 }
 
+static long cases_max; /* 0: every command is part of a new case's flow */
+
 static void done_cb(void *ud, int code, const char *msg)
 {
     soak *s = ud;
-    if (code && s->failed++ == 0) fprintf(stderr, "soak: refused: %s %s\n", as_err_name(code), msg);
+    if (code && s->failed++ == 0 && cases_max == 0) fprintf(stderr, "soak: refused: %s %s\n", as_err_name(code), msg);
     s->acked++;
 }
 
@@ -45,6 +51,14 @@ static void done_cb(void *ud, int code, const char *msg)
 static json_t *command(long k)
 {
     long i = k / STEPS;
+    if (cases_max && i >= cases_max) { /* a retry: case k % cases_max, a fresh key */
+        char cid[32], who[40], key[32];
+        snprintf(cid, sizeof cid, "C%ld", k % cases_max);
+        snprintf(who, sizeof who, "merchant:S%ld", (k % cases_max) % 100);
+        snprintf(key, sizeof key, "k%ld", k);
+        return json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "case.act", "as", who, "case", cid,
+                         "action", "agree", "key", key);
+    }
     char order[32], cid[32], shop[16], buyer[24], who[40], ack[48], key[32];
     snprintf(order, sizeof order, "O%ld", i);
     snprintf(cid, sizeof cid, "C%ld", i);
@@ -157,6 +171,7 @@ int main(int argc, char **argv)
     const char *packs = argv[1];
     long commands = argc > 3 ? atol(argv[3]) : 1000000;
     long retention = argc > 4 ? atol(argv[4]) : 2000;
+    cases_max = argc > 5 ? atol(argv[5]) : 0;
     char db[4096];
     snprintf(db, sizeof db, "%s/bench-soak.db", argv[2]);
     unlink(db);
@@ -170,7 +185,8 @@ int main(int argc, char **argv)
     if (rt == NULL || as_runtime_load_packs_dir(rt, packs, &err) != 0 ||
         as_runtime_attach_store(rt, db, &err) != 0)
         die("runtime", err.msg);
-    printf("# soak: %ld commands, idempotency retention %ld ms\n", commands, retention);
+    printf("# soak: %ld commands, idempotency retention %ld ms, %s\n", commands, retention,
+           cases_max ? "a fixed set of cases, then keyed retries" : "a new case every six");
     soak s = {.rt = rt, .commands = commands};
     uv_idle_t idle;
     uv_idle_init(&loop, &idle);
@@ -184,7 +200,7 @@ int main(int argc, char **argv)
             mark += quarter;
         }
     }
-    if (s.failed) die("workload", "some commands were refused");
+    if (s.failed && cases_max == 0) die("workload", "some commands were refused");
     uv_close((uv_handle_t *)&idle, NULL);
     while (!as_runtime_idle(rt)) uv_run(&loop, UV_RUN_ONCE);
     as_runtime_free(rt);
