@@ -1,29 +1,50 @@
 /* main.c -- the `aftersale` command: dispatch to subcommands. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aftersale/aftersale.h"
 #include "cli.h"
 
 #ifndef AS_PACKS_DIR
 #define AS_PACKS_DIR "plugins"
+#define AS_PLUGIN_DIR "plugins"
+#define AS_BUILD_ROOT ""
+#define AS_PACKS_INSTALLED "plugins"
+#define AS_PLUGIN_INSTALLED "plugins"
 #endif
+
+/* A binary run from its build tree uses the source tree's packs and the build's plugins; an
+ * installed one those under its prefix (meson's datadir and libdir). Decided by where the
+ * running executable is, so a build tree moved or removed after `ninja install` does not
+ * matter to the installed copy. */
+static int in_build_tree(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        char exe[PATH_MAX], root[PATH_MAX]; /* both resolved: a symlink in either path */
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        size_t len = realpath(AS_BUILD_ROOT, root) ? strlen(root) : 0;
+        known = n > 0 && len > 0 && (size_t)n > len && strncmp(exe, root, len) == 0 &&
+                exe[len] == '/';
+    }
+    return known;
+}
 
 const char *as__cli_packs_dir(void)
 {
     const char *env = getenv("AFTERSALE_PACKS");
-    return env && *env ? env : AS_PACKS_DIR;
+    if (env && *env) return env;
+    return in_build_tree() ? AS_PACKS_DIR : AS_PACKS_INSTALLED;
 }
-
-#ifndef AS_PLUGIN_DIR
-#define AS_PLUGIN_DIR "plugins"
-#endif
 
 const char *as__cli_plugin_dir(void)
 {
     const char *env = getenv("AFTERSALE_PLUGINS");
-    return env && *env ? env : AS_PLUGIN_DIR;
+    if (env && *env) return env;
+    return in_build_tree() ? AS_PLUGIN_DIR : AS_PLUGIN_INSTALLED;
 }
 
 static void usage(FILE *f)
@@ -37,11 +58,16 @@ static void usage(FILE *f)
                "  test PACK_DIR...  run the scenario files kept beside a rule pack\n"
                "  check PACK        load and validate a rule pack (.lua or .so)\n"
                "  pipe              a durable runtime over stdin/stdout (docs/pipe.md)\n"
-               "  serve             the HTTP JSON API on the SQLite store (in progress)\n"
+               "  serve             the HTTP JSON API on the SQLite store (docs/api.md)\n"
                "  db COMMAND FILE   check, back up or export a database file (docs/db.md)\n"
                "\n"
-               "'aftersale COMMAND --help' describes a command. --version prints %s.\n",
-            AS_VERSION_STRING);
+               "environment:\n"
+               "  AFTERSALE_PACKS   the bundled Lua packs (default: %s)\n"
+               "  AFTERSALE_PLUGINS the native plugins (default: %s)\n"
+               "\n"
+               "'aftersale COMMAND --help' describes a command. --version prints %s.\n"
+               "'man aftersale' once installed.\n",
+            as__cli_packs_dir(), as__cli_plugin_dir(), AS_VERSION_STRING);
 }
 
 int main(int argc, char **argv)
