@@ -270,8 +270,11 @@ int as__cli_pipe(int argc, char **argv)
         return 1;
     }
     uv_pipe_init(x.loop, &x.in, 0);
-    if (uv_pipe_open(&x.in, 0) != 0) {
-        fprintf(stderr, "aftersale pipe: standard input is not readable as a stream\n");
+    /* libuv polls streams only: a regular file or /dev/null on stdin would abort inside it */
+    uv_handle_type in = uv_guess_handle(0);
+    if ((in != UV_NAMED_PIPE && in != UV_TTY) || uv_pipe_open(&x.in, 0) != 0) {
+        fprintf(stderr, "aftersale pipe: standard input must be a pipe or a terminal (for a "
+                        "file: cat FILE | aftersale pipe)\n");
         as_runtime_free(x.rt);
         uv_run(x.loop, UV_RUN_NOWAIT);
         return 1;
