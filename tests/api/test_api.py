@@ -425,6 +425,14 @@ class ApiCase(unittest.TestCase):
         body.update(extra)
         return self.req("POST", "/v1/cases/%s/actions" % cid, body, key, headers)
 
+    def wait_state(self, cid, state, timeout=20):
+        deadline = time.time() + timeout
+        while True:
+            c = self.get(cid)
+            if c["state"] == state or time.time() > deadline:
+                return c
+            time.sleep(0.1)
+
     def get(self, cid, key=PLATFORM):
         r = self.req("GET", "/v1/cases/%s" % cid, None, key)
         self.assertEqual(r.status, 200, r)
@@ -1999,14 +2007,6 @@ class Deadlines(OwnServer):
         with open(p, "w") as f:
             f.write(src.replace("merchant_response = 48 * HOUR,", "merchant_response = 1500,"))
         return d
-
-    def wait_state(self, cid, state, timeout=20):
-        deadline = time.time() + timeout
-        while True:
-            c = self.get(cid)
-            if c["state"] == state or time.time() > deadline:
-                return c
-            time.sleep(0.1)
 
     def test_deadline_fires_while_serving(self):
         oid = self.make_order()

@@ -63,14 +63,6 @@ class PackCase(api.OwnServer):
         self.assertEqual(case["state"], state, case)
         self.assertEqual(case["refund_amount"], PRICE, case)
 
-    def wait_state(self, cid, state, timeout=20):
-        deadline = time.time() + timeout
-        while True:
-            c = self.get(cid)
-            if c["state"] == state or time.time() > deadline:
-                return c
-            time.sleep(0.1)
-
 
 class MetatableAnswers(PackCase):
 
