@@ -7,31 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/alloc.h"
-#include "../core/err.h"
-#include "../core/runtime.h"
-#include "../core/uvbuf.h"
-#include "../core/workflow.h"
 #include "webhook.h"
 
 /* ==========================================================================================
  * Keys
  * ======================================================================================== */
 
-typedef struct key_entry {
-    char *principal; /* owned */
-    char key[];
-} key_entry;
-
-static const char *key_of(const void *k)
-{
-    return ((const key_entry *)k)->key;
-}
-
-static int load_keys(as_strmap *keys, const char *path, as_error *err)
+/* The keys file into `keys`, a JSON object used as a map: key -> principal string. */
+static int load_keys(json_t *keys, const char *path, as_error *err)
 {
     FILE *f = fopen(path, "r");
-    if (f == NULL) return as__err(err, AS_EIO, "%s: cannot read the keys file", path);
+    if (f == NULL) return as_error_set(err, AS_EIO, "%s: cannot read the keys file", path);
     char line[1024];
     int n = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
@@ -41,32 +27,23 @@ static int load_keys(as_strmap *keys, const char *path, as_error *err)
         char key[512], who[512], extra[8];
         int got = sscanf(line, "%511s %511s %7s", key, who, extra);
         if (got <= 0) continue;
-        as_principal p;
-        if (got != 2 || as__principal_parse(who, &p) != 0) {
-            rc = as__err(err, AS_EBAD_REQUEST, "%s:%d: want `KEY PRINCIPAL` (platform, "
-                         "merchant:SHOP, buyer:ID or logistics)", path, n);
-            break;
-        }
-        size_t kl = strlen(key);
-        key_entry *e = as__malloc(sizeof *e + kl + 1);
-        if (e == NULL || (e->principal = as__strdup(who)) == NULL) {
-            as__free(e);
-            rc = as__err(err, AS_ENOMEM, "out of memory");
-            break;
-        }
-        memcpy(e->key, key, kl + 1);
-        if (as__strmap_get(keys, key)) {
-            as__free(e->principal);
-            as__free(e);
-            rc = as__err(err, AS_EBAD_REQUEST, "%s:%d: the key is listed twice", path, n);
-        } else if (as__strmap_put(keys, e) != 0) {
-            as__free(e->principal);
-            as__free(e);
-            rc = as__err(err, AS_ENOMEM, "out of memory");
-        }
+        if (got != 2 || as_principal_parse(who, NULL) == AS_PARTY_NONE)
+            rc = as_error_set(err, AS_EBAD_REQUEST, "%s:%d: want `KEY PRINCIPAL` (platform, "
+                              "merchant:SHOP, buyer:ID or logistics)", path, n);
+        else if (json_object_get(keys, key))
+            rc = as_error_set(err, AS_EBAD_REQUEST, "%s:%d: the key is listed twice", path, n);
+        else if (json_object_set_new(keys, key, json_string(who)) != 0)
+            rc = as_error_set(err, AS_ENOMEM, "out of memory");
     }
     fclose(f);
     return rc;
+}
+
+static void read_buffer(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = as_malloc(suggested);
+    buf->len = buf->base ? suggested : 0;
 }
 
 /* ==========================================================================================
@@ -133,7 +110,7 @@ struct as_http {
     int listening;
     as_runtime *rt;
     as_http_options o;
-    as_strmap keys;
+    json_t *keys; /* owned: key -> principal */
     conn *conns;
     unsigned nconns;
     int stopping;
@@ -205,7 +182,7 @@ static void conn_close(conn *c)
 
 static void reset_request(conn *c)
 {
-    as__free(c->url), as__free(c->body);
+    as_free(c->url), as_free(c->body);
     c->url = c->body = NULL;
     c->url_len = c->body_len = c->hfield_len = c->item_len = c->header_bytes = 0;
     c->auth_len = c->idem_len = 0;
@@ -224,12 +201,12 @@ static void conn_maybe_free(conn *c)
     h->nconns--;
     for (response *r = c->head, *n; r; r = n) {
         n = r->next;
-        as__free(r->buf);
-        as__free(r);
+        as_free(r->buf);
+        as_free(r);
     }
     reset_request(c);
-    as__free(c->rest);
-    as__free(c);
+    as_free(c->rest);
+    as_free(c);
     if (h->stopping && h->nconns == 0 && h->on_stopped) h->on_stopped(h);
 }
 
@@ -247,8 +224,8 @@ static void on_written(uv_write_t *w, int status)
 {
     write_req *wr = (write_req *)w;
     conn *c = w->handle->data;
-    as__free(wr->buf);
-    as__free(wr);
+    as_free(wr->buf);
+    as_free(wr);
     c->writes_done++;
     if (status == 0) resume(c); /* the client reads again: so may we */
 }
@@ -274,13 +251,13 @@ static int send_answer(conn *c, response *r)
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == (int)r->len) return 0;
     if (n < 0 && n != UV_EAGAIN) return -1;
-    write_req *wr = as__malloc(sizeof *wr);
+    write_req *wr = as_malloc(sizeof *wr);
     if (wr == NULL) return -1;
     size_t off = n > 0 ? (size_t)n : 0;
     wr->buf = r->buf;
     b = uv_buf_init(r->buf + off, (unsigned)(r->len - off));
     if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
-        as__free(wr);
+        as_free(wr);
         return -1;
     }
     r->buf = NULL;
@@ -300,8 +277,8 @@ static void flush(conn *c)
         int close_after = r->close_after;
         /* an answer that cannot go out whole would garble the ones after it: hang up */
         if (!c->closing && send_answer(c, r) != 0) close_after = 1;
-        as__free(r->buf);
-        as__free(r);
+        as_free(r->buf);
+        as_free(r);
         if (close_after) conn_close(c);
     }
     if (!c->closing && c->head == NULL && c->pending == 0 &&
@@ -331,7 +308,7 @@ static void fill_typed(response *r, int status, const char *type, const char *bo
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
                       status, reason_phrase(status), type, blen,
                       close_after ? "Connection: close\r\n" : "");
-    r->buf = as__malloc((size_t)hl + blen);
+    r->buf = as_malloc((size_t)hl + blen);
     if (r->buf) {
         memcpy(r->buf, head, (size_t)hl);
         memcpy(r->buf + hl, body, blen);
@@ -352,7 +329,7 @@ static void fill_status(response *r, int status, const char *name, const char *m
     json_t *j = json_pack("{s:s, s:s}", "error", name, "message", msg ? msg : "");
     char *s = json_dumps(j, JSON_COMPACT);
     fill(r, status, s ? s : "{}", close_after);
-    as__free(s);
+    as_free(s);
     json_decref(j);
 }
 
@@ -365,7 +342,7 @@ static const char OK_BODY[] = "{\"ok\":true}";
 
 static response *enqueue(conn *c)
 {
-    response *r = as__calloc(1, sizeof *r);
+    response *r = as_calloc(1, sizeof *r);
     if (r == NULL) return NULL;
     r->started = uv_hrtime();
     if (c->tail) c->tail->next = r;
@@ -395,46 +372,48 @@ typedef struct answer_ctx {
     conn *c;
     response *r;
     int keep_alive;
-    int created;
-    int read; /* r holds a read's answer, sent once what it shows is durable */
+    int created; /* a write that made something: 201 */
+    int read;    /* a read: its text is the body */
 } answer_ctx;
 
-static void answered(void *ud, int code, const char *msg)
+/* The runtime's answer to a write (code, sentence) or a read (code, JSON text); called at
+ * once or once what it reports is durable. */
+static void answered(void *ud, int code, const char *text)
 {
     answer_ctx *a = ud;
     conn *c = a->c;
-    if (a->read && code == 0) {
-        a->r->ready = 1;
-    } else {
-        as__free(a->r->buf);
-        a->r->buf = NULL;
-        if (code == 0) fill(a->r, a->created ? 201 : 200, OK_BODY, !a->keep_alive);
-        else fill_error(a->r, code, msg, !a->keep_alive);
-    }
-    as__free(a);
+    as_free(a->r->buf);
+    a->r->buf = NULL;
+    if (code) fill_error(a->r, code, text, !a->keep_alive);
+    else if (a->read) fill(a->r, 200, text, !a->keep_alive);
+    else fill(a->r, a->created ? 201 : 200, OK_BODY, !a->keep_alive);
+    as_free(a);
     c->pending--;
     flush(c);
     resume(c); /* one fewer answer waiting: the connection may be read again */
     conn_maybe_free(c);
 }
 
-/* `r` holds the answer of a read that showed cases noted in `need`: it waits for their
- * commit (durable.c), and becomes a 503 if the store fails (or has failed) under it. */
-static void hold_read(conn *c, response *r, int need, int ka)
+/* An answer to come from the runtime into `r`: NULL (r filled with 503) when out of memory. */
+static answer_ctx *await(conn *c, response *r, int ka, int created, int read)
 {
-    if (need == AS_READ_NOW) return;
-    as_error err = {0};
-    answer_ctx *a = as__malloc(sizeof *a); /* owned by answered() once queued */
+    answer_ctx *a = as_malloc(sizeof *a); /* owned by answered() */
     if (a == NULL) {
-        as__free(r->buf);
-        r->buf = NULL;
-        return fill_error(r, AS_ENOMEM, "out of memory", 1);
+        fill_error(r, AS_ENOMEM, "out of memory", 1);
+        return NULL;
     }
-    *a = (answer_ctx){c, r, ka, 0, 1};
+    *a = (answer_ctx){c, r, ka, created, read};
     r->ready = 0;
     c->pending++;
-    int rc = as__read_wait(c->srv->rt, need, answered, a, &err);
-    if (rc < 0) answered(a, rc, err.msg);
+    return a;
+}
+
+/* An answer the runtime gives at once as a string (taken), or NULL with err. */
+static void fill_text(response *r, char *text, const as_error *err, int ka)
+{
+    if (text) fill(r, 200, text, !ka);
+    else fill_error(r, err->code ? err->code : AS_ENOMEM, err->msg, !ka);
+    as_free(text);
 }
 
 /* The value of `name` in the query string `q` ("a=1&b=2"), copied into buf; NULL if absent. */
@@ -460,8 +439,7 @@ static const char *query(const char *q, const char *name, char *buf, size_t cap)
  */
 static int is_identifier(const char *s)
 {
-    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-");
-    return n >= 1 && n <= 64 && s[n] == '\0' && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+    return as_id_valid(s, strlen(s));
 }
 
 /* Splits "/v1/cases/C1/actions" into segments (in place); *qs is the query. Returns their
@@ -490,158 +468,160 @@ static int split_path(char *path, char **seg, int max, const char **qs, int *ids
     return n;
 }
 
-/* May `who` see case `cs`? */
-static int sees_case(const as_principal *who, const as_case *cs)
-{
-    switch (who->role) {
-    case AS_ROLE_PLATFORM:
-    case AS_ROLE_LOGISTICS: return 1;
-    case AS_ROLE_BUYER: return strcmp(who->id, cs->order->buyer) == 0;
-    case AS_ROLE_MERCHANT: return strcmp(who->id, cs->order->shop) == 0;
-    default: return 0;
-    }
-}
+/* One request being routed: what every handler needs. */
+typedef struct req {
+    conn *c;
+    response *r;
+    int ka;
+    const char *principal; /* the key's */
+    char **seg;
+    int nseg;
+    const char *qs;
+} req;
 
-static int worklist_cmp(const void *a, const void *b)
+/* GET /v1/cases/{id} */
+static void get_case(req *q)
 {
-    const as_case *x = *(as_case *const *)a, *y = *(as_case *const *)b;
-    int px = x->v.priority ? x->v.priority : 100, py = y->v.priority ? y->v.priority : 100;
-    if (px != py) return px < py ? -1 : 1;
-    int64_t dx = as__sched_pending(&x->deadline) ? x->deadline.due_ms : INT64_MAX;
-    int64_t dy = as__sched_pending(&y->deadline) ? y->deadline.due_ms : INT64_MAX;
-    if (dx != dy) return dx < dy ? -1 : 1;
-    return strcmp(x->id, y->id);
+    answer_ctx *a = await(q->c, q->r, q->ka, 0, 1);
+    if (a) as_case_view(q->c->srv->rt, q->principal, q->seg[2], answered, a);
 }
 
 /* GET /v1/cases?shop=&state=&limit=&cursor=: the worklist, by priority then deadline; the
  * cursor is the position after the last case of the previous page. */
-static void list_cases(conn *cn, const as_principal *who, const char *qs, response *r, int ka)
+static void list_cases(req *q)
 {
-    as_http *h = cn->srv;
     char shopb[256], stateb[64], limitb[32], cursorb[32];
-    const char *shop = query(qs, "shop", shopb, sizeof shopb);
-    const char *state = query(qs, "state", stateb, sizeof stateb);
-    long limit = query(qs, "limit", limitb, sizeof limitb) ? atol(limitb) : 50;
-    long cursor = query(qs, "cursor", cursorb, sizeof cursorb) ? atol(cursorb) : 0;
-    if (who->role == AS_ROLE_MERCHANT) {
-        if (shop && strcmp(shop, who->id) != 0)
-            return fill_error(r, AS_EFORBIDDEN, "a merchant key sees its own shop only", !ka);
-        shop = who->id;
-    }
-    if (who->role == AS_ROLE_LOGISTICS) return fill_error(r, AS_EFORBIDDEN, "logistics has no worklist", !ka);
-    int st = state ? as__state_from(state) : -1;
-    if ((state && st < 0) || limit < 1 || limit > 1000 || cursor < 0)
-        return fill_error(r, AS_EBAD_REQUEST, "state, limit (1..1000) or cursor out of range", !ka);
-    size_t n = 0, pos = 0;
-    as_case **v = as__malloc((h->rt->cases.len + 1) * sizeof *v);
-    if (v == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
-    as_case *c;
-    while ((c = as__strmap_next(&h->rt->cases, &pos)) != NULL) {
-        if (!sees_case(who, c) || (shop && strcmp(c->order->shop, shop) != 0)) continue;
-        if (st >= 0 ? c->v.state != st : as__state_terminal(c->v.state)) continue;
-        v[n++] = c;
-    }
-    qsort(v, n, sizeof *v, worklist_cmp);
-    json_t *items = json_array();
-    size_t i;
-    int need = AS_READ_NOW;
-    for (i = (size_t)cursor; i < n && i < (size_t)(cursor + limit); i++) {
-        as__read_note(h->rt, v[i], &need);
-        json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", v[i]->id, "order", v[i]->order->id,
-                              "state", as__state_name(v[i]->v.state), "type",
-                              as__type_name(v[i]->type), "version", (json_int_t)v[i]->v.version);
-        json_object_set_new(e, "priority", v[i]->v.priority ? json_integer(v[i]->v.priority) : json_null());
-        json_object_set_new(e, "due", as__sched_pending(&v[i]->deadline)
-                                          ? json_integer(v[i]->deadline.due_ms)
-                                          : json_null());
-        json_array_append_new(items, e);
-    }
-    as__free(v);
-    json_t *j = json_pack("{s:o}", "cases", items);
-    if (i < n) {
-        char next[32];
-        snprintf(next, sizeof next, "%zu", i);
-        json_object_set_new(j, "cursor", json_string(next));
-    } else {
-        json_object_set_new(j, "cursor", json_null());
-    }
-    char *s = json_dumps(j, JSON_COMPACT);
-    fill(r, 200, s ? s : "{}", !ka);
-    as__free(s);
-    json_decref(j);
-    hold_read(cn, r, need, ka);
+    as_worklist_query wq = {.principal = q->principal};
+    wq.shop = query(q->qs, "shop", shopb, sizeof shopb);
+    wq.state = query(q->qs, "state", stateb, sizeof stateb);
+    wq.limit = query(q->qs, "limit", limitb, sizeof limitb) ? atol(limitb) : 50;
+    wq.cursor = query(q->qs, "cursor", cursorb, sizeof cursorb) ? atol(cursorb) : 0;
+    if (wq.limit == 0) wq.limit = -1; /* "limit=0" is out of range, not the default */
+    answer_ctx *a = await(q->c, q->r, q->ka, 0, 1);
+    if (a) as_worklist_read(q->c->srv->rt, &wq, answered, a);
 }
 
-static void shop_metrics(as_http *h, const as_principal *who, const char *shop, response *r, int ka)
+/* GET /v1/shops/{shop}/metrics */
+static void shop_metrics(req *q)
 {
-    if (who->role != AS_ROLE_PLATFORM && !(who->role == AS_ROLE_MERCHANT && strcmp(who->id, shop) == 0))
-        return fill_error(r, AS_EFORBIDDEN, "only the platform or the shop sees its metrics", !ka);
-    char *s = as_shop_metrics_json(h->rt, shop);
-    if (s == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
-    fill(r, 200, s, !ka);
-    as_free(s);
+    as_error err = {0};
+    fill_text(q->r, as_shop_metrics_read(q->c->srv->rt, q->principal, q->seg[2], &err), &err, q->ka);
 }
 
-/* GET /v1/shops/{shop}/rules (`version` NULL): the shop's pack versions;
- * GET /v1/shops/{shop}/rules/{version}: one version with its source. */
-static void shop_rules(as_http *h, const as_principal *who, const char *shop, const char *version,
-                       response *r, int ka)
+/* GET /v1/shops/{shop}/rules: the shop's pack versions; .../rules/{version}: one, with its
+ * source. */
+static void shop_rules(req *q)
 {
-    if (who->role != AS_ROLE_PLATFORM && !(who->role == AS_ROLE_MERCHANT && strcmp(who->id, shop) == 0))
-        return fill_error(r, AS_EFORBIDDEN, "only the platform or the shop sees its rules", !ka);
-    json_t *j = version ? as__versions_source_json(h->rt, shop, version)
-                        : as__versions_list_json(h->rt, shop);
-    if (j == NULL) return fill_error(r, AS_ENOT_FOUND, "the shop has no such rules version", !ka);
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (s == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
-    fill(r, 200, s, !ka);
-    as__free(s);
+    as_error err = {0};
+    const char *version = q->nseg == 5 ? q->seg[4] : NULL;
+    fill_text(q->r, as_shop_rules_read(q->c->srv->rt, q->principal, q->seg[2], version, &err),
+              &err, q->ka);
 }
 
 /* GET /v1/rules: what is in force; a merchant sees its own shop's pack only. */
-static void list_rules(as_http *h, const as_principal *who, response *r, int ka)
+static void list_rules(req *q)
 {
-    if (who->role != AS_ROLE_PLATFORM && who->role != AS_ROLE_MERCHANT)
-        return fill_error(r, AS_EFORBIDDEN, "only the platform and merchants see the rules", !ka);
-    json_t *j = json_object(), *cats = json_object(), *merchants = json_object();
-    as_runtime *rt = h->rt;
-    char buf[300];
-    if (rt->platform) {
-        snprintf(buf, sizeof buf, "%s@%s", rt->platform->name, rt->platform->version);
-        json_object_set_new(j, "platform", json_string(buf));
+    as_error err = {0};
+    fill_text(q->r, as_rules_read(q->c->srv->rt, q->principal, &err), &err, q->ka);
+}
+
+/* Hands the command to the runtime; `r` is filled when it is durable or refused. */
+static void command(req *q, as_op op, const char *target, int created)
+{
+    conn *c = q->c;
+    as_command cmd = {.op = op,
+                      .principal = q->principal,
+                      .target = target,
+                      .body = c->body,
+                      .body_len = c->body_len,
+                      .key = c->has_idem ? c->idem : NULL,
+                      .key_len = c->idem_len};
+    answer_ctx *a = await(c, q->r, q->ka, created, 0);
+    if (a) as_runtime_command(c->srv->rt, &cmd, answered, a);
+}
+
+static void create_order(req *q)
+{
+    command(q, AS_OP_ORDER_CREATE, NULL, 1);
+}
+
+/* POST /v1/orders/{id}/{ship|deliver|confirm} */
+static void order_event(req *q)
+{
+    static const struct {
+        const char *name;
+        as_op op;
+    } events[] = {{"ship", AS_OP_ORDER_SHIP}, {"deliver", AS_OP_ORDER_DELIVER}, {"confirm", AS_OP_ORDER_CONFIRM}};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+        if (strcmp(q->seg[3], events[i].name) == 0) return command(q, events[i].op, q->seg[2], 0);
+    fill_error(q->r, AS_ENOT_FOUND, "no such order event", !q->ka);
+}
+
+static void open_case(req *q)
+{
+    command(q, AS_OP_CASE_OPEN, NULL, 1);
+}
+
+static void act_on_case(req *q)
+{
+    command(q, AS_OP_CASE_ACT, q->seg[2], 0);
+}
+
+static void upload_rules(req *q)
+{
+    command(q, AS_OP_RULES_LOAD, q->seg[2], 0);
+}
+
+/* The routes of docs/api.md: a method, a path of `nseg` segments (NULL: any identifier;
+ * `nseg2` another length the same handler takes), and its handler. */
+typedef struct route {
+    const char *method;
+    int nseg, nseg2;
+    const char *seg[5];
+    void (*handler)(req *q);
+} route;
+
+static const route routes[] = {
+    {"GET", 3, 0, {"v1", "cases", NULL}, get_case},
+    {"GET", 2, 0, {"v1", "cases"}, list_cases},
+    {"GET", 4, 0, {"v1", "shops", NULL, "metrics"}, shop_metrics},
+    {"GET", 2, 0, {"v1", "rules"}, list_rules},
+    {"GET", 4, 5, {"v1", "shops", NULL, "rules", NULL}, shop_rules},
+    {"PUT", 4, 0, {"v1", "shops", NULL, "rules"}, upload_rules},
+    {"POST", 2, 0, {"v1", "orders"}, create_order},
+    {"POST", 4, 0, {"v1", "orders", NULL, NULL}, order_event},
+    {"POST", 2, 0, {"v1", "cases"}, open_case},
+    {"POST", 4, 0, {"v1", "cases", NULL, "actions"}, act_on_case},
+};
+
+/* The route for `method` and the path, or NULL. */
+static const route *route_find(const char *method, char **seg, int nseg)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const route *rt = &routes[i];
+        if (nseg != rt->nseg && nseg != rt->nseg2) continue;
+        int k = 0;
+        while (k < nseg && (rt->seg[k] == NULL || strcmp(rt->seg[k], seg[k]) == 0)) k++;
+        if (k < nseg) continue;
+        if (strcmp(rt->method, method) == 0) return rt;
     }
-    for (int i = 0; i < rt->ncats; i++) {
-        snprintf(buf, sizeof buf, "%s@%s (%s)", rt->cats[i].pack->name, rt->cats[i].pack->version,
-                 rt->cats[i].pack->engine->kind);
-        json_object_set_new(cats, rt->cats[i].category, json_string(buf));
-    }
-    size_t pos = 0;
-    as_shop *s;
-    while ((s = as__strmap_next(&rt->shops, &pos)) != NULL)
-        if (s->merchant && (who->role == AS_ROLE_PLATFORM || strcmp(who->id, s->id) == 0)) {
-            snprintf(buf, sizeof buf, "%s@%s", s->merchant->name, s->merchant->version);
-            json_object_set_new(merchants, s->id, json_string(buf));
-        }
-    json_object_set_new(j, "categories", cats);
-    json_object_set_new(j, "merchants", merchants);
-    char *out = json_dumps(j, JSON_COMPACT);
-    fill(r, 200, out ? out : "{}", !ka);
-    as__free(out);
-    json_decref(j);
+    return NULL;
 }
 
 /* GET /metrics: Prometheus text exposition. */
 static void prometheus(as_http *h, response *r, int ka)
 {
-    const as_stats *st = &h->rt->stats;
-    size_t open_cases = 0, pos = 0;
-    const as_case *oc;
-    while ((oc = as__strmap_next(&h->rt->cases, &pos)) != NULL)
-        open_cases += !as__state_terminal(oc->v.state);
+    as_error err = {0};
+    char *text = as_runtime_stats_json(h->rt, &err); /* owned here */
+    json_t *st = text ? json_loads(text, 0, NULL) : NULL;
+    as_free(text);
     size_t cap = 16384, len = 0;
-    char *body = as__malloc(cap);
-    if (body == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
+    char *body = st ? as_malloc(cap) : NULL;
+    if (body == NULL) {
+        json_decref(st);
+        return fill_error(r, AS_ENOMEM, "out of memory", 1);
+    }
+#define N(name) ((unsigned long long)json_integer_value(json_object_get(st, name)))
 #define OUT(...)                                                                           \
     do {                                                                                   \
         int n_ = snprintf(body + len, cap - len, __VA_ARGS__);                             \
@@ -665,38 +645,34 @@ static void prometheus(as_http *h, response *r, int ka)
     OUT("aftersale_http_request_duration_seconds_sum %.6f\n", (double)h->latency_ns_sum / 1e9);
     OUT("aftersale_http_request_duration_seconds_count %llu\n", (unsigned long long)cum);
     OUT("# TYPE aftersale_transitions_total counter\n");
-    for (int t = 0; t < AS_TYPE_COUNT; t++)
-        for (int s2 = 0; s2 < AS_STATE_COUNT; s2++)
-            if (st->by_type_state[t][s2])
-                OUT("aftersale_transitions_total{type=\"%s\",state=\"%s\"} %llu\n",
-                    as__type_name(t), as__state_name(s2),
-                    (unsigned long long)st->by_type_state[t][s2]);
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(st, "transitions"), i, e)
+        OUT("aftersale_transitions_total{type=\"%s\",state=\"%s\"} %llu\n",
+            json_string_value(json_object_get(e, "type")), json_string_value(json_object_get(e, "state")),
+            (unsigned long long)json_integer_value(json_object_get(e, "count")));
     OUT("# TYPE aftersale_commands_total counter\naftersale_commands_total %llu\n",
-        (unsigned long long)st->commands);
+        N("commands"));
     OUT("# TYPE aftersale_commands_refused_total counter\naftersale_commands_refused_total %llu\n",
-        (unsigned long long)st->refused);
+        N("refused"));
     OUT("# TYPE aftersale_deadlines_fired_total counter\naftersale_deadlines_fired_total %llu\n",
-        (unsigned long long)st->deadlines_fired);
+        N("deadlines_fired"));
     OUT("# TYPE aftersale_rule_failures_total counter\n");
-    for (int l = 0; l < AS_LAYER_COUNT; l++)
-        OUT("aftersale_rule_failures_total{layer=\"%s\"} %llu\n", as__layer_name(l),
-            (unsigned long long)st->rule_failures[l]);
-    size_t failed_shops = 0;
-    const as_shop *fs;
-    pos = 0;
-    while ((fs = as__strmap_next(&h->rt->shops, &pos)) != NULL)
-        failed_shops += fs->merchant && strcmp(fs->merchant->engine->kind, "failed") == 0;
+    const char *layer;
+    json_object_foreach(json_object_get(st, "rule_failures"), layer, e)
+        OUT("aftersale_rule_failures_total{layer=\"%s\"} %llu\n", layer,
+            (unsigned long long)json_integer_value(e));
     OUT("# TYPE aftersale_pack_load_failures_total counter\naftersale_pack_load_failures_total %llu\n"
         "# TYPE aftersale_merchant_packs_failed gauge\naftersale_merchant_packs_failed %zu\n",
-        (unsigned long long)st->pack_load_failures, failed_shops);
+        N("pack_load_failures"), (size_t)N("merchant_packs_failed"));
     OUT("# TYPE aftersale_commit_seconds summary\naftersale_commit_seconds_sum %.6f\n"
         "aftersale_commit_seconds_count %llu\n# TYPE aftersale_commit_seconds_max gauge\n"
         "aftersale_commit_seconds_max %.6f\n",
-        (double)st->commit_ns_sum / 1e9, (unsigned long long)st->commits,
-        (double)st->commit_ns_max / 1e9);
-    OUT("# TYPE aftersale_open_cases gauge\naftersale_open_cases %zu\n", open_cases);
-    OUT("# TYPE aftersale_pending_deadlines gauge\naftersale_pending_deadlines %zu\n",
-        h->rt->sched.len);
+        json_real_value(json_object_get(st, "commit_seconds_sum")), N("commits"),
+        json_real_value(json_object_get(st, "commit_seconds_max")));
+    OUT("# TYPE aftersale_open_cases gauge\naftersale_open_cases %llu\n", N("open_cases"));
+    OUT("# TYPE aftersale_pending_deadlines gauge\naftersale_pending_deadlines %llu\n",
+        N("pending_deadlines"));
     const as_webhook_stats *w = h->o.webhooks;
     OUT("# TYPE aftersale_webhook_deliveries_total counter\n"
         "aftersale_webhook_deliveries_total{result=\"delivered\"} %llu\n"
@@ -705,118 +681,23 @@ static void prometheus(as_http *h, response *r, int ka)
         (unsigned long long)(w ? w->delivered : 0), (unsigned long long)(w ? w->failed : 0),
         (long long)(w ? w->backlog : 0));
 #undef OUT
+#undef N
+    json_decref(st);
     char head[200];
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                       "Content-Length: %zu\r\n%s\r\n",
                       len, ka ? "" : "Connection: close\r\n");
-    r->buf = as__malloc((size_t)hl + len);
+    r->buf = as_malloc((size_t)hl + len);
     if (r->buf) {
         memcpy(r->buf, head, (size_t)hl);
         memcpy(r->buf + hl, body, len);
         r->len = (size_t)hl + len;
     }
-    as__free(body);
+    as_free(body);
     r->ready = 1;
     r->status = 200;
     r->close_after = !ka;
-}
-
-static void get_case(conn *cn, const as_principal *who, const char *id, response *r, int ka)
-{
-    as_http *h = cn->srv;
-    as_case *cs = as__case_get(h->rt, id);
-    if (cs == NULL) return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);
-    if (!sees_case(who, cs)) return fill_error(r, AS_EFORBIDDEN, "this key cannot see that case", !ka);
-    json_t *j = as__case_json(cs);
-    /* every entry was decided under the packs the case pinned at its open: say so per entry,
-     * so that an entry read alone still names its rules */
-    json_t *rules = json_object_get(j, "rules"), *e;
-    size_t i;
-    json_array_foreach(json_object_get(j, "history"), i, e) json_object_set(e, "rules", rules);
-    json_t *acts = json_array();
-    int held = (cs->v.flags & AS_CF_HELD) != 0;
-    for (int a = 0; a < AS_ACT_COUNT; a++) {
-        as_role role = as__action_role(a);
-        if (a == AS_ACT_OPEN || role == AS_ROLE_SYSTEM) continue;
-        if (role != who->role && !(who->role == AS_ROLE_PLATFORM && role != AS_ROLE_LOGISTICS))
-            continue;
-        if (as__workflow_allows(cs->v.state, a, cs->type, held))
-            json_array_append_new(acts, json_string(as__action_name(a)));
-    }
-    json_object_set_new(j, "actions", acts);
-    char *s = json_dumps(j, JSON_COMPACT);
-    fill(r, 200, s ? s : "{}", !ka);
-    as__free(s);
-    json_decref(j);
-    int need = AS_READ_NOW;
-    as__read_note(h->rt, cs, &need);
-    hold_read(cn, r, need, ka);
-}
-
-/* Builds the runtime request for a write; returns NULL with *code/msg set on refusal. */
-static json_t *write_request(as_http *h, const as_principal *who, const char *principal,
-                             char **seg, int nseg, json_t *body, int *code, const char **msg)
-{
-    *code = AS_EBAD_REQUEST;
-    if (nseg == 2 && strcmp(seg[1], "orders") == 0) {
-        if (who->role != AS_ROLE_PLATFORM) return *code = AS_EFORBIDDEN, *msg = "only the platform creates orders", NULL;
-        return json_pack("{s:s, s:O}", "op", "order.create", "order", body);
-    }
-    if (nseg == 4 && strcmp(seg[1], "orders") == 0) {
-        if (who->role != AS_ROLE_PLATFORM) return *code = AS_EFORBIDDEN, *msg = "only the platform reports order events", NULL;
-        static const char *const events[][2] = {
-            {"ship", "order.ship"}, {"deliver", "order.deliver"}, {"confirm", "order.confirm"}};
-        for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
-            if (strcmp(seg[3], events[i][0]) == 0)
-                return json_pack("{s:s, s:s}", "op", events[i][1], "order", seg[2]);
-        return *code = AS_ENOT_FOUND, *msg = "no such order event", NULL;
-    }
-    /* "as": the platform acting for a party */
-    const char *as = principal;
-    json_t *asj = json_object_get(body, "as");
-    if (asj) {
-        if (!json_is_string(asj)) return *msg = "'as' must be a principal string", NULL;
-        if (who->role != AS_ROLE_PLATFORM)
-            return *code = AS_EFORBIDDEN, *msg = "only the platform key may act as another party", NULL;
-        as = json_string_value(asj);
-    }
-    if (nseg == 2 && strcmp(seg[1], "cases") == 0) {
-        json_t *cs = json_deep_copy(body);
-        json_object_del(cs, "as");
-        return json_pack("{s:s, s:s, s:o}", "op", "case.open", "as", as, "case", cs);
-    }
-    if (nseg == 4 && strcmp(seg[1], "cases") == 0 && strcmp(seg[3], "actions") == 0) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(body, k, v) if (strcmp(k, "action") && strcmp(k, "payload") &&
-                                            strcmp(k, "version") && strcmp(k, "as"))
-            return *msg = "unknown key in the action body", NULL;
-        json_t *req = json_pack("{s:s, s:s, s:s}", "op", "case.act", "as", as, "case", seg[2]);
-        json_t *a = json_object_get(body, "action");
-        json_object_set(req, "action", a ? a : json_null());
-        if (json_object_get(body, "payload")) json_object_set(req, "payload", json_object_get(body, "payload"));
-        if (json_object_get(body, "version")) json_object_set(req, "version", json_object_get(body, "version"));
-        return req;
-    }
-    *code = AS_ENOT_FOUND;
-    *msg = "no such endpoint";
-    return NULL;
-}
-
-/* Hands a write to the runtime (taking `req`); `r` is filled when it is durable or refused. */
-static void submit(conn *c, response *r, json_t *req, int ka, int created)
-{
-    answer_ctx *a = req ? as__malloc(sizeof *a) : NULL;
-    if (a == NULL) {
-        json_decref(req);
-        fill_error(r, AS_ENOMEM, "out of memory", 1);
-        return;
-    }
-    *a = (answer_ctx){c, r, ka, created, 0};
-    c->pending++;
-    as__submit_json(c->srv->rt, req, answered, a);
-    json_decref(req);
 }
 
 /* 200 {"ok":true}, or 503 once the store failed: the runtime takes no writes and shows
@@ -828,7 +709,7 @@ static void healthz(as_http *h, response *r, int ka)
     json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "io", "message", why);
     char *s = json_dumps(j, JSON_COMPACT);
     fill(r, 503, s ? s : "{}", !ka);
-    as__free(s);
+    as_free(s);
     json_decref(j);
 }
 
@@ -852,8 +733,8 @@ static void dispatch(conn *c)
     if (nseg == 1 && ids && strcmp(seg[0], "healthz") == 0) return healthz(h, r, ka);
     if (nseg == 1 && ids && strcmp(seg[0], "metrics") == 0) return prometheus(h, r, ka);
     /* every /v1 call needs a key */
-    const key_entry *k = NULL;
-    if (c->has_auth && strncasecmp(c->auth, "Bearer ", 7) == 0) k = as__strmap_get(&h->keys, c->auth + 7);
+    json_t *k = NULL;
+    if (c->has_auth && strncasecmp(c->auth, "Bearer ", 7) == 0) k = json_object_get(h->keys, c->auth + 7);
     if (nseg < 2 || nseg > MAX_SEG || strcmp(seg[0], "v1") != 0)
         return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
     if (k == NULL) return fill_error(r, AS_EUNAUTHORIZED, "a valid bearer key is needed", !ka);
@@ -861,56 +742,14 @@ static void dispatch(conn *c)
      * anything looks it up (or copies it into a request, a log line or an answer) */
     if (!ids)
         return fill_error(r, AS_ENOT_FOUND, "unknown identifier (1-64 bytes of A-Z a-z 0-9 . _ : -)", !ka);
-    as_principal who;
-    as__principal_parse(k->principal, &who);
-    if (strcmp(method, "GET") == 0) {
-        if (nseg == 3 && strcmp(seg[1], "cases") == 0) return get_case(c, &who, seg[2], r, ka);
-        if (nseg == 2 && strcmp(seg[1], "cases") == 0) return list_cases(c, &who, qs, r, ka);
-        if (nseg == 4 && strcmp(seg[1], "shops") == 0 && strcmp(seg[3], "metrics") == 0)
-            return shop_metrics(h, &who, seg[2], r, ka);
-        if (nseg == 2 && strcmp(seg[1], "rules") == 0) return list_rules(h, &who, r, ka);
-        if ((nseg == 4 || nseg == 5) && strcmp(seg[1], "shops") == 0 && strcmp(seg[3], "rules") == 0)
-            return shop_rules(h, &who, seg[2], nseg == 5 ? seg[4] : NULL, r, ka);
-        return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
-    }
-    if (strcmp(method, "PUT") == 0 && nseg == 4 && strcmp(seg[1], "shops") == 0 &&
-        strcmp(seg[3], "rules") == 0) {
-        if (who.role != AS_ROLE_PLATFORM && !(who.role == AS_ROLE_MERCHANT && strcmp(who.id, seg[2]) == 0))
-            return fill_error(r, AS_EFORBIDDEN, "only the shop (or the platform) uploads its rules", !ka);
-        json_t *src = json_stringn(c->body ? c->body : "", c->body_len);
-        if (src == NULL) return fill_error(r, AS_EBAD_REQUEST, "the rules must be UTF-8 text", !ka);
-        json_t *req = json_pack("{s:s, s:s, s:o}", "op", "rules.load", "shop", seg[2], "source", src);
-        return submit(c, r, req, ka, 0);
-    }
-    if (strcmp(method, "POST") != 0) return fill_status(r, 405, "bad_request", "method not allowed", !ka);
-    /* docs/design.md#states-and-actions: an unknown case is not_found before anything about the
-     * body */
-    if (nseg == 4 && strcmp(seg[1], "cases") == 0 && strcmp(seg[3], "actions") == 0 &&
-        as__case_get(h->rt, seg[2]) == NULL)
-        return fill_error(r, AS_ENOT_FOUND, "unknown case", !ka);
-    if (c->has_idem && (c->idem_too_long || as__limit_id(c->idem, c->idem_len) != 0))
-        return fill_error(r, AS_EBAD_REQUEST, "Idempotency-Key " AS_LIMIT_ID_WHAT, !ka);
-    as_error perr = {0};
-    json_t *body = NULL;
-    int prc = c->body_len ? as__json_parse(c->body, c->body_len, 0, &body, &perr)
-                          : (body = json_object()) ? 0 : as__err(&perr, AS_ENOMEM, "out of memory");
-    if (prc == 0 && !json_is_object(body))
-        prc = as__err(&perr, AS_EBAD_REQUEST, "malformed JSON: not an object");
-    if (prc) {
-        json_decref(body);
-        return fill_error(r, prc, perr.msg, !ka);
-    }
-    int code;
-    const char *msg = "";
-    json_t *req = write_request(h, &who, k->principal, seg, nseg, body, &code, &msg);
-    json_decref(body);
-    if (req == NULL) return fill_error(r, code, msg, !ka);
-    if (c->has_idem) {
-        char key[600];
-        snprintf(key, sizeof key, "%s|%s", k->principal, c->idem); /* keys are per principal */
-        json_object_set_new(req, "key", json_string(key));
-    }
-    submit(c, r, req, ka, nseg == 2);
+    const route *rt = route_find(method, seg, nseg);
+    int status = 0;
+    /* a GET or POST with no route is an unknown endpoint; another method is not allowed */
+    if (rt == NULL) status = strcmp(method, "GET") && strcmp(method, "POST") ? 405 : 404;
+    if (rt == NULL && status == 405) return fill_status(r, 405, "bad_request", "method not allowed", !ka);
+    if (rt == NULL) return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
+    req q = {c, r, ka, json_string_value(k), seg, nseg, qs};
+    rt->handler(&q);
 }
 
 /* ==========================================================================================
@@ -928,7 +767,7 @@ static int count_header(conn *c, size_t n, size_t item_max)
 
 static int append(char **dst, size_t *len, const char *at, size_t n)
 {
-    char *p = as__realloc(*dst, *len + n + 1);
+    char *p = as_realloc(*dst, *len + n + 1);
     if (p == NULL) return -1;
     memcpy(p + *len, at, n);
     *len += n;
@@ -1081,7 +920,7 @@ static void on_idle(uv_timer_t *t)
 static void start_reading(conn *c)
 {
     if (c->reading || c->sink || c->closing) return;
-    c->reading = uv_read_start((uv_stream_t *)&c->tcp, as__read_buffer, read_cb) == 0;
+    c->reading = uv_read_start((uv_stream_t *)&c->tcp, read_buffer, read_cb) == 0;
 }
 
 static void stop_reading(conn *c)
@@ -1102,7 +941,7 @@ static void feed(conn *c, char *buf, size_t off, size_t n)
     if (c->done || c->closing) {
         stop_reading(c);
         if (c->rest == buf) c->rest = NULL;
-        as__free(buf);
+        as_free(buf);
         flush(c);
         return;
     }
@@ -1114,7 +953,7 @@ static void feed(conn *c, char *buf, size_t off, size_t n)
         return;
     }
     if (c->rest == buf) c->rest = NULL;
-    as__free(buf);
+    as_free(buf);
     if (c->too_big) refuse(c, c->too_big, "bad_request", "request too large");
     else if (e != HPE_OK || used != n) refuse(c, 400, "bad_request", "malformed HTTP");
 }
@@ -1135,7 +974,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         feed(c, buf->base, 0, (size_t)n);
         return;
     }
-    as__free(buf->base);
+    as_free(buf->base);
     if (n < 0) {
         stop_reading(c);
         c->eof = 1;
@@ -1157,7 +996,7 @@ static void turn_away(conn *c, const char *msg)
 /* Links a new connection (its handles initialised) into the server. */
 static conn *conn_new(as_http *h)
 {
-    conn *c = as__calloc(1, sizeof *c);
+    conn *c = as_calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->srv = h;
     uv_tcp_init(h->loop, &c->tcp);
@@ -1212,11 +1051,11 @@ void as__http_conn_feed(as_http_conn *hc, const char *bytes, size_t n)
     conn *c = (conn *)hc;
     if (c->done || c->closing || n == 0) return;
     size_t kept = c->rest ? c->rest_len : 0;
-    char *buf = as__malloc(kept + n);
+    char *buf = as_malloc(kept + n);
     if (buf == NULL) return conn_close(c);
     if (kept) memcpy(buf, c->rest + c->rest_off, kept);
     memcpy(buf + kept, bytes, n);
-    as__free(c->rest);
+    as_free(c->rest);
     c->rest = NULL;
     if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
         /* backed up: kept until resume() */
@@ -1245,8 +1084,8 @@ static int http_init(uv_loop_t *loop, as_runtime *rt, const as_http_options *o,
                      const char *keys_path, as_http **out, as_error *err)
 {
     *out = NULL;
-    as_http *h = as__calloc(1, sizeof *h);
-    if (h == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    as_http *h = as_calloc(1, sizeof *h);
+    if (h == NULL) return as_error_set(err, AS_ENOMEM, "out of memory");
     h->loop = loop;
     h->rt = rt;
     h->o = *o;
@@ -1258,8 +1097,8 @@ static int http_init(uv_loop_t *loop, as_runtime *rt, const as_http_options *o,
     if (!h->o.request_ms) h->o.request_ms = 10000;
     if (!h->o.max_connections) h->o.max_connections = 1024;
     if (!h->o.max_conns_per_client) h->o.max_conns_per_client = 64;
-    as__strmap_init(&h->keys, key_of);
-    int rc = load_keys(&h->keys, keys_path, err);
+    h->keys = json_object();
+    int rc = h->keys ? load_keys(h->keys, keys_path, err) : as_error_set(err, AS_ENOMEM, "out of memory");
     if (rc) {
         as__http_free(h);
         return rc;
@@ -1276,7 +1115,7 @@ int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, cons
     if (rc) return rc;
     struct sockaddr_in addr;
     if (uv_ip4_addr(h->o.host, h->o.port, &addr) != 0)
-        rc = as__err(err, AS_EBAD_REQUEST, "'%s' is not an IPv4 address", h->o.host);
+        rc = as_error_set(err, AS_EBAD_REQUEST, "'%s' is not an IPv4 address", h->o.host);
     if (rc == 0) {
         uv_tcp_init(loop, &h->listener);
         h->listener.data = h;
@@ -1284,7 +1123,7 @@ int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, cons
         int e = uv_tcp_bind(&h->listener, (const struct sockaddr *)&addr, 0);
         if (e == 0) e = uv_listen((uv_stream_t *)&h->listener, 511, on_connection);
         if (e != 0) {
-            rc = as__err(err, AS_EIO, "cannot listen on %s:%d: %s", h->o.host, h->o.port, uv_strerror(e));
+            rc = as_error_set(err, AS_EIO, "cannot listen on %s:%d: %s", h->o.host, h->o.port, uv_strerror(e));
             uv_close((uv_handle_t *)&h->listener, NULL);
             uv_run(loop, UV_RUN_NOWAIT); /* the close completes before h goes */
         }
@@ -1318,12 +1157,6 @@ void as__http_shutdown(as_http *h, void (*done)(as_http *h))
 void as__http_free(as_http *h)
 {
     if (h == NULL) return;
-    size_t pos = 0;
-    key_entry *e;
-    while ((e = as__strmap_next(&h->keys, &pos)) != NULL) {
-        as__free(e->principal);
-        as__free(e);
-    }
-    as__strmap_free(&h->keys);
-    as__free(h);
+    json_decref(h->keys);
+    as_free(h);
 }

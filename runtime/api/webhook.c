@@ -13,7 +13,6 @@
  * callback: one uv_timer_t); both events call curl_multi_socket_action, and then the finished
  * transfers are collected. Name resolution is curl's (threaded), so a host name never blocks
  * the loop. */
-#include "../core/alloc.h"
 #include "webhook.h"
 
 #include <curl/curl.h>
@@ -26,8 +25,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "../core/err.h"
-#include "../core/runtime.h"
 #include "aftersale/version.h"
 
 #define BACKOFF_FIRST_MS 100u
@@ -109,18 +106,18 @@ static int read_secret(const char *path, target *t, as_error *err)
 {
     FILE *f = path ? fopen(path, "rb") : NULL;
     if (f == NULL)
-        return as__err(err, AS_EBAD_REQUEST, "%s: cannot read the webhook secret",
+        return as_error_set(err, AS_EBAD_REQUEST, "%s: cannot read the webhook secret",
                        path ? path : "(none)");
-    unsigned char *buf = as__malloc(AS_WEBHOOK_SECRET_MAX + 2); /* owned by `t` from here on */
+    unsigned char *buf = as_malloc(AS_WEBHOOK_SECRET_MAX + 2); /* owned by `t` from here on */
     size_t n = buf ? fread(buf, 1, AS_WEBHOOK_SECRET_MAX + 2, f) : 0;
     fclose(f);
-    if (buf == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    if (buf == NULL) return as_error_set(err, AS_ENOMEM, "out of memory");
     t->secret = buf;
     if (n && buf[n - 1] == '\n') n--; /* the newline an editor or `echo` adds */
     if (n && buf[n - 1] == '\r') n--;
     t->secret_len = n;
     if (n < AS_WEBHOOK_SECRET_MIN || n > AS_WEBHOOK_SECRET_MAX)
-        return as__err(err, AS_EBAD_REQUEST,
+        return as_error_set(err, AS_EBAD_REQUEST,
                        "%s: a webhook secret is %d to %d bytes (a trailing newline not counted)",
                        path, AS_WEBHOOK_SECRET_MIN, AS_WEBHOOK_SECRET_MAX);
     return 0;
@@ -134,13 +131,13 @@ int as__webhooks_new(uv_loop_t *loop, as_runtime *rt, const as_webhook_options *
 {
     *out = NULL;
     if (o->ntargets < 1 || o->ntargets > AS_WEBHOOK_MAX)
-        return as__err(err, AS_EBAD_REQUEST, "1 to %d webhooks", AS_WEBHOOK_MAX);
+        return as_error_set(err, AS_EBAD_REQUEST, "1 to %d webhooks", AS_WEBHOOK_MAX);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return as__err(err, AS_ENOMEM, "libcurl: cannot initialise");
-    as_webhooks *w = as__calloc(1, sizeof *w);
+        return as_error_set(err, AS_ENOMEM, "libcurl: cannot initialise");
+    as_webhooks *w = as_calloc(1, sizeof *w);
     if (w == NULL) {
         curl_global_cleanup();
-        return as__err(err, AS_ENOMEM, "out of memory");
+        return as_error_set(err, AS_ENOMEM, "out of memory");
     }
     w->loop = loop;
     w->rt = rt;
@@ -152,19 +149,19 @@ int as__webhooks_new(uv_loop_t *loop, as_runtime *rt, const as_webhook_options *
         const as_webhook_target *t = &o->targets[i];
         w->ntargets = i + 1;
         if (check_url(t->url) != 0)
-            rc = as__err(err, AS_EBAD_REQUEST, "'%s' is not an http:// or https:// URL with a host",
+            rc = as_error_set(err, AS_EBAD_REQUEST, "'%s' is not an http:// or https:// URL with a host",
                          t->url);
-        else if ((w->targets[i].url = as__strdup(t->url)) == NULL)
-            rc = as__err(err, AS_ENOMEM, "out of memory");
+        else if ((w->targets[i].url = as_strdup(t->url)) == NULL)
+            rc = as_error_set(err, AS_ENOMEM, "out of memory");
         else
             rc = read_secret(t->secret_file, &w->targets[i], err);
     }
-    if (rc == 0 && o->ca_file && (w->ca_file = as__strdup(o->ca_file)) == NULL)
-        rc = as__err(err, AS_ENOMEM, "out of memory");
+    if (rc == 0 && o->ca_file && (w->ca_file = as_strdup(o->ca_file)) == NULL)
+        rc = as_error_set(err, AS_ENOMEM, "out of memory");
     if (rc == 0 && (w->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
-        rc = as__err(err, AS_ENOMEM, "libcrypto: no HMAC");
+        rc = as_error_set(err, AS_ENOMEM, "libcrypto: no HMAC");
     if (rc == 0 && (w->multi = curl_multi_init()) == NULL)
-        rc = as__err(err, AS_ENOMEM, "libcurl: out of memory");
+        rc = as_error_set(err, AS_ENOMEM, "libcurl: out of memory");
     if (rc) {
         as__webhooks_free(w);
         return rc;
@@ -198,7 +195,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 
 static void sock_closed(uv_handle_t *h)
 {
-    as__free(h->data);
+    as_free(h->data);
 }
 
 static void sock_close(sock *s)
@@ -225,9 +222,9 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
         return 0;
     }
     if (s == NULL) {
-        if ((s = as__calloc(1, sizeof *s)) == NULL) return -1; /* curl fails that transfer */
+        if ((s = as_calloc(1, sizeof *s)) == NULL) return -1; /* curl fails that transfer */
         if (uv_poll_init_socket(w->loop, &s->poll, fd) != 0) {
-            as__free(s);
+            as_free(s);
             return -1;
         }
         s->fd = fd;
@@ -269,11 +266,11 @@ static void job_freed(uv_handle_t *h)
 {
     job *j = h->data;
     if (--j->e->jobs == 0) {
-        as__free(j->e->key);
-        as__free(j->e->body);
-        as__free(j->e);
+        as_free(j->e->key);
+        as_free(j->e->body);
+        as_free(j->e);
     }
-    as__free(j);
+    as_free(j);
 }
 
 /* Takes `j` off the live list; its timer's close frees it. */
@@ -323,7 +320,7 @@ static struct curl_slist *add_header(struct curl_slist *list, const char *name, 
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t nn = strlen(name), nv = strlen(value);
-    char *line = as__malloc(nn + 2 + 3 * nv + 1); /* owned here; curl copies it */
+    char *line = as_malloc(nn + 2 + 3 * nv + 1); /* owned here; curl copies it */
     if (line == NULL) return NULL;
     memcpy(line, name, nn);
     char *p = line + nn;
@@ -341,7 +338,7 @@ static struct curl_slist *add_header(struct curl_slist *list, const char *name, 
     }
     *p = '\0';
     struct curl_slist *l = curl_slist_append(list, line);
-    as__free(line);
+    as_free(line);
     if (l == NULL) curl_slist_free_all(list);
     return l;
 }
@@ -463,10 +460,8 @@ static void retry_cb(uv_timer_t *t)
 /* Tells the runtime: received at this URL, or (the last URL) received everywhere. */
 static void acknowledge(as_webhooks *w, const char *key, const char *url)
 {
-    json_t *req = url ? json_pack("{s:s, s:s, s:s}", "op", "outbox.ack", "key", key, "url", url)
-                      : json_pack("{s:s, s:s}", "op", "outbox.ack", "key", key);
-    if (req) as__submit_json(w->rt, req, NULL, NULL);
-    json_decref(req);
+    as_command c = {.op = AS_OP_OUTBOX_ACK, .principal = "platform", .target = key, .url = url};
+    as_runtime_command(w->rt, &c, NULL, NULL);
 }
 
 static void collect(as_webhooks *w)
@@ -512,20 +507,20 @@ void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id,
                           const char *key)
 {
     if (w->stopping) return; /* not acknowledged: delivered again after the next start */
-    entry *e = as__calloc(1, sizeof *e);
+    entry *e = as_calloc(1, sizeof *e);
     if (e) e->body = as__webhooks_body(kind, case_id, amount, key);
-    if (e == NULL || e->body == NULL || (e->key = as__strdup(key)) == NULL) {
+    if (e == NULL || e->body == NULL || (e->key = as_strdup(key)) == NULL) {
         fprintf(stderr, "aftersale serve: webhook: cannot build an entry's body (out of "
                         "memory?); it is delivered again after a restart\n");
-        if (e) as__free(e->body);
-        as__free(e);
+        if (e) as_free(e->body);
+        as_free(e);
         w->stats.failed++;
         return;
     }
     for (int i = 0; i < w->ntargets; i++) {
-        if (as__outbox_acked(w->rt, key, w->targets[i].url)) continue; /* before a restart */
+        if (as_outbox_delivered(w->rt, key, w->targets[i].url)) continue; /* before a restart */
         e->unacked++; /* with or without a job: a URL skipped here keeps the entry undone */
-        job *d = as__calloc(1, sizeof *d);
+        job *d = as_calloc(1, sizeof *d);
         if (d == NULL) {
             w->stats.failed++;
             continue; /* delivered there after the next start */
@@ -544,9 +539,9 @@ void as__webhooks_deliver(as_webhooks *w, const char *kind, const char *case_id,
     }
     if (e->jobs == 0) { /* every URL had it before the restart, or no memory for any */
         if (e->unacked == 0) acknowledge(w, key, NULL);
-        as__free(e->key);
-        as__free(e->body);
-        as__free(e);
+        as_free(e->key);
+        as_free(e->body);
+        as_free(e);
         return;
     }
     pump(w);
@@ -583,12 +578,12 @@ void as__webhooks_free(as_webhooks *w)
     if (w == NULL) return;
     curl_multi_cleanup(w->multi); /* NULL after a stop */
     for (int i = 0; i < w->ntargets; i++) {
-        as__free(w->targets[i].url);
+        as_free(w->targets[i].url);
         if (w->targets[i].secret) OPENSSL_cleanse(w->targets[i].secret, AS_WEBHOOK_SECRET_MAX + 2);
-        as__free(w->targets[i].secret);
+        as_free(w->targets[i].secret);
     }
-    as__free(w->ca_file);
+    as_free(w->ca_file);
     EVP_MAC_free(w->hmac);
-    as__free(w);
+    as_free(w);
     curl_global_cleanup();
 }

@@ -1,11 +1,8 @@
 /* check.c -- `aftersale check PACK`: load and validate a rule pack without running it. */
-#include <libgen.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../core/pack.h"
-#include "../lua/lua_engine.h"
-#include "../native/native_engine.h"
 #include "cli.h"
 
 static void usage(FILE *f)
@@ -24,28 +21,24 @@ int as__cli_check(int argc, char **argv)
         usage(help ? stdout : stderr);
         return help ? 0 : 2;
     }
-    as_pack *p;
     as_error err = {0};
-    size_t len = strlen(argv[1]);
-    int rc;
-    if (len > 3 && strcmp(argv[1] + len - 3, ".so") == 0) {
-        char d[4096], b[4096];
-        snprintf(d, sizeof d, "%s", argv[1]);
-        snprintf(b, sizeof b, "%s", argv[1]);
-        rc = as__native_pack_load(dirname(d), basename(b), &p, &err);
-    } else {
-        rc = as__lua_pack_load_file(argv[1], NULL, &p, &err);
-    }
-    if (rc != 0) {
+    char *text = as_pack_inspect(argv[1], &err); /* owned here */
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    as_free(text);
+    if (j == NULL) {
+        if (text) err = (as_error){AS_ENOMEM, "out of memory"};
         fprintf(stderr, "aftersale check: %s (%s)\n", err.msg, as_err_name(err.code));
         return 1;
     }
-    printf("name: %s\nversion: %s\nengine: %s\ncategories:", p->name, p->version, p->engine->kind);
-    for (char **c = p->categories; *c; c++) printf(" %s", *c);
-    printf("%s\nhooks:", p->categories[0] ? "" : " (none: a platform or merchant pack)");
-    for (int h = 0; h < AS_HOOK_COUNT; h++)
-        if (as__pack_has(p, h)) printf(" %s", as__hook_name(h));
-    printf("\nmemory: %zu bytes\n", p->engine->memory(p));
-    as__pack_unref(p);
+    printf("name: %s\nversion: %s\nengine: %s\ncategories:", json_string_value(json_object_get(j, "name")),
+           json_string_value(json_object_get(j, "version")),
+           json_string_value(json_object_get(j, "engine")));
+    json_t *cats = json_object_get(j, "categories"), *v;
+    size_t k;
+    json_array_foreach(cats, k, v) printf(" %s", json_string_value(v));
+    printf("%s\nhooks:", json_array_size(cats) ? "" : " (none: a platform or merchant pack)");
+    json_array_foreach(json_object_get(j, "hooks"), k, v) printf(" %s", json_string_value(v));
+    printf("\nmemory: %lld bytes\n", (long long)json_integer_value(json_object_get(j, "memory")));
+    json_decref(j);
     return 0;
 }

@@ -43,7 +43,6 @@ int as__db_options(int argc, char **argv, void (*usage)(FILE *), const char **pa
 /* A new runtime on a virtual clock that never moves, with the bundled packs of `packs` loaded
  * as a starting server loads them, to restore a file into (as__runtime_restore). *rt is the
  * caller's even when this fails (NULL when it could not be made): as_runtime_free. */
-int as__db_runtime(const char *packs, as_runtime **rt, as_error *err);
 /* The bundled packs' folder: $AFTERSALE_PACKS, else the build's configured default. */
 const char *as__cli_packs_dir(void);
 /* Native plugins' folder: $AFTERSALE_PLUGINS, else the build's plugins folder. */

@@ -1,14 +1,12 @@
 /* db.c -- `aftersale db`: tools for a database file of `aftersale serve` (docs/db.md).
  *
- * Every subcommand opens the file read-only (as__store_sqlite_open_readonly): no writer lock,
+ * Every subcommand opens the file read-only (aftersale.h as_db_*): no writer lock,
  * nothing written or migrated, so each runs beside a server that holds the file. This file
  * dispatches, says --help, parses what check and export share, and does the backup. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../core/runtime.h"
-#include "../store/sqlite_tools.h"
 #include "cli.h"
 
 static void usage(FILE *f)
@@ -45,14 +43,6 @@ int as__db_options(int argc, char **argv, void (*usage)(FILE *), const char **pa
     return -1;
 }
 
-int as__db_runtime(const char *packs, as_runtime **rt, as_error *err)
-{
-    as_options o = {0}; /* a virtual clock that never moves: no deadline fires */
-    if ((*rt = as_runtime_new(&o, err)) == NULL) return err->code ? err->code : AS_ENOMEM;
-    /* the server's packs first, as at its start: the restore checks the file against them */
-    return as_runtime_load_packs_dir(*rt, packs, err);
-}
-
 static void backup_usage(FILE *f)
 {
     fprintf(f, "usage: aftersale db backup [--force] FILE DEST\n"
@@ -83,13 +73,8 @@ static int cli_backup(int argc, char **argv)
     }
     if (argc - optind != 2) return backup_usage(stderr), 2;
     const char *path = argv[optind], *dest = argv[optind + 1];
-    as_store *s;
     as_error err = {0};
-    int pages, rc = as__store_sqlite_open_readonly(path, &s, &err);
-    if (rc == 0) {
-        rc = as__store_sqlite_backup(s, dest, force, &pages, &err);
-        s->engine->close(s);
-    }
+    int pages, rc = as_db_backup(path, dest, force, &pages, &err);
     if (rc) {
         fprintf(stderr, "aftersale db backup: %s\n", err.msg);
         return 1;

@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../core/runtime.h"
-#include "../store/sqlite_tools.h"
 #include "cli.h"
 
 static void usage(FILE *f)
@@ -54,12 +52,6 @@ static void problem(void *ud, const char *table, const char *key, const char *wh
         printf("%s: %s\n", table, why);
 }
 
-static int refused(void *ud, const char *table, const char *key, const char *why)
-{
-    problem(ud, table, key, why);
-    return 0;
-}
-
 /* A count for the summary; "?" for a table that could not be read. */
 static const char *count(long long n, char buf[24])
 {
@@ -75,19 +67,9 @@ int as__cli_db_check(int argc, char **argv)
     if (status >= 0) return status;
     const char *path = argv[optind];
     found f = {0};
-    as_store_counts n = {0};
+    as_db_counts n = {0};
     as_error err = {0};
-    as_store *s = NULL;
-    as_runtime *rt;
-    int rc = as__db_runtime(packs, &rt, &err);
-    if (rc == 0) rc = as__store_sqlite_open_readonly(path, &s, &err);
-    if (rc == 0) rc = as__store_sqlite_check(s, problem, &f, &n, &err);
-    if (rc == 0 && (rc = as__runtime_restore(rt, s, refused, &f, &err)) != AS_ENOMEM) {
-        if (rc) problem(&f, "database", NULL, err.msg); /* a table it could not read at all */
-        rc = 0;
-    }
-    as_runtime_free(rt);
-    if (s) s->engine->close(s);
+    int rc = as_db_check(path, packs, problem, &f, &n, &err);
     fflush(stdout);
     if (rc) {
         fprintf(stderr, "aftersale db check: %s\n", err.msg);

@@ -8,10 +8,6 @@
 #include <string.h>
 #include <uv.h>
 
-#include "../core/alloc.h"
-#include "../core/err.h"
-#include "../core/runtime.h"
-#include "../core/uvbuf.h"
 #include "aftersale/aftersale.h"
 #include "cli.h"
 
@@ -26,155 +22,48 @@ typedef struct pipe_ctx {
     long waiting; /* submitted, not yet answered */
 } pipe_ctx;
 
-static void emit(json_t *j)
+static void put_line(const char *s)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (s) {
-        fputs(s, stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
-        as__free(s);
-    }
-    json_decref(j);
-}
-
-static void answer(json_t *id, int code, const char *msg)
-{
-    json_t *a = json_object();
-    json_object_set(a, "id", id ? id : json_null());
-    if (code == 0) {
-        json_object_set_new(a, "ok", json_true());
-    } else {
-        json_object_set_new(a, "error", json_string(as_err_name(code)));
-        json_object_set_new(a, "message", json_string(msg ? msg : ""));
-    }
-    emit(a);
+    fputs(s, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
 }
 
 static void outbox_line(void *data, const char *kind, const char *case_id, int64_t amount,
                         const char *key)
 {
     (void)data;
-    emit(json_pack("{s:{s:s, s:s, s:s, s:I}}", "outbox", "key", key, "kind", kind, "case",
-                   case_id, "amount", (json_int_t)amount));
+    json_t *j = json_pack("{s:{s:s, s:s, s:s, s:I}}", "outbox", "key", key, "kind", kind, "case",
+                          case_id, "amount", (json_int_t)amount);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (s) put_line(s);
+    as_free(s);
+    json_decref(j);
 }
-
-typedef struct pending {
-    pipe_ctx *ctx;
-    json_t *id;
-} pending;
 
 static void maybe_finish(pipe_ctx *x);
 
-static void done_cb(void *ud, int code, const char *message)
+/* The runtime's answer line (docs/pipe.md), once what it reports is durable. */
+static void answered(void *ud, int code, const char *line)
 {
-    pending *p = ud;
-    answer(p->id, code, message);
-    json_decref(p->id);
-    p->ctx->waiting--;
-    pipe_ctx *x = p->ctx;
-    as__free(p);
+    pipe_ctx *x = ud;
+    (void)code;
+    put_line(line);
+    x->waiting--;
     maybe_finish(x);
 }
 
-/* A read's answer once what it shows is durable: {"id", NAME: value} (value taken). */
-static void emit_read(pending *p, const char *name, json_t *value)
+static void handle_line(pipe_ctx *x, const char *line, size_t len)
 {
-    json_t *a = json_object();
-    json_object_set(a, "id", p->id ? p->id : json_null());
-    json_object_set_new(a, name, value);
-    emit(a);
-    json_decref(p->id);
-    p->ctx->waiting--;
-    pipe_ctx *x = p->ctx;
-    as__free(p);
-    maybe_finish(x);
-}
-
-static void case_read_cb(void *ud, int code, const char *text)
-{
-    json_t *c = NULL;
-    if (code == 0 && (code = as__json_parse(text, strlen(text), 0, &c, NULL)) != 0)
-        text = "out of memory"; /* our own text: only memory can fail */
-    if (code) return done_cb(ud, code, text);
-    emit_read(ud, "case", c);
-}
-
-/* order.get: the order's JSON, made now, held in `p` until what it shows is durable. */
-typedef struct order_read {
-    pending *p;
-    json_t *order; /* owned */
-} order_read;
-
-static void order_read_cb(void *ud, int code, const char *msg)
-{
-    order_read *r = ud;
-    pending *p = r->p;
-    json_t *o = r->order;
-    as__free(r);
-    if (code) {
-        json_decref(o);
-        return done_cb(p, code, msg);
-    }
-    emit_read(p, "order", o);
-}
-
-static void order_get(pipe_ctx *x, pending *p, const char *oid)
-{
-    as_order *o = oid ? as__order_get(x->rt, oid) : NULL;
-    if (o == NULL) return done_cb(p, AS_ENOT_FOUND, "unknown order");
-    order_read *r = as__malloc(sizeof *r); /* owned by order_read_cb */
-    json_t *j = r ? as__order_json(o) : NULL;
-    if (j == NULL) {
-        as__free(r);
-        return done_cb(p, AS_ENOMEM, "out of memory");
-    }
-    *r = (order_read){p, j};
-    int need = AS_READ_NOW;
-    as__read_note_order(x->rt, o, &need);
-    as_error err = {0};
-    int rc = as__read_wait(x->rt, need, order_read_cb, r, &err);
-    if (rc == 0) order_read_cb(r, 0, "");
-    else if (rc < 0) order_read_cb(r, rc, err.msg);
-}
-
-static void handle_line(pipe_ctx *x, const char *line)
-{
-    json_t *req;
-    as_error err = {0};
-    int rc = as__json_parse(line, strlen(line), 0, &req, &err);
-    if (rc == 0 && !json_is_object(req))
-        rc = as__err(&err, AS_EBAD_REQUEST, "malformed JSON: not an object");
-    if (rc) {
-        answer(NULL, rc, err.msg);
-        json_decref(req);
-        return;
-    }
-    json_t *id = json_object_get(req, "id");
-    const char *op = json_string_value(json_object_get(req, "op"));
-    pending *p = as__malloc(sizeof *p); /* owned by done_cb / case_read_cb */
-    if (p == NULL) {
-        answer(id, AS_ENOMEM, "out of memory");
-        json_decref(req);
-        return;
-    }
-    p->ctx = x;
-    p->id = json_incref(id);
     x->waiting++;
-    if (op && strcmp(op, "case.get") == 0) {
-        /* answered once what it shows is durable, like every read (docs/pipe.md) */
-        const char *cid = json_string_value(json_object_get(req, "case"));
-        as_case_read(x->rt, cid ? cid : "", case_read_cb, p);
-        json_decref(req);
-        return;
-    }
-    if (op && strcmp(op, "order.get") == 0) {
-        order_get(x, p, json_string_value(json_object_get(req, "order")));
-        json_decref(req);
-        return;
-    }
-    as__submit_json(x->rt, req, done_cb, p);
-    json_decref(req);
+    as_runtime_request(x->rt, line, len, answered, x);
+}
+
+static void read_buffer(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = as_malloc(suggested);
+    buf->len = buf->base ? suggested : 0;
 }
 
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -185,25 +74,25 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         if (ch == '\n') {
             if (x->len) {
                 x->line[x->len] = '\0';
-                handle_line(x, x->line);
+                handle_line(x, x->line, x->len);
             }
             x->len = 0;
             continue;
         }
         if (x->len + 2 > x->cap) {
             size_t cap = x->cap ? x->cap * 2 : 4096;
-            char *nl = as__realloc(x->line, cap);
+            char *nl = as_realloc(x->line, cap);
             if (nl == NULL) continue;
             x->line = nl;
             x->cap = cap;
         }
         x->line[x->len++] = ch;
     }
-    as__free(buf->base);
+    as_free(buf->base);
     if (n < 0) {
         if (x->len) {
             x->line[x->len] = '\0';
-            handle_line(x, x->line);
+            handle_line(x, x->line, x->len);
             x->len = 0;
         }
         uv_read_stop(s);
@@ -280,7 +169,7 @@ int as__cli_pipe(int argc, char **argv)
         return 1;
     }
     x.in.data = &x;
-    uv_read_start((uv_stream_t *)&x.in, as__read_buffer, read_cb);
+    uv_read_start((uv_stream_t *)&x.in, read_buffer, read_cb);
     uv_check_init(x.loop, &x.finish);
     x.finish.data = &x;
     uv_check_start(&x.finish, finish_cb);
@@ -289,6 +178,6 @@ int as__cli_pipe(int argc, char **argv)
     uv_close((uv_handle_t *)&x.in, NULL);
     uv_close((uv_handle_t *)&x.finish, NULL);
     uv_run(x.loop, UV_RUN_NOWAIT);
-    as__free(x.line);
+    as_free(x.line);
     return 0;
 }

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/alloc.h"
-#include "../core/timefmt.h"
 #include "aftersale/aftersale.h"
 #include "cli.h"
 
@@ -159,7 +157,7 @@ static int load_scenario(scenario *s, const char *file)
     static const char *const top[] = {"name", "start", "steps", "merchant_rules",
                                       "payments", "packs", "description", NULL};
     if (only_keys(s, 0, s->doc, top)) return -1;
-    if (as__instant_parse(json_string_value(json_object_get(s->doc, "start")), &s->start_ms))
+    if (as_instant_parse(json_string_value(json_object_get(s->doc, "start")), &s->start_ms))
         return parse_error(s, 0, "'start' must be an instant like %s", "2026-03-01T00:00:00Z");
     json_t *pay = json_object_get(s->doc, "payments");
     if (pay) {
@@ -191,7 +189,7 @@ static int load_scenario(scenario *s, const char *file)
     json_t *steps = json_object_get(s->doc, "steps");
     if (!json_is_array(steps)) return parse_error(s, 0, "'steps' must be a list%s", "");
     s->nsteps = json_array_size(steps);
-    s->steps = as__calloc(s->nsteps + 1, sizeof *s->steps);
+    s->steps = as_calloc(s->nsteps + 1, sizeof *s->steps);
     if (s->steps == NULL) return parse_error(s, 0, "out of memory%s", "");
     for (size_t i = 0; i < s->nsteps; i++) {
         json_t *st = json_array_get(steps, i);
@@ -200,7 +198,7 @@ static int load_scenario(scenario *s, const char *file)
         p->j = st;
         if (validate_step(s, p->index, st)) return -1;
         p->at_text = json_string_value(json_object_get(st, "at"));
-        if (as__duration_parse(p->at_text, &p->at_ms))
+        if (as_duration_parse(p->at_text, &p->at_ms))
             return parse_error(s, p->index, "bad duration '%s' in 'at' (like 90s, 48h, 7d12h)",
                                p->at_text ? p->at_text : "(missing)");
     }
@@ -235,7 +233,7 @@ static int do_step(as_runtime *rt, const scenario *s, json_t *st, as_error *err)
     if (strcmp(d, "order.create") == 0) {
         char *text = json_dumps(json_object_get(st, "order"), JSON_COMPACT);
         int rc = as_order_create_json(rt, text, err);
-        as__free(text);
+        as_free(text);
         return rc;
     }
     if (strncmp(d, "order.", 6) == 0)
@@ -243,7 +241,7 @@ static int do_step(as_runtime *rt, const scenario *s, json_t *st, as_error *err)
     if (strcmp(d, "case.open") == 0) {
         char *text = json_dumps(json_object_get(st, "case"), JSON_COMPACT | JSON_ENCODE_ANY);
         int rc = as_case_open_json(rt, json_string_value(json_object_get(st, "as")), text, err);
-        as__free(text);
+        as_free(text);
         return rc;
     }
     if (strcmp(d, "case.act") == 0) {
@@ -254,7 +252,7 @@ static int do_step(as_runtime *rt, const scenario *s, json_t *st, as_error *err)
                                   json_string_value(json_object_get(st, "case")),
                                   json_string_value(json_object_get(st, "action")), text,
                                   ver ? json_integer_value(ver) : -1, err);
-        as__free(text);
+        as_free(text);
         return rc;
     }
     char path[8400];
@@ -283,8 +281,8 @@ static void check_fields(scenario *s, const step *st, const char *what, json_t *
         if (!same_json(v, g)) {
             char *w = json_dumps(v, JSON_ENCODE_ANY), *f = json_dumps(g, JSON_ENCODE_ANY);
             fail(s, st, "%s: expected %s %s, found %s", what, k, w, f);
-            as__free(w);
-            as__free(f);
+            as_free(w);
+            as_free(f);
         }
     }
 }
@@ -302,7 +300,7 @@ static void check_expect(as_runtime *rt, scenario *s, const step *st)
         if (got == NULL) fail(s, st, "%s: could not be computed", what);
         else check_fields(s, st, what, m, got, "shop");
         json_decref(got);
-        as__free(text);
+        as_free(text);
         return;
     }
     const char *id = json_string_value(json_object_get(ex, "case"));
@@ -316,7 +314,7 @@ static void check_expect(as_runtime *rt, scenario *s, const step *st)
     snprintf(what, sizeof what, "case %s", id);
     check_fields(s, st, what, ex, got, "case");
     json_decref(got);
-    as__free(text);
+    as_free(text);
 }
 
 /* A category's native plugin from <plugins>/<category>/<category>.so, in place of its Lua
@@ -406,7 +404,7 @@ int as__run_files(char **files, int n, const as_run_opts *ro)
         } else {
             passed++;
         }
-        as__free(s.steps);
+        as_free(s.steps);
         json_decref(s.doc);
     }
     printf("%d passed, %d failed\n", passed, failed + broken);

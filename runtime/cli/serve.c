@@ -6,10 +6,8 @@
 #include <string.h>
 #include <uv.h>
 
-#include "../core/alloc.h"
 #include "../api/http.h"
 #include "../api/webhook.h"
-#include "../core/timefmt.h"
 #include "aftersale/aftersale.h"
 #include "cli.h"
 
@@ -34,7 +32,7 @@ static void outbox(void *data, const char *kind, const char *case_id, int64_t am
     /* as JSON: an id's bytes cannot start a log line of their own */
     char *line = as__webhooks_body(kind, case_id, amount, key); /* owned here */
     fprintf(stderr, "aftersale serve: outbox %s: no --webhook set\n", line ? line : "(no memory)");
-    as__free(line);
+    as_free(line);
 }
 
 static void stopped(as_http *h)
@@ -97,7 +95,7 @@ static int set_opt(serve_opts *so, const char *name, const char *value)
     }
     if (strcmp(name, "idempotency_retention") == 0) {
         int64_t ms;
-        if (as__duration_parse(value, &ms) != 0 || ms <= 0) {
+        if (as_duration_parse(value, &ms) != 0 || ms <= 0) {
             fprintf(stderr, "aftersale serve: --idempotency-retention wants a duration above 0 "
                             "such as 24h, 90m or 1d12h, not '%s'\n", value);
             return -1;

@@ -100,6 +100,7 @@ typedef struct as_case {
     uint8_t nitems;
     uint8_t dirty; /* changed in this loop turn, not yet journaled */
     uint32_t seq;  /* the low bits of the batch that journaled its last change (durable.c) */
+    uint32_t wl_pos; /* its slot in its shop's worklist (worklist.h) */
     as_case_item items[]; /* followed by the id's bytes */
 } as_case;
 

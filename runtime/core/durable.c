@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "../store/store.h"
+#include "store.h"
 #include "err.h"
 #include "journal.h"
 #include "limits.h"
@@ -544,52 +544,8 @@ int as__read_wait(as_runtime *rt, int need, as_done_cb cb, void *ud, as_error *e
     return 1;
 }
 
-const char *as_runtime_store_failure(const as_runtime *rt)
-{
-    return rt->dur && rt->dur->failed ? rt->dur->failure.msg : NULL;
-}
-
-typedef struct case_read {
-    as_read_cb cb;
-    void *ud;
-    char *json; /* owned */
-} case_read;
-
-static void case_read_done(void *ud, int code, const char *msg)
-{
-    case_read *r = ud;
-    r->cb(r->ud, code, code ? msg : r->json);
-    as__free(r->json);
-    as__free(r);
-}
-
-int as_case_read(as_runtime *rt, const char *case_id, as_read_cb cb, void *ud)
-{
-    as_error err = {0};
-    case_read *r = as__malloc(sizeof *r); /* owned here, then by case_read_done */
-    char *json = r ? as_case_get_json(rt, case_id) : NULL; /* fires what is due first */
-    const as_case *c = as__case_get(rt, case_id);
-    int rc = 0, need = AS_READ_NOW;
-    if (c == NULL) rc = as__err(&err, AS_ENOT_FOUND, "unknown case");
-    else if (json == NULL) rc = as__err(&err, AS_ENOMEM, "out of memory");
-    else as__read_note(rt, c, &need);
-    if (rc == 0) {
-        *r = (case_read){cb, ud, json};
-        rc = as__read_wait(rt, need, case_read_done, r, &err);
-        if (rc == 1) return 0;
-        if (rc == 0) {
-            case_read_done(r, 0, NULL);
-            return 0;
-        }
-    }
-    as__free(json);
-    as__free(r);
-    cb(ud, rc, err.msg);
-    return rc;
-}
-
 /* ==========================================================================================
- * Requests (docs/pipe.md)
+ * Commands under an idempotency key, answered once durable
  * ======================================================================================== */
 
 static void put_ack(as_wbuf *b, const void *arg)
@@ -600,71 +556,22 @@ static void put_ack(as_wbuf *b, const void *arg)
     as__wbuf_str(b, a[1]);
 }
 
-static int run_request(as_runtime *rt, json_t *req, as_error *err)
+const char *as__store_failure(const as_runtime *rt)
 {
-    const char *op = json_string_value(json_object_get(req, "op"));
-    if (op == NULL) return as__err(err, AS_EBAD_REQUEST, "a request needs an 'op'");
-    if (strcmp(op, "order.create") == 0) {
-        as__fire_due(rt);
-        return as__order_create(rt, json_object_get(req, "order"), err);
+    return rt->dur && rt->dur->failed ? rt->dur->failure.msg : NULL;
+}
+
+int as__outbox_ack(as_runtime *rt, const char *key, const char *url, as_error *err)
+{
+    if (rt->dur == NULL) return 0;
+    const char *a[2] = {key, url}; /* url NULL: every URL */
+    if (put_record(rt->dur, put_ack, a) != 0) return as__err(err, AS_ENOMEM, "out of memory");
+    kick(rt);
+    if (url == NULL) {
+        acked_free(as__strmap_del(&rt->dur->acked, key));
+        rt->dur->settled++;
     }
-    if (strncmp(op, "order.", 6) == 0) {
-        const char *id = json_string_value(json_object_get(req, "order"));
-        if (id == NULL) return as__err(err, AS_EBAD_REQUEST, "'%s' needs an 'order' id", op);
-        return as_order_event(rt, id, op + 6, err);
-    }
-    const char *who = json_string_value(json_object_get(req, "as"));
-    as_principal p;
-    if ((strcmp(op, "case.open") == 0 || strcmp(op, "case.act") == 0) &&
-        as__principal_parse(who, &p) != 0)
-        return as__err(err, AS_EFORBIDDEN, "unknown principal '%s'", who ? who : "");
-    if (strcmp(op, "case.open") == 0) {
-        as_cmd cmd;
-        as__cmd_init(&cmd, p, AS_ACT_OPEN);
-        as__cmd_parse_open(&cmd, json_object_get(req, "case"));
-        return as__case_open(rt, &cmd, err);
-    }
-    if (strcmp(op, "case.act") == 0) {
-        as_cmd cmd;
-        as__cmd_init(&cmd, p, -1);
-        cmd.case_id = json_string_value(json_object_get(req, "case"));
-        as__cmd_parse_act(&cmd, json_string_value(json_object_get(req, "action")),
-                          json_object_get(req, "payload"));
-        json_t *ver = json_object_get(req, "version");
-        if (ver && !json_is_integer(ver) && cmd.shape_err == 0) {
-            cmd.shape_err = AS_EBAD_REQUEST;
-            snprintf(cmd.shape_msg, sizeof cmd.shape_msg, "'version' must be an integer");
-        }
-        if (ver && json_is_integer(ver)) cmd.version = json_integer_value(ver);
-        return as__case_act(rt, &cmd, err);
-    }
-    if (strcmp(op, "rules.load") == 0) {
-        json_t *shop = json_object_get(req, "shop"), *src = json_object_get(req, "source");
-        if (!json_is_string(shop) || !json_is_string(src))
-            return as__err(err, AS_EBAD_REQUEST, "'rules.load' needs 'shop' and 'source'");
-        if (as__limit_id(json_string_value(shop), json_string_length(shop)))
-            return as__limit_err(err, "shop", AS_LIMIT_ID_WHAT);
-        return as__merchant_upload(rt, json_string_value(shop), json_string_value(src),
-                                   json_string_length(src), err);
-    }
-    if (strcmp(op, "outbox.ack") == 0) {
-        const char *key = json_string_value(json_object_get(req, "key"));
-        json_t *url = json_object_get(req, "url");
-        if (key == NULL) return as__err(err, AS_EBAD_REQUEST, "'outbox.ack' needs a 'key'");
-        if (url && !json_is_string(url))
-            return as__err(err, AS_EBAD_REQUEST, "'outbox.ack': 'url' must be a string");
-        if (rt->dur) {
-            const char *a[2] = {key, json_string_value(url)}; /* NULL: every URL */
-            if (put_record(rt->dur, put_ack, a) != 0) return as__err(err, AS_ENOMEM, "out of memory");
-            kick(rt);
-            if (url == NULL) {
-                acked_free(as__strmap_del(&rt->dur->acked, key));
-                rt->dur->settled++;
-            }
-        }
-        return 0;
-    }
-    return as__err(err, AS_EBAD_REQUEST, "unknown op '%s'", op);
+    return 0;
 }
 
 static idem *idem_new(const char *key)
@@ -729,41 +636,13 @@ static size_t idem_bound(const char *key)
     return m.len + AS_ERROR_MSG_MAX;
 }
 
-int as_runtime_submit(as_runtime *rt, const char *request_json, as_done_cb cb, void *ud)
-{
-    json_t *req;
-    as_error err = {0};
-    int rc = as__json_parse(request_json, request_json ? strlen(request_json) : 0, 0, &req, &err);
-    if (rc || !json_is_object(req)) {
-        /* jansson out of memory is nomem, not the caller's malformed JSON: a retry may pass */
-        if (rc == 0) rc = as__err(&err, AS_EBAD_REQUEST, "malformed JSON: not an object");
-        json_decref(req);
-        if (cb) cb(ud, rc, err.msg);
-        return rc;
-    }
-    json_t *kj = json_object_get(req, "key");
-    if (kj && !(json_is_string(kj) && as__limit_id(json_string_value(kj), json_string_length(kj)) == 0)) {
-        rc = as__limit_err(&err, "key", AS_LIMIT_ID_WHAT);
-        json_decref(req);
-        if (cb) cb(ud, rc, err.msg);
-        return rc;
-    }
-    rc = as__submit_json(rt, req, cb, ud);
-    json_decref(req);
-    return rc;
-}
-
-int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
+int as__durable_run(as_runtime *rt, const char *key, as_run_fn run, void *arg, as_done_cb cb,
+                    void *ud)
 {
     as_error err = {0};
     int rc;
-    /* an acknowledgement's "key" names the outbox entry, not a request: acknowledging
-     * twice (another URL, a re-sent instruction) is applied each time, and is harmless */
-    const char *op = json_string_value(json_object_get(req, "op"));
-    const char *key = json_string_value(json_object_get(req, "key"));
-    if (op && strcmp(op, "outbox.ack") == 0) key = NULL;
     if (rt->dur == NULL) {
-        rc = run_request(rt, req, &err);
+        rc = run(rt, arg, &err);
         as__rearm(rt);
         if (cb) cb(ud, rc, err.msg);
         return rc;
@@ -790,7 +669,7 @@ int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
         wait_durable(rt, cb, ud, rc, seen->msg); /* the first answer, once it is durable */
         return rc;
     }
-    rc = run_request(rt, req, &err);
+    rc = run(rt, arg, &err);
     /* A nomem refusal changed nothing and is no outcome of the request: the key stays
      * unused, so that the caller's retry runs it instead of hearing nomem forever. A refusal
      * whose message cannot be kept is not remembered either: it changed nothing. */
@@ -804,10 +683,10 @@ int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud)
     return rc;
 }
 
-int as__merchant_limits(as_runtime *rt, const char *shop, as_lua_limits *lim, as_error *err)
+int as__merchant_limits(as_runtime *rt, const char *shop, as_pack_limits *lim, as_error *err)
 {
     as_shop *s = as__shop_get(rt, shop, 1);
-    if (s && s->lua_group == NULL) s->lua_group = as__lua_group_new(rt->lua_shop_memory);
+    if (s && s->lua_group == NULL) s->lua_group = rt->loaders.group_new(rt->lua_shop_memory);
     if (s == NULL || s->lua_group == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     *lim = rt->limits;
     lim->group = s->lua_group;
@@ -881,13 +760,7 @@ int as__merchant_upload(as_runtime *rt, const char *shop, const char *src, size_
     return as__merchant_install(rt, shop, src, len, chunk, err);
 }
 
-int as_runtime_load_merchant_source(as_runtime *rt, const char *shop, const char *source,
-                                    as_error *err)
-{
-    return as__merchant_upload(rt, shop, source, strlen(source), err);
-}
-
-int as_runtime_idle(const as_runtime *rt)
+int as__runtime_idle(const as_runtime *rt)
 {
     const struct as_durable *d = rt->dur;
     return d == NULL || (d->handed == d->answered && d->next.waiting.len == 0 && d->next.rec.len == 0 &&
@@ -962,7 +835,8 @@ static int v_case(void *ud, const void *data, size_t len, int64_t due)
     as_case *c;
     int rc = as__journal_read_case(x->rt, data, len, pin, x, &c, x->err);
     if (rc) return rc;
-    if (as__strmap_put(&x->rt->cases, c) != 0 ||
+    if (as__worklist_reserve(&c->order->shop_ref->cases) != 0 ||
+        as__strmap_put(&x->rt->cases, c) != 0 ||
         (due != INT64_MIN && as__sched_add(&x->rt->sched, &c->deadline, due) != 0)) {
         as__strmap_del(&x->rt->cases, c->id);
         as__free(c->v.evidence);
@@ -972,6 +846,7 @@ static int v_case(void *ud, const void *data, size_t len, int64_t due)
     if (!as__state_terminal(c->v.state))
         for (int l = 0; l < AS_LAYER_COUNT; l++) as__pack_ref(c->rules[l]);
     as__order_add_case(c->order, c);
+    as__worklist_add(&c->order->shop_ref->cases, c);
     return 0;
 }
 
@@ -1103,7 +978,7 @@ int as__runtime_restore(as_runtime *rt, as_store *store, as_restore_refused_fn r
 }
 
 /* A refused attach touches nothing: not even the file. */
-static int attach_refused(const as_runtime *rt, as_error *err)
+int as__durable_attach_refused(const as_runtime *rt, as_error *err)
 {
     if (rt->timer == NULL)
         return as__err(err, AS_EBAD_REQUEST, "a durable runtime needs a real clock (a loop)");
@@ -1111,16 +986,6 @@ static int attach_refused(const as_runtime *rt, as_error *err)
     if (rt->orders.len || rt->cases.len)
         return as__err(err, AS_EBAD_REQUEST, "attach the store before the first command");
     return 0;
-}
-
-int as_runtime_attach_store(as_runtime *rt, const char *db_path, as_error *err)
-{
-    as_store *s;
-    int rc = attach_refused(rt, err);
-    if (rc) return rc;
-    rc = as__store_sqlite_open(db_path, &s, err);
-    if (rc) return rc;
-    return as__durable_attach(rt, s, err);
 }
 
 static int start_threads(struct as_durable *d, as_error *err)
@@ -1145,7 +1010,7 @@ static int start_threads(struct as_durable *d, as_error *err)
 
 int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
 {
-    int refused = attach_refused(rt, err);
+    int refused = as__durable_attach_refused(rt, err);
     struct as_durable *d = refused ? NULL : as__calloc(1, sizeof *d);
     if (d == NULL) {
         store->engine->close(store); /* the store is ours from the call on */

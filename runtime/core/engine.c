@@ -14,7 +14,6 @@
 #include "journal.h"
 #include "layers.h"
 #include "limits.h"
-#include "../native/native_engine.h"
 #include "runtime.h"
 #include "timefmt.h"
 #include "workflow.h"
@@ -357,6 +356,38 @@ int as__order_create(as_runtime *rt, json_t *j, as_error *err)
  * Deadlines
  * ======================================================================================== */
 
+int as__order_event(as_runtime *rt, const char *order_id, const char *event_name, as_error *err)
+{
+    as__fire_due(rt);
+    as_order *o = order_id ? as__order_get(rt, order_id) : NULL;
+    if (o == NULL) return as__err(err, AS_ENOT_FOUND, "unknown order '%s'", order_id);
+    int64_t now = as__clock_now(&rt->clock);
+    int64_t *slot, *need = NULL;
+    if (strcmp(event_name, "ship") == 0) {
+        slot = &o->shipped_at;
+    } else if (strcmp(event_name, "deliver") == 0) {
+        slot = &o->delivered_at;
+        need = &o->shipped_at;
+    } else if (strcmp(event_name, "confirm") == 0) {
+        slot = &o->confirmed_at;
+        need = &o->delivered_at;
+    } else {
+        return as__err(err, AS_EBAD_REQUEST, "unknown order event '%s'", event_name);
+    }
+    if (*slot != AS_UNSET)
+        return as__err(err, AS_EINVALID_STATE, "order '%s' already had '%s'", order_id, event_name);
+    if (need && *need == AS_UNSET && need != &o->shipped_at)
+        return as__err(err, AS_EINVALID_STATE, "order '%s' is not delivered yet", order_id);
+    if (rt->dur && as__durable_reserve(rt, as__journal_order_size(o)) != 0)
+        return as__err(err, AS_ENOMEM, "out of memory");
+    if (need && *need == AS_UNSET) o->shipped_at = now; /* delivery implies shipment */
+    *slot = now;
+    as__touch_order(rt, o);
+    rt->stats.commands++;
+    return 0;
+}
+
+
 static int schedule(as_runtime *rt, as_case *c, int64_t due)
 {
     return as__sched_add(&rt->sched, &c->deadline, due < 0 ? 0 : due);
@@ -625,6 +656,7 @@ static int commit(txn *t, const as_principal *who, int action, int to, char *not
         event(rt, c->order, AS_EV_RESOLVED, t->now - c->opened_at);
         for (int l = 0; l < AS_LAYER_COUNT; l++) as__pack_unref(c->rules[l]);
     }
+    if (!as__state_terminal(from)) as__worklist_changed(&c->order->shop_ref->cases, c);
     return 0;
 }
 
@@ -864,7 +896,8 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     rc = claim(&t);
     account_layers(rt, &t.L);
     /* the map takes the case once everything after it has room: then nothing can fail */
-    if (rc == 0 && (change_room(&t, 1, 0) != 0 || as__strmap_put(&rt->cases, c) != 0 ||
+    if (rc == 0 && (change_room(&t, 1, 0) != 0 || as__worklist_reserve(&o->shop_ref->cases) != 0 ||
+                    as__strmap_put(&rt->cases, c) != 0 ||
                     (t.deadline_ms >= 0 && schedule(rt, c, t.now + t.deadline_ms) != 0)))
         rc = as__err(err, AS_ENOMEM, "out of memory");
     if (rc) {
@@ -878,6 +911,7 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     c->v = t.nv;
     c->v.version = 1;
     hist_append(c, t.now, &cmd->who, AS_ACT_OPEN, AS_STATE_REQUESTED, AS_STATE_REQUESTED, NULL);
+    as__worklist_add(&o->shop_ref->cases, c);
     take_notes(&t, NULL, AS_ACT_OPEN);
     count_attempt(rt, c);
     as__touch_case(rt, c);
@@ -1175,7 +1209,7 @@ static void timer_cb(uv_timer_t *h)
     as__rearm(rt);
 }
 
-as_runtime *as_runtime_new(const as_options *opts, as_error *err)
+as_runtime *as__runtime_new(const as_options *opts, const as_pack_loaders *loaders, as_error *err)
 {
     as_options none = {0};
     if (opts == NULL) opts = &none;
@@ -1206,7 +1240,8 @@ as_runtime *as_runtime_new(const as_options *opts, as_error *err)
     rt->auto_pay = opts->auto_pay;
     rt->limits.instructions = opts->lua_instructions;
     rt->limits.memory = opts->lua_memory;
-    rt->lua_shop_memory = opts->lua_shop_memory ? opts->lua_shop_memory : AS_LUA_DEFAULT_SHOP_MEMORY;
+    rt->lua_shop_memory = opts->lua_shop_memory ? opts->lua_shop_memory : AS_PACK_SHOP_MEMORY_DEFAULT;
+    rt->loaders = *loaders;
     rt->idempotency_ms = opts->idempotency_ms > 0 ? opts->idempotency_ms : AS_IDEMPOTENCY_DEFAULT_MS;
     rt->outbox.cb = opts->outbox;
     rt->outbox.data = opts->outbox_data;
@@ -1218,7 +1253,7 @@ static void close_timer(uv_handle_t *h)
     as__free(h);
 }
 
-void as_runtime_free(as_runtime *rt)
+void as__runtime_free(as_runtime *rt)
 {
     if (rt == NULL) return;
     as__durable_free(rt);
@@ -1239,8 +1274,9 @@ void as_runtime_free(as_runtime *rt)
     while ((s = as__strmap_next(&rt->shops, &pos)) != NULL) {
         as__pack_unref(s->merchant);
         as__versions_free(&s->versions);
-        as__lua_group_unref(s->lua_group);
+        rt->loaders.group_unref(s->lua_group);
         as__events_free(&s->events);
+        as__worklist_free(&s->cases);
         as__free(s);
     }
     pos = 0;
@@ -1304,10 +1340,8 @@ static int install_pack(as_runtime *rt, as_pack *p, as_error *err)
     return 0;
 }
 
-/* Installs a platform or category pack under its version's identity (versions.h). `p` is
- * taken over either way. */
-static int install_version(as_runtime *rt, as_pack *p, const char *src, size_t len,
-                           const char *sha, as_error *err)
+int as__install_version(as_runtime *rt, as_pack *p, const char *src, size_t len,
+                        const char *sha, as_error *err)
 {
     as_version *v;
     int rc = as__versions_bundled(rt, p, src, len, sha, &v, err);
@@ -1318,209 +1352,4 @@ static int install_version(as_runtime *rt, as_pack *p, const char *src, size_t l
     if ((rc = install_pack(rt, p, err)) != 0) return rc;
     v->pack = p; /* kept by the runtime */
     return 0;
-}
-
-int as_runtime_load_pack(as_runtime *rt, const char *path, as_error *err)
-{
-    char *src, sha[AS_SHA256_HEX], chunk[512];
-    size_t len;
-    int rc = as__read_file(path, &src, &len, err);
-    if (rc) return rc;
-    snprintf(chunk, sizeof chunk, "@%s", path);
-    as_pack *p;
-    if (as__sha256_hex(src, len, sha)) rc = as__err(err, AS_ENOMEM, "out of memory");
-    else rc = as__lua_pack_load(src, len, chunk, &rt->limits, &p, err);
-    if (rc == 0) rc = install_version(rt, p, src, len, sha, err);
-    as__free(src);
-    return rc;
-}
-
-int as_runtime_load_native(as_runtime *rt, const char *dir, const char *file, as_error *err)
-{
-    char path[4096], *bytes, sha[AS_SHA256_HEX];
-    size_t len;
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    as_pack *p;
-    int rc = as__native_pack_load(dir, file, &p, err);
-    if (rc) return rc;
-    /* the pin's identity is the file the plugin was loaded from */
-    if ((rc = as__read_file(path, &bytes, &len, err)) != 0) {
-        as__pack_unref(p);
-        return rc;
-    }
-    if (as__sha256_hex(bytes, len, sha)) rc = as__err(err, AS_ENOMEM, "out of memory");
-    as__free(bytes);
-    if (rc) {
-        as__pack_unref(p);
-        return rc;
-    }
-    return install_version(rt, p, NULL, 0, sha, err);
-}
-
-int as_runtime_load_merchant(as_runtime *rt, const char *shop, const char *path, as_error *err)
-{
-    char *src;
-    size_t len;
-    int rc = as__read_file(path, &src, &len, err);
-    if (rc) return rc;
-    char chunk[512];
-    snprintf(chunk, sizeof chunk, "@%s", path);
-    rc = as__merchant_install(rt, shop, src, len, chunk, err);
-    as__free(src);
-    return rc;
-}
-
-int as_runtime_load_packs_dir(as_runtime *rt, const char *dir, as_error *err)
-{
-    static const char *const bundled[] = {"platform", "apparel", "electronics", "fresh_food", NULL};
-    for (const char *const *b = bundled; *b; b++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s/%s.lua", dir, *b, *b);
-        int rc = as_runtime_load_pack(rt, path, err);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-/* ==========================================================================================
- * Public API wrappers
- * ======================================================================================== */
-
-int as_order_create_json(as_runtime *rt, const char *json, as_error *err)
-{
-    json_t *j;
-    int rc = as__json_parse(json, json ? strlen(json) : 0, 1, &j, err);
-    if (rc) return rc;
-    as__fire_due(rt);
-    rc = as__order_create(rt, j, err);
-    json_decref(j);
-    as__rearm(rt);
-    return rc;
-}
-
-int as_order_event(as_runtime *rt, const char *order_id, const char *event_name, as_error *err)
-{
-    as__fire_due(rt);
-    as_order *o = as__order_get(rt, order_id);
-    if (o == NULL) return as__err(err, AS_ENOT_FOUND, "unknown order '%s'", order_id);
-    int64_t now = as__clock_now(&rt->clock);
-    int64_t *slot, *need = NULL;
-    if (strcmp(event_name, "ship") == 0) {
-        slot = &o->shipped_at;
-    } else if (strcmp(event_name, "deliver") == 0) {
-        slot = &o->delivered_at;
-        need = &o->shipped_at;
-    } else if (strcmp(event_name, "confirm") == 0) {
-        slot = &o->confirmed_at;
-        need = &o->delivered_at;
-    } else {
-        return as__err(err, AS_EBAD_REQUEST, "unknown order event '%s'", event_name);
-    }
-    if (*slot != AS_UNSET)
-        return as__err(err, AS_EINVALID_STATE, "order '%s' already had '%s'", order_id, event_name);
-    if (need && *need == AS_UNSET && need != &o->shipped_at)
-        return as__err(err, AS_EINVALID_STATE, "order '%s' is not delivered yet", order_id);
-    if (rt->dur && as__durable_reserve(rt, as__journal_order_size(o)) != 0)
-        return as__err(err, AS_ENOMEM, "out of memory");
-    if (need && *need == AS_UNSET) o->shipped_at = now; /* delivery implies shipment */
-    *slot = now;
-    as__touch_order(rt, o);
-    rt->stats.commands++;
-    return 0;
-}
-
-int as_case_open_json(as_runtime *rt, const char *principal, const char *json, as_error *err)
-{
-    as_cmd cmd;
-    as_principal who;
-    if (as__principal_parse(principal, &who) != 0)
-        return as__err(err, AS_EFORBIDDEN, "unknown principal '%s'", principal ? principal : "");
-    as__cmd_init(&cmd, who, AS_ACT_OPEN);
-    json_t *j;
-    int rc = as__json_parse(json, json ? strlen(json) : 0, 1, &j, err);
-    if (rc) return rc;
-    as__cmd_parse_open(&cmd, j);
-    rc = as__case_open(rt, &cmd, err);
-    json_decref(j);
-    as__rearm(rt);
-    return rc;
-}
-
-int as_case_act_json(as_runtime *rt, const char *principal, const char *case_id,
-                     const char *action, const char *payload_json, int64_t version, as_error *err)
-{
-    as_cmd cmd;
-    as_principal who;
-    if (as__principal_parse(principal, &who) != 0)
-        return as__err(err, AS_EFORBIDDEN, "unknown principal '%s'", principal ? principal : "");
-    as__cmd_init(&cmd, who, -1);
-    json_t *j = NULL;
-    int rc = payload_json ? as__json_parse(payload_json, strlen(payload_json), 1, &j, err) : 0;
-    if (rc == AS_EBAD_REQUEST && as__case_get(rt, case_id) == NULL)
-        return as__err(err, AS_ENOT_FOUND, "unknown case '%s'", case_id);
-    if (rc) return rc;
-    cmd.case_id = case_id;
-    as__cmd_parse_act(&cmd, action, j);
-    cmd.version = version;
-    rc = as__case_act(rt, &cmd, err);
-    json_decref(j);
-    as__rearm(rt);
-    return rc;
-}
-
-char *as_case_get_json(as_runtime *rt, const char *case_id)
-{
-    as__fire_due(rt);
-    as_case *c = as__case_get(rt, case_id);
-    if (c == NULL) return NULL;
-    json_t *j = as__case_json(c);
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return s;
-}
-
-char *as_shop_metrics_json(as_runtime *rt, const char *shop)
-{
-    as__fire_due(rt);
-    int64_t now = as__clock_now(&rt->clock);
-    size_t n = rt->shops.len, i = 0, pos = 0;
-    as_metrics *all = as__calloc(n + 1, sizeof *all);
-    as_metrics **ptrs = as__calloc(n + 1, sizeof *ptrs);
-    as_metrics *mine = NULL, empty;
-    char *out = NULL;
-    if (all == NULL || ptrs == NULL) goto done;
-    as_shop *s;
-    while ((s = as__strmap_next(&rt->shops, &pos)) != NULL) {
-        if (as__metrics_compute(&s->events, now, &all[i]) != 0) goto done;
-        if (strcmp(s->id, shop) == 0) mine = &all[i];
-        ptrs[i] = &all[i];
-        i++;
-    }
-    as__metrics_flag(ptrs, (int)i);
-    if (mine == NULL) {
-        memset(&empty, 0, sizeof empty);
-        mine = &empty;
-    }
-    json_t *j = as__metrics_json(mine);
-    out = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-done:
-    as__free(all);
-    as__free(ptrs);
-    return out;
-}
-
-int64_t as_runtime_now(const as_runtime *rt)
-{
-    return as__clock_now(&rt->clock);
-}
-
-void as_runtime_advance(as_runtime *rt, int64_t to_ms)
-{
-    as__advance(rt, to_ms);
-}
-
-void as_free(void *p)
-{
-    as__free(p);
 }

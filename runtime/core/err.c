@@ -40,15 +40,31 @@ int as_err_from_name(const char *name)
     return 0;
 }
 
+static void fill(as_error *err, int code, const char *fmt, va_list ap)
+{
+    err->code = code;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    as__limit_sanitize(err->msg); /* messages quote input and are cut to fit */
+}
+
 int as__err(as_error *err, int code, const char *fmt, ...)
 {
     if (err != NULL) {
         va_list ap;
         va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        fill(err, code, fmt, ap);
         va_end(ap);
-        as__limit_sanitize(err->msg); /* messages quote input and are cut to fit */
+    }
+    return code;
+}
+
+int as_error_set(as_error *err, int code, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        fill(err, code, fmt, ap);
+        va_end(ap);
     }
     return code;
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "../store/store.h"
+#include "store.h"
 #include "err.h"
 #include "journal.h"
 #include "limits.h"

@@ -3,7 +3,7 @@
 #ifndef AS_JOURNAL_H
 #define AS_JOURNAL_H
 
-#include "../store/wbuf.h"
+#include "wbuf.h"
 #include "runtime.h"
 
 /* Appends the order's record. */

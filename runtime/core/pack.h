@@ -7,6 +7,7 @@
 #ifndef AS_PACK_H
 #define AS_PACK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "aftersale/error.h"
@@ -115,5 +116,39 @@ static inline int as__pack_loaded(const as_pack *p)
     return p->impl != NULL;
 }
 int as__pack_serves(const as_pack *p, const char *category);
+
+/* ---- The engines that make packs (docs/design.md#hooks-and-layers) -----------------------
+ * Core never names an engine: the library's wiring (lib/wiring.c) hands the runtime these
+ * loaders, Lua's and the native plugins', and core calls them through this table. */
+
+/* A memory budget that several pack states share (a Lua engine's): all live versions of one shop's merchant
+ * packs, so versions pinned by old cases cannot grow the process without bound.
+ * Reference-counted: its owner (the shop) holds one reference, every state charged to it
+ * holds one. */
+typedef struct as_pack_group as_pack_group;
+
+typedef struct as_pack_limits {
+    long instructions;   /* per hook call; default 1,000,000 */
+    size_t memory;       /* bytes per pack state; default 32 MiB */
+    long cpu_ms;         /* thread CPU time per hook call, the backstop; default 20 ms */
+    as_pack_group *group; /* borrowed: the states' shared budget, or NULL for none */
+    long fail_alloc;     /* tests: the n-th allocation of the state and all after it fail
+                          * (0: none) */
+} as_pack_limits;
+
+/* as_options.lua_shop_memory's default: all live versions of one shop's merchant packs. */
+#define AS_PACK_SHOP_MEMORY_DEFAULT ((size_t)64 << 20)
+
+typedef struct as_pack_loaders {
+    /* A pack from source text (Lua): AS_EBAD_REQUEST (not a valid pack), AS_ERULE_ERROR (the
+     * chunk threw or ran out of budget) or AS_ENOMEM; *out holds one reference. */
+    int (*source)(const char *src, size_t len, const char *chunk, const as_pack_limits *lim,
+                  as_pack **out, as_error *err);
+    /* A native plugin `file` from directory `dir` (plugin.h). */
+    int (*native)(const char *dir, const char *file, as_pack **out, as_error *err);
+    /* A shared memory budget of `cap` bytes with one reference; NULL on OOM. */
+    as_pack_group *(*group_new)(size_t cap);
+    void (*group_unref)(as_pack_group *g); /* NULL is a no-op */
+} as_pack_loaders;
 
 #endif

@@ -18,14 +18,15 @@
 #include "sched.h"
 #include "strmap.h"
 #include "versions.h"
-#include "../lua/lua_engine.h"
+#include "worklist.h"
 
 typedef struct as_shop {
     const char *id;         /* interned */
     as_pack *merchant;      /* version in force for new cases (one reference), or NULL */
     as_versions versions;   /* every merchant pack version the shop loaded (versions.h) */
     as_shop_events events;
-    as_lua_group *lua_group; /* one reference: the memory budget of all its merchant packs */
+    as_shop_cases cases;     /* its cases in worklist order (worklist.h) */
+    as_pack_group *lua_group; /* one reference: the memory budget of all its merchant packs */
 } as_shop;
 
 typedef struct as_category_pack {
@@ -59,7 +60,8 @@ struct as_runtime {
     int ninstalled;
     as_category_pack *cats;
     int ncats;
-    as_lua_limits limits;
+    as_pack_loaders loaders; /* the engines (lib/wiring.c) */
+    as_pack_limits limits;
     size_t lua_shop_memory; /* each shop's lua_group cap */
     int64_t idempotency_ms; /* how long an idempotency key is remembered (durable.c) */
     int auto_pay;
@@ -141,10 +143,35 @@ int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size
 int as__merchant_upload(as_runtime *rt, const char *shop, const char *src, size_t len,
                         as_error *err);
 /* rt->limits with `shop`'s memory group (made on first use); AS_ENOMEM. */
-int as__merchant_limits(as_runtime *rt, const char *shop, as_lua_limits *lim, as_error *err);
+int as__merchant_limits(as_runtime *rt, const char *shop, as_pack_limits *lim, as_error *err);
 
-/* as_runtime_submit for a request already parsed (borrowed). */
-int as__submit_json(as_runtime *rt, json_t *req, as_done_cb cb, void *ud);
+/* A command as the request layer hands it over: runs it against rt, 0 or a refusal in err. */
+typedef int (*as_run_fn)(as_runtime *rt, void *arg, as_error *err);
+/* Runs `run` (now) as one command under the idempotency `key` (NULL: none) and calls `cb`
+ * (may be NULL) once its outcome is durable -- at once without a store. A key seen before is
+ * not run again: cb gets the first outcome. Everything the answer and the key's record need
+ * is reserved before `run` changes anything. Returns the outcome's code. */
+int as__durable_run(as_runtime *rt, const char *key, as_run_fn run, void *arg, as_done_cb cb,
+                    void *ud);
+/* Journals that `url` (NULL: every URL) acknowledged the outbox entry `key`. 0 or AS_ENOMEM. */
+int as__outbox_ack(as_runtime *rt, const char *key, const char *url, as_error *err);
+/* NULL, or the sentence of the store failure after which writes are refused. */
+const char *as__store_failure(const as_runtime *rt);
+/* 1 when nothing submitted is waiting for the disk. */
+int as__runtime_idle(const as_runtime *rt);
+/* Why a store cannot be attached now (no real clock, one attached, commands run): 0 or
+ * AS_EBAD_REQUEST. A refused attach touches nothing, not even the file. */
+int as__durable_attach_refused(const as_runtime *rt, as_error *err);
+
+/* The runtime without its wiring: `loaders` make its packs (copied). as_runtime_new is this
+ * with the library's engines (lib/embed.c); as__runtime_free is as_runtime_free. */
+as_runtime *as__runtime_new(const as_options *opts, const as_pack_loaders *loaders, as_error *err);
+void as__runtime_free(as_runtime *rt);
+/* Installs a platform or category pack (`p` taken over either way) under its version's
+ * identity: `src` its source text (NULL for a native plugin), `sha` the SHA-256 of what it
+ * was loaded from. */
+int as__install_version(as_runtime *rt, as_pack *p, const char *src, size_t len,
+                        const char *sha, as_error *err);
 
 void as__fire_due(as_runtime *rt);
 /* Real clock: points the one timer at the earliest deadline. */
@@ -156,7 +183,18 @@ const char *as__intern(as_runtime *rt, const char *s);
 as_shop *as__shop_get(as_runtime *rt, const char *id, int create);
 as_pack *as__category_pack(as_runtime *rt, const char *category);
 
+/* Per shop (shops.c): fn over the cases of `shop` (NULL: every shop, merged) that are open
+ * (closed 0) or ended, in worklist order, until it returns non-zero; 0 or AS_ENOMEM. */
+int as__worklist_each(as_runtime *rt, const char *shop, int closed,
+                      int (*fn)(void *ud, const as_case *c), void *ud);
+size_t as__open_cases(as_runtime *rt);
+size_t as__failed_merchant_packs(as_runtime *rt);
+/* The shop's metrics now, flagged among its peers (an unknown shop: zeros). 0 or AS_ENOMEM. */
+int as__shop_metrics(as_runtime *rt, const char *shop, as_metrics *out);
+
 /* Orders and cases (engine.c) */
+/* `event` "ship", "deliver" or "confirm" on the order, at the current time. */
+int as__order_event(as_runtime *rt, const char *order_id, const char *event, as_error *err);
 int as__order_create(as_runtime *rt, json_t *order, as_error *err);
 int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err);
 int as__case_act(as_runtime *rt, as_cmd *cmd, as_error *err);
@@ -165,20 +203,5 @@ as_order *as__order_get(as_runtime *rt, const char *id);
 /* Fires every deadline due at or before `to_ms`, each at its own instant, then moves the
  * virtual clock to `to_ms`. */
 void as__advance(as_runtime *rt, int64_t to_ms);
-
-/* JSON codec (codec.c) */
-/* Parses `len` bytes of `text` (rejecting duplicate keys) into *out (the caller's
- * reference): 0, AS_EBAD_REQUEST "malformed JSON: <why>" (with the line when `with_line`), or
- * AS_ENOMEM when one of jansson's allocations failed on the way -- the text may be fine. Every
- * parse of the library goes through here: jansson is safe under a failed allocation only so
- * (alloc.h as__json_parse_begin). */
-int as__json_parse(const char *text, size_t len, int with_line, json_t **out, as_error *err);
-int as__cmd_parse_open(as_cmd *cmd, json_t *obj);
-int as__cmd_parse_act(as_cmd *cmd, const char *action, json_t *payload);
-json_t *as__case_json(const as_case *c);
-/* An order as the keys of POST /v1/orders (instants left out until they happen, buyer_credit
- * when known), each line with its `attempts` too (opens and revisions on it). NULL on OOM. */
-json_t *as__order_json(const as_order *o);
-json_t *as__metrics_json(const as_metrics *m);
 
 #endif

@@ -98,10 +98,10 @@ static as_pack *load_version(as_runtime *rt, as_shop *s, as_version *v, int *fre
     as_pack *p = NULL;
     char chunk[200];
     snprintf(chunk, sizeof chunk, "=%s rules %s@%s", s ? s->id : "platform", v->name, v->version);
-    as_lua_limits lim = rt->limits;
+    as_pack_limits lim = rt->limits;
     if (s && as__merchant_limits(rt, s->id, &lim, &e)) return NULL;
     int rc = v->failed   ? as__err(&e, AS_ERULE_ERROR, "%s", v->failed)
-             : v->source ? as__lua_pack_load(v->source, v->len, chunk, &lim, &p, &e)
+             : v->source ? rt->loaders.source(v->source, v->len, chunk, &lim, &p, &e)
              : s         ? as__err(&e, AS_ERULE_ERROR, "its source was pruned (no case pinned it)")
                          : as__err(&e, AS_ERULE_ERROR, "the native plugin is no longer loaded");
     if (rc == 0 && (strcmp(p->name, v->name) != 0 || strcmp(p->version, v->version) != 0)) {
@@ -145,9 +145,9 @@ int as__merchant_install(as_runtime *rt, const char *shop, const char *src, size
     char sha[AS_SHA256_HEX];
     if (as__sha256_hex(src, len, sha)) return as__err(err, AS_ENOMEM, "out of memory");
     as_pack *p;
-    as_lua_limits lim;
+    as_pack_limits lim;
     int rc = as__merchant_limits(rt, shop, &lim, err);
-    if (rc || (rc = as__lua_pack_load(src, len, chunk, &lim, &p, err)) != 0) return rc;
+    if (rc || (rc = rt->loaders.source(src, len, chunk, &lim, &p, err)) != 0) return rc;
     if (p->categories[0] != NULL)
         rc = as__err(err, AS_EBAD_REQUEST, "%s: a merchant pack names no categories", chunk + 1);
     else

@@ -16,7 +16,7 @@
 #include "../core/layers.h"
 #include "../core/timefmt.h"
 
-struct as_lua_group {
+struct as_pack_group {
     size_t used, cap;
     int refs;
 };
@@ -35,7 +35,7 @@ static const char *const key_names[KEY_DL] = {"error", "message", "action", "rea
 typedef struct lua_pack {
     lua_State *L;
     size_t mem_used, mem_cap;
-    as_lua_group *group;     /* one reference, or NULL */
+    as_pack_group *group;     /* one reference, or NULL */
     long allocs, fail_alloc; /* fault injection for OOM sweeps */
     int cap_hit;             /* 1: the last failed allocation was refused by the state's cap,
                               * 2: by the shop's, 3: it was a string above the string cap */
@@ -71,21 +71,21 @@ static const char VIEW_ITEM[] = "aftersale.item";
  * Memory groups
  * ---------------------------------------------------------------------------------------- */
 
-as_lua_group *as__lua_group_new(size_t cap)
+as_pack_group *as__lua_group_new(size_t cap)
 {
-    as_lua_group *g = as__calloc(1, sizeof *g);
+    as_pack_group *g = as__calloc(1, sizeof *g);
     if (g == NULL) return NULL;
     g->cap = cap;
     g->refs = 1;
     return g;
 }
 
-void as__lua_group_unref(as_lua_group *g)
+void as__lua_group_unref(as_pack_group *g)
 {
     if (g && --g->refs == 0) as__free(g);
 }
 
-size_t as__lua_group_used(const as_lua_group *g)
+size_t as__lua_group_used(const as_pack_group *g)
 {
     return g->used;
 }
@@ -115,7 +115,7 @@ static int over_budget(const lua_pack *lp)
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     lua_pack *lp = ud;
-    as_lua_group *g = lp->group;
+    as_pack_group *g = lp->group;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
         as__free(ptr);
@@ -1199,7 +1199,7 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
 static const as_engine lua_engine = {"lua", lua_call_hook, lua_memory, lua_free_impl};
 
 int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
-                      const as_lua_limits *limits, as_pack **out, as_error *err)
+                      const as_pack_limits *limits, as_pack **out, as_error *err)
 {
     *out = NULL;
     lua_pack *lp = as__calloc(1, sizeof *lp);
@@ -1280,7 +1280,7 @@ int as__read_file(const char *path, char **out, size_t *outlen, as_error *err)
     return 0;
 }
 
-int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pack **out,
+int as__lua_pack_load_file(const char *path, const as_pack_limits *limits, as_pack **out,
                            as_error *err)
 {
     *out = NULL;

@@ -19,49 +19,34 @@
 
 #include "../core/pack.h"
 
-/* A memory budget that several pack states share: all live versions of one shop's merchant
- * packs, so versions pinned by old cases cannot grow the process without bound.
- * Reference-counted: its owner (the shop) holds one reference, every state charged to it
- * holds one. */
-typedef struct as_lua_group as_lua_group;
-
-typedef struct as_lua_limits {
-    long instructions;   /* per hook call; default 1,000,000 */
-    size_t memory;       /* bytes per pack state; default 32 MiB */
-    long cpu_ms;         /* thread CPU time per hook call, the backstop; default 20 ms */
-    as_lua_group *group; /* borrowed: the states' shared budget, or NULL for none */
-    long fail_alloc;     /* tests: the n-th allocation of the state and all after it fail
-                          * (0: none) */
-} as_lua_limits;
-
 #define AS_LUA_DEFAULT_INSTRUCTIONS 1000000L
 #define AS_LUA_DEFAULT_MEMORY ((size_t)32 << 20)
 #define AS_LUA_DEFAULT_CPU_MS 20L
-#define AS_LUA_DEFAULT_SHOP_MEMORY ((size_t)64 << 20)
+#define AS_LUA_DEFAULT_SHOP_MEMORY AS_PACK_SHOP_MEMORY_DEFAULT
 #define AS_LUA_STRING_MAX 65536      /* bytes in one Lua string */
 #define AS_LUA_MAX_RESULTS 4096      /* values one library call may return */
 #define AS_LUA_HOOK_PERIOD 1000      /* instructions between two checks of the count hook */
 
 /* A new group of `cap` bytes with one reference (the caller's); NULL on OOM. */
-as_lua_group *as__lua_group_new(size_t cap);
+as_pack_group *as__lua_group_new(size_t cap);
 /* Drops a reference; NULL is a no-op. */
-void as__lua_group_unref(as_lua_group *g);
+void as__lua_group_unref(as_pack_group *g);
 /* Bytes the group's states hold now. */
-size_t as__lua_group_used(const as_lua_group *g);
+size_t as__lua_group_used(const as_pack_group *g);
 
 /* Loads a pack from Lua source text. `chunkname` names it in error messages (a path).
  * `limits` may be NULL for the defaults. On success *out holds a new pack with one reference
  * (the caller's). On failure returns AS_EBAD_REQUEST (not a valid pack), AS_ERULE_ERROR (the
  * chunk threw or ran out of budget) or AS_ENOMEM, with the reason in `err`. */
 int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
-                      const as_lua_limits *limits, as_pack **out, as_error *err);
+                      const as_pack_limits *limits, as_pack **out, as_error *err);
 
 /* Reads a whole file into a new NUL-terminated buffer (the caller frees *buf). AS_EIO when it
  * cannot be read. */
 int as__read_file(const char *path, char **buf, size_t *len, as_error *err);
 
 /* Reads `path` and loads it as above. AS_EIO when the file cannot be read. */
-int as__lua_pack_load_file(const char *path, const as_lua_limits *limits, as_pack **out,
+int as__lua_pack_load_file(const char *path, const as_pack_limits *limits, as_pack **out,
                            as_error *err);
 
 #endif

@@ -8,8 +8,8 @@
 #include "../core/alloc.h"
 #include "../core/err.h"
 #include "../core/strmap.h"
-#include "store.h"
-#include "wbuf.h"
+#include "stores.h"
+#include "../core/wbuf.h"
 
 typedef struct row {
     char *key;   /* owned */

@@ -55,8 +55,8 @@
 #include "../core/err.h"
 #include "../core/limits.h"
 #include "sqlite_tools.h"
-#include "store.h"
-#include "wbuf.h"
+#include "stores.h"
+#include "../core/wbuf.h"
 
 #define APP_ID 0x41534c31 /* "ASL1" */
 #define APP_ID_TEXT "1095978033" /* APP_ID in decimal, for the migration's PRAGMA */

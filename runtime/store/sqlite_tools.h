@@ -7,7 +7,7 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "stores.h"
 
 /* One problem found: `table` and `key` name the row as store.h does (`key` NULL for the
  * file as a whole, `table` then "database"); `why` is a sentence. Pointers valid during the

@@ -25,7 +25,8 @@
 #include "aftersale/aftersale.h"
 #include "core/journal.h"
 #include "core/runtime.h"
-#include "store/store.h"
+#include "request/codec.h"
+#include "store/stores.h"
 
 static as_runtime *rt;
 static as_case *host; /* a stored case (not in the runtime's maps) that events are read onto */

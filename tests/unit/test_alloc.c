@@ -24,7 +24,7 @@
 #include "aftersale/aftersale.h"
 #include "core/alloc.h"
 #include "core/runtime.h"
-#include "store/store.h"
+#include "store/stores.h"
 
 /* ==========================================================================================
  * The counting allocator

@@ -21,7 +21,7 @@
 #include "aftersale/aftersale.h"
 #include "core/err.h"
 #include "core/runtime.h"
-#include "store/store.h"
+#include "store/stores.h"
 #include "core/timefmt.h"
 
 /* ==========================================================================================

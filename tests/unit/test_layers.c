@@ -11,7 +11,7 @@
 #include "lua/lua_engine.h"
 #include "unit_fixtures.h"
 
-static const as_lua_limits LIM = {.instructions = 20000, .memory = 1 << 20};
+static const as_pack_limits LIM = {.instructions = 20000, .memory = 1 << 20};
 
 /* A pack whose table holds `fields` (hooks written as Lua). NULL gives no pack. */
 static as_pack *mk(const char *name, const char *fields)

@@ -13,10 +13,10 @@
 #include "unit_fixtures.h"
 
 /* Small limits keep hostile packs fast. */
-static const as_lua_limits SMALL = {.instructions = 20000, .memory = 1 << 20}; /* 1 MiB */
+static const as_pack_limits SMALL = {.instructions = 20000, .memory = 1 << 20}; /* 1 MiB */
 /* memory first; the CPU-time backstop out of the way of sanitizer builds */
-static const as_lua_limits MEMTEST = {.instructions = 5000000, .memory = 1 << 20, .cpu_ms = 60000};
-static const as_lua_limits BUNDLED = {.instructions = 200000, .memory = 8 << 20};
+static const as_pack_limits MEMTEST = {.instructions = 5000000, .memory = 1 << 20, .cpu_ms = 60000};
+static const as_pack_limits BUNDLED = {.instructions = 200000, .memory = 8 << 20};
 
 /* A pack with one hook: PACK1("eligibility", "order, request, now", "return true"). */
 #define PACK1(hook, params, body)                                                          \
@@ -644,7 +644,7 @@ END_TEST
 /* A pack too big for its cap fails to load as rule_error (not bad input, not our OOM). */
 START_TEST(lua_engine_memory_cap_at_load)
 {
-    as_lua_limits tiny = {.instructions = 1000000, .memory = 256 << 10};
+    as_pack_limits tiny = {.instructions = 1000000, .memory = 256 << 10};
     as_error err;
     fx_load("local big = string.rep('x', 1 << 20) return { name = 'p', version = '1' }", &tiny,
             AS_ERULE_ERROR, &err);
@@ -831,7 +831,7 @@ END_TEST
  * quantifier-free pattern of m bytes tried at each of n positions is n * m steps in C. */
 START_TEST(lua_engine_long_pattern_is_bounded)
 {
-    as_lua_limits lim = {.instructions = 1000000, .memory = 8 << 20};
+    as_pack_limits lim = {.instructions = 1000000, .memory = 8 << 20};
     as_pack *p = fx_load(ELIG("local s = string.rep('a', 500000) "
                               "local pat = string.rep('a', 200000) .. '.b' "
                               "string.find(s, pat) return true"),
@@ -849,7 +849,7 @@ END_TEST
  * the instruction budget and under the memory cap must still end in bounded time. */
 START_TEST(lua_engine_huge_string_rep_loop_is_bounded)
 {
-    as_lua_limits lim = {.instructions = 100000, .memory = 64 << 20};
+    as_pack_limits lim = {.instructions = 100000, .memory = 64 << 20};
     as_pack *p = fx_load(ELIG("for i = 1, 1e9 do local s = string.rep('x', 16 << 20) end "
                               "return true"),
                          &lim, 0, NULL);
@@ -889,7 +889,7 @@ END_TEST
  * the pack that finally loads (n past the last allocation) is the same pack. */
 START_TEST(lua_engine_oom_sweep_during_load)
 {
-    as_lua_limits clean = {.instructions = 1000000, .memory = 8 << 20};
+    as_pack_limits clean = {.instructions = 1000000, .memory = 8 << 20};
     as_pack *ref = NULL;
     as_error err = {0};
     ck_assert_int_eq(as__lua_pack_load_file(AS_SOURCE_ROOT "/plugins/platform/platform.lua",
@@ -897,7 +897,7 @@ START_TEST(lua_engine_oom_sweep_during_load)
     long n;
     int loaded = 0;
     for (n = 1; n < 100000 && !loaded; n++) {
-        as_lua_limits lim = clean;
+        as_pack_limits lim = clean;
         lim.fail_alloc = n;
         as_pack *p = NULL;
         memset(&err, 0, sizeof err);
@@ -1162,7 +1162,7 @@ START_TEST(lua_engine_library_calls_are_charged)
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         char src[1024];
         snprintf(src, sizeof src, ELIG("%s return true"), bodies[i]);
-        as_lua_limits lim = {.instructions = 200000, .memory = 8 << 20, .cpu_ms = 60000};
+        as_pack_limits lim = {.instructions = 200000, .memory = 8 << 20, .cpu_ms = 60000};
         as_pack *p = fx_load(src, &lim, 0, NULL);
         fx f = fx_new();
         as_answer ans;
@@ -1182,7 +1182,7 @@ END_TEST
  * seconds, the limit ends the call. */
 START_TEST(lua_engine_cpu_time_backstop)
 {
-    as_lua_limits lim = {.instructions = 0x7fffffff, .memory = 8 << 20, .cpu_ms = 5};
+    as_pack_limits lim = {.instructions = 0x7fffffff, .memory = 8 << 20, .cpu_ms = 5};
     as_pack *p = fx_load(ELIG("local a = string.rep('x', 65000) local b = a .. 'y' "
                               "while true do local _ = a < b end"),
                          &lim, 0, NULL);
@@ -1243,12 +1243,12 @@ START_TEST(lua_engine_no_math_random)
 }
 END_TEST
 
-/* A shop's merchant packs share one memory budget (as_lua_limits.group). */
+/* A shop's merchant packs share one memory budget (as_pack_limits.group). */
 START_TEST(lua_engine_memory_group_is_shared)
 {
-    as_lua_group *g = as__lua_group_new(1 << 20);
+    as_pack_group *g = as__lua_group_new(1 << 20);
     ck_assert_ptr_nonnull(g);
-    as_lua_limits lim = {.instructions = 5000000, .memory = 8 << 20, .cpu_ms = 60000, .group = g};
+    as_pack_limits lim = {.instructions = 5000000, .memory = 8 << 20, .cpu_ms = 60000, .group = g};
     /* each state keeps 600 KiB between calls in an upvalue: one fits, two do not */
     const char *keep = "local kept return { name = 'p', version = '1', eligibility = function() "
                        "kept = {} for i = 1, 600 do kept[i] = string.rep('x', 1000 + i) end return true end }";

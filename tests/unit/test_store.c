@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #include "aftersale/error.h"
-#include "store/store.h"
-#include "store/wbuf.h"
+#include "store/stores.h"
+#include "core/wbuf.h"
 
 /* ==========================================================================================
  * Scratch files: one directory per test case, made and removed in the parent process (an

@@ -94,7 +94,7 @@ static inline void fx_free(fx *f)
 
 /* Loads a pack from source, asserting the outcome: want_rc 0 gives the pack (one reference,
  * the caller's), otherwise NULL and `err` filled. */
-static inline as_pack *fx_load(const char *src, const as_lua_limits *lim, int want_rc,
+static inline as_pack *fx_load(const char *src, const as_pack_limits *lim, int want_rc,
                                as_error *err)
 {
     as_pack *p = (as_pack *)0x1;

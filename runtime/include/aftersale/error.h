@@ -55,6 +55,14 @@ AS_EXTERN const char *as_err_name(int code);
 AS_EXTERN const char *as_strerror(int code);
 /* The code whose name is `name`, or 0 when there is none. */
 AS_EXTERN int as_err_from_name(const char *name);
+/* Fills `err` (NULL: nothing) with `code` and the printf-formatted sentence, cut to
+ * AS_ERROR_MSG_MAX bytes and made printable (control bytes replaced), as the library fills
+ * its own; returns `code`, so that `return as_error_set(err, AS_EIO, ...);` reads well. */
+AS_EXTERN int as_error_set(as_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 #ifdef __cplusplus
 }

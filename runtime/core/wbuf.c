@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/alloc.h"
+#include "alloc.h"
 #include "aftersale/error.h"
 
 void as__wbuf_free(as_wbuf *b)
