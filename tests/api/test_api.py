@@ -4,7 +4,7 @@ file and keys file, driven over HTTP/1.1 with the standard library only.
 
 usage: test_api.py AFTERSALE_BINARY PACKS_DIR [unittest arguments...]
 
-Covers the HTTP contract of DESIGN.md §2 (check order, error codes and their statuses) and §6
+Covers the HTTP contract of docs/design.md#check-order, #error-codes (and their statuses) and #interfaces
 (endpoints, bearer keys bound to principals), docs/pipe.md (the runtime requests the routes map
 onto, idempotency keys, durable answers), keep-alive and pipelining, the size limits, crash
 durability (SIGKILL right after an answer) and a graceful SIGTERM.
@@ -447,7 +447,7 @@ def actions_in_order(names):
     return sorted(names, key=ACTION_ORDER.index)
 
 
-# What each role may take in the states of a return_refund case (RULES.md §1.3, DESIGN.md §2).
+# What each role may take in the states of a return_refund case (docs/rulebook.md#where-agreement-leads, docs/design.md#states-and-actions).
 RR_ACTIONS = {
     "requested": {"buyer": ["revise", "withdraw"], "merchant": ["agree", "reject"], "platform": []},
     "awaiting_return": {"buyer": ["withdraw", "ship_return"], "merchant": [], "platform": []},
@@ -482,7 +482,7 @@ class Endpoints(ApiCase):
     def test_create_order(self):
         oid = new_id("O")
         self.assertOk(self.req("POST", "/v1/orders", order_body(oid), PLATFORM), 201)
-        # an id already in use is bad_request (DESIGN.md §1)
+        # an id already in use is bad_request (docs/design.md#limits)
         self.assertError(self.req("POST", "/v1/orders", order_body(oid), PLATFORM), 400, "bad_request")
 
     def test_create_order_bad_shapes(self):
@@ -511,7 +511,7 @@ class Endpoints(ApiCase):
 
     def test_order_events_take_effect(self):
         oid = self.make_order(stage="paid")
-        # RULES.md §1.1 stage 1 #2: before shipment only refund_only
+        # docs/rulebook.md#eligibility stage 1 #2: before shipment only refund_only
         r = self.req("POST", "/v1/cases", case_body(new_id("C"), oid), B1)
         self.assertError(r, 422, "not_eligible")
         self.assertOk(self.req("POST", "/v1/orders/%s/ship" % oid, None, PLATFORM))
@@ -792,7 +792,7 @@ class Errors(ApiCase):
 
 
 # ==========================================================================================
-# Check order (DESIGN.md §2: the first failing check is the answer)
+# Check order (docs/design.md#check-order: the first failing check is the answer)
 # ==========================================================================================
 
 class CheckOrder(ApiCase):
@@ -1075,7 +1075,7 @@ class Idempotency(ApiCase):
         self.assertOk(self.req("POST", "/v1/orders", order_body(other), PLATFORM), 201)
 
     def test_key_outside_the_identifier_limits(self):
-        """DESIGN.md §1: an idempotency key is an identifier; another is 400, nothing applied."""
+        """docs/design.md#limits: an idempotency key is an identifier; another is 400, nothing applied."""
         oid = new_id("O")
         for key in (("%s-" % oid).ljust(65, "x"), "a b", "a\"b", "a/b", "%0D%0A", ".", ".."):
             r = self.req("POST", "/v1/orders", order_body(oid), PLATFORM, {"Idempotency-Key": key})
@@ -1622,7 +1622,7 @@ class MerchantRulesUpload(ApiCase):
         self.assertOk(self.req("PUT", "/v1/shops/R1/rules", self.RULES, "k-r1"))
         r = self.req("GET", "/v1/rules", key=PLATFORM)
         self.assertEqual(r.json["merchants"].get("R1"), "r1-returns@7")
-        cid = self.open_case(oid)  # the shop's 30-day returns (RULES.md §1.6)
+        cid = self.open_case(oid)  # the shop's 30-day returns (docs/rulebook.md#merchant-bounds)
         self.assertEqual(self.get(cid)["rules"], {"platform": "platform@2", "category": "apparel@1",
                                                   "merchant": "r1-returns@7"})
 
@@ -1669,7 +1669,7 @@ class OwnServer(ApiCase):
 
 
 class RuleVersions(OwnServer):
-    """DESIGN.md §3 version identity: name@version names one source for good."""
+    """docs/design.md#pack-versions version identity: name@version names one source for good."""
 
     @staticmethod
     def src(version, body="return true"):
@@ -1994,19 +1994,25 @@ class Connections(OwnServer):
         self.assertOk(r)
 
 
+def packs_with_merchant_response(testcase, ms):
+    """A copy of the bundled packs under testcase.tmp whose platform pack gives
+    merchant_response `ms` instead of 48 h, so that a deadline fires while serving; its dir."""
+    d = os.path.join(testcase.tmp, "packs")
+    shutil.copytree(PACKS, d)
+    p = os.path.join(d, "platform", "platform.lua")
+    with open(p) as f:
+        src = f.read()
+    testcase.assertIn("merchant_response = 48 * HOUR,", src)
+    with open(p, "w") as f:
+        f.write(src.replace("merchant_response = 48 * HOUR,", "merchant_response = %d," % ms))
+    return d
+
+
 class Deadlines(OwnServer):
     """Short deadlines (a copy of the packs with merchant_response = 1.5 s) on the real clock."""
 
     def packs_dir(self):
-        d = os.path.join(self.tmp, "packs")
-        shutil.copytree(PACKS, d)
-        p = os.path.join(d, "platform", "platform.lua")
-        with open(p) as f:
-            src = f.read()
-        self.assertIn("merchant_response = 48 * HOUR,", src)
-        with open(p, "w") as f:
-            f.write(src.replace("merchant_response = 48 * HOUR,", "merchant_response = 1500,"))
-        return d
+        return packs_with_merchant_response(self, 1500)
 
     def test_deadline_fires_while_serving(self):
         oid = self.make_order()

@@ -1,4 +1,4 @@
-/* crash.c -- the crash test of the durable runtime (DESIGN.md §4-5, docs/pipe.md).
+/* crash.c -- the crash test of the durable runtime (docs/design.md#time-and-deadlines, docs/design.md#storage-and-durability, docs/pipe.md).
  *
  * usage: crash AFTERSALE_EXE PACKS_DIR [CYCLES]
  *
@@ -67,6 +67,8 @@
 
 #include <jansson.h>
 
+#include "splitmix.h"
+
 #define READ_TIMEOUT_MS 10000   /* a child silent this long with answers owed is hung */
 #define DEADLINE_MS 300         /* the merchant pack's merchant_response */
 #define DEADLINE_GRACE_MS 3000  /* how late a due deadline may fire (after start, if later) */
@@ -107,17 +109,7 @@ static void sleep_us(long us)
 /* splitmix64: one stream for the kill schedule and one for the workload, both reseeded per
  * cycle from the seed, so a seed replays the same schedule whatever the previous cycles'
  * outcomes were. */
-typedef struct {
-    uint64_t s;
-} rng_t;
-
-static uint64_t rng_next(rng_t *r)
-{
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+typedef rng rng_t; /* splitmix.h */
 
 static int rng_int(rng_t *r, int lo, int hi) /* inclusive */
 {
@@ -245,7 +237,7 @@ static void buyer_as(const case_t *c, char *buf, size_t n)
 /* Each acknowledged command adds one history entry and one version (engine.c commit()), so
  * a case's version is at least the number of its acknowledged commands. A version seen by
  * case.get is no such bound: reads see changes (a deadline's) before they are durable. */
-/* Logistics news is recorded but leaves the version as it was (DESIGN.md §2). */
+/* Logistics news is recorded but leaves the version as it was (docs/design.md#states-and-actions). */
 static int64_t min_version(const case_t *c)
 {
     return c->nacked;

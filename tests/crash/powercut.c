@@ -1,4 +1,4 @@
-/* powercut.c -- power cuts under the group commit (DESIGN.md §5): what was acknowledged
+/* powercut.c -- power cuts under the group commit (docs/design.md#storage-and-durability): what was acknowledged
  * survives a cut at any moment, whatever the disk kept of the writes nobody synced.
  *
  * usage: powercut PACKS_DIR [CUTS]
@@ -53,6 +53,7 @@
 
 #include "aftersale/aftersale.h"
 #include "core/runtime.h"
+#include "splitmix.h"
 
 #define FILE_CUTS 50     /* cuts one database file lives through */
 #define FREEZE_MAX 600   /* the freeze comes at a write or sync in 1..FREEZE_MAX */
@@ -63,17 +64,7 @@
  * Randomness: one stream per cut, from the seed (splitmix64)
  * ======================================================================================== */
 
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static uint64_t rng_next(rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* rng and rng_next: splitmix.h */
 
 /* 0..n-1 */
 static unsigned rng_below(rng *r, unsigned n)

@@ -1,5 +1,5 @@
 /* wrong_abi.so -- a plugin built for an ABI the host does not speak (abi_version 999); the
- * loader must refuse it with a sentence before reading anything else (STYLE.md 7). */
+ * loader must refuse it with a sentence before reading anything else (docs/design.md#plugin-abi). */
 #include "aftersale/plugin.h"
 
 static int eligibility(void *state, const as_view *order, const as_view *request, int64_t now,

@@ -25,6 +25,7 @@
 #include "core/alloc.h"
 #include "core/runtime.h"
 #include "store/stores.h"
+#include "unit_common.h"
 
 /* ==========================================================================================
  * The counting allocator
@@ -121,11 +122,8 @@ static void rt_open(W *w)
     o.loop = &w->loop;
     o.outbox = on_outbox;
     o.lua_memory = 8 << 20;
-    as_error err = {0};
-    w->rt = as_runtime_new(&o, &err);
-    ck_assert_msg(w->rt != NULL, "as_runtime_new: %s", err.msg);
-    ck_assert_msg(as_runtime_load_packs_dir(w->rt, AS_SOURCE_ROOT "/plugins", &err) == 0,
-                  "packs: %s", err.msg);
+    as_error err;
+    w->rt = unit_runtime(&o, &err);
     ck_assert_msg(as__durable_attach(w->rt, w->mem, &err) == 0, "attach: %s", err.msg);
 }
 
@@ -615,9 +613,5 @@ static Suite *alloc_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(alloc_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(alloc_suite(), 0);
 }

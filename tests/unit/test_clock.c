@@ -1,4 +1,4 @@
-/* test_clock.c -- the two clocks behind one interface (DESIGN.md §4, STYLE.md 6). */
+/* test_clock.c -- the two clocks behind one interface (docs/design.md#time-and-deadlines). */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -6,15 +6,9 @@
 #include <uv.h>
 
 #include "core/clock.h"
+#include "unit_common.h"
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* DESIGN.md §4: the virtual clock is a number the headless runner moves forward. */
+/* docs/design.md#time-and-deadlines: the virtual clock is a number the headless runner moves forward. */
 START_TEST(clock_virtual_starts_where_told)
 {
     as_clock c;
@@ -67,7 +61,7 @@ static void on_timer(uv_timer_t *t)
     (void)t;
 }
 
-/* DESIGN.md §4: the real clock is libuv's loop time shifted to wall-clock ms UTC. The bounds
+/* docs/design.md#time-and-deadlines: the real clock is libuv's loop time shifted to wall-clock ms UTC. The bounds
  * are generous on purpose: this checks the shift, not the machine's speed. */
 START_TEST(clock_real_tracks_wall_time)
 {
@@ -121,10 +115,5 @@ static Suite *clock_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(clock_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(clock_suite(), 1);
 }

@@ -1,4 +1,4 @@
-/* test_durable.c -- durable runtimes (DESIGN.md §4-5, aftersale.h "Durable runtimes",
+/* test_durable.c -- durable runtimes (docs/design.md#time-and-deadlines, docs/design.md#storage-and-durability, aftersale.h "Durable runtimes",
  * docs/pipe.md): requests through as_runtime_submit on a real libuv loop with the bundled packs
  * and a SQLite file, answered once their group commit is on disk, and restored whole by a
  * second runtime on the same file.
@@ -23,44 +23,12 @@
 #include "core/runtime.h"
 #include "store/stores.h"
 #include "core/timefmt.h"
+#include "unit_common.h"
+#include "unit_scratch.h"
 
 /* ==========================================================================================
- * Scratch files: one directory per test case, made and removed by the parent process (an
- * unchecked fixture), so a failing test (its forked child exits at once) leaves nothing behind.
+ * Clocks (the scratch files, root_make/root_remove, exists and sql_int are unit_scratch.h's)
  * ======================================================================================== */
-
-static char root[64];
-
-static void root_make(void)
-{
-    strcpy(root, "/tmp/as-test-durable-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(root));
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void root_remove(void)
-{
-    if (root[0]) nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    root[0] = '\0';
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t mono_ms(void)
 {
@@ -71,20 +39,6 @@ static void sleep_until_wall(int64_t t_ms)
 {
     int64_t now;
     while ((now = wall_ms()) < t_ms) usleep((useconds_t)((t_ms - now) * 1000));
-}
-
-/* The first column of the first row of `q` on `path`, through a connection of its own. */
-static long long sql_int(const char *path, const char *q)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
 }
 
 /* ==========================================================================================
@@ -145,11 +99,7 @@ static void rt_new(D *d)
     o.outbox_data = d;
     o.lua_memory = 8 << 20;
     o.idempotency_ms = d->idempotency_ms;
-    memset(&d->err, 0, sizeof d->err);
-    d->rt = as_runtime_new(&o, &d->err);
-    ck_assert_msg(d->rt != NULL, "as_runtime_new: %s", d->err.msg);
-    int rc = as_runtime_load_packs_dir(d->rt, AS_SOURCE_ROOT "/plugins", &d->err);
-    ck_assert_msg(rc == 0, "packs: %s", d->err.msg);
+    d->rt = unit_runtime(&o, &d->err);
 }
 
 /* ... and attached to the test's file: a (re)started process. */
@@ -375,7 +325,7 @@ static void merchant_rules(D *d, const char *shop, const char *src)
  * Answers come after the commit
  * ======================================================================================== */
 
-/* aftersale.h: as_runtime_submit "calls `done` once its outcome is durable"; DESIGN.md §5:
+/* aftersale.h: as_runtime_submit "calls `done` once its outcome is durable"; docs/design.md#storage-and-durability:
  * "A state change is acknowledged only after it is durable". Each answer here looks at the file
  * through a connection of its own, at the moment it is given. */
 START_TEST(durable_answer_comes_after_commit)
@@ -462,7 +412,7 @@ START_TEST(durable_idempotency_key_forgotten_after_retention)
 }
 END_TEST
 
-/* DESIGN.md §2 codes through the request format of docs/pipe.md; a refusal changes nothing. */
+/* docs/design.md#error-codes codes through the request format of docs/pipe.md; a refusal changes nothing. */
 START_TEST(durable_refusals_get_their_code)
 {
     D d;
@@ -691,8 +641,8 @@ START_TEST(durable_snapshot_restores_what_a_restart_would)
 }
 END_TEST
 
-/* RULES.md §5 metrics follow from the orders and the histories; a restart must not change a
- * shop's figures, including the merchant answers dropped (DESIGN.md §3: "the failure is recorded
+/* docs/rulebook.md#metrics: the metrics follow from the orders and the histories; a restart must not change a
+ * shop's figures, including the merchant answers dropped (docs/design.md#hooks-and-layers: "the failure is recorded
  * in the case history and the metrics"). */
 START_TEST(durable_restart_keeps_shop_metrics)
 {
@@ -731,7 +681,7 @@ START_TEST(durable_restart_keeps_shop_metrics)
 }
 END_TEST
 
-/* DESIGN.md §2: "the same key twice returns the first result and applies once"; docs/pipe.md:
+/* docs/api.md#idempotency: "the same key twice returns the first result and applies once"; docs/pipe.md:
  * "also across restarts". */
 START_TEST(durable_idempotency_key_answers_first_outcome_after_restart)
 {
@@ -805,7 +755,7 @@ START_TEST(durable_idempotency_key_answers_first_outcome_after_restart)
 }
 END_TEST
 
-/* DESIGN.md §5: side effects "are delivered at least once with an idempotency key"; aftersale.h:
+/* docs/design.md#storage-and-durability: side effects "are delivered at least once with an idempotency key"; aftersale.h:
  * undelivered outbox entries "are delivered again"; docs/pipe.md: "again after a restart until
  * acknowledged with outbox.ack". */
 START_TEST(durable_outbox_redelivered_until_acknowledged)
@@ -814,7 +764,7 @@ START_TEST(durable_outbox_redelivered_until_acknowledged)
     d_init(&d, "outbox.db");
     rt_start(&d);
     /* not shipped: a refund_only is a cancellation, and the fee goes back with the last item
-     * (RULES.md §1.1, §1.4) */
+     * (docs/rulebook.md#eligibility, docs/rulebook.md#amounts) */
     OK(&d, "{\"op\":\"order.create\",\"order\":{\"id\":\"O1\",\"shop\":\"S1\",\"buyer\":\"B1\","
            "\"items\":[{\"sku\":\"T1\",\"category\":\"apparel\",\"qty\":1,\"price\":19900}],"
            "\"shipping_fee\":600}}");
@@ -864,7 +814,7 @@ START_TEST(durable_outbox_redelivered_until_acknowledged)
 END_TEST
 
 /* Issue 10 (4): "A refund instructed again after refund_failed is a new instruction with its
- * own key, so a receiver that deduplicates by key does retry" (RULES.md §1.3 still says "the
+ * own key, so a receiver that deduplicates by key does retry" (docs/rulebook.md#where-agreement-leads still says "the
  * same idempotency key": superseded). The new instruction is a side effect of its own:
  * delivered at least once, again after a restart until acknowledged, while the first one,
  * acknowledged, is not. */
@@ -968,7 +918,7 @@ START_TEST(durable_outbox_ack_per_url_survives_restart)
 }
 END_TEST
 
-/* DESIGN.md §3: "a case records the versions in force when it opened and keeps them until it
+/* docs/design.md#pack-versions: "a case records the versions in force when it opened and keeps them until it
  * ends, even when a new version is loaded"; aftersale.h: merchant source is "stored with its
  * version so that cases pinning it survive a restart". */
 START_TEST(durable_merchant_pack_pin_survives_restart)
@@ -1086,7 +1036,7 @@ START_TEST(durable_merchant_pack_from_file_pin_survives_restart)
 END_TEST
 
 /* ==========================================================================================
- * Deadlines across a restart (DESIGN.md §4: "after a restart, those that passed while down fire
+ * Deadlines across a restart (docs/design.md#time-and-deadlines: "after a restart, those that passed while down fire
  * at once, in due-time order")
  * ======================================================================================== */
 
@@ -1099,8 +1049,8 @@ START_TEST(durable_deadline_due_while_down_fires_after_restart)
     D d;
     d_init(&d, "down.db");
     rt_start(&d);
-    /* the merchant answers within 300 ms: shorter than the platform's 48h, kept (RULES.md
-     * §1.6) */
+    /* the merchant answers within 300 ms: shorter than the platform's 48h, kept
+     * (docs/rulebook.md#merchant-bounds) */
     merchant_rules(&d, "S1", FAST_MERCHANT("quick", 300));
     delivered_order(&d, "O1", "S1", "B1");
     OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
@@ -1791,10 +1741,5 @@ static Suite *durable_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(durable_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(durable_suite(), 1);
 }

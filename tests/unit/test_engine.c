@@ -1,6 +1,6 @@
 /* test_engine.c -- commands through the public API (aftersale/aftersale.h) on a virtual clock
- * with the bundled packs: the check order and error codes of DESIGN.md §2, the eligibility
- * checks of RULES.md §1.1, and "a refused command changes nothing" (every refusal compares the
+ * with the bundled packs: the check order and error codes of docs/design.md#check-order and #error-codes, the eligibility
+ * checks of docs/rulebook.md#eligibility, and "a refused command changes nothing" (every refusal compares the
  * case's JSON before and after). */
 #include <check.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include "aftersale/aftersale.h"
 #include "core/runtime.h"
 #include "core/timefmt.h"
+#include "unit_common.h"
 
 #define T0 1772323200000ll /* 2026-03-01T00:00:00Z, 08:00 in UTC+8 */
 
@@ -61,9 +62,7 @@ static void world(T *t, int auto_pay, long instructions)
     o.auto_pay = auto_pay;
     o.lua_instructions = instructions;
     o.lua_memory = 8 << 20;
-    t->rt = as_runtime_new(&o, &t->err);
-    ck_assert_ptr_nonnull(t->rt);
-    OK(t, as_runtime_load_packs_dir(t->rt, AS_SOURCE_ROOT "/plugins", &t->err));
+    t->rt = unit_runtime(&o, &t->err);
     ck_assert_int_eq(as_runtime_now(t->rt), T0);
     OK(t, as_order_create_json(t->rt, ORDER_O1, &t->err));
     OK(t, as_order_create_json(t->rt, ORDER_OE, &t->err));
@@ -111,7 +110,7 @@ static int case_has(T *t, const char *id, const char *needle)
 
 #define STATE(s) "\"state\":\"" s "\""
 
-/* DESIGN.md §2: "the first failing check is the answer, and a refused command changes
+/* docs/design.md#check-order: "the first failing check is the answer, and a refused command changes
  * nothing": `expr` must fail with `want` (code and message) and leave case `id` exactly as
  * it was. */
 #define REFUSED(t, id, want, expr)                                                         \
@@ -167,7 +166,7 @@ START_TEST(engine_open_gives_requested_with_merchant_response)
     ck_assert_msg(case_has(&t, "C1", due), "no %s", due);
     ck_assert(case_has(&t, "C1", "\"platform\":\"platform@2\""));
     ck_assert(case_has(&t, "C1", "\"category\":\"apparel@1\""));
-    /* DESIGN.md §2: the platform may open for the buyer */
+    /* docs/design.md#states-and-actions: the platform may open for the buyer */
     OK(&t, open_(&t, "platform",
                  "{\"id\":\"C2\",\"order\":\"OE\",\"type\":\"exchange\",\"reason\":\"wrong_item\","
                  "\"items\":[{\"sku\":\"P1\",\"qty\":1}],\"evidence\":[\"p\"]}"));
@@ -178,7 +177,7 @@ START_TEST(engine_open_gives_requested_with_merchant_response)
 }
 END_TEST
 
-/* RULES.md conventions: "A deadline of duration D entered at time t fires at exactly t + D. An
+/* docs/rulebook.md#conventions: "A deadline of duration D entered at time t fires at exactly t + D. An
  * action stamped before t + D wins; at t + D the deadline has already fired". */
 START_TEST(engine_deadline_fires_at_exactly_t_plus_d)
 {
@@ -199,7 +198,7 @@ START_TEST(engine_deadline_fires_at_exactly_t_plus_d)
 END_TEST
 
 /* ==========================================================================================
- * DESIGN.md §2 check 2: not_found
+ * docs/design.md#check-order check 2: not_found
  * ======================================================================================== */
 
 START_TEST(engine_unknown_case_or_order_is_not_found)
@@ -227,7 +226,7 @@ START_TEST(engine_unknown_case_or_order_is_not_found)
 END_TEST
 
 /* ==========================================================================================
- * DESIGN.md §2 check 3: bad_request for the shape
+ * docs/design.md#check-order check 3: bad_request for the shape
  * ======================================================================================== */
 
 START_TEST(engine_malformed_json_is_bad_request)
@@ -255,7 +254,7 @@ START_TEST(engine_malformed_json_is_bad_request)
 }
 END_TEST
 
-/* DESIGN.md §2 "keys not listed here are refused with bad_request". */
+/* docs/design.md#actions-and-payloads "keys not listed here are refused with bad_request". */
 START_TEST(engine_unknown_key_is_bad_request)
 {
     T t;
@@ -292,7 +291,7 @@ START_TEST(engine_unknown_action_is_bad_request)
     REFUSED(&t, "C1", AS_EBAD_REQUEST, act(&t, "merchant:S1", "C1", "frobnicate", NULL, -1));
     REFUSED(&t, "C1", AS_EBAD_REQUEST, act(&t, "merchant:S1", "C1", "", NULL, -1));
     REFUSED(&t, "C1", AS_EBAD_REQUEST, act(&t, "merchant:S1", "C1", "AGREE", NULL, -1));
-    /* system actions are no caller's (DESIGN.md §1: system is never an API caller) */
+    /* system actions are no caller's (docs/design.md#parties-and-principals: system is never an API caller) */
     REFUSED(&t, "C1", AS_EBAD_REQUEST, act(&t, "merchant:S1", "C1", "auto_agree", NULL, -1));
     REFUSED(&t, "C1", AS_EBAD_REQUEST, act(&t, "platform", "C1", "auto_close", NULL, -1));
     /* open is not an action on an existing case */
@@ -305,7 +304,7 @@ START_TEST(engine_unknown_action_is_bad_request)
 END_TEST
 
 /* ==========================================================================================
- * DESIGN.md §2 check 4: forbidden
+ * docs/design.md#check-order check 4: forbidden
  * ======================================================================================== */
 
 /* "actor not party to the case (wrong buyer, wrong shop)". */
@@ -355,7 +354,7 @@ START_TEST(engine_role_never_takes_action_is_forbidden)
 END_TEST
 
 /* ==========================================================================================
- * DESIGN.md §2 checks 5 and 6: invalid_state, conflict
+ * docs/design.md#check-order checks 5 and 6: invalid_state, conflict
  * ======================================================================================== */
 
 START_TEST(engine_action_not_in_state_is_invalid_state)
@@ -369,7 +368,7 @@ START_TEST(engine_action_not_in_state_is_invalid_state)
     REFUSED(&t, "C1", AS_EINVALID_STATE, act(&t, "platform", "C1", "refund_succeeded", NULL, -1));
     REFUSED(&t, "C1", AS_EINVALID_STATE,
             act(&t, "buyer:B1", "C1", "ship_return", "{\"carrier\":\"SF\",\"tracking\":\"1\"}", -1));
-    /* RULES.md §1.3: an offer is for a partial_refund only */
+    /* docs/rulebook.md#where-agreement-leads: an offer is for a partial_refund only */
     REFUSED(&t, "C1", AS_EINVALID_STATE, act(&t, "merchant:S1", "C1", "offer", "{\"amount\":100}", -1));
     /* check 5 before 6 and 7 */
     REFUSED(&t, "C1", AS_EINVALID_STATE, act(&t, "merchant:S1", "C1", "confirm_return", NULL, 0));
@@ -378,13 +377,13 @@ START_TEST(engine_action_not_in_state_is_invalid_state)
     OK(&t, act(&t, "buyer:B1", "C1", "withdraw", NULL, -1));
     REFUSED(&t, "C1", AS_EINVALID_STATE, act(&t, "buyer:B1", "C1", "withdraw", NULL, -1));
     REFUSED(&t, "C1", AS_EINVALID_STATE, act(&t, "merchant:S1", "C1", "agree", NULL, -1));
-    OK(&t, act(&t, "logistics", "C1", "delivered", NULL, -1)); /* DESIGN.md §2: any state */
+    OK(&t, act(&t, "logistics", "C1", "delivered", NULL, -1)); /* docs/design.md#states-and-actions: any state */
     ck_assert(case_has(&t, "C1", STATE("closed")));
     bye(&t);
 }
 END_TEST
 
-/* RULES.md §1.1: revise is invalid_state "after a rejection at receipt ..., when the merchant
+/* docs/rulebook.md#eligibility: revise is invalid_state "after a rejection at receipt ..., when the merchant
  * holds the goods". */
 START_TEST(engine_revise_refused_when_goods_are_held)
 {
@@ -404,7 +403,7 @@ START_TEST(engine_revise_refused_when_goods_are_held)
 }
 END_TEST
 
-/* DESIGN.md §2 check 6: "stale version → conflict". */
+/* docs/design.md#check-order check 6: "stale version → conflict". */
 START_TEST(engine_stale_version_is_conflict)
 {
     T t;
@@ -422,10 +421,10 @@ START_TEST(engine_stale_version_is_conflict)
 END_TEST
 
 /* ==========================================================================================
- * DESIGN.md §2 check 7: values out of range
+ * docs/design.md#check-order check 7: values out of range
  * ======================================================================================== */
 
-/* "an offer outside 1 fen … the cap of RULES.md §1.4". */
+/* "an offer outside 1 fen … the cap of docs/rulebook.md#amounts". */
 START_TEST(engine_offer_out_of_range_is_bad_request)
 {
     T t;
@@ -455,7 +454,7 @@ START_TEST(engine_other_values_out_of_range_are_bad_request)
 {
     T t;
     world(&t, 0, 0);
-    /* RULES.md §4: receipt-check reasons are a closed list */
+    /* docs/rulebook.md#electronics: receipt-check reasons are a closed list */
     OK(&t, open_(&t, "buyer:B1", CASE_C1));
     OK(&t, act(&t, "merchant:S1", "C1", "agree", NULL, -1));
     OK(&t, act(&t, "buyer:B1", "C1", "ship_return",
@@ -484,14 +483,14 @@ START_TEST(engine_other_values_out_of_range_are_bad_request)
     OPEN_REFUSED(&t, "C3", AS_EFORBIDDEN, "buyer:B2",
                  "{\"id\":\"C3\",\"order\":\"O1\",\"type\":\"gift\",\"reason\":\"quality\","
                  "\"items\":[{\"sku\":\"T2\",\"qty\":1}],\"evidence\":[\"p\"]}");
-    /* DESIGN.md §1: an id already in use is bad_request */
+    /* docs/design.md#limits: an id already in use is bad_request */
     OPEN_REFUSED(&t, "C1x", AS_EBAD_REQUEST, "buyer:B1", CASE_C1);
     bye(&t);
 }
 END_TEST
 
 /* ==========================================================================================
- * DESIGN.md §2 check 8 / RULES.md §1.1: eligibility, stage 1 then stage 2
+ * docs/design.md#check-order check 8 / docs/rulebook.md#eligibility: eligibility, stage 1 then stage 2
  * ======================================================================================== */
 
 /* Stage 1 #1: "an item's SKU is not on the order, or its qty is above what was bought; items of
@@ -557,7 +556,7 @@ START_TEST(engine_stage1_shipment_status_not_eligible)
 END_TEST
 
 /* Before shipment a refund_only is a cancellation: only stage 1 applies, and the shipping fee
- * goes back with the last item, shown from the open on (RULES.md §1.1, §1.4). */
+ * goes back with the last item, shown from the open on (docs/rulebook.md#eligibility, docs/rulebook.md#amounts). */
 START_TEST(engine_cancellation_before_shipment)
 {
     T t;
@@ -586,7 +585,7 @@ START_TEST(engine_stage1_duplicate_case)
     OPEN_REFUSED(&t, "C2", AS_EDUPLICATE_CASE, "buyer:B1",
                  "{\"id\":\"C2\",\"order\":\"O1\",\"type\":\"exchange\",\"reason\":\"quality\","
                  "\"items\":[{\"sku\":\"T1\",\"qty\":1}]}");
-    /* withdraw frees the SKU (RULES.md §1.1) */
+    /* withdraw frees the SKU (docs/rulebook.md#eligibility) */
     OK(&t, act(&t, "buyer:B1", "C1", "withdraw", NULL, -1));
     OK(&t, open_(&t, "buyer:B1",
                  "{\"id\":\"C2\",\"order\":\"O1\",\"type\":\"exchange\",\"reason\":\"size_fit\","
@@ -667,7 +666,7 @@ START_TEST(engine_stage1_evidence_required)
 }
 END_TEST
 
-/* Stage 1 #7: "requested_amount above paid for the case (+ shipping where §1.4 allows)". */
+/* Stage 1 #7: "requested_amount above paid for the case (+ shipping where docs/rulebook.md#amounts allows)". */
 START_TEST(engine_stage1_amount_exceeds_paid)
 {
     T t;
@@ -721,7 +720,7 @@ START_TEST(engine_stage2_window_expired)
 }
 END_TEST
 
-/* RULES.md §4 三包: day 8-15 after delivery a quality claim may ask for exchange or repair. */
+/* docs/rulebook.md#electronics 三包: day 8-15 after delivery a quality claim may ask for exchange or repair. */
 START_TEST(engine_stage2_remedy_not_allowed)
 {
     T t;
@@ -737,7 +736,7 @@ START_TEST(engine_stage2_remedy_not_allowed)
 }
 END_TEST
 
-/* RULES.md §4: past the warranty year → warranty_expired. */
+/* docs/rulebook.md#electronics: past the warranty year → warranty_expired. */
 START_TEST(engine_stage2_warranty_expired)
 {
     T t;
@@ -751,7 +750,7 @@ START_TEST(engine_stage2_warranty_expired)
 END_TEST
 
 /* ==========================================================================================
- * Rules that fail (DESIGN.md §3)
+ * Rules that fail (docs/design.md#hooks-and-layers)
  * ======================================================================================== */
 
 /* Writes `src` to a temporary .lua file; the caller unlinks it. */
@@ -821,7 +820,7 @@ START_TEST(engine_throwing_category_pack_is_rule_error)
 }
 END_TEST
 
-/* DESIGN.md §3 versions: "a case records the versions in force when it opened and keeps them
+/* docs/design.md#pack-versions: "a case records the versions in force when it opened and keeps them
  * until it ends, even when a new version is loaded". */
 START_TEST(engine_category_pack_version_pinned_at_open)
 {
@@ -848,7 +847,7 @@ START_TEST(engine_category_pack_version_pinned_at_open)
 END_TEST
 
 /* A category hook that fails during an action refuses it with rule_error and leaves the case
- * exactly as it was (DESIGN.md §3, STYLE.md 11). */
+ * exactly as it was (docs/design.md#hooks-and-layers). */
 START_TEST(engine_failing_category_hook_on_action_changes_nothing)
 {
     T t;
@@ -872,8 +871,8 @@ START_TEST(engine_failing_category_hook_on_action_changes_nothing)
 }
 END_TEST
 
-/* DESIGN.md §2: "A deadline is never refused: when a platform or category hook fails as it
- * fires, the failure is recorded and the deadline's default action of RULES.md §1.2 is
+/* docs/design.md#check-order: "A deadline is never refused: when a platform or category hook fails as it
+ * fires, the failure is recorded and the deadline's default action of docs/rulebook.md#deadlines is
  * taken." */
 START_TEST(engine_deadline_never_refused_by_failing_rule)
 {
@@ -901,7 +900,7 @@ START_TEST(engine_deadline_never_refused_by_failing_rule)
 }
 END_TEST
 
-/* DESIGN.md §4: on the real clock, deadlines are data in one scheduler driving one uv_timer_t;
+/* docs/design.md#time-and-deadlines: on the real clock, deadlines are data in one scheduler driving one uv_timer_t;
  * the timer fires the deadline without any command arriving. */
 START_TEST(engine_real_clock_timer_fires_deadline)
 {
@@ -910,9 +909,7 @@ START_TEST(engine_real_clock_timer_fires_deadline)
     as_options o = {0};
     o.loop = &loop;
     T t = {0};
-    t.rt = as_runtime_new(&o, &t.err);
-    ck_assert_ptr_nonnull(t.rt);
-    OK(&t, as_runtime_load_packs_dir(t.rt, AS_SOURCE_ROOT "/plugins", &t.err));
+    t.rt = unit_runtime(&o, &t.err);
     char path[64];
     write_pack(path, sizeof path,
                "return { name = 'quick', version = '1',"
@@ -936,7 +933,7 @@ START_TEST(engine_real_clock_timer_fires_deadline)
 }
 END_TEST
 
-/* DESIGN.md §3: "an old version is freed when no open case pins it" -- its engine state goes
+/* docs/design.md#pack-versions: "an old version is freed when no open case pins it" -- its engine state goes
  * with its last case, while the case still names the version it ran under. */
 START_TEST(engine_old_version_freed_when_last_case_ends)
 {
@@ -1016,10 +1013,5 @@ static Suite *engine_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(engine_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(engine_suite(), 1);
 }

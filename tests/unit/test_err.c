@@ -1,12 +1,13 @@
-/* test_err.c -- the one error list (DESIGN.md §2 "Error codes", STYLE.md 3). */
+/* test_err.c -- the one error list (docs/design.md#error-codes). */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aftersale/error.h"
 #include "core/err.h"
+#include "unit_common.h"
 
-/* DESIGN.md §2: "Error codes — the complete list". The runtime adds only its own `nomem` and
+/* docs/design.md#error-codes: "Error codes — the complete list". The runtime adds only its own `nomem` and
  * `io` (error.h). */
 static const struct {
     int code;
@@ -93,7 +94,7 @@ START_TEST(err_unknown_codes)
 }
 END_TEST
 
-/* STYLE.md 3: a caller-owned as_error receives the code and a sentence. */
+/* docs/design.md#error-codes: a caller-owned as_error receives the code and a sentence. */
 START_TEST(err_setter_fills_and_returns)
 {
     as_error e = {0};
@@ -129,10 +130,5 @@ static Suite *err_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(err_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(err_suite(), 1);
 }

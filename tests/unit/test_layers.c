@@ -1,5 +1,5 @@
 /* test_layers.c -- asking the rule layers platform → category → merchant and combining their
- * answers (DESIGN.md §3 "How layers combine", RULES.md §1.6 bounds on merchant answers,
+ * answers (docs/design.md#hooks-and-layers "How layers combine", docs/rulebook.md#merchant-bounds,
  * core/layers.h). Each layer is a small inline Lua pack. */
 #include <check.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "core/layers.h"
 #include "lua/lua_engine.h"
 #include "unit_fixtures.h"
+#include "unit_common.h"
 
 static const as_pack_limits LIM = {.instructions = 20000, .memory = 1 << 20};
 
@@ -66,7 +67,7 @@ static int note_has(const stack *s, const char *needle)
  * The last non-nil answer stands
  * ======================================================================================== */
 
-/* DESIGN.md §3: "a hook's answer is the last non-nil answer in layer order (platform, then
+/* docs/design.md#hooks-and-layers: "a hook's answer is the last non-nil answer in layer order (platform, then
  * category, then merchant)". */
 START_TEST(layers_last_non_nil_answer_wins)
 {
@@ -96,7 +97,7 @@ START_TEST(layers_last_non_nil_answer_wins)
 }
 END_TEST
 
-/* RULES.md §1.1 stage 2: "Each layer's eligibility hook answers allowed, a refusal, or nil
+/* docs/rulebook.md#eligibility stage 2: "Each layer's eligibility hook answers allowed, a refusal, or nil
  * (keep the answer so far); the last answer stands". */
 START_TEST(layers_eligibility_last_answer_stands)
 {
@@ -128,10 +129,10 @@ START_TEST(layers_eligibility_last_answer_stands)
 END_TEST
 
 /* ==========================================================================================
- * Merchant bounds (RULES.md §1.6)
+ * Merchant bounds (docs/rulebook.md#merchant-bounds)
  * ======================================================================================== */
 
-/* §1.6 eligibility: "may turn a stage-2 refusal (window_expired, not_eligible,
+/* docs/rulebook.md#merchant-bounds eligibility: "may turn a stage-2 refusal (window_expired, not_eligible,
  * remedy_not_allowed, warranty_expired) into allowed". */
 START_TEST(layers_merchant_may_allow_stage2_refusals)
 {
@@ -150,8 +151,8 @@ START_TEST(layers_merchant_may_allow_stage2_refusals)
 }
 END_TEST
 
-/* §1.6 eligibility: "may not refuse what earlier layers allowed"; the dropped answer is
- * recorded (DESIGN.md §3). */
+/* docs/rulebook.md#merchant-bounds eligibility: "may not refuse what earlier layers allowed"; the dropped answer is
+ * recorded (docs/design.md#hooks-and-layers). */
 START_TEST(layers_merchant_may_not_refuse_what_was_allowed)
 {
     static const char *const earlier[][2] = {{ELIG_TRUE, NULL}, {ELIG_TRUE, ELIG_NIL},
@@ -175,7 +176,7 @@ START_TEST(layers_merchant_may_not_refuse_what_was_allowed)
 }
 END_TEST
 
-/* §1.6: "stage 1 of §1.1 is out of its reach" — and so is any refusal that is not stage-2
+/* docs/rulebook.md#merchant-bounds: "stage 1 of docs/rulebook.md#eligibility is out of its reach" — and so is any refusal that is not stage-2
  * policy (a category's evidence rule, a bad_request). */
 START_TEST(layers_merchant_may_not_allow_other_refusals)
 {
@@ -203,7 +204,7 @@ static int64_t deadline(stack *s, as_deadline_kind k, int *given)
     return ms;
 }
 
-/* §1.6 deadlines: "may shorten the merchant's own windows (merchant_response, ...)" and
+/* docs/rulebook.md#merchant-bounds deadlines: "may shorten the merchant's own windows (merchant_response, ...)" and
  * never lengthen them. */
 START_TEST(layers_merchant_may_shorten_merchant_response_only)
 {
@@ -240,7 +241,7 @@ START_TEST(layers_merchant_may_shorten_merchant_response_only)
 }
 END_TEST
 
-/* §1.6 deadlines: "lengthen the buyer's (buyer_ship, ...); never the reverse". */
+/* docs/rulebook.md#merchant-bounds deadlines: "lengthen the buyer's (buyer_ship, ...); never the reverse". */
 START_TEST(layers_merchant_may_lengthen_buyer_ship_only)
 {
     int given;
@@ -267,7 +268,7 @@ START_TEST(layers_merchant_may_lengthen_buyer_ship_only)
 }
 END_TEST
 
-/* DESIGN.md §3: every number a hook returns is an integer in its documented range (durations
+/* docs/design.md#hooks-and-layers: every number a hook returns is an integer in its documented range (durations
  * 0 .. 365 days, priority 1 .. 100): a merchant's out of range is dropped with a note, a
  * platform's is a rule error; nothing wraps the clock. */
 START_TEST(layers_answer_ranges)
@@ -325,7 +326,7 @@ static int64_t amount(stack *s, int64_t cap, int64_t start, int want_rc)
     return a;
 }
 
-/* §1.6 refund_amount: "may raise the amount up to the cap of §1.4; may not lower it". */
+/* docs/rulebook.md#merchant-bounds refund_amount: "may raise the amount up to the cap of docs/rulebook.md#amounts; may not lower it". */
 START_TEST(layers_merchant_refund_amount_bounds)
 {
     stack s;
@@ -357,8 +358,8 @@ START_TEST(layers_merchant_refund_amount_bounds)
 }
 END_TEST
 
-/* RULES.md §1.4 "never above the cap": a platform or category answer above it is a rule
- * error (DESIGN.md §3: refund_amount → fen; never above the cap). */
+/* docs/rulebook.md#amounts "never above the cap": a platform or category answer above it is a rule
+ * error (docs/design.md#hooks-and-layers: refund_amount → fen; never above the cap). */
 START_TEST(layers_platform_amount_above_cap_is_rule_error)
 {
     stack s;
@@ -388,7 +389,7 @@ static int decide(stack *s, char *reason)
     return d;
 }
 
-/* §1.6 auto_decide: "may agree or reject at once ..., but may not reject what an earlier layer
+/* docs/rulebook.md#merchant-bounds auto_decide: "may agree or reject at once ..., but may not reject what an earlier layer
  * agreed". */
 START_TEST(layers_merchant_may_not_reject_what_was_agreed)
 {
@@ -426,7 +427,7 @@ START_TEST(layers_merchant_may_not_reject_what_was_agreed)
 END_TEST
 
 /* ==========================================================================================
- * Failing hooks (DESIGN.md §3)
+ * Failing hooks (docs/design.md#hooks-and-layers)
  * ======================================================================================== */
 
 /* "A failing merchant hook never blocks a buyer: its answer is dropped, the failure is
@@ -510,7 +511,7 @@ END_TEST
 
 /* layers.h: "A failing platform or category hook fails the command with rule_error, except
  * while a deadline fires (lenient): then ... it is dropped and written down as a note"
- * (DESIGN.md §2: "A deadline is never refused"). */
+ * (docs/design.md#check-order: "A deadline is never refused"). */
 START_TEST(layers_lenient_mode_drops_platform_failures)
 {
     stack s;
@@ -575,7 +576,7 @@ START_TEST(layers_inspection_and_instant_refund_flags)
     ck_assert_int_eq(s.L.dropped, 1);
     done(&s);
 
-    /* a merchant may grant an instant refund (more generous, §1.6) */
+    /* a merchant may grant an instant refund (more generous, docs/rulebook.md#merchant-bounds) */
     setup(&s, "instant_refund = function() return nil end", NULL,
           "instant_refund = function() return true end");
     ck_assert_int_eq(as__layers_flag(&s.L, AS_HOOK_INSTANT_REFUND, &yes, &s.err), 0);
@@ -672,10 +673,5 @@ static Suite *layers_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(layers_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(layers_suite(), 1);
 }

@@ -5,6 +5,7 @@
 
 #include "core/err.h"
 #include "core/limits.h"
+#include "unit_common.h"
 
 static char *filled(size_t n, char c)
 {
@@ -133,10 +134,5 @@ static Suite *limits_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(limits_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(limits_suite(), 1);
 }

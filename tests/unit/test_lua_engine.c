@@ -1,5 +1,5 @@
 /* test_lua_engine.c -- Lua rule packs: loading, the views a hook sees, answers, and the sandbox
- * (DESIGN.md §3, STYLE.md 10-12, lua/lua_engine.h). Hostile packs are written inline. */
+ * (docs/design.md#hooks-and-layers, docs/rules.md#the-sandbox, lua/lua_engine.h). Hostile packs are written inline. */
 #include <check.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -11,6 +11,7 @@
 #include "core/pack.h"
 #include "lua/lua_engine.h"
 #include "unit_fixtures.h"
+#include "unit_common.h"
 
 /* Small limits keep hostile packs fast. */
 static const as_pack_limits SMALL = {.instructions = 20000, .memory = 1 << 20}; /* 1 MiB */
@@ -48,7 +49,7 @@ static as_pack *load_bundled(const char *name)
 
 #define H(x) (1u << AS_HOOK_##x)
 
-/* DESIGN.md §3: "Lua packs are files returning a table {name, version, categories, hooks…}";
+/* docs/design.md#hooks-and-layers: "Lua packs are files returning a table {name, version, categories, hooks…}";
  * categories name the categories a category pack serves, the platform pack has none. */
 START_TEST(lua_engine_loads_bundled_packs)
 {
@@ -86,7 +87,7 @@ START_TEST(lua_engine_loads_bundled_packs)
 }
 END_TEST
 
-/* RULES.md §1.2 defaults and §1.7 priority through the platform pack's own hooks. */
+/* docs/rulebook.md#deadlines defaults and docs/rulebook.md#priority priority through the platform pack's own hooks. */
 START_TEST(lua_engine_platform_pack_answers)
 {
     as_pack *p = load_bundled("platform");
@@ -119,12 +120,12 @@ START_TEST(lua_engine_platform_pack_answers)
     ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), 0);
     ck_assert_int_eq(ans.i, 2);
 
-    /* RULES.md §1.4: paid for the case (19900) */
+    /* docs/rulebook.md#amounts: paid for the case (19900) */
     ck_assert_int_eq(fx_call(p, AS_HOOK_REFUND_AMOUNT, &f, &ans, &err), 0);
     ck_assert_int_eq(ans.kind, AS_ANS_INT);
     ck_assert_int_eq(ans.i, 19900);
 
-    /* RULES.md §1.1 stage 2 #3: no_reason on day 8 after delivery is window_expired */
+    /* docs/rulebook.md#eligibility stage 2 #3: no_reason on day 8 after delivery is window_expired */
     f.c->v.reason = AS_REASON_NO_REASON;
     f.a.now_ms = f.o->delivered_at + 7 * AS_DAY;
     ck_assert_int_eq(fx_call(p, AS_HOOK_ELIGIBILITY, &f, &ans, &err), 0);
@@ -138,7 +139,7 @@ START_TEST(lua_engine_platform_pack_answers)
 }
 END_TEST
 
-/* RULES.md §4: an IMEI (15 digits) must pass its Luhn check at order.create. */
+/* docs/rulebook.md#electronics: an IMEI (15 digits) must pass its Luhn check at order.create. */
 START_TEST(lua_engine_electronics_imei_check)
 {
     as_pack *p = load_bundled("electronics");
@@ -161,7 +162,7 @@ END_TEST
  * Loading: what is not a pack
  * ======================================================================================== */
 
-/* DESIGN.md §3: the pack table holds name, version, categories and hooks — nothing else. */
+/* docs/design.md#hooks-and-layers: the pack table holds name, version, categories and hooks — nothing else. */
 START_TEST(lua_engine_unknown_field_is_bad_request)
 {
     as_error err;
@@ -226,7 +227,7 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
     return 0;
 }
 
-/* STYLE.md 10: "load source with mode "t" (no bytecode)"; DESIGN.md §3 sandbox. A real
+/* docs/rules.md#the-sandbox: "load source with mode "t" (no bytecode)"; docs/rules.md#the-sandbox. A real
  * binary chunk of a valid pack, and a bare signature, are both refused as bad_request. */
 START_TEST(lua_engine_binary_chunk_refused)
 {
@@ -271,7 +272,7 @@ END_TEST
  * Views and answers
  * ======================================================================================== */
 
-/* docs/rules.md "What a hook sees": the order and case fields with the names of DESIGN.md §1,
+/* docs/rules.md "What a hook sees": the order and case fields with the names of docs/design.md#domain-model,
  * a case item carrying its order line's fields, and `now` in ms. */
 START_TEST(lua_engine_views_read_the_case)
 {
@@ -348,7 +349,7 @@ START_TEST(lua_engine_view_kept_past_its_call_fails)
 }
 END_TEST
 
-/* DESIGN.md §3 hooks: the documented answers, each in its own shape. */
+/* docs/design.md#hooks-and-layers hooks: the documented answers, each in its own shape. */
 START_TEST(lua_engine_answers_of_each_hook)
 {
     as_pack *p = fx_load(
@@ -421,7 +422,7 @@ START_TEST(lua_engine_absent_hook_is_nil)
 }
 END_TEST
 
-/* DESIGN.md §2 rule_error: "a platform or category rule threw, returned a wrong type, or ran
+/* docs/design.md#error-codes rule_error: "a platform or category rule threw, returned a wrong type, or ran
  * out of budget". */
 START_TEST(lua_engine_wrong_return_types_are_rule_error)
 {
@@ -489,7 +490,7 @@ START_TEST(lua_engine_throw_is_rule_error_with_message)
 END_TEST
 
 /* ==========================================================================================
- * The sandbox: budget (STYLE.md 10, DESIGN.md §3 "no way around them")
+ * The sandbox: budget (docs/rules.md#the-sandbox, docs/design.md#hooks-and-layers "no way around them")
  * ======================================================================================== */
 
 static void expect_budget(const char *src, as_hook h)
@@ -533,7 +534,7 @@ START_TEST(lua_engine_loop_forever_exhausts_budget)
 }
 END_TEST
 
-/* STYLE.md 10: "pcall inside the script cannot swallow it". */
+/* docs/rules.md#the-sandbox: "pcall inside the script cannot swallow it". */
 START_TEST(lua_engine_loop_inside_pcall_still_fails)
 {
     expect_budget(ELIG("pcall(function() while true do end end) return true"),
@@ -557,7 +558,7 @@ START_TEST(lua_engine_loop_inside_pcall_still_fails)
 }
 END_TEST
 
-/* STYLE.md 10: "Lua 5.4 runs an xpcall message handler after a hook error ... with hooks off:
+/* docs/rules.md#the-sandbox: "Lua 5.4 runs an xpcall message handler after a hook error ... with hooks off:
  * close those doors too". */
 START_TEST(lua_engine_xpcall_handler_loop_still_fails)
 {
@@ -589,7 +590,7 @@ START_TEST(lua_engine_xpcall_handler_loop_still_fails)
 END_TEST
 
 /* ==========================================================================================
- * The sandbox: memory (STYLE.md 10, 12: LUA_ERRMEM is reported as "memory cap exceeded")
+ * The sandbox: memory (docs/rules.md#the-sandbox: LUA_ERRMEM is reported as "memory cap exceeded")
  * ======================================================================================== */
 
 static void expect_memory_cap(const char *body)
@@ -656,7 +657,7 @@ END_TEST
  * The sandbox: what is not there, and what may not be written
  * ======================================================================================== */
 
-/* DESIGN.md §3: "only base (without load, dofile, loadfile), string (without dump), table,
+/* docs/design.md#hooks-and-layers: "only base (without load, dofile, loadfile), string (without dump), table,
  * math, utf8; no io, os, package, debug, require". lua_engine.h also removes collectgarbage
  * and print. */
 START_TEST(lua_engine_sandbox_globals_are_nil)
@@ -726,7 +727,7 @@ START_TEST(lua_engine_writing_a_global_fails)
 END_TEST
 
 /* The same write through _G: the global table must not be a way around the read-only _ENV
- * (a hook's state would then outlive its call, and hooks are pure: STYLE.md 11). */
+ * (a hook's state would then outlive its call, and hooks are pure: docs/design.md#hooks-and-layers). */
 START_TEST(lua_engine_writing_a_global_through_G_fails)
 {
     as_pack *p = fx_load("return { name = 'p', version = '1',"
@@ -763,7 +764,7 @@ START_TEST(lua_engine_rawset_on_env_fails)
 }
 END_TEST
 
-/* STYLE.md 10: "a setmetatable that refuses __gc" (a finalizer runs outside any budget). */
+/* docs/rules.md#the-sandbox: "a setmetatable that refuses __gc" (a finalizer runs outside any budget). */
 START_TEST(lua_engine_setmetatable_with_gc_refused)
 {
     as_pack *p = fx_load(ELIG("setmetatable({}, { __gc = function() end }) return true"), &SMALL,
@@ -812,12 +813,12 @@ START_TEST(lua_engine_raw_setmetatable_unreachable)
 END_TEST
 
 /* ==========================================================================================
- * The sandbox: long-running C calls (DESIGN.md §3: "no way around them: ... not a library
+ * The sandbox: long-running C calls (docs/design.md#hooks-and-layers: "no way around them: ... not a library
  * call that runs long in C (a pathological string pattern, a huge string.rep)")
  * ======================================================================================== */
 
 /* A backtracking pattern runs in C, where no count hook fires: it needs a budget of its own
- * (STYLE.md 10 "pattern functions with a budget of their own"). The TCase timeout is the
+ * (docs/rules.md#the-sandbox "pattern functions with a budget of their own"). The TCase timeout is the
  * failure signal when it has none. */
 START_TEST(lua_engine_pathological_pattern_is_bounded)
 {
@@ -883,7 +884,7 @@ START_TEST(lua_engine_pack_refcount)
 }
 END_TEST
 
-/* STYLE.md 14 (SQLite's *fault.test): fail the n-th and every later allocation of a pack's
+/* As SQLite's *fault.test do: fail the n-th and every later allocation of a pack's
  * state, for every n, while loading the bundled platform pack. Each load either succeeds or
  * is refused with nomem, leaves nothing behind (the sanitizer build checks for leaks), and
  * the pack that finally loads (n past the last allocation) is the same pack. */
@@ -925,7 +926,7 @@ END_TEST
 
 
 /* ==========================================================================================
- * Host reads of pack values (DESIGN.md §3): raw, protected, charged, converted exactly
+ * Host reads of pack values (docs/design.md#hooks-and-layers): raw, protected, charged, converted exactly
  * ======================================================================================== */
 
 /* Metamethods that would raise if the host ran them. */
@@ -1006,7 +1007,7 @@ START_TEST(lua_engine_answers_with_metatables_never_run_them)
 }
 END_TEST
 
-/* DESIGN.md §3: "An integer is a Lua integer or a float with an exact integer value"; a
+/* docs/design.md#hooks-and-layers: "An integer is a Lua integer or a float with an exact integer value"; a
  * string is never coerced. Ranges are the layers' (test_layers.c). */
 START_TEST(lua_engine_numbers_convert_exactly)
 {
@@ -1053,7 +1054,7 @@ START_TEST(lua_engine_numbers_convert_exactly)
 }
 END_TEST
 
-/* DESIGN.md §1 text for a refusal's message and a reject reason: 1-256 bytes of UTF-8, no
+/* docs/design.md#limits text for a refusal's message and a reject reason: 1-256 bytes of UTF-8, no
  * control characters, copied whole or refused (never cut). */
 START_TEST(lua_engine_text_answers_are_text)
 {
@@ -1203,7 +1204,7 @@ START_TEST(lua_engine_cpu_time_backstop)
 }
 END_TEST
 
-/* DESIGN.md §3: no host address reaches a pack. */
+/* docs/design.md#hooks-and-layers: no host address reaches a pack. */
 START_TEST(lua_engine_no_addresses)
 {
     as_answer ans;
@@ -1223,7 +1224,7 @@ START_TEST(lua_engine_no_addresses)
 }
 END_TEST
 
-/* DESIGN.md §3: no math.random; a pack that reaches for it is told why. */
+/* docs/design.md#hooks-and-layers: no math.random; a pack that reaches for it is told why. */
 START_TEST(lua_engine_no_math_random)
 {
     as_answer ans;
@@ -1337,10 +1338,5 @@ static Suite *lua_engine_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(lua_engine_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(lua_engine_suite(), 1);
 }

@@ -1,4 +1,4 @@
-/* test_metrics.c -- per-shop platform metrics over a rolling 30-day window (RULES.md §5,
+/* test_metrics.c -- per-shop platform metrics over a rolling 30-day window (docs/rulebook.md#metrics,
  * core/metrics.h). */
 #include <check.h>
 #include <stdlib.h>
@@ -6,6 +6,7 @@
 
 #include "core/metrics.h"
 #include "core/timefmt.h"
+#include "unit_common.h"
 
 #define NOW (400 * AS_DAY)
 #define WINDOW (30 * AS_DAY)
@@ -49,7 +50,7 @@ static void add(as_shop_events *e, as_event_kind k, int64_t t, const as_order *o
  * The window
  * ---------------------------------------------------------------------------------------- */
 
-/* RULES.md §5: "The window holds the events at t with now − 30 days < t ≤ now". */
+/* docs/rulebook.md#metrics: "The window holds the events at t with now − 30 days < t ≤ now". */
 START_TEST(metrics_window_edges)
 {
     as_order *o = order1(BUYER_A, APPAREL);
@@ -77,7 +78,7 @@ START_TEST(metrics_window_edges)
 }
 END_TEST
 
-/* RULES.md §5: "each count is over its own events in the window". */
+/* docs/rulebook.md#metrics: "each count is over its own events in the window". */
 START_TEST(metrics_each_count_over_its_own_events)
 {
     as_order *o1 = order1(BUYER_A, APPAREL), *o2 = order1(BUYER_B, APPAREL);
@@ -110,7 +111,7 @@ START_TEST(metrics_each_count_over_its_own_events)
 }
 END_TEST
 
-/* RULES.md §5: after-sales rate = distinct buyers with a case opened / distinct buyers with an
+/* docs/rulebook.md#metrics: after-sales rate = distinct buyers with a case opened / distinct buyers with an
  * order; refund rate = orders with a completed refund / orders paid. */
 START_TEST(metrics_distinct_buyers_and_orders)
 {
@@ -149,7 +150,7 @@ START_TEST(metrics_distinct_buyers_and_orders)
 }
 END_TEST
 
-/* RULES.md §5: "a rate whose denominator is 0 is 0". */
+/* docs/rulebook.md#metrics: "a rate whose denominator is 0 is 0". */
 START_TEST(metrics_zero_denominators)
 {
     as_order *o = order1(BUYER_A, APPAREL);
@@ -185,7 +186,7 @@ START_TEST(metrics_zero_denominators)
 }
 END_TEST
 
-/* RULES.md §5: merchant response time (open → first merchant action): median, p90; mean time
+/* docs/rulebook.md#metrics: merchant response time (open → first merchant action): median, p90; mean time
  * to resolution. With 1..10 s every common definition gives median 5 s and p90 9 s. (Whole
  * seconds: metrics.h keeps durations at that resolution.) */
 START_TEST(metrics_response_median_and_p90)
@@ -224,7 +225,7 @@ START_TEST(metrics_response_median_and_p90)
 }
 END_TEST
 
-/* RULES.md §5: "a shop's main category is the category of most of its order lines in the
+/* docs/rulebook.md#metrics: "a shop's main category is the category of most of its order lines in the
  * window (ties: the first alphabetically)". */
 START_TEST(metrics_main_category_ties_alphabetical)
 {
@@ -284,7 +285,7 @@ START_TEST(metrics_prune_keeps_the_window)
 END_TEST
 
 /* ------------------------------------------------------------------------------------------
- * Flagging (RULES.md §5: "flagged when both its dispute refund count and rate are ≥ 4× the
+ * Flagging (docs/rulebook.md#metrics: "flagged when both its dispute refund count and rate are ≥ 4× the
  * mean of its peers' (and it has at least one peer)")
  * ---------------------------------------------------------------------------------------- */
 
@@ -434,10 +435,5 @@ static Suite *metrics_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(metrics_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(metrics_suite(), 1);
 }

@@ -1,10 +1,11 @@
-/* test_model.c -- the vocabulary of DESIGN.md §1-2 and the deadline table of RULES.md §1.2
+/* test_model.c -- the vocabulary of docs/design.md#domain-model and docs/design.md#states-and-actions and the deadline table of docs/rulebook.md#deadlines
  * (core/model.h). */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/model.h"
+#include "unit_common.h"
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -12,7 +13,7 @@
  * Names: the contract's spelling, in both directions
  * ---------------------------------------------------------------------------------------- */
 
-/* DESIGN.md §2 "Types": the six case types, spelled as the contract spells them. */
+/* docs/design.md#case "Types": the six case types, spelled as the contract spells them. */
 START_TEST(model_type_names_are_the_contracts)
 {
     static const char *const want[] = {"refund_only", "return_refund", "exchange",
@@ -25,7 +26,7 @@ START_TEST(model_type_names_are_the_contracts)
 }
 END_TEST
 
-/* DESIGN.md §1 "Reasons": the ten reasons. */
+/* docs/design.md#case "Reasons": the ten reasons. */
 START_TEST(model_reason_names_are_the_contracts)
 {
     static const char *const want[] = {"no_reason",     "quality",      "not_as_described",
@@ -40,7 +41,7 @@ START_TEST(model_reason_names_are_the_contracts)
 }
 END_TEST
 
-/* DESIGN.md §2 "States": the fourteen states of the table. */
+/* docs/design.md#states "States": the fourteen states of the table. */
 START_TEST(model_state_names_are_the_contracts)
 {
     static const char *const want[] = {
@@ -55,7 +56,7 @@ START_TEST(model_state_names_are_the_contracts)
 }
 END_TEST
 
-/* DESIGN.md §2 "Actions" and the system actions of RULES.md §1.2: name and acting role. */
+/* docs/design.md#actions-and-payloads "Actions" and the system actions of docs/rulebook.md#deadlines: name and acting role. */
 START_TEST(model_action_names_and_roles_are_the_contracts)
 {
     static const struct {
@@ -104,7 +105,7 @@ START_TEST(model_action_names_and_roles_are_the_contracts)
 }
 END_TEST
 
-/* DESIGN.md §1 "Actors". */
+/* docs/design.md#parties-and-principals "Actors". */
 START_TEST(model_role_names_are_the_contracts)
 {
     static const char *const want[] = {"buyer", "merchant", "platform", "logistics", "system"};
@@ -116,7 +117,7 @@ START_TEST(model_role_names_are_the_contracts)
 }
 END_TEST
 
-/* RULES.md §1.2 deadline names and DESIGN.md §3 remedies. */
+/* docs/rulebook.md#deadlines deadline names and docs/design.md#hooks-and-layers remedies. */
 START_TEST(model_deadline_and_remedy_names_round_trip)
 {
     static const char *const dl[] = {"merchant_response", "buyer_response", "escalation_window",
@@ -160,7 +161,7 @@ END_TEST
  * States and deadlines
  * ---------------------------------------------------------------------------------------- */
 
-/* RULES.md §1.2: each state's deadline; platform_review and refunding have none ("a person
+/* docs/rulebook.md#deadlines: each state's deadline; platform_review and refunding have none ("a person
  * decides", "the outbox delivers again"), nor do the terminal states. */
 START_TEST(model_state_deadline_kinds)
 {
@@ -192,7 +193,7 @@ START_TEST(model_state_deadline_kinds)
 }
 END_TEST
 
-/* DESIGN.md §2: refunded, completed and closed are the terminal states, and only they. */
+/* docs/design.md#states-and-actions: refunded, completed and closed are the terminal states, and only they. */
 START_TEST(model_terminal_states)
 {
     for (int s = 0; s < AS_STATE_COUNT; s++) {
@@ -205,7 +206,7 @@ START_TEST(model_terminal_states)
 }
 END_TEST
 
-/* RULES.md §1.2 "on expiry (system action)". */
+/* docs/rulebook.md#deadlines "on expiry (system action)". */
 START_TEST(model_deadline_fires_system_action)
 {
     static const struct {
@@ -227,13 +228,13 @@ START_TEST(model_deadline_fires_system_action)
         as_action a = as__deadline_action(want[i].k);
         ck_assert_msg(a == want[i].a, "%s fires %s", as__deadline_name(want[i].k),
                       as__action_name(a));
-        /* DESIGN.md §1: `system` (deadlines and rules) takes every deadline's action */
+        /* docs/design.md#parties-and-principals: `system` (deadlines and rules) takes every deadline's action */
         ck_assert_int_eq(as__action_role(a), AS_ROLE_SYSTEM);
     }
 }
 END_TEST
 
-/* RULES.md §1.6: the merchant's own windows (it may shorten them) versus the buyer's (it may
+/* docs/rulebook.md#merchant-bounds: the merchant's own windows (it may shorten them) versus the buyer's (it may
  * lengthen them). */
 START_TEST(model_merchant_and_buyer_windows)
 {
@@ -252,7 +253,7 @@ START_TEST(model_merchant_and_buyer_windows)
 }
 END_TEST
 
-/* RULES.md §1.3: "the case goes where its requested remedy leads: refund, exchange, repair";
+/* docs/rulebook.md#where-agreement-leads: "the case goes where its requested remedy leads: refund, exchange, repair";
  * the other types ask for no goods-back remedy. */
 START_TEST(model_type_remedy)
 {
@@ -292,10 +293,5 @@ static Suite *model_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(model_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(model_suite(), 1);
 }

@@ -1,6 +1,6 @@
 /* test_native.c -- native rule plugins: the loader's refusals, a minimal good plugin, and the
- * electronics twin answering exactly as electronics.lua (DESIGN.md §3 "Native plugins",
- * STYLE.md 7-9 and 14, RULES.md §4, native/native_engine.h).
+ * electronics twin answering exactly as electronics.lua (docs/design.md#plugin-abi "Native plugins",
+ * docs/design.md#plugin-abi, docs/design.md#hooks-and-layers, docs/rulebook.md#electronics, native/native_engine.h).
  *
  * The hostile plugins are built by tests/plugins/meson.build into AS_TEST_PLUGIN_DIR;
  * electronics.so by plugins/electronics/meson.build into AS_ELECTRONICS_PLUGIN_DIR. */
@@ -15,6 +15,7 @@
 #include "core/timefmt.h"
 #include "lua/lua_engine.h"
 #include "native/native_engine.h"
+#include "unit_common.h"
 
 #define H(x) (1u << AS_HOOK_##x)
 
@@ -56,14 +57,14 @@ static void refused(const char *dir, const char *file, const char *word, const c
                       word2);
 }
 
-/* DESIGN.md §3: "a mismatch is refused with a clear message"; the message names both ABIs. */
+/* docs/design.md#plugin-abi: "a mismatch is refused with a clear message"; the message names both ABIs. */
 START_TEST(native_refuses_wrong_abi)
 {
     refused(AS_TEST_PLUGIN_DIR, "wrong_abi.so", "ABI", "999");
 }
 END_TEST
 
-/* STYLE.md 7: the loader refuses a struct too short for ABI 1 and reads nothing past
+/* docs/design.md#plugin-abi: the loader refuses a struct too short for ABI 1 and reads nothing past
  * struct_size (the fixture's struct ends after `version`: ASan flags any read past it). */
 START_TEST(native_refuses_short_struct)
 {
@@ -105,7 +106,7 @@ START_TEST(native_refuses_unloadable_file)
 }
 END_TEST
 
-/* STYLE.md 8: plugins load "from a configured directory only": a name with '/' or ".." is
+/* docs/design.md#plugin-abi: plugins load "from a configured directory only": a name with '/' or ".." is
  * refused before anything is opened, even when it would reach a valid plugin. */
 START_TEST(native_refuses_paths_outside_the_directory)
 {
@@ -137,7 +138,7 @@ END_TEST
  * ======================================================================================== */
 
 /* 2026-03-01 local (UTC+8) is local day LD0; the unit was delivered at 23:30 local that day,
- * so one hour later is already day 1 (RULES.md conventions: days are UTC+8 calendar days). */
+ * so one hour later is already day 1 (docs/rulebook.md#conventions: days are UTC+8 calendar days). */
 #define T0 1772323200000ll /* 2026-03-01T00:00:00Z */
 #define LD0 ((T0 + AS_TZ_OFFSET) / AS_DAY)
 #define LOCAL(day, ms) ((LD0 + (day)) * AS_DAY - AS_TZ_OFFSET + (ms))
@@ -322,7 +323,7 @@ static const int phone[] = {PHONE};
  * good.so and throws.so
  * ======================================================================================== */
 
-/* DESIGN.md §3: a native plugin exposes the same pack as a Lua one: name, version, categories,
+/* docs/design.md#hooks-and-layers: a native plugin exposes the same pack as a Lua one: name, version, categories,
  * the hooks it defines; its answers come through the same engine vtable. */
 START_TEST(native_loads_good_plugin)
 {
@@ -422,7 +423,7 @@ START_TEST(native_hook_failure_is_rule_error)
 END_TEST
 
 /* ==========================================================================================
- * electronics.so against electronics.lua (RULES.md §4)
+ * electronics.so against electronics.lua (docs/rulebook.md#electronics)
  * ======================================================================================== */
 
 START_TEST(native_electronics_matches_lua_pack_shape)
@@ -441,7 +442,7 @@ START_TEST(native_electronics_matches_lua_pack_shape)
 }
 END_TEST
 
-/* RULES.md §4: "an IMEI (15 digits) must pass its Luhn check at order.create (bad_request)";
+/* docs/rulebook.md#electronics: "an IMEI (15 digits) must pass its Luhn check at order.create (bad_request)";
  * serials that are not 15 digits are not IMEIs and are not checked. */
 START_TEST(native_electronics_imei_luhn)
 {
@@ -485,7 +486,7 @@ START_TEST(native_electronics_imei_luhn)
 }
 END_TEST
 
-/* RULES.md §4: quality claims by the (UTC+8) day after delivery: 0-7 return_refund, exchange
+/* docs/rulebook.md#electronics: quality claims by the (UTC+8) day after delivery: 0-7 return_refund, exchange
  * or repair; 8-15 exchange or repair; 16-365 repair; later warranty_expired; another type on
  * a day that does not allow it remedy_not_allowed. Each day is asked at 00:30 local and at
  * 23:59:59.999 local, so an hour after a 23:30 delivery is day 1. */
@@ -552,7 +553,7 @@ START_TEST(native_electronics_other_reasons)
 }
 END_TEST
 
-/* RULES.md §4: "The warranty year is extended by the days the unit spent in repairing in
+/* docs/rulebook.md#electronics: "The warranty year is extended by the days the unit spent in repairing in
  * completed repair cases of the same unit": only completed repair cases of the request's SKU
  * count, each with its repair_days. */
 START_TEST(native_electronics_warranty_extension)
@@ -586,7 +587,7 @@ START_TEST(native_electronics_warranty_extension)
 }
 END_TEST
 
-/* RULES.md §4: "After two completed repairs of the same unit within warranty, a new quality
+/* docs/rulebook.md#electronics: "After two completed repairs of the same unit within warranty, a new quality
  * case may ask for exchange whatever the day, even past the warranty year." */
 START_TEST(native_electronics_two_repairs_allow_exchange)
 {
@@ -645,7 +646,7 @@ START_TEST(native_electronics_request_is_not_an_earlier_case)
 }
 END_TEST
 
-/* RULES.md §4: "Cases whose reason is quality or whose type is repair go through inspecting
+/* docs/rulebook.md#electronics: "Cases whose reason is quality or whose type is repair go through inspecting
  * ...: result fault → the requested remedy; no_fault → rejected with remedy reject." */
 START_TEST(native_electronics_inspection)
 {
@@ -729,9 +730,5 @@ static Suite *native_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(native_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(native_suite(), 0);
 }

@@ -1,8 +1,9 @@
-/* test_sched.c -- the deadline scheduler (STYLE.md 6, DESIGN.md §4). */
+/* test_sched.c -- the deadline scheduler (docs/design.md#time-and-deadlines). */
 #include <check.h>
 #include <stdlib.h>
 
 #include "core/sched.h"
+#include "unit_common.h"
 
 START_TEST(sched_pops_in_due_order)
 {
@@ -42,7 +43,7 @@ START_TEST(sched_equal_due_fires_in_insertion_order)
 }
 END_TEST
 
-/* RULES.md conventions: a deadline of duration D entered at t fires at exactly t + D. */
+/* docs/rulebook.md#conventions: a deadline of duration D entered at t fires at exactly t + D. */
 START_TEST(sched_boundary_due_at_now_is_expired)
 {
     as_sched s;
@@ -98,9 +99,5 @@ static Suite *sched_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(sched_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(sched_suite(), 0);
 }

@@ -1,4 +1,4 @@
-/* test_store.c -- the storage interface (runtime/store/store.h, DESIGN.md §5) through the
+/* test_store.c -- the storage interface (runtime/store/store.h, docs/design.md#storage-and-durability) through the
  * SQLite engine's vtable, and the byte records of wbuf.h it carries.
  *
  * What store.h promises and these tests hold it to:
@@ -24,43 +24,18 @@
 #include "aftersale/error.h"
 #include "store/stores.h"
 #include "core/wbuf.h"
+#include "unit_common.h"
+#include "unit_scratch.h"
 
 /* ==========================================================================================
- * Scratch files: one directory per test case, made and removed in the parent process (an
- * unchecked fixture), so a failing test (its forked child exits at once) leaves nothing behind.
+ * Scratch files (root_make/root_remove, exists and sql_int are unit_scratch.h's)
  * ======================================================================================== */
-
-static char root[64];
-
-static void root_make(void)
-{
-    strcpy(root, "/tmp/as-test-store-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(root));
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void root_remove(void)
-{
-    if (root[0]) nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    root[0] = '\0';
-}
 
 /* A fresh path under the root for this test: "<root>/<name>". */
 static void path_of(char *buf, size_t cap, const char *name)
 {
     snprintf(buf, cap, "%s/%s", root, name);
     unlink(buf);
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
 }
 
 /* The whole file, malloc'd; *len its size. */
@@ -97,20 +72,6 @@ static void sql_exec(const char *path, const char *q)
     ck_assert_msg(rc == SQLITE_OK, "%s: %s", q, msg ? msg : "?");
     sqlite3_free(msg);
     ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
-}
-
-/* The first column of the first row of `q` on `path`, as an integer. */
-static long long sql_int(const char *path, const char *q)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
 }
 
 /* Opening `path` must be refused with AS_EIO, a message containing `needle`, and leave the
@@ -1371,10 +1332,5 @@ static Suite *store_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(store_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(store_suite(), 1);
 }

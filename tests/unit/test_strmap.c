@@ -7,6 +7,7 @@
 
 #include "aftersale/error.h"
 #include "core/strmap.h"
+#include "unit_common.h"
 
 typedef struct obj {
     char key[24];
@@ -205,10 +206,5 @@ static Suite *strmap_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(strmap_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(strmap_suite(), 1);
 }

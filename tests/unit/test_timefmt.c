@@ -1,11 +1,12 @@
-/* test_timefmt.c -- scenario durations (DESIGN.md §7), ISO instants and the platform-local
- * calendar day of RULES.md conventions (core/timefmt.h). */
+/* test_timefmt.c -- scenario durations (docs/design.md#scenario-files), ISO instants and the platform-local
+ * calendar day of docs/rulebook.md#conventions (core/timefmt.h). */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/timefmt.h"
+#include "unit_common.h"
 
 #define T_2026_03_01 1772323200000ll /* 2026-03-01T00:00:00Z */
 
@@ -13,7 +14,7 @@
  * Durations
  * ---------------------------------------------------------------------------------------- */
 
-/* DESIGN.md §7: "whole numbers with units d, h, m (minutes), s, each at most once and in that
+/* docs/design.md#scenario-files: "whole numbers with units d, h, m (minutes), s, each at most once and in that
  * order (90s, 48h, 3d, 7d12h, 16d23h59m59s, 0s)". */
 START_TEST(timefmt_duration_accepts_the_documented_forms)
 {
@@ -43,7 +44,7 @@ START_TEST(timefmt_duration_accepts_the_documented_forms)
 }
 END_TEST
 
-/* DESIGN.md §7: each unit at most once, in the order d h m s, always with a unit. */
+/* docs/design.md#scenario-files: each unit at most once, in the order d h m s, always with a unit. */
 START_TEST(timefmt_duration_rejects_malformed)
 {
     static const char *const bad[] = {
@@ -85,8 +86,8 @@ END_TEST
  * Instants
  * ---------------------------------------------------------------------------------------- */
 
-/* DESIGN.md §1: times are integer ms since the Unix epoch, UTC; scenarios write them as
- * "2026-03-01T00:00:00Z" (DESIGN.md §7 "start"). */
+/* docs/design.md#time-and-deadlines: times are integer ms since the Unix epoch, UTC; scenarios write them as
+ * "2026-03-01T00:00:00Z" (docs/design.md#scenario-files "start"). */
 START_TEST(timefmt_instant_parses_utc)
 {
     int64_t ms = -1;
@@ -179,7 +180,7 @@ START_TEST(timefmt_instant_format_round_trips)
 END_TEST
 
 /* ------------------------------------------------------------------------------------------
- * Local days (RULES.md conventions: local_day(t) = floor((t + 8h) / 24h))
+ * Local days (docs/rulebook.md#conventions: local_day(t) = floor((t + 8h) / 24h))
  * ---------------------------------------------------------------------------------------- */
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -188,7 +189,7 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* RULES.md conventions: the calendar is UTC+8, so a local day starts at 16:00Z. */
+/* docs/rulebook.md#conventions: the calendar is UTC+8, so a local day starts at 16:00Z. */
 START_TEST(timefmt_local_day_edges_in_utc8)
 {
     int64_t midnight_local = T_2026_03_01 + 16 * AS_HOUR; /* 2026-03-02T00:00+08:00 */
@@ -251,10 +252,5 @@ static Suite *timefmt_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(timefmt_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(timefmt_suite(), 1);
 }

@@ -8,6 +8,7 @@
 #include "aftersale/aftersale.h"
 #include "core/digest.h"
 #include "core/runtime.h"
+#include "unit_common.h"
 
 #define SRC(v, body)                                                                       \
     "return { name = \"m\", version = \"" v "\",\n"                                       \
@@ -15,12 +16,8 @@
 
 static as_runtime *rt_new(void)
 {
-    as_error err = {0};
     as_options o = {.start_ms = 1772323200000ll, .auto_pay = 1};
-    as_runtime *rt = as_runtime_new(&o, &err);
-    ck_assert_ptr_nonnull(rt);
-    ck_assert_int_eq(as_runtime_load_packs_dir(rt, AS_SOURCE_ROOT "/plugins", &err), 0);
-    return rt;
+    return unit_runtime(&o, NULL);
 }
 
 START_TEST(versions_sha256_is_the_standard_digest)
@@ -153,10 +150,5 @@ static Suite *versions_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(versions_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(versions_suite(), 1);
 }

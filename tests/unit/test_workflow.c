@@ -1,11 +1,12 @@
-/* test_workflow.c -- the base workflow as data: every row of RULES.md §1.3 (and the states and
- * actions of DESIGN.md §2) through as__workflow_allows and as__workflow_route. */
+/* test_workflow.c -- the base workflow as data: every row of docs/rulebook.md#where-agreement-leads (and the states and
+ * actions of docs/design.md#states-and-actions) through as__workflow_allows and as__workflow_route. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aftersale/error.h"
 #include "core/workflow.h"
+#include "unit_common.h"
 
 /* A condition oracle: the answer for each hook condition and a log of what was asked. */
 typedef struct oracle {
@@ -54,7 +55,7 @@ static int route_to(int state, int action, int type, int held, oracle *o)
  * Which actions each state takes
  * ---------------------------------------------------------------------------------------- */
 
-/* The (state, action) pairs RULES.md §1.2-1.3 allow, for every type, ignoring only the two
+/* The (state, action) pairs docs/rulebook.md#deadlines, docs/rulebook.md#where-agreement-leads allow, for every type, ignoring only the two
  * type- and hold-dependent exceptions tested on their own below (offer, revise). */
 static int expected_pair(int s, int a)
 {
@@ -85,8 +86,8 @@ static int expected_pair(int s, int a)
     }
 }
 
-/* DESIGN.md §2 check 5: "action not allowed in this state → invalid_state" — the whole
- * state × action × type matrix against RULES.md §1.3. */
+/* docs/design.md#check-order check 5: "action not allowed in this state → invalid_state" — the whole
+ * state × action × type matrix against docs/rulebook.md#where-agreement-leads. */
 START_TEST(workflow_allowed_matrix)
 {
     for (int s = 0; s < AS_STATE_COUNT; s++)
@@ -104,7 +105,7 @@ START_TEST(workflow_allowed_matrix)
 }
 END_TEST
 
-/* RULES.md §1.3: "A merchant offer is for a partial_refund in requested only (→ negotiating;
+/* docs/rulebook.md#where-agreement-leads: "A merchant offer is for a partial_refund in requested only (→ negotiating;
  * one offer per round)". */
 START_TEST(workflow_offer_only_for_partial_refund_in_requested)
 {
@@ -127,7 +128,7 @@ START_TEST(workflow_offer_only_for_partial_refund_in_requested)
 }
 END_TEST
 
-/* RULES.md §1.1: revise "in requested or rejected — but not after a rejection at receipt or a
+/* docs/rulebook.md#eligibility: revise "in requested or rejected — but not after a rejection at receipt or a
  * no_fault inspection, when the merchant holds the goods: invalid_state"; it returns the case
  * to requested. */
 START_TEST(workflow_revise_not_allowed_when_goods_are_held)
@@ -155,7 +156,7 @@ START_TEST(workflow_revise_not_allowed_when_goods_are_held)
 END_TEST
 
 /* ------------------------------------------------------------------------------------------
- * Where each action leads (RULES.md §1.3)
+ * Where each action leads (docs/rulebook.md#where-agreement-leads)
  * ---------------------------------------------------------------------------------------- */
 
 static int agreement_dest(int t)
@@ -171,7 +172,7 @@ static int agreement_dest(int t)
     return -1;
 }
 
-/* RULES.md §1.3 "agree (or auto_agree) →" column. */
+/* docs/rulebook.md#where-agreement-leads "agree (or auto_agree) →" column. */
 START_TEST(workflow_agree_leads_by_type)
 {
     ALL_TYPES(t)
@@ -186,8 +187,8 @@ START_TEST(workflow_agree_leads_by_type)
 }
 END_TEST
 
-/* RULES.md §1.3: reject in requested → rejected; withdraw in requested, negotiating, rejected
- * or awaiting_return → closed (§1.1). */
+/* docs/rulebook.md#where-agreement-leads: reject in requested → rejected; withdraw in requested, negotiating, rejected
+ * or awaiting_return → closed (docs/rulebook.md#eligibility). */
 START_TEST(workflow_reject_and_withdraw)
 {
     static const int withdrawable[] = {AS_STATE_REQUESTED, AS_STATE_NEGOTIATING,
@@ -203,8 +204,8 @@ START_TEST(workflow_reject_and_withdraw)
 }
 END_TEST
 
-/* RULES.md §1.3 negotiating: accept_offer → refunding; decline_offer → rejected, like
- * auto_decline (§1.2). */
+/* docs/rulebook.md#where-agreement-leads negotiating: accept_offer → refunding; decline_offer → rejected, like
+ * auto_decline (docs/rulebook.md#deadlines). */
 START_TEST(workflow_negotiating)
 {
     oracle o = none();
@@ -215,7 +216,7 @@ START_TEST(workflow_negotiating)
 }
 END_TEST
 
-/* RULES.md §1.3: in rejected the buyer may escalate (→ platform_review); §1.2 escalation_window
+/* docs/rulebook.md#where-agreement-leads: in rejected the buyer may escalate (→ platform_review); docs/rulebook.md#deadlines escalation_window
  * expiry auto_close → closed. */
 START_TEST(workflow_rejected_escalate_or_close)
 {
@@ -231,7 +232,7 @@ START_TEST(workflow_rejected_escalate_or_close)
 }
 END_TEST
 
-/* RULES.md §1.3: rule_for_buyer → where agreement leads, except refund_only / partial_refund
+/* docs/rulebook.md#where-agreement-leads: rule_for_buyer → where agreement leads, except refund_only / partial_refund
  * straight to refunding, and when the merchant holds the goods, where the requested remedy
  * leads with `remedy` set to the type's; rule_for_merchant → closed. */
 START_TEST(workflow_platform_rulings)
@@ -265,7 +266,7 @@ START_TEST(workflow_platform_rulings)
 }
 END_TEST
 
-/* RULES.md §1.3 / §1.5: in awaiting_return the buyer's ship_return → returning, or refunding
+/* docs/rulebook.md#where-agreement-leads / docs/rulebook.md#instant-refund: in awaiting_return the buyer's ship_return → returning, or refunding
  * when the instant_refund hook says so; buyer_ship expiry auto_close → closed. */
 START_TEST(workflow_ship_return_instant_or_not)
 {
@@ -284,8 +285,8 @@ START_TEST(workflow_ship_return_instant_or_not)
 }
 END_TEST
 
-/* RULES.md §1.3 "after the return is confirmed →" column, with the receipt check first
- * (serial mismatch → rejected, goods held, RULES.md §4) and then the inspection hook. */
+/* docs/rulebook.md#where-agreement-leads "after the return is confirmed →" column, with the receipt check first
+ * (serial mismatch → rejected, goods held, docs/rulebook.md#electronics) and then the inspection hook. */
 START_TEST(workflow_return_confirmed_leads_by_type)
 {
     static const struct {
@@ -323,7 +324,7 @@ START_TEST(workflow_return_confirmed_leads_by_type)
 }
 END_TEST
 
-/* RULES.md §1.3: reject_return in returning (goods not intact) → rejected, merchant holds. */
+/* docs/rulebook.md#where-agreement-leads: reject_return in returning (goods not intact) → rejected, merchant holds. */
 START_TEST(workflow_reject_return_holds_goods)
 {
     ALL_TYPES(t)
@@ -336,8 +337,8 @@ START_TEST(workflow_reject_return_holds_goods)
 }
 END_TEST
 
-/* RULES.md §4 / §1.3: inspection result → the remedy's state (fault), or rejected with the
- * merchant keeping the goods (no_fault → remedy reject); auto_inspect the same (§1.2). */
+/* docs/rulebook.md#electronics / docs/rulebook.md#where-agreement-leads: inspection result → the remedy's state (fault), or rejected with the
+ * merchant keeping the goods (no_fault → remedy reject); auto_inspect the same (docs/rulebook.md#deadlines). */
 START_TEST(workflow_inspection_outcomes)
 {
     static const struct {
@@ -369,7 +370,7 @@ START_TEST(workflow_inspection_outcomes)
 }
 END_TEST
 
-/* RULES.md §1.3 and §1.2: reshipping, repairing, delivering, refunding. */
+/* docs/rulebook.md#where-agreement-leads and docs/rulebook.md#deadlines: reshipping, repairing, delivering, refunding. */
 START_TEST(workflow_fulfilment_and_payment)
 {
     ALL_TYPES(t)
@@ -398,7 +399,7 @@ START_TEST(workflow_fulfilment_and_payment)
 }
 END_TEST
 
-/* DESIGN.md §2: logistics `return_delivered`, `delivered` are "accepted in any state, recorded
+/* docs/design.md#states-and-actions: logistics `return_delivered`, `delivered` are "accepted in any state, recorded
  * in the history; starts nothing". */
 START_TEST(workflow_logistics_allowed_in_every_state)
 {
@@ -508,10 +509,5 @@ static Suite *workflow_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(workflow_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(workflow_suite(), 1);
 }

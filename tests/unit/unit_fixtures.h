@@ -1,13 +1,18 @@
 /* unit_fixtures.h -- hand-built orders and cases for the suites that call rule hooks directly
- * (test_lua_engine.c, test_layers.c). Header-only: each suite is its own executable. */
+ * (test_lua_engine.c, test_layers.c), and orders with every field at its limit for the suites
+ * of the codec and the journal (test_codec.c, test_journal.c). Header-only: each suite is its
+ * own executable. */
 #ifndef AS_UNIT_FIXTURES_H
 #define AS_UNIT_FIXTURES_H
 
 #include <check.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/domain.h"
+#include "core/limits.h"
 #include "core/pack.h"
 #include "core/timefmt.h"
 #include "lua/lua_engine.h"
@@ -120,6 +125,84 @@ static inline int fx_call(as_pack *p, as_hook h, const fx *f, as_answer *ans, as
     memset(ans, 0, sizeof *ans);
     memset(err, 0, sizeof *err);
     return p->engine->call(p, h, &f->a, ans, err);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Values at their limits (docs/design.md#limits)
+ * ---------------------------------------------------------------------------------------- */
+
+/* An identifier of exactly AS_MAX_ID bytes that uses every allowed byte class, starting with
+ * `prefix` (so that two differ). */
+static inline const char *fx_max_id(char buf[AS_MAX_ID + 1], const char *prefix)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-";
+    size_t n = strlen(prefix);
+    memcpy(buf, prefix, n);
+    for (size_t i = n; i < AS_MAX_ID; i++) buf[i] = alphabet[(i - n) % (sizeof alphabet - 1)];
+    buf[AS_MAX_ID] = '\0';
+    return buf;
+}
+
+/* A text of exactly AS_MAX_TEXT bytes: quotes, a backslash, <>&, then 3-byte UTF-8, with
+ * `tag` (a short ASCII word) at its start so that two differ. */
+static inline const char *fx_max_text(char buf[AS_MAX_TEXT + 1], const char *tag)
+{
+    int n = snprintf(buf, AS_MAX_TEXT + 1, "%s\"\\<>&' ", tag);
+    while (n + 3 <= AS_MAX_TEXT) {
+        memcpy(buf + n, "\xe8\xb4\xa8", 3); /* U+8D28 */
+        n += 3;
+    }
+    while (n < AS_MAX_TEXT) buf[n++] = 'x';
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The body of an order (the keys of POST /v1/orders) with every field at a bound, the
+ * caller's reference. `which` 0: 100 lines, ids of 64 bytes, line 0 at the largest price with
+ * a serial of 256 bytes and every flag, the other lines at qty 10000 and price 0 with the
+ * flags in every combination, times at 0 and at the end of year 9999, buyer_credit 1000,
+ * freight insurance. `which` 1: one line, the largest shipping fee, buyer_credit 0, no
+ * serial, shipped and delivered not yet. Every line is in `apparel` (a bundled pack). */
+static inline json_t *fx_order_at_limits(int which)
+{
+    char id[AS_MAX_ID + 1], shop[AS_MAX_ID + 1], buyer[AS_MAX_ID + 1], sku[AS_MAX_ID + 1];
+    char serial[AS_MAX_TEXT + 1];
+    json_t *items = json_array();
+    json_t *o;
+    if (which == 0) {
+        json_array_append_new(
+            items, json_pack("{s:s, s:s, s:I, s:I, s:s, s:b, s:b, s:b}", "sku",
+                             fx_max_id(sku, "K"), "category", "apparel", "qty", (json_int_t)1,
+                             "price", (json_int_t)AS_MAX_MONEY, "serial",
+                             fx_max_text(serial, "SN"), "live", 1, "custom_made", 1,
+                             "no_reason_excluded", 1));
+        for (int i = 1; i < AS_MAX_ORDER_LINES; i++) {
+            char s[16];
+            snprintf(s, sizeof s, "L%d", i);
+            json_array_append_new(
+                items, json_pack("{s:s, s:s, s:I, s:I, s:b, s:b, s:b}", "sku", s, "category",
+                                 "apparel", "qty", (json_int_t)AS_MAX_QTY, "price",
+                                 (json_int_t)0, "live", i & 1, "custom_made", i >> 1 & 1,
+                                 "no_reason_excluded", i >> 2 & 1));
+        }
+        o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:b, s:o}", "id",
+                      fx_max_id(id, "O"), "shop", fx_max_id(shop, "S"), "buyer",
+                      fx_max_id(buyer, "B"), "shipping_fee", (json_int_t)0, "paid_at",
+                      (json_int_t)0, "shipped_at", (json_int_t)AS_MAX_TIME, "delivered_at",
+                      (json_int_t)AS_MAX_TIME, "confirmed_at", (json_int_t)AS_MAX_TIME,
+                      "buyer_credit", 1000, "freight_insurance", 1, "items", items);
+    } else {
+        json_array_append_new(items, json_pack("{s:s, s:s, s:I, s:I, s:b, s:b, s:b}", "sku",
+                                               "K1", "category", "apparel", "qty", (json_int_t)1,
+                                               "price", (json_int_t)0, "live", 0, "custom_made",
+                                               0, "no_reason_excluded", 0));
+        o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:i, s:b, s:o}", "id", "O-fee", "shop", "S1",
+                      "buyer", "B1", "shipping_fee", (json_int_t)AS_MAX_MONEY, "paid_at",
+                      (json_int_t)AS_MAX_TIME, "buyer_credit", 0, "freight_insurance", 0,
+                      "items", items);
+    }
+    ck_assert_ptr_nonnull(o);
+    return o;
 }
 
 #endif

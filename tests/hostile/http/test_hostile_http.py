@@ -2,7 +2,7 @@
 """Hostile HTTP clients against a real `aftersale serve` (issue 10, "a server a client cannot
 starve"): a stalled partial request, a pipeliner that never reads, a huge request line, too
 many or too long headers, a connection flood from one address, requests pipelined after a
-closing answer, and identifiers outside DESIGN.md §1 in every path position.
+closing answer, and identifiers outside docs/design.md#limits in every path position.
 
 Each test asserts the status docs/api.md documents, that nothing changed (the case reads as
 before), and (in tearDown) that the server still answers /healthz and exits cleanly, with no
@@ -470,7 +470,7 @@ class ConnectionFlood(Hostile):
 
 
 # ==========================================================================================
-# Identifiers outside DESIGN.md §1 in every path position
+# Identifiers outside docs/design.md#limits in every path position
 # ==========================================================================================
 
 class PathIdentifiers(Hostile):

@@ -13,10 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "api"))
 import test_api as api  # noqa: E402  (the Server and request helpers; reads sys.argv)
-
-ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
-MAX_MONEY = 10_000_000_000
-MAX_TIME = 253_402_300_799_999
+from limits_table import ID_CHARS, MAX_MONEY, MAX_TIME  # noqa: E402  (docs/design.md#limits)
 
 
 def ident(prefix, n=64):

@@ -7,7 +7,6 @@ and that the server keeps answering (also after a SIGKILL and a restart where a 
 deadline fired).
 Usage: test_packs.py AFTERSALE_BINARY PACKS_DIR [unittest args]"""
 import os
-import shutil
 import signal
 import sys
 import time
@@ -99,15 +98,7 @@ class DeadlinePacks(PackCase):
     """A copy of the packs with merchant_response = 1.5 s, so a deadline fires while serving."""
 
     def packs_dir(self):
-        d = os.path.join(self.tmp, "packs")
-        shutil.copytree(api.PACKS, d)
-        p = os.path.join(d, "platform", "platform.lua")
-        with open(p) as f:
-            src = f.read()
-        self.assertIn("merchant_response = 48 * HOUR,", src)
-        with open(p, "w") as f:
-            f.write(src.replace("merchant_response = 48 * HOUR,", "merchant_response = 1500,"))
-        return d
+        return api.packs_with_merchant_response(self, 1500)
 
     def test_metatable_answer_from_a_hook_run_as_a_deadline_fires_then_sigkill(self):
         # deadlines runs on every entry into a state with a deadline: here the auto_agree the

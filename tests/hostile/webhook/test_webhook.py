@@ -22,12 +22,10 @@ import hashlib
 import hmac
 import http.client
 import http.server
-import itertools
 import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -39,29 +37,16 @@ import unittest
 if len(sys.argv) < 3:
     sys.stderr.write(__doc__)
     sys.exit(2)
-EXE = os.path.abspath(sys.argv[1])
-PACKS = os.path.abspath(sys.argv[2])
-UNITTEST_ARGV = [sys.argv[0]] + sys.argv[3:]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "api"))
+import test_api as api  # noqa: E402  (the arguments, new_id and free_port; reads sys.argv)
+
+EXE, PACKS, UNITTEST_ARGV = api.EXE, api.PACKS, api.UNITTEST_ARGV
+new_id, free_port = api.new_id, api.free_port
 
 KEYS_TEXT = "k-platform platform\nk-b1 buyer:B1\nk-s1 merchant:S1\n"
 PLATFORM, B1, S1 = "k-platform", "k-b1", "k-s1"
 SECRET = b"s3cret-for-the-webhook-tests-0123456789"
 OTHER_SECRET = b"another-secret-of-the-same-length-000000"
-
-_ids = itertools.count(1)
-
-
-def new_id(prefix):
-    return "%s%d" % (prefix, next(_ids))
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 def wait_for(cond, timeout, step=0.05):
     deadline = time.time() + timeout
@@ -274,7 +259,7 @@ class Server:
 
     def refund_case(self, testcase, cid=None, price=19900, agree=True):
         """An unshipped order and a refund_only case the merchant agrees to (with `agree`;
-        else the shop's rules agree at open): one refund instruction (RULES.md §1.1).
+        else the shop's rules agree at open): one refund instruction (docs/rulebook.md#eligibility).
         Returns (201, the case id) or the refusal of the case's opening."""
         oid = new_id("O")
         cid = cid or new_id("C")

@@ -1,4 +1,4 @@
--- Shop S1's refund amounts, per SKU: raising within the cap of RULES.md 1.4 is kept; raising
+-- Shop S1's refund amounts, per SKU: raising within the cap of docs/rulebook.md#amounts is kept; raising
 -- above it or lowering what the platform grants is dropped.
 return {
   name = "s1-amounts", version = "1",
