@@ -192,7 +192,7 @@ size_t as__failed_merchant_packs(as_runtime *rt);
 /* The shop's metrics now, flagged among its peers (an unknown shop: zeros). 0 or AS_ENOMEM. */
 int as__shop_metrics(as_runtime *rt, const char *shop, as_metrics *out);
 
-/* Orders and cases (engine.c) */
+/* Orders and cases (orders.c, cases.c, deadlines.c, registry.c; engine.h lists the files) */
 /* `event` "ship", "deliver" or "confirm" on the order, at the current time. */
 int as__order_event(as_runtime *rt, const char *order_id, const char *event, as_error *err);
 int as__order_create(as_runtime *rt, json_t *order, as_error *err);

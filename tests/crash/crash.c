@@ -22,7 +22,7 @@
  *     every later run: a replay re-stamps or rewrites nothing;
  *   - each history is contiguous (an entry's `from` is the previous entry's `to`), has no
  *     duplicated entry and only the transitions this workload can cause; version equals the
- *     number of history entries (engine.c: open writes entry 1 at version 1, every commit()
+ *     number of history entries (cases.c: open writes entry 1 at version 1, every commit()
  *     appends one entry and adds one to the version; this workload's merchant pack never has
  *     an answer dropped, so no note entries);
  *   - logistics `return_delivered` news (accepted in any state, one history entry each) appear
@@ -234,7 +234,7 @@ static void buyer_as(const case_t *c, char *buf, size_t n)
     snprintf(buf, n, "buyer:%s", g_orders[c->order].buyer);
 }
 
-/* Each acknowledged command adds one history entry and one version (engine.c commit()), so
+/* Each acknowledged command adds one history entry and one version (txn.c as__txn_commit()), so
  * a case's version is at least the number of its acknowledged commands. A version seen by
  * case.get is no such bound: reads see changes (a deadline's) before they are durable. */
 /* Logistics news is recorded but leaves the version as it was (docs/design.md#states-and-actions). */

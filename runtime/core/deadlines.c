@@ -1,0 +1,65 @@
+/* deadlines.c -- firing deadlines: due ones before each command, every one on the way when
+ * a virtual clock moves, and the one libuv timer that wakes a real-clock runtime. */
+#include "engine.h"
+
+int as__schedule(as_runtime *rt, as_case *c, int64_t due)
+{
+    return as__sched_add(&rt->sched, &c->deadline, due < 0 ? 0 : due);
+}
+
+static void fire(as_runtime *rt, as_case *c)
+{
+    as_deadline_kind k = as__state_deadline(c->v.state);
+    if (k == AS_DL_NONE) return;
+    as_cmd cmd;
+    as_error err = {0};
+    as__cmd_init(&cmd, (as_principal){AS_ROLE_SYSTEM, NULL}, as__deadline_action(k));
+    cmd.result = 1; /* auto_inspect: docs/rulebook.md#deadlines, result fault */
+    rt->stats.deadlines_fired++;
+    if (as__case_apply(rt, c, &cmd, &err, 1) != 0) {
+        /* a deadline is never refused; a failure here is the runtime's (out of memory):
+         * try again a second later rather than lose it */
+        as__schedule(rt, c, as__clock_now(&rt->clock) + AS_SECOND);
+    }
+}
+
+void as__fire_due(as_runtime *rt)
+{
+    int64_t now = as__clock_now(&rt->clock);
+    as_sched_node *n;
+    while ((n = as__sched_pop_due(&rt->sched, now)) != NULL)
+        fire(rt, as__case_of_node(n));
+}
+
+void as__advance(as_runtime *rt, int64_t to_ms)
+{
+    if (!as__clock_is_virtual(&rt->clock)) return;
+    as_sched_node *n;
+    while ((n = as__sched_peek(&rt->sched)) != NULL && n->due_ms <= to_ms) {
+        as__clock_set(&rt->clock, n->due_ms);
+        as__sched_remove(&rt->sched, n);
+        fire(rt, as__case_of_node(n));
+    }
+    as__clock_set(&rt->clock, to_ms);
+}
+
+static void timer_cb(uv_timer_t *h);
+
+void as__rearm(as_runtime *rt)
+{
+    if (rt->timer == NULL) return;
+    as_sched_node *n = as__sched_peek(&rt->sched);
+    if (n == NULL) {
+        uv_timer_stop(rt->timer);
+        return;
+    }
+    int64_t wait = n->due_ms - as__clock_now(&rt->clock);
+    uv_timer_start(rt->timer, timer_cb, wait > 0 ? (uint64_t)wait : 0, 0);
+}
+
+static void timer_cb(uv_timer_t *h)
+{
+    as_runtime *rt = h->data;
+    as__fire_due(rt);
+    as__rearm(rt);
+}
