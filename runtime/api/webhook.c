@@ -457,11 +457,34 @@ static void retry_cb(uv_timer_t *t)
     pump(j->w);
 }
 
-/* Tells the runtime: received at this URL, or (the last URL) received everywhere. */
+/* An acknowledgement waiting for the turn's step: curl's callbacks only queue it. */
+typedef struct ack {
+    as_runtime *rt;
+    char *url; /* NULL: every URL; else points into key's block */
+    char key[];
+} ack;
+
+static void run_ack(void *ud)
+{
+    ack *a = ud;
+    as_command c = {.op = AS_OP_OUTBOX_ACK, .principal = "platform", .target = a->key,
+                    .url = a->url};
+    as_runtime_command(a->rt, &c, NULL, NULL);
+    as_free(a);
+}
+
+/* Tells the runtime: received at this URL, or (the last URL) received everywhere. Without
+ * memory for it the entry stays unacknowledged and is sent again after a restart, which the
+ * receiver deduplicates by key. */
 static void acknowledge(as_webhooks *w, const char *key, const char *url)
 {
-    as_command c = {.op = AS_OP_OUTBOX_ACK, .principal = "platform", .target = key, .url = url};
-    as_runtime_command(w->rt, &c, NULL, NULL);
+    size_t kl = strlen(key) + 1, ul = url ? strlen(url) + 1 : 0;
+    ack *a = as_malloc(sizeof *a + kl + ul); /* owned by run_ack */
+    if (a == NULL) return;
+    a->rt = w->rt;
+    memcpy(a->key, key, kl);
+    a->url = url ? memcpy(a->key + kl, url, ul) : NULL;
+    if (as_runtime_defer(w->rt, run_ack, a) != 0) as_free(a);
 }
 
 static void collect(as_webhooks *w)

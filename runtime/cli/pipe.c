@@ -53,10 +53,34 @@ static void answered(void *ud, int code, const char *line)
     maybe_finish(x);
 }
 
+/* A line read, waiting for the turn's step (as_runtime_defer): the read callback only
+ * queues it. */
+typedef struct queued_line {
+    pipe_ctx *x;
+    size_t len;
+    char text[];
+} queued_line;
+
+static void run_line(void *ud)
+{
+    queued_line *q = ud;
+    as_runtime_request(q->x->rt, q->text, q->len, answered, q->x);
+    as_free(q);
+}
+
 static void handle_line(pipe_ctx *x, const char *line, size_t len)
 {
+    queued_line *q = as_malloc(sizeof *q + len + 1); /* owned by run_line */
+    if (q) {
+        *q = (queued_line){x, len};
+        memcpy(q->text, line, len + 1);
+    }
     x->waiting++;
-    as_runtime_request(x->rt, line, len, answered, x);
+    if (q == NULL || as_runtime_defer(x->rt, run_line, q) != 0) {
+        as_free(q);
+        /* the request layer's own answer when nothing more can be allocated */
+        answered(x, AS_ENOMEM, "{\"id\":null,\"error\":\"nomem\",\"message\":\"out of memory\"}");
+    }
 }
 
 static void read_buffer(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

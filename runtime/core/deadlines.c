@@ -57,9 +57,8 @@ void as__rearm(as_runtime *rt)
     uv_timer_start(rt->timer, timer_cb, wait > 0 ? (uint64_t)wait : 0, 0);
 }
 
+/* The timer only wakes the loop: the turn's step fires what is due (turn.h). */
 static void timer_cb(uv_timer_t *h)
 {
-    as_runtime *rt = h->data;
-    as__fire_due(rt);
-    as__rearm(rt);
+    as__turn_wake(h->data);
 }

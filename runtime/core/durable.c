@@ -1,8 +1,8 @@
 /* durable.c -- acknowledged means on disk (docs/design.md#storage-and-durability, STYLE.md 5).
  *
  * Commands run on the loop thread against the in-memory state and mark what they changed.
- * A uv_check handle closes the loop turn: the changed orders and cases (and the turn's history
- * entries, outbox entries, idempotency keys) become one batch, handed to two threads of the
+ * The step that closes the loop turn (turn.c) ends here: the changed orders and cases (and
+ * the turn's history entries, outbox entries, idempotency keys) become one batch, handed to two threads of the
  * store's own: the writer commits each batch as one transaction, the syncer (for an engine
  * with a `sync`) makes everything written so far durable, one fsync for as many batches as
  * were written while the last one ran. The stages overlap: batch N+1's transaction is written
@@ -105,8 +105,6 @@ struct as_durable {
     as_runtime *rt;
     as_store *store;
     uv_loop_t *loop;
-    uv_check_t *check; /* owned; freed by its close callback */
-    uv_idle_t *kick;   /* owned; active while a batch waits to be handed to the writer */
     uv_async_t *landed; /* owned; the syncer's word that batches are durable; referenced
                          * while batches are in flight, so the loop waits for them */
     batch next;         /* this turn's changes */
@@ -170,19 +168,6 @@ int as__outbox_acked(const as_runtime *rt, const char *key, const char *url)
  * Marking, batching
  * ======================================================================================== */
 
-static void kick_cb(uv_idle_t *h)
-{
-    (void)h;
-}
-
-/* Work is waiting for the end of the turn: keep the loop alive and its poll from sleeping
- * until the check phase has handed it to the writer. */
-static void kick(as_runtime *rt)
-{
-    struct as_durable *d = rt->dur;
-    if (d && d->kick) uv_idle_start(d->kick, kick_cb);
-}
-
 int as__durable_reserve(as_runtime *rt, size_t bytes)
 {
     struct as_durable *d = rt->dur;
@@ -199,14 +184,14 @@ int as__durable_reserve(as_runtime *rt, size_t bytes)
  * answered durable without its rows (the batch's commands are answered with an error). */
 void as__durable_touch_case(as_runtime *rt, as_case *c)
 {
-    kick(rt);
+    as__turn_wake(rt);
     if (PUSH(rt->dur->dirty_cases, c) == 0) c->dirty = 1;
     else rt->dur->next.rec.oom = 1;
 }
 
 void as__durable_touch_order(as_runtime *rt, as_order *o)
 {
-    kick(rt);
+    as__turn_wake(rt);
     if (PUSH(rt->dur->dirty_orders, o) == 0) o->dirty = 1;
     else rt->dur->next.rec.oom = 1;
 }
@@ -244,7 +229,7 @@ int as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const 
         return AS_ENOMEM;
     }
     PUSH(d->next.out, o);
-    kick(rt);
+    as__turn_wake(rt);
     return 0;
 }
 
@@ -453,12 +438,13 @@ static void landed_cb(uv_async_t *h)
     }
 }
 
-/* At the end of a loop turn: what the turn changed goes to the writer as one batch. */
-static void hand_over(as_runtime *rt)
+/* At the end of the turn's step (turn.c): what the turn changed goes to the writer as one
+ * batch. */
+void as__durable_hand_over(as_runtime *rt)
 {
     struct as_durable *d = rt->dur;
+    if (d == NULL) return;
     collect(rt);
-    if (d->kick) uv_idle_stop(d->kick);
     if (d->next.rec.len == 0 && d->next.waiting.len == 0 && !d->next.rec.oom) return;
     d->next.started = uv_hrtime();
     batch *b = d->spare;
@@ -483,18 +469,13 @@ static void hand_over(as_runtime *rt)
     uv_ref((uv_handle_t *)d->landed);
 }
 
-static void check_cb(uv_check_t *h)
-{
-    hand_over(h->data);
-}
-
 /* Queues `cb` to be answered once what this turn changed is durable, in the slot the
  * request reserved (as__submit_json). */
 static void wait_durable(as_runtime *rt, as_done_cb cb, void *ud, int code, const char *msg)
 {
     done w = {cb, ud, code, ""};
     if (code && msg) snprintf(w.msg, sizeof w.msg, "%s", msg);
-    kick(rt);
+    as__turn_wake(rt);
     if (PUSH(rt->dur->next.waiting, w) != 0 && cb) cb(ud, AS_ENOMEM, "out of memory");
 }
 
@@ -566,7 +547,7 @@ int as__outbox_ack(as_runtime *rt, const char *key, const char *url, as_error *e
     if (rt->dur == NULL) return 0;
     const char *a[2] = {key, url}; /* url NULL: every URL */
     if (put_record(rt->dur, put_ack, a) != 0) return as__err(err, AS_ENOMEM, "out of memory");
-    kick(rt);
+    as__turn_wake(rt);
     if (url == NULL) {
         acked_free(as__strmap_del(&rt->dur->acked, key));
         rt->dur->settled++;
@@ -725,7 +706,7 @@ size_t as__durable_pack_size(const char *shop, const as_version *v)
 void as__durable_pack(as_runtime *rt, const char *shop, const as_version *v, int current)
 {
     if (rt->dur == NULL) return;
-    kick(rt);
+    as__turn_wake(rt);
     put_pack(&rt->dur->next.rec, &(pack_rec){shop, v, current});
 }
 
@@ -742,7 +723,7 @@ int as__durable_pack_prune(as_runtime *rt, const char *shop, const as_version *v
 {
     if (rt->dur == NULL) return 0;
     if (put_record(rt->dur, put_pack_prune, &(pack_rec){shop, v, 0}) != 0) return AS_ENOMEM;
-    kick(rt);
+    as__turn_wake(rt);
     return 0;
 }
 
@@ -1028,16 +1009,7 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
     restore x = {.rt = rt, .err = err};
     int rc = restore_rows(&x, store, 1);
     if (rc == 0) {
-        if ((d->check = as__malloc(sizeof *d->check)) == NULL) {
-            rc = as__err(err, AS_ENOMEM, "out of memory");
-        } else {
-            uv_check_init(d->loop, d->check);
-            d->check->data = rt;
-            uv_check_start(d->check, check_cb);
-            uv_unref((uv_handle_t *)d->check);
-            if ((d->kick = as__malloc(sizeof *d->kick)) != NULL) uv_idle_init(d->loop, d->kick);
-            as__versions_store_bundled(rt);
-        }
+        as__versions_store_bundled(rt);
     }
     if (rc == 0) rc = start_threads(d, err);
     if (rc == 0) {
@@ -1082,8 +1054,6 @@ void as__durable_free(as_runtime *rt)
     uv_cond_destroy(&d->wake_syncer);
     uv_cond_destroy(&d->wake_writer);
     uv_mutex_destroy(&d->mu);
-    if (d->check) uv_close((uv_handle_t *)d->check, close_free);
-    if (d->kick) uv_close((uv_handle_t *)d->kick, close_free);
     if (d->landed) uv_close((uv_handle_t *)d->landed, close_free);
     free_batch(&d->next);
     for (batch *b = d->spare, *n; b; b = n) {

@@ -79,7 +79,8 @@ as_runtime *as__runtime_new(const as_options *opts, const as_pack_loaders *loade
     }
     if (opts->loop) {
         rt->timer = as__malloc(sizeof *rt->timer);
-        if (rt->timer == NULL) {
+        if (rt->timer == NULL || as__turn_init(rt, opts->loop) != 0) {
+            as__free(rt->timer);
             as__free(rt);
             as__err(err, AS_ENOMEM, "out of memory");
             return NULL;
@@ -116,6 +117,7 @@ static void close_timer(uv_handle_t *h)
 void as__runtime_free(as_runtime *rt)
 {
     if (rt == NULL) return;
+    as__turn_close(rt); /* what is queued runs and is handed to the store first */
     as__durable_free(rt);
     if (rt->timer) uv_close((uv_handle_t *)rt->timer, close_timer);
     as__sched_free(&rt->sched); /* before the cases that embed its nodes */

@@ -17,6 +17,7 @@
 #include "pack.h"
 #include "sched.h"
 #include "strmap.h"
+#include "turn.h"
 #include "versions.h"
 #include "worklist.h"
 
@@ -53,6 +54,7 @@ struct as_runtime {
     as_clock clock;
     as_sched sched;
     uv_timer_t *timer; /* real clock only: the one timer that drives the scheduler */
+    as_turn turn;      /* the loop turn's step (turn.h); empty on a virtual clock */
     as_strmap orders, cases, shops, strings;
     as_pack *platform;
     as_pack **installed; /* every pack version installed, owned: their shells */
@@ -106,6 +108,9 @@ int as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const 
  * entry handed back for the other URLs); 0 otherwise. */
 int as__outbox_acked(const as_runtime *rt, const char *key, const char *url);
 void as__durable_free(as_runtime *rt);
+/* The end of the turn's step: the turn's changes go to the writer as one batch. A no-op
+ * without a store. */
+void as__durable_hand_over(as_runtime *rt);
 struct as_store;
 /* Attaches `store` (its close() is called when the runtime is freed) and restores from it;
  * as_runtime_attach_store with a store object, for engines other than SQLite. */

@@ -32,6 +32,11 @@ as_runtime *as_runtime_new(const as_options *opts, as_error *err)
     return as__runtime_new(opts, &engines, err);
 }
 
+int as_runtime_defer(as_runtime *rt, as_step_fn fn, void *ud)
+{
+    return as__turn_defer(rt, fn, ud);
+}
+
 void as_runtime_free(as_runtime *rt)
 {
     as__runtime_free(rt);

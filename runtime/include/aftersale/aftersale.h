@@ -140,8 +140,8 @@ AS_EXTERN as_runtime *as_runtime_new(const as_options *opts, as_error *err);
 /* Frees the runtime and everything it owns; NULL is a no-op. A durable runtime first waits
  * for the batch its writer holds (nothing acknowledged is lost; what was not acknowledged
  * may or may not be on disk). With a real clock the caller must run its loop once more
- * afterwards (uv_run UV_RUN_NOWAIT) so that its handles' close callbacks complete. Not from
- * a callback of this runtime. */
+ * afterwards (uv_run UV_RUN_NOWAIT) so that its handles' close callbacks complete. Functions
+ * queued with as_runtime_defer run first. Not from a callback of this runtime. */
 AS_EXTERN void as_runtime_free(as_runtime *rt);
 
 /* Loads a platform pack (no categories) or a category pack (it serves its categories) from
@@ -192,6 +192,19 @@ AS_EXTERN int64_t as_runtime_now(const as_runtime *rt);
  * instant, and moves time to `to_ms` (never back). A no-op on a real clock. Not from a
  * callback of this runtime. */
 AS_EXTERN void as_runtime_advance(as_runtime *rt, int64_t to_ms);
+
+/* ---- The loop turn ---------------------------------------------------------------------- */
+
+/* Queues fn(ud) for the step of this loop turn (docs/design.md#the-loop-turn): after the
+ * turn's I/O callbacks, in the order queued, and before the turn's group commit, which takes
+ * everything the queued functions changed as one batch. Call commands and reads from such a
+ * function (or from this runtime's own callbacks), not from a raw libuv callback of yours,
+ * as aftersale's own server and pipe do: rules then never run inside an I/O callback, and
+ * requests read together are answered in order. fn may queue more; they run in the same
+ * step. On a virtual clock (no loop) fn runs before this returns. Returns 0, or AS_ENOMEM and
+ * fn is not called. Queued functions still waiting when the runtime is freed run then. */
+typedef void (*as_step_fn)(void *ud);
+AS_EXTERN int as_runtime_defer(as_runtime *rt, as_step_fn fn, void *ud);
 
 /* ---- Commands ---------------------------------------------------------------------------- */
 
