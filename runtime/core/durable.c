@@ -899,23 +899,23 @@ static void rebuild_metrics(as_runtime *rt)
     size_t pos = 0;
     as_order *o;
     while ((o = as__strmap_next(&rt->orders, &pos)) != NULL) {
-        as__events_add(&o->shop_ref->events, AS_EV_ORDER, o->paid_at, o, 0);
+        as__shop_event(rt, o->shop_ref, AS_EV_ORDER, o->paid_at, o, 0);
         for (as_case *c = o->cases; c; c = c->next_in_order) {
-            as_shop_events *e = &o->shop_ref->events;
-            as__events_add(e, AS_EV_OPEN, c->opened_at, o, 0);
+            as_shop *s = o->shop_ref;
+            as__shop_event(rt, s, AS_EV_OPEN, c->opened_at, o, 0);
             int responded = 0, ruled = 0;
             for (uint32_t i = 0; i < c->nhist; i++) {
                 const as_hist *h = &c->hist[i];
                 if (h->role == AS_ROLE_MERCHANT && !responded++)
-                    as__events_add(e, AS_EV_RESPONSE, h->at_ms, o, h->at_ms - c->opened_at);
-                if (h->action == AS_ACT_AUTO_AGREE) as__events_add(e, AS_EV_AUTO_AGREE, h->at_ms, o, 0);
-                if (h->flags & AS_HF_DROPPED) as__events_add(e, AS_EV_RULE_DROPPED, h->at_ms, o, 0);
-                if (h->action == AS_ACT_ESCALATE) as__events_add(e, AS_EV_ESCALATE, h->at_ms, o, 0);
+                    as__shop_event(rt, s, AS_EV_RESPONSE, h->at_ms, o, h->at_ms - c->opened_at);
+                if (h->action == AS_ACT_AUTO_AGREE) as__shop_event(rt, s, AS_EV_AUTO_AGREE, h->at_ms, o, 0);
+                if (h->flags & AS_HF_DROPPED) as__shop_event(rt, s, AS_EV_RULE_DROPPED, h->at_ms, o, 0);
+                if (h->action == AS_ACT_ESCALATE) as__shop_event(rt, s, AS_EV_ESCALATE, h->at_ms, o, 0);
                 if (h->action == AS_ACT_RULE_FOR_BUYER) ruled = 1;
                 if (h->to == AS_STATE_REFUNDED && h->from != AS_STATE_REFUNDED && i > 0)
-                    as__events_add(e, AS_EV_REFUND, h->at_ms, o, ruled);
+                    as__shop_event(rt, s, AS_EV_REFUND, h->at_ms, o, ruled);
                 if (as__state_terminal(h->to) && i > 0 && !as__state_terminal(h->from))
-                    as__events_add(e, AS_EV_RESOLVED, h->at_ms, o, h->at_ms - c->opened_at);
+                    as__shop_event(rt, s, AS_EV_RESOLVED, h->at_ms, o, h->at_ms - c->opened_at);
             }
         }
     }

@@ -96,5 +96,5 @@ int64_t as__refund_cap(const as_case *c, const as_case_vals *v)
 /* Records a metrics event, in the room the command reserved before its change (as__txn_room). */
 void as__event(as_runtime *rt, const as_order *o, as_event_kind k, int64_t val)
 {
-    (void)as__events_add(&o->shop_ref->events, k, as__clock_now(&rt->clock), o, val);
+    as__shop_event(rt, o->shop_ref, k, as__clock_now(&rt->clock), o, val);
 }

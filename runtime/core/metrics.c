@@ -157,25 +157,29 @@ int as__metrics_compute(const as_shop_events *e, int64_t now_ms, as_metrics *m)
     return 0;
 }
 
-void as__metrics_flag(as_metrics *const *all, int n)
+int64_t as__metrics_next_change(const as_shop_events *e, int64_t now_ms)
 {
-    for (int i = 0; i < n; i++) {
-        as_metrics *m = all[i];
-        m->flagged = 0;
-        if (m->dispute_refunds < 1 || m->main_category == NULL) continue;
-        int peers = 0;
-        int64_t count_sum = 0;
-        double rate_sum = 0;
-        for (int j = 0; j < n; j++) {
-            if (j == i || all[j]->main_category != m->main_category) continue;
-            peers++;
-            count_sum += all[j]->dispute_refunds;
-            rate_sum += all[j]->dispute_refund_rate;
-        }
-        if (peers == 0) continue;
-        /* the rates are ratios of small integers; a relative epsilon keeps an exact 4x
-         * (0.6 * 2 against 4 * 0.3) from failing on binary rounding */
-        m->flagged = m->dispute_refunds * peers >= 4 * count_sum &&
-                     m->dispute_refund_rate * peers >= 4 * rate_sum * (1 - 1e-12);
+    int64_t next = INT64_MAX;
+    for (uint32_t i = 0; i < e->len; i++) {
+        int64_t t = e->ev[i].t;
+        if (t > now_ms) next = t < next ? t : next; /* enters */
+        else if (t > now_ms - AS_METRICS_WINDOW && t + AS_METRICS_WINDOW < next)
+            next = t + AS_METRICS_WINDOW; /* leaves */
     }
+    return next;
+}
+
+int as__metrics_flagged(const as_metrics *m, const as_metrics *const *peers, int n)
+{
+    if (m->dispute_refunds < 1 || m->main_category == NULL || n == 0) return 0;
+    int64_t count_sum = 0;
+    double rate_sum = 0;
+    for (int j = 0; j < n; j++) {
+        count_sum += peers[j]->dispute_refunds;
+        rate_sum += peers[j]->dispute_refund_rate;
+    }
+    /* the rates are ratios of small integers; a relative epsilon keeps an exact 4x
+     * (0.6 * 2 against 4 * 0.3) from failing on binary rounding */
+    return m->dispute_refunds * n >= 4 * count_sum &&
+           m->dispute_refund_rate * n >= 4 * rate_sum * (1 - 1e-12);
 }

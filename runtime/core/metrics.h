@@ -53,7 +53,12 @@ void as__events_free(as_shop_events *e);
 void as__events_prune(as_shop_events *e, int64_t now_ms);
 /* Computes the shop's own figures (everything but `flagged`). Returns 0 or AS_ENOMEM. */
 int as__metrics_compute(const as_shop_events *e, int64_t now_ms, as_metrics *m);
-/* Sets `flagged` on each of `n` shops' figures from their peers (docs/rulebook.md#metrics). */
-void as__metrics_flag(as_metrics *const *all, int n);
+/* The first instant after `now_ms` at which the window holds other events than at now_ms (an
+ * event leaves it, or a later-dated one enters); INT64_MAX when none will. The figures
+ * as__metrics_compute gave at now_ms hold until then unless events are added. */
+int64_t as__metrics_next_change(const as_shop_events *e, int64_t now_ms);
+/* Whether the shop with figures `m` is flagged among the `n` shops `peers` of its main
+ * category (docs/rulebook.md#metrics); `peers` excludes it. */
+int as__metrics_flagged(const as_metrics *m, const as_metrics *const *peers, int n);
 
 #endif

@@ -225,7 +225,7 @@ int as__order_create(as_runtime *rt, json_t *j, as_error *err)
         as__free(o);
         return rc;
     }
-    (void)as__events_add(&o->shop_ref->events, AS_EV_ORDER, o->paid_at, o, 0); /* room above */
+    as__shop_event(rt, o->shop_ref, AS_EV_ORDER, o->paid_at, o, 0); /* room above */
     as__touch_order(rt, o);
     rt->stats.commands++;
     return 0;

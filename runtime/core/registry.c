@@ -57,6 +57,7 @@ as_shop *as__shop_get(as_runtime *rt, const char *id, int create)
         as__free(s);
         return NULL;
     }
+    as__sched_node_init(&s->fig_due);
     return s;
 }
 
@@ -92,6 +93,7 @@ as_runtime *as__runtime_new(const as_options *opts, const as_pack_loaders *loade
         as__clock_init_virtual(&rt->clock, opts->start_ms);
     }
     as__sched_init(&rt->sched);
+    as__sched_init(&rt->fig_due);
     as__strmap_init(&rt->orders, order_key);
     as__strmap_init(&rt->cases, case_key);
     as__strmap_init(&rt->shops, shop_key);
@@ -121,6 +123,7 @@ void as__runtime_free(as_runtime *rt)
     as__durable_free(rt);
     if (rt->timer) uv_close((uv_handle_t *)rt->timer, close_timer);
     as__sched_free(&rt->sched); /* before the cases that embed its nodes */
+    as__shop_metrics_free(rt);  /* before the shops that embed theirs */
     size_t pos = 0;
     as_case *c;
     while ((c = as__strmap_next(&rt->cases, &pos)) != NULL) {

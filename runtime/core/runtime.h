@@ -28,7 +28,21 @@ typedef struct as_shop {
     as_shop_events events;
     as_shop_cases cases;     /* its cases in worklist order (worklist.h) */
     as_pack_group *lua_group; /* one reference: the memory budget of all its merchant packs */
+    /* Its figures, kept between asks (shops.c): computed again only once an event was added
+     * or the window has moved past one, so that asking for one shop's metrics recomputes
+     * only the shops that changed since, not every shop. */
+    as_metrics fig;
+    int fig_stale;                        /* on rt->fig_stale */
+    struct as_shop *fig_next;             /* rt->fig_stale's link */
+    as_sched_node fig_due;                /* when its window changes next (rt->fig_due) */
+    struct as_shop *peer_next, *peer_prev; /* the shops of fig.main_category (rt->peers) */
 } as_shop;
+
+/* The shops whose figures have one main category: a flag is judged among them. */
+typedef struct as_peer_group {
+    const char *category; /* interned */
+    as_shop *first;
+} as_peer_group;
 
 typedef struct as_category_pack {
     const char *category; /* interned */
@@ -71,6 +85,10 @@ struct as_runtime {
     as_stats stats;
     int depth; /* nesting of applied commands (auto-pay runs inside a command) */
     struct as_durable *dur; /* the store pipeline (durable.c), NULL when nothing is durable */
+    as_shop *fig_stale;     /* shops whose figures must be computed again (shops.c) */
+    as_sched fig_due;       /* shops by when their window changes next */
+    as_peer_group *peers;   /* owned; by main category */
+    int npeers;
 };
 
 /* Durability (durable.c). Marks an order or case changed in this turn; the turn's end
@@ -196,6 +214,11 @@ size_t as__open_cases(as_runtime *rt);
 size_t as__failed_merchant_packs(as_runtime *rt);
 /* The shop's metrics now, flagged among its peers (an unknown shop: zeros). 0 or AS_ENOMEM. */
 int as__shop_metrics(as_runtime *rt, const char *shop, as_metrics *out);
+/* Records a metrics event of `s` (metrics.h) in the room as__events_reserve made, and marks
+ * the shop's figures to be computed again. */
+void as__shop_event(as_runtime *rt, as_shop *s, as_event_kind k, int64_t t, const as_order *o,
+                    int64_t val);
+void as__shop_metrics_free(as_runtime *rt);
 
 /* Orders and cases (orders.c, cases.c, deadlines.c, registry.c; engine.h lists the files) */
 /* `event` "ship", "deliver" or "confirm" on the order, at the current time. */

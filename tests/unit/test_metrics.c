@@ -301,11 +301,18 @@ static as_metrics figures(const char *cat, int64_t disputes, int64_t orders)
     return m;
 }
 
+/* Flags each of `n` shops among the others of its main category, as shops.c does. */
 static void flag(as_metrics *ms, int n)
 {
-    as_metrics *ptrs[8];
-    for (int i = 0; i < n; i++) ptrs[i] = &ms[i];
-    as__metrics_flag(ptrs, n);
+    int flagged[8];
+    for (int i = 0; i < n; i++) {
+        const as_metrics *peers[8];
+        int np = 0;
+        for (int j = 0; j < n; j++)
+            if (j != i && ms[j].main_category == ms[i].main_category) peers[np++] = &ms[j];
+        flagged[i] = as__metrics_flagged(&ms[i], peers, np);
+    }
+    for (int i = 0; i < n; i++) ms[i].flagged = flagged[i];
 }
 
 START_TEST(metrics_flagged_at_exactly_4x)
@@ -390,15 +397,11 @@ START_TEST(metrics_compute_then_flag)
         add(&e[s], AS_EV_REFUND, NOW - 10, o, 0); /* not a dispute refund */
     }
     as_metrics m[3];
-    as_metrics *ptrs[3];
-    for (int s = 0; s < 3; s++) {
-        ck_assert_int_eq(as__metrics_compute(&e[s], NOW, &m[s]), 0);
-        ptrs[s] = &m[s];
-    }
+    for (int s = 0; s < 3; s++) ck_assert_int_eq(as__metrics_compute(&e[s], NOW, &m[s]), 0);
     ck_assert_int_eq(m[0].dispute_refunds, 4);
     ck_assert_int_eq(m[0].refunds, 5);
     ck_assert(m[0].dispute_refund_rate == 0.4);
-    as__metrics_flag(ptrs, 3);
+    flag(m, 3);
     ck_assert_int_eq(m[0].flagged, 1);
     ck_assert_int_eq(m[1].flagged, 0);
     ck_assert_int_eq(m[2].flagged, 0);
