@@ -17,29 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "store.h"
+#include "durable.h"
 #include "err.h"
 #include "journal.h"
 #include "limits.h"
 #include "runtime.h"
 #include "timefmt.h"
 
-typedef struct done {
-    as_done_cb cb;
-    void *ud;
-    int code;
-    char msg[AS_ERROR_MSG_MAX]; /* inline: queuing an answer allocates nothing but its slot */
-} done;
-
-typedef struct delivery {
-    char *key; /* owned: one block holding the key, then kind and case_id */
-    const char *kind, *case_id;
-    int64_t amount;
-} delivery;
-
-static int delivery_make(delivery *d, const char *key, const char *kind, const char *case_id,
-                         int64_t amount)
+int as__delivery_make(delivery *d, const char *key, const char *kind, const char *case_id,
+                      int64_t amount)
 {
     size_t k = strlen(key) + 1, n = strlen(kind) + 1, c = strlen(case_id) + 1;
     if ((d->key = as__malloc(k + n + c)) == NULL) return AS_ENOMEM;
@@ -48,99 +34,6 @@ static int delivery_make(delivery *d, const char *key, const char *kind, const c
     memcpy(d->key, key, k);
     d->amount = amount;
     return 0;
-}
-
-#define VEC(T)                                                                             \
-    struct {                                                                               \
-        T *v;                                                                              \
-        size_t len, cap;                                                                   \
-    }
-
-static int grow(void **v, size_t *cap, size_t len, size_t size)
-{
-    if (len < *cap) return 0;
-    size_t ncap = *cap ? *cap * 2 : 64;
-    void *nv = as__realloc(*v, ncap * size);
-    if (nv == NULL) return AS_ENOMEM;
-    *v = nv;
-    *cap = ncap;
-    return 0;
-}
-#define PUSH(vec, x)                                                                       \
-    (grow((void **)&(vec).v, &(vec).cap, (vec).len, sizeof *(vec).v) ? AS_ENOMEM           \
-                                                                       : ((vec).v[(vec).len++] = (x), 0))
-/* Room for one more PUSH that then cannot fail. */
-#define ROOM(vec) grow((void **)&(vec).v, &(vec).cap, (vec).len, sizeof *(vec).v)
-
-/* One batch: its records, who waits for it, what it delivers. Once handed over, its records
- * are read by the writer and not written by anyone; `waiting` and `out` stay the loop's. */
-typedef struct batch {
-    as_wbuf rec;
-    VEC(done) waiting;
-    VEC(delivery) out;
-    uint64_t started; /* uv_hrtime() when it was handed to the writer */
-    uint64_t seq;     /* 1, 2, ... in the order handed over */
-    struct batch *link;
-} batch;
-
-/* An idempotency key's first answer; the keys are listed oldest first for the prune. */
-typedef struct idem {
-    int code;
-    char *msg; /* owned */
-    int64_t at; /* when it was first answered */
-    struct idem *newer;
-    char key[];
-} idem;
-
-/* The URLs that acknowledged an outbox entry before the restart (the store's per-URL
- * acknowledgements), so that its deliverer sends it again only where it was not received;
- * dropped once the entry is acknowledged for every URL. */
-typedef struct acked {
-    char **urls; /* owned, and each of them */
-    size_t n;
-    char key[];
-} acked;
-
-struct as_durable {
-    as_runtime *rt;
-    as_store *store;
-    uv_loop_t *loop;
-    uv_async_t *landed; /* owned; the syncer's word that batches are durable; referenced
-                         * while batches are in flight, so the loop waits for them */
-    batch next;         /* this turn's changes */
-    batch *spare;       /* answered batches kept for their buffers; owned, loop only */
-    uint64_t handed, answered; /* loop only: seq of the last batch handed over, answered */
-    uint64_t durable_seq;      /* loop only: seq of the last batch answered as durable */
-    int failed; /* loop only: a commit or sync failed: memory is ahead of the disk, writes
-                 * are refused */
-    as_error failure; /* loop only: the first failure, for /healthz */
-    int threads; /* 1: the writer runs, 2: the syncer too */
-    uv_thread_t writer, syncer;
-    uv_mutex_t mu; /* guards the rest of this block */
-    uv_cond_t wake_writer, wake_syncer;
-    batch *head, *tail; /* handed batches not yet answered, oldest first; owned */
-    uint64_t written, synced; /* seq of the last batch written, made durable */
-    /* the first seq a failed write, a failed sync, condemned (0: none). After a failed sync no
-     * later sync proves anything (the kernel may have dropped the pages it could not write),
-     * so every batch from there on fails too. */
-    uint64_t write_failed, sync_failed;
-    as_error write_err, sync_err;
-    int stop;
-    VEC(as_case *) dirty_cases;
-    VEC(as_order *) dirty_orders;
-    /* loop only: record bytes promised by as__durable_reserve since the last collect(); the
-     * turn's buffer has room for them on top of what it holds */
-    size_t owed;
-    as_strmap idem;
-    idem *oldest, *newest; /* the keys of `idem` by `at`, linked by `newer` */
-    int64_t pruned_at;     /* when the last PRUNE record was journaled */
-    int settled;           /* outbox entries done for every URL since then */
-    as_strmap acked; /* of acked, owned: filled by the restore */
-};
-
-static const char *idem_key(const void *p)
-{
-    return ((const idem *)p)->key;
 }
 
 static const char *acked_key(const void *p)
@@ -198,7 +91,7 @@ void as__durable_touch_order(as_runtime *rt, as_order *o)
 
 /* Appends the record `put` writes (called once to measure it, once to write it) after making
  * room for it on top of what collect() is owed: a failure leaves the batch as it was. */
-static int put_record(struct as_durable *d, void (*put)(as_wbuf *b, const void *arg),
+int as__durable_put(struct as_durable *d, void (*put)(as_wbuf *b, const void *arg),
                       const void *arg)
 {
     as_wbuf m = {.measure = 1};
@@ -223,8 +116,8 @@ int as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const 
 {
     struct as_durable *d = rt->dur;
     delivery o;
-    if (delivery_make(&o, key, kind, case_id, amount) != 0 || ROOM(d->next.out) ||
-        put_record(d, put_outbox, &o) != 0) {
+    if (as__delivery_make(&o, key, kind, case_id, amount) != 0 || ROOM(d->next.out) ||
+        as__durable_put(d, put_outbox, &o) != 0) {
         as__free(o.key);
         return AS_ENOMEM;
     }
@@ -233,38 +126,11 @@ int as__durable_outbox(as_runtime *rt, const char *key, const char *kind, const 
     return 0;
 }
 
-/* Retention (docs/api.md "Idempotency"): at most once a second, the keys answered more than
- * the retention time ago are forgotten, and a PRUNE record in this turn's batch forgets them
- * in the store too, with the outbox entries settled since the last prune. Runs as the batch
- * is collected, so the records of a turn never straddle a prune. */
-static void prune_expired(as_runtime *rt)
-{
-    struct as_durable *d = rt->dur;
-    int64_t now = as__clock_now(&rt->clock);
-    if (now - d->pruned_at < AS_SECOND) return;
-    int64_t before = now - rt->idempotency_ms;
-    if (!d->settled && !(d->oldest && d->oldest->at < before)) return;
-    /* beyond what the turn's changes were promised; without room, the prune waits */
-    if (as__wbuf_reserve(&d->next.rec, d->owed + 16) != 0) return;
-    while (d->oldest && d->oldest->at < before) {
-        idem *e = d->oldest;
-        d->oldest = e->newer;
-        as__strmap_del(&d->idem, e->key);
-        as__free(e->msg);
-        as__free(e);
-    }
-    if (d->oldest == NULL) d->newest = NULL;
-    as__wbuf_u8(&d->next.rec, AS_REC_PRUNE);
-    as__wbuf_i64(&d->next.rec, before);
-    d->pruned_at = now;
-    d->settled = 0;
-}
-
 /* Journals what the turn changed into the next batch, in the room the changes reserved. */
 static void collect(as_runtime *rt)
 {
     struct as_durable *d = rt->dur;
-    prune_expired(rt);
+    as__idem_prune(rt);
     for (size_t i = 0; i < d->dirty_orders.len; i++) {
         as__journal_order(&d->next.rec, d->dirty_orders.v[i]);
         d->dirty_orders.v[i]->dirty = 0;
@@ -471,7 +337,7 @@ void as__durable_hand_over(as_runtime *rt)
 
 /* Queues `cb` to be answered once what this turn changed is durable, in the slot the
  * request reserved (as__submit_json). */
-static void wait_durable(as_runtime *rt, as_done_cb cb, void *ud, int code, const char *msg)
+void as__durable_wait(as_runtime *rt, as_done_cb cb, void *ud, int code, const char *msg)
 {
     done w = {cb, ud, code, ""};
     if (code && msg) snprintf(w.msg, sizeof w.msg, "%s", msg);
@@ -517,7 +383,7 @@ int as__read_wait(as_runtime *rt, int need, as_done_cb cb, void *ud, as_error *e
      * landed_cb is answering have left the list (a read made from one of their answers
      * finds none there): this turn's batch covers them. */
     if (need == AS_READ_TURN || d->tail == NULL) {
-        wait_durable(rt, cb, ud, 0, NULL);
+        as__durable_wait(rt, cb, ud, 0, NULL);
         return 1;
     }
     done w = {cb, ud, 0, ""};
@@ -546,131 +412,12 @@ int as__outbox_ack(as_runtime *rt, const char *key, const char *url, as_error *e
 {
     if (rt->dur == NULL) return 0;
     const char *a[2] = {key, url}; /* url NULL: every URL */
-    if (put_record(rt->dur, put_ack, a) != 0) return as__err(err, AS_ENOMEM, "out of memory");
+    if (as__durable_put(rt->dur, put_ack, a) != 0) return as__err(err, AS_ENOMEM, "out of memory");
     as__turn_wake(rt);
     if (url == NULL) {
         acked_free(as__strmap_del(&rt->dur->acked, key));
         rt->dur->settled++;
     }
-    return 0;
-}
-
-static idem *idem_new(const char *key)
-{
-    size_t n = strlen(key);
-    idem *e = as__malloc(sizeof *e + n + 1); /* owned by the caller, then by d->idem */
-    if (e) memcpy(e->key, key, n + 1);
-    return e;
-}
-
-/* Puts `e` (taken over on success) in the map with its outcome, answered at `at`; a success
- * keeps no message. The keys come oldest first (in answer order, or from the store ordered
- * by time), which is the order the retention prunes them in. */
-static int idem_keep(as_runtime *rt, idem *e, int code, const char *msg, int64_t at)
-{
-    struct as_durable *d = rt->dur;
-    e->code = code;
-    e->msg = NULL;
-    e->at = at;
-    e->newer = NULL;
-    if ((code && msg && msg[0] && (e->msg = as__strdup(msg)) == NULL) ||
-        as__strmap_put(&d->idem, e) != 0) {
-        as__free(e->msg);
-        return AS_ENOMEM;
-    }
-    if (d->newest) d->newest->newer = e;
-    else d->oldest = e;
-    d->newest = e;
-    return 0;
-}
-
-static int remember(as_runtime *rt, const char *key, int code, const char *msg, int64_t at)
-{
-    idem *e = idem_new(key);
-    int rc = e ? idem_keep(rt, e, code, msg, at) : AS_ENOMEM;
-    if (rc) as__free(e);
-    return rc;
-}
-
-typedef struct idem_rec {
-    const char *key;
-    int code;
-    const char *msg;
-    int64_t at;
-} idem_rec;
-
-static void put_idem(as_wbuf *b, const void *arg)
-{
-    const idem_rec *r = arg;
-    as__wbuf_u8(b, AS_REC_IDEM);
-    as__wbuf_str(b, r->key);
-    as__wbuf_u32(b, (uint32_t)r->code);
-    as__wbuf_str(b, r->msg);
-    as__wbuf_i64(b, r->at);
-}
-
-/* What the key's record of a request may take: its message is not known before it runs. */
-static size_t idem_bound(const char *key)
-{
-    as_wbuf m = {.measure = 1};
-    put_idem(&m, &(idem_rec){key, 0, "", 0});
-    return m.len + AS_ERROR_MSG_MAX;
-}
-
-int as__durable_run(as_runtime *rt, const char *key, as_run_fn run, void *arg, as_done_cb cb,
-                    void *ud)
-{
-    as_error err = {0};
-    int rc;
-    if (rt->dur == NULL) {
-        rc = run(rt, arg, &err);
-        as__rearm(rt);
-        if (cb) cb(ud, rc, err.msg);
-        return rc;
-    }
-    if (rt->dur->failed) {
-        rc = as__err(&err, AS_EIO, "the store failed earlier; no write is accepted");
-        if (cb) cb(ud, rc, err.msg);
-        return rc;
-    }
-    idem *seen = key ? as__strmap_get(&rt->dur->idem, key) : NULL;
-    /* The answer's slot, and the key's entry and record, are reserved before the request
-     * runs: once it has changed something, remembering and answering it cannot fail. */
-    idem *fresh = NULL;
-    if (as__durable_reserve(rt, key && !seen ? idem_bound(key) : 0) != 0 ||
-        (key && !seen &&
-         ((fresh = idem_new(key)) == NULL || as__strmap_reserve(&rt->dur->idem, 1) != 0))) {
-        as__free(fresh);
-        rc = as__err(&err, AS_ENOMEM, "out of memory");
-        if (cb) cb(ud, rc, err.msg);
-        return rc;
-    }
-    if (seen) {
-        rc = seen->code;
-        wait_durable(rt, cb, ud, rc, seen->msg); /* the first answer, once it is durable */
-        return rc;
-    }
-    rc = run(rt, arg, &err);
-    /* A nomem refusal changed nothing and is no outcome of the request: the key stays
-     * unused, so that the caller's retry runs it instead of hearing nomem forever. A refusal
-     * whose message cannot be kept is not remembered either: it changed nothing. */
-    int64_t now = as__clock_now(&rt->clock);
-    if (fresh && rc != AS_ENOMEM && idem_keep(rt, fresh, rc, err.msg, now) == 0)
-        put_idem(&rt->dur->next.rec, &(idem_rec){key, rc, err.msg, now});
-    else
-        as__free(fresh);
-    wait_durable(rt, cb, ud, rc, err.msg);
-    as__rearm(rt);
-    return rc;
-}
-
-int as__merchant_limits(as_runtime *rt, const char *shop, as_pack_limits *lim, as_error *err)
-{
-    as_shop *s = as__shop_get(rt, shop, 1);
-    if (s && s->lua_group == NULL) s->lua_group = rt->loaders.group_new(rt->lua_shop_memory);
-    if (s == NULL || s->lua_group == NULL) return as__err(err, AS_ENOMEM, "out of memory");
-    *lim = rt->limits;
-    lim->group = s->lua_group;
     return 0;
 }
 
@@ -722,23 +469,9 @@ static void put_pack_prune(as_wbuf *b, const void *arg)
 int as__durable_pack_prune(as_runtime *rt, const char *shop, const as_version *v)
 {
     if (rt->dur == NULL) return 0;
-    if (put_record(rt->dur, put_pack_prune, &(pack_rec){shop, v, 0}) != 0) return AS_ENOMEM;
+    if (as__durable_put(rt->dur, put_pack_prune, &(pack_rec){shop, v, 0}) != 0) return AS_ENOMEM;
     as__turn_wake(rt);
     return 0;
-}
-
-int as__merchant_upload(as_runtime *rt, const char *shop, const char *src, size_t len,
-                        as_error *err)
-{
-    if (as__limit_id(shop, strlen(shop))) return as__limit_err(err, "shop", AS_LIMIT_ID_WHAT);
-    if (len > AS_MAX_SOURCE)
-        return as__err(err, AS_EBAD_REQUEST, "the rules of %s are longer than 1 MiB", shop);
-    if (as__limit_utf8(src, len, 1))
-        return as__err(err, AS_EBAD_REQUEST, "the rules of %s are not UTF-8 text without NUL bytes",
-                       shop);
-    char chunk[300];
-    snprintf(chunk, sizeof chunk, "=merchant rules of %s", shop);
-    return as__merchant_install(rt, shop, src, len, chunk, err);
 }
 
 int as__runtime_idle(const as_runtime *rt)
@@ -746,216 +479,6 @@ int as__runtime_idle(const as_runtime *rt)
     const struct as_durable *d = rt->dur;
     return d == NULL || (d->handed == d->answered && d->next.waiting.len == 0 && d->next.rec.len == 0 &&
                          d->dirty_cases.len == 0 && d->dirty_orders.len == 0);
-}
-
-/* ==========================================================================================
- * Recovery
- * ======================================================================================== */
-
-typedef struct restore {
-    as_runtime *rt;
-    as_error *err;
-    as_restore_refused_fn refused; /* NULL: the first row refused stops the restore */
-    void *refused_ud;
-    as_pack *last_pin[AS_LAYER_COUNT]; /* most cases pin what the case before pinned */
-    VEC(as_pack *) held; /* versions loaded for pins; released once the cases hold theirs */
-    VEC(delivery) redeliver;
-} restore;
-
-static int v_pack(void *ud, const char *shop, const char *name, const char *version,
-                  const char *source, size_t len, int current, const char *sha256,
-                  int64_t uploaded_at)
-{
-    restore *x = ud;
-    return as__versions_restore(x->rt, shop, name, version, source, len, current, sha256,
-                                uploaded_at, x->err);
-}
-
-static int v_reserve(void *ud, size_t orders, size_t cases)
-{
-    restore *x = ud;
-    if (as__strmap_reserve(&x->rt->orders, orders) || as__strmap_reserve(&x->rt->cases, cases))
-        return AS_ENOMEM;
-    return 0;
-}
-
-static int v_order(void *ud, const void *data, size_t len)
-{
-    restore *x = ud;
-    as_order *o;
-    int rc = as__journal_read_order(x->rt, data, len, &o, x->err);
-    if (rc) return rc;
-    if ((o->shop_ref = as__shop_get(x->rt, o->shop, 1)) == NULL ||
-        as__strmap_put(&x->rt->orders, o) != 0) {
-        as__free(o);
-        return as__err(x->err, AS_ENOMEM, "out of memory");
-    }
-    return 0;
-}
-
-static as_pack *pin(void *ctx, int layer, const char *shop, const char *name, const char *version)
-{
-    restore *x = ctx;
-    as_pack *p = x->last_pin[layer];
-    if (p && strcmp(p->name, name) == 0 && strcmp(p->version, version) == 0 &&
-        (layer != AS_LAYER_MERCHANT || strcmp(p->owner, shop) == 0))
-        return p;
-    int fresh;
-    p = as__versions_pin(x->rt, layer, shop, name, version, &fresh, x->err);
-    if (p && fresh && PUSH(x->held, p)) {
-        as__pack_unref(p);
-        as__err(x->err, AS_ENOMEM, "out of memory");
-        return NULL;
-    }
-    return x->last_pin[layer] = p;
-}
-
-static int v_case(void *ud, const void *data, size_t len, int64_t due)
-{
-    restore *x = ud;
-    as_case *c;
-    int rc = as__journal_read_case(x->rt, data, len, pin, x, &c, x->err);
-    if (rc) return rc;
-    if (as__worklist_reserve(&c->order->shop_ref->cases) != 0 ||
-        as__strmap_put(&x->rt->cases, c) != 0 ||
-        (due != INT64_MIN && as__sched_add(&x->rt->sched, &c->deadline, due) != 0)) {
-        as__strmap_del(&x->rt->cases, c->id);
-        as__free(c->v.evidence);
-        as__free(c);
-        return as__err(x->err, AS_ENOMEM, "out of memory");
-    }
-    if (!as__state_terminal(c->v.state))
-        for (int l = 0; l < AS_LAYER_COUNT; l++) as__pack_ref(c->rules[l]);
-    as__order_add_case(c->order, c);
-    as__worklist_add(&c->order->shop_ref->cases, c);
-    return 0;
-}
-
-static int v_event(void *ud, const char *case_id, uint32_t n, const void *data, size_t len)
-{
-    restore *x = ud;
-    as_case *c = as__case_get(x->rt, case_id);
-    if (c == NULL)
-        return as__err(x->err, AS_EIO, "its case '%s' is not stored, or could not be restored",
-                       case_id);
-    return as__journal_read_event(x->rt, c, n, data, len, x->err);
-}
-
-static int v_outbox(void *ud, const char *key, const char *kind, const char *case_id,
-                    int64_t amount)
-{
-    restore *x = ud;
-    delivery d;
-    if (delivery_make(&d, key, kind, case_id, amount) != 0 || PUSH(x->redeliver, d)) {
-        as__free(d.key);
-        return as__err(x->err, AS_ENOMEM, "out of memory");
-    }
-    return 0;
-}
-
-static int v_outbox_ack(void *ud, const char *key, const char *url)
-{
-    restore *x = ud;
-    as_strmap *m = &x->rt->dur->acked;
-    acked *a = as__strmap_get(m, key);
-    size_t n = strlen(key);
-    if (a == NULL && (a = as__calloc(1, sizeof *a + n + 1)) != NULL) {
-        memcpy(a->key, key, n + 1);
-        if (as__strmap_put(m, a) != 0) {
-            as__free(a);
-            a = NULL;
-        }
-    }
-    char **urls = a ? as__realloc(a->urls, (a->n + 1) * sizeof *urls) : NULL;
-    if (urls) a->urls = urls;
-    if (urls == NULL || (urls[a->n] = as__strdup(url)) == NULL)
-        return as__err(x->err, AS_ENOMEM, "out of memory");
-    a->n++;
-    return 0;
-}
-
-static int v_idem(void *ud, const char *key, int code, const char *message, int64_t at)
-{
-    restore *x = ud;
-    if (remember(x->rt, key, code, message, at) != 0) return as__err(x->err, AS_ENOMEM, "out of memory");
-    return 0;
-}
-
-static int v_refused(void *ud, const char *table, const char *key, const char *why)
-{
-    restore *x = ud;
-    return x->refused(x->refused_ud, table, key, why);
-}
-
-static int cmp_event(const void *a, const void *b)
-{
-    const as_event *x = a, *y = b;
-    return x->t < y->t ? -1 : x->t > y->t;
-}
-
-/* The metrics events (docs/rulebook.md#metrics) follow from the orders and the histories. */
-static void rebuild_metrics(as_runtime *rt)
-{
-    size_t pos = 0;
-    as_order *o;
-    while ((o = as__strmap_next(&rt->orders, &pos)) != NULL) {
-        as__shop_event(rt, o->shop_ref, AS_EV_ORDER, o->paid_at, o, 0);
-        for (as_case *c = o->cases; c; c = c->next_in_order) {
-            as_shop *s = o->shop_ref;
-            as__shop_event(rt, s, AS_EV_OPEN, c->opened_at, o, 0);
-            int responded = 0, ruled = 0;
-            for (uint32_t i = 0; i < c->nhist; i++) {
-                const as_hist *h = &c->hist[i];
-                if (h->role == AS_ROLE_MERCHANT && !responded++)
-                    as__shop_event(rt, s, AS_EV_RESPONSE, h->at_ms, o, h->at_ms - c->opened_at);
-                if (h->action == AS_ACT_AUTO_AGREE) as__shop_event(rt, s, AS_EV_AUTO_AGREE, h->at_ms, o, 0);
-                if (h->flags & AS_HF_DROPPED) as__shop_event(rt, s, AS_EV_RULE_DROPPED, h->at_ms, o, 0);
-                if (h->action == AS_ACT_ESCALATE) as__shop_event(rt, s, AS_EV_ESCALATE, h->at_ms, o, 0);
-                if (h->action == AS_ACT_RULE_FOR_BUYER) ruled = 1;
-                if (h->to == AS_STATE_REFUNDED && h->from != AS_STATE_REFUNDED && i > 0)
-                    as__shop_event(rt, s, AS_EV_REFUND, h->at_ms, o, ruled);
-                if (as__state_terminal(h->to) && i > 0 && !as__state_terminal(h->from))
-                    as__shop_event(rt, s, AS_EV_RESOLVED, h->at_ms, o, h->at_ms - c->opened_at);
-            }
-        }
-    }
-    pos = 0;
-    as_shop *s;
-    while ((s = as__strmap_next(&rt->shops, &pos)) != NULL)
-        if (s->events.len) /* a shop known only by its rules has no events (and no array) */
-            qsort(s->events.ev, s->events.len, sizeof *s->events.ev, cmp_event);
-}
-
-/* Hands the store's rows to the runtime of `x`; `live`: with the outbox and idempotency keys,
- * for a runtime that will go on (durable), else a snapshot. */
-static int restore_rows(restore *x, as_store *store, int live)
-{
-    as_store_visitor v = {x,
-                          v_reserve,
-                          v_pack,
-                          v_order,
-                          v_case,
-                          v_event,
-                          live ? v_outbox : NULL,
-                          live ? v_idem : NULL,
-                          live ? v_outbox_ack : NULL,
-                          x->refused ? v_refused : NULL};
-    int rc = store->engine->load(store, &v, x->err);
-    for (size_t i = 0; i < x->held.len; i++) as__pack_unref(x->held.v[i]);
-    as__free(x->held.v);
-    x->held.v = NULL;
-    x->held.len = x->held.cap = 0;
-    if (rc == 0) rebuild_metrics(x->rt);
-    return rc;
-}
-
-int as__runtime_restore(as_runtime *rt, as_store *store, as_restore_refused_fn refused,
-                        void *ud, as_error *err)
-{
-    if (rt->dur || rt->orders.len || rt->cases.len)
-        return as__err(err, AS_EBAD_REQUEST, "restore into a new runtime without a store");
-    restore x = {.rt = rt, .err = err, .refused = refused, .refused_ud = ud};
-    return restore_rows(&x, store, 0);
 }
 
 /* A refused attach touches nothing: not even the file. */
@@ -997,7 +520,7 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
         store->engine->close(store); /* the store is ours from the call on */
         return refused ? refused : as__err(err, AS_ENOMEM, "out of memory");
     }
-    as__strmap_init(&d->idem, idem_key);
+    as__strmap_init(&d->idem, as__idem_key);
     as__strmap_init(&d->acked, acked_key);
     uv_mutex_init(&d->mu);
     uv_cond_init(&d->wake_writer);
@@ -1006,21 +529,21 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
     d->store = store;
     d->loop = rt->timer->loop;
     rt->dur = d;
-    restore x = {.rt = rt, .err = err};
-    int rc = restore_rows(&x, store, 1);
+    as_deliveries redeliver = {0}; /* owned here until handed to the batch */
+    int rc = as__durable_restore(rt, store, &redeliver, NULL, NULL, err);
     if (rc == 0) {
         as__versions_store_bundled(rt);
     }
     if (rc == 0) rc = start_threads(d, err);
     if (rc == 0) {
-        for (size_t i = 0; i < x.redeliver.len; i++)
-            PUSH(d->next.out, x.redeliver.v[i]);
+        for (size_t i = 0; i < redeliver.len; i++)
+            PUSH(d->next.out, redeliver.v[i]);
         deliver_all(rt, &d->next);
         as__rearm(rt); /* deadlines that fell due while down fire at once, in due order */
     } else {
-        for (size_t i = 0; i < x.redeliver.len; i++) as__free(x.redeliver.v[i].key);
+        for (size_t i = 0; i < redeliver.len; i++) as__free(redeliver.v[i].key);
     }
-    as__free(x.redeliver.v);
+    as__free(redeliver.v);
     return rc;
 }
 

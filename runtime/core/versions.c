@@ -347,3 +347,27 @@ json_t *as__versions_source_json(as_runtime *rt, const char *shop, const char *v
                                                           : json_null());
     return j;
 }
+
+int as__merchant_limits(as_runtime *rt, const char *shop, as_pack_limits *lim, as_error *err)
+{
+    as_shop *s = as__shop_get(rt, shop, 1);
+    if (s && s->lua_group == NULL) s->lua_group = rt->loaders.group_new(rt->lua_shop_memory);
+    if (s == NULL || s->lua_group == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    *lim = rt->limits;
+    lim->group = s->lua_group;
+    return 0;
+}
+
+int as__merchant_upload(as_runtime *rt, const char *shop, const char *src, size_t len,
+                        as_error *err)
+{
+    if (as__limit_id(shop, strlen(shop))) return as__limit_err(err, "shop", AS_LIMIT_ID_WHAT);
+    if (len > AS_MAX_SOURCE)
+        return as__err(err, AS_EBAD_REQUEST, "the rules of %s are longer than 1 MiB", shop);
+    if (as__limit_utf8(src, len, 1))
+        return as__err(err, AS_EBAD_REQUEST, "the rules of %s are not UTF-8 text without NUL bytes",
+                       shop);
+    char chunk[300];
+    snprintf(chunk, sizeof chunk, "=merchant rules of %s", shop);
+    return as__merchant_install(rt, shop, src, len, chunk, err);
+}
