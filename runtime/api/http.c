@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "router.h"
 #include "webhook.h"
 
 /* ==========================================================================================
@@ -435,55 +436,20 @@ static const char *query(const char *q, const char *name, char *buf, size_t cap)
     return NULL;
 }
 
-/* docs/design.md#limits: an identifier is 1-64 bytes of A-Z a-z 0-9 . _ : -, and not "." or "..".
- */
-static int is_identifier(const char *s)
-{
-    return as_id_valid(s, strlen(s));
-}
-
-/* Splits "/v1/cases/C1/actions" into segments (in place); *qs is the query. Returns their
- * number, max + 1 when there are more than `max`. *ids is 1 when every segment is an
- * identifier: paths are not percent-decoded, so an escape ('%') makes a segment none, and so
- * does an empty one ("//", a trailing '/'). */
-static int split_path(char *path, char **seg, int max, const char **qs, int *ids)
-{
-    int n = 0;
-    char *q = strchr(path, '?');
-    *qs = "";
-    if (q) {
-        *q = '\0';
-        *qs = q + 1;
-    }
-    *ids = path[0] == '/';
-    if (!*ids) return 0; /* "*", or an absolute URL: no route */
-    for (char *p = path + 1; n <= max; n++) {
-        char *slash = strchr(p, '/');
-        if (slash) *slash = '\0';
-        if (n < max) seg[n] = p;
-        if (!is_identifier(p)) *ids = 0;
-        if (slash == NULL) return n + 1;
-        p = slash + 1;
-    }
-    return n;
-}
-
 /* One request being routed: what every handler needs. */
 typedef struct req {
     conn *c;
     response *r;
     int ka;
     const char *principal; /* the key's */
-    char **seg;
-    int nseg;
-    const char *qs;
+    const as_route_match *m;
 } req;
 
-/* GET /v1/cases/{id} */
+/* GET /v1/cases/{case} */
 static void get_case(req *q)
 {
     answer_ctx *a = await(q->c, q->r, q->ka, 0, 1);
-    if (a) as_case_view(q->c->srv->rt, q->principal, q->seg[2], answered, a);
+    if (a) as_case_view(q->c->srv->rt, q->principal, q->m->params[0], answered, a);
 }
 
 /* GET /v1/cases?shop=&state=&limit=&cursor=: the worklist, by priority then deadline; the
@@ -492,10 +458,11 @@ static void list_cases(req *q)
 {
     char shopb[256], stateb[64], limitb[32], cursorb[32];
     as_worklist_query wq = {.principal = q->principal};
-    wq.shop = query(q->qs, "shop", shopb, sizeof shopb);
-    wq.state = query(q->qs, "state", stateb, sizeof stateb);
-    wq.limit = query(q->qs, "limit", limitb, sizeof limitb) ? atol(limitb) : 50;
-    wq.cursor = query(q->qs, "cursor", cursorb, sizeof cursorb) ? atol(cursorb) : 0;
+    const char *qs = q->m->query;
+    wq.shop = query(qs, "shop", shopb, sizeof shopb);
+    wq.state = query(qs, "state", stateb, sizeof stateb);
+    wq.limit = query(qs, "limit", limitb, sizeof limitb) ? atol(limitb) : 50;
+    wq.cursor = query(qs, "cursor", cursorb, sizeof cursorb) ? atol(cursorb) : 0;
     if (wq.limit == 0) wq.limit = -1; /* "limit=0" is out of range, not the default */
     answer_ctx *a = await(q->c, q->r, q->ka, 0, 1);
     if (a) as_worklist_read(q->c->srv->rt, &wq, answered, a);
@@ -505,7 +472,8 @@ static void list_cases(req *q)
 static void shop_metrics(req *q)
 {
     as_error err = {0};
-    fill_text(q->r, as_shop_metrics_read(q->c->srv->rt, q->principal, q->seg[2], &err), &err, q->ka);
+    fill_text(q->r, as_shop_metrics_read(q->c->srv->rt, q->principal, q->m->params[0], &err),
+              &err, q->ka);
 }
 
 /* GET /v1/shops/{shop}/rules: the shop's pack versions; .../rules/{version}: one, with its
@@ -513,8 +481,8 @@ static void shop_metrics(req *q)
 static void shop_rules(req *q)
 {
     as_error err = {0};
-    const char *version = q->nseg == 5 ? q->seg[4] : NULL;
-    fill_text(q->r, as_shop_rules_read(q->c->srv->rt, q->principal, q->seg[2], version, &err),
+    const char *version = q->m->route == AS_ROUTE_SHOP_RULE ? q->m->params[1] : NULL;
+    fill_text(q->r, as_shop_rules_read(q->c->srv->rt, q->principal, q->m->params[0], version, &err),
               &err, q->ka);
 }
 
@@ -545,16 +513,20 @@ static void create_order(req *q)
     command(q, AS_OP_ORDER_CREATE, NULL, 1);
 }
 
-/* POST /v1/orders/{id}/{ship|deliver|confirm} */
-static void order_event(req *q)
+/* POST /v1/orders/{order}/ship, deliver, confirm */
+static void ship_order(req *q)
 {
-    static const struct {
-        const char *name;
-        as_op op;
-    } events[] = {{"ship", AS_OP_ORDER_SHIP}, {"deliver", AS_OP_ORDER_DELIVER}, {"confirm", AS_OP_ORDER_CONFIRM}};
-    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
-        if (strcmp(q->seg[3], events[i].name) == 0) return command(q, events[i].op, q->seg[2], 0);
-    fill_error(q->r, AS_ENOT_FOUND, "no such order event", !q->ka);
+    command(q, AS_OP_ORDER_SHIP, q->m->params[0], 0);
+}
+
+static void deliver_order(req *q)
+{
+    command(q, AS_OP_ORDER_DELIVER, q->m->params[0], 0);
+}
+
+static void confirm_order(req *q)
+{
+    command(q, AS_OP_ORDER_CONFIRM, q->m->params[0], 0);
 }
 
 static void open_case(req *q)
@@ -564,49 +536,30 @@ static void open_case(req *q)
 
 static void act_on_case(req *q)
 {
-    command(q, AS_OP_CASE_ACT, q->seg[2], 0);
+    command(q, AS_OP_CASE_ACT, q->m->params[0], 0);
 }
 
 static void upload_rules(req *q)
 {
-    command(q, AS_OP_RULES_LOAD, q->seg[2], 0);
+    command(q, AS_OP_RULES_LOAD, q->m->params[0], 0);
 }
 
-/* The routes of docs/api.md: a method, a path of `nseg` segments (NULL: any identifier;
- * `nseg2` another length the same handler takes), and its handler. */
-typedef struct route {
-    const char *method;
-    int nseg, nseg2;
-    const char *seg[5];
-    void (*handler)(req *q);
-} route;
-
-static const route routes[] = {
-    {"GET", 3, 0, {"v1", "cases", NULL}, get_case},
-    {"GET", 2, 0, {"v1", "cases"}, list_cases},
-    {"GET", 4, 0, {"v1", "shops", NULL, "metrics"}, shop_metrics},
-    {"GET", 2, 0, {"v1", "rules"}, list_rules},
-    {"GET", 4, 5, {"v1", "shops", NULL, "rules", NULL}, shop_rules},
-    {"PUT", 4, 0, {"v1", "shops", NULL, "rules"}, upload_rules},
-    {"POST", 2, 0, {"v1", "orders"}, create_order},
-    {"POST", 4, 0, {"v1", "orders", NULL, NULL}, order_event},
-    {"POST", 2, 0, {"v1", "cases"}, open_case},
-    {"POST", 4, 0, {"v1", "cases", NULL, "actions"}, act_on_case},
+/* The handler of each route under /v1/ (router.h); /healthz and /metrics are the server's. */
+static void (*const handlers[AS__ROUTE_COUNT])(req *q) = {
+    [AS_ROUTE_CASE_GET] = get_case,
+    [AS_ROUTE_CASE_LIST] = list_cases,
+    [AS_ROUTE_SHOP_METRICS] = shop_metrics,
+    [AS_ROUTE_RULES_LIST] = list_rules,
+    [AS_ROUTE_SHOP_RULES] = shop_rules,
+    [AS_ROUTE_SHOP_RULE] = shop_rules,
+    [AS_ROUTE_SHOP_RULES_PUT] = upload_rules,
+    [AS_ROUTE_ORDER_CREATE] = create_order,
+    [AS_ROUTE_ORDER_SHIP] = ship_order,
+    [AS_ROUTE_ORDER_DELIVER] = deliver_order,
+    [AS_ROUTE_ORDER_CONFIRM] = confirm_order,
+    [AS_ROUTE_CASE_OPEN] = open_case,
+    [AS_ROUTE_CASE_ACT] = act_on_case,
 };
-
-/* The route for `method` and the path, or NULL. */
-static const route *route_find(const char *method, char **seg, int nseg)
-{
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        const route *rt = &routes[i];
-        if (nseg != rt->nseg && nseg != rt->nseg2) continue;
-        int k = 0;
-        while (k < nseg && (rt->seg[k] == NULL || strcmp(rt->seg[k], seg[k]) == 0)) k++;
-        if (k < nseg) continue;
-        if (strcmp(rt->method, method) == 0) return rt;
-    }
-    return NULL;
-}
 
 /* GET /metrics: Prometheus text exposition. */
 static void prometheus(as_http *h, response *r, int ka)
@@ -724,32 +677,23 @@ static void dispatch(conn *c)
         return;
     }
     const char *method = http_method_str((enum http_method)c->parser.method);
-    enum { MAX_SEG = 5 }; /* the longest route: /v1/shops/{id}/rules/{version} */
-    char *seg[MAX_SEG];
-    char *path = c->url ? c->url : "";
-    const char *qs;
-    int ids;
-    int nseg = split_path(path, seg, MAX_SEG, &qs, &ids);
-    if (nseg == 1 && ids && strcmp(seg[0], "healthz") == 0) return healthz(h, r, ka);
-    if (nseg == 1 && ids && strcmp(seg[0], "metrics") == 0) return prometheus(h, r, ka);
-    /* every /v1 call needs a key */
+    as_route_match m;
+    as_route_status st = as__router_match(method, c->url ? c->url : "", &m);
+    if (st == AS_ROUTE_FOUND && m.route == AS_ROUTE_HEALTHZ) return healthz(h, r, ka);
+    if (st == AS_ROUTE_FOUND && m.route == AS_ROUTE_METRICS) return prometheus(h, r, ka);
+    if (!m.keyed) return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
+    /* every /v1 call needs a key, before anything more is said about its path */
     json_t *k = NULL;
     if (c->has_auth && strncasecmp(c->auth, "Bearer ", 7) == 0) k = json_object_get(h->keys, c->auth + 7);
-    if (nseg < 2 || nseg > MAX_SEG || strcmp(seg[0], "v1") != 0)
-        return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
     if (k == NULL) return fill_error(r, AS_EUNAUTHORIZED, "a valid bearer key is needed", !ka);
     /* docs/design.md#limits: a path identifier outside the limits is an unknown one, before
      * anything looks it up (or copies it into a request, a log line or an answer) */
-    if (!ids)
+    if (st == AS_ROUTE_BAD_ID)
         return fill_error(r, AS_ENOT_FOUND, "unknown identifier (1-64 bytes of A-Z a-z 0-9 . _ : -)", !ka);
-    const route *rt = route_find(method, seg, nseg);
-    int status = 0;
-    /* a GET or POST with no route is an unknown endpoint; another method is not allowed */
-    if (rt == NULL) status = strcmp(method, "GET") && strcmp(method, "POST") ? 405 : 404;
-    if (rt == NULL && status == 405) return fill_status(r, 405, "bad_request", "method not allowed", !ka);
-    if (rt == NULL) return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
-    req q = {c, r, ka, json_string_value(k), seg, nseg, qs};
-    rt->handler(&q);
+    if (st == AS_ROUTE_BAD_METHOD) return fill_status(r, 405, "bad_request", "method not allowed", !ka);
+    if (st == AS_ROUTE_NO_ROUTE) return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
+    req q = {c, r, ka, json_string_value(k), &m};
+    handlers[m.route](&q);
 }
 
 /* ==========================================================================================

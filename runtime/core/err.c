@@ -6,10 +6,10 @@
 
 #include "limits.h"
 
-#define ERR_NAME(up, low, msg) #low,
+#define ERR_NAME(up, low, val, msg) #low,
 static const char *const err_names[] = {AS_ERRNO_MAP(ERR_NAME)};
 #undef ERR_NAME
-#define ERR_MSG(up, low, msg) msg,
+#define ERR_MSG(up, low, val, msg) msg,
 static const char *const err_msgs[] = {AS_ERRNO_MAP(ERR_MSG)};
 #undef ERR_MSG
 

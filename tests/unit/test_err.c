@@ -31,6 +31,62 @@ static const struct {
 };
 #define NCONTRACT ((int)(sizeof contract / sizeof contract[0]))
 
+/* Every code's value as error.h pins it (append-only: a value never changes and is never
+ * reused). Written as numbers, not as the AS_E* names alone, so that a reorder or a
+ * renumbering of the list fails here; in the list's order, so that a code added anywhere but
+ * at the end fails too. A new code is added here, at the end, with the next value. */
+static const struct {
+    int code;
+    int value;
+    const char *name;
+} pinned[] = {
+    {AS_EUNAUTHORIZED, -99, "unauthorized"},
+    {AS_ENOT_FOUND, -98, "not_found"},
+    {AS_EBAD_REQUEST, -97, "bad_request"},
+    {AS_EFORBIDDEN, -96, "forbidden"},
+    {AS_EINVALID_STATE, -95, "invalid_state"},
+    {AS_ECONFLICT, -94, "conflict"},
+    {AS_EDUPLICATE_CASE, -93, "duplicate_case"},
+    {AS_ENOT_ELIGIBLE, -92, "not_eligible"},
+    {AS_EWINDOW_EXPIRED, -91, "window_expired"},
+    {AS_EATTEMPT_LIMIT, -90, "attempt_limit"},
+    {AS_EEVIDENCE_REQUIRED, -89, "evidence_required"},
+    {AS_EAMOUNT_EXCEEDS_PAID, -88, "amount_exceeds_paid"},
+    {AS_EREMEDY_NOT_ALLOWED, -87, "remedy_not_allowed"},
+    {AS_EWARRANTY_EXPIRED, -86, "warranty_expired"},
+    {AS_ERULE_ERROR, -85, "rule_error"},
+    {AS_ENOMEM, -84, "nomem"},
+    {AS_EIO, -83, "io"},
+};
+#define NPINNED ((int)(sizeof pinned / sizeof pinned[0]))
+
+/* The library's name and message tables are indexed by code - AS__ERR_FIRST - 1, so each
+ * code must sit at its place in the list: a gap, a duplicate or a reorder stops the build. */
+#define ERR_POS(up, low, val, msg) err_pos_##up,
+enum { err_pos_before = AS__ERR_FIRST, AS_ERRNO_MAP(ERR_POS) };
+#undef ERR_POS
+#define ERR_GAPLESS(up, low, val, msg)                                                             \
+    _Static_assert(val == err_pos_##up, #low " is not at its place: a gap or a reorder");
+AS_ERRNO_MAP(ERR_GAPLESS)
+#undef ERR_GAPLESS
+
+START_TEST(err_values_are_pinned)
+{
+    for (int i = 0; i < NPINNED; i++) {
+        ck_assert_msg(pinned[i].code == pinned[i].value, "%s is %d, pinned at %d", pinned[i].name,
+                      pinned[i].code, pinned[i].value);
+        ck_assert_str_eq(as_err_name(pinned[i].value), pinned[i].name);
+        ck_assert_int_eq(as_err_from_name(pinned[i].name), pinned[i].value);
+    }
+    /* the bounds the tables are indexed between, and a list neither longer nor shorter */
+    ck_assert_int_eq(AS__ERR_FIRST, -100);
+    ck_assert_int_eq(AS__ERR_END, pinned[NPINNED - 1].value + 1);
+#define ERR_ONE(up, low, val, msg) +1
+    ck_assert_int_eq(0 AS_ERRNO_MAP(ERR_ONE), NPINNED);
+#undef ERR_ONE
+}
+END_TEST
+
 START_TEST(err_names_match_the_contract)
 {
     for (int i = 0; i < NCONTRACT; i++) {
@@ -119,6 +175,7 @@ static Suite *err_suite(void)
     Suite *s = suite_create("err");
     TCase *tc = tcase_create("list");
     tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, err_values_are_pinned);
     tcase_add_test(tc, err_names_match_the_contract);
     tcase_add_test(tc, err_list_is_complete_and_closed);
     tcase_add_test(tc, err_from_name_round_trips);
