@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "head.h"
+#include "prom.h"
 #include "router.h"
 #include "webhook.h"
 
@@ -117,8 +120,9 @@ struct as_http {
     int stopping;
     void (*on_stopped)(as_http *);
     uint64_t by_status[6]; /* requests answered, by status class 1xx..5xx (index 1..5) */
-    uint64_t latency[12];  /* answers by latency bucket (LATENCY_MS), the last one +Inf */
+    uint64_t latency[12];  /* answers by latency bucket (LATENCY), the last one +Inf */
     uint64_t latency_ns_sum;
+    char *ok_body; /* owned: {"ok":true}, by jansson once for every answer that is only that */
 };
 
 int as__http_status(int code)
@@ -141,26 +145,6 @@ int as__http_status(int code)
     case AS_EWARRANTY_EXPIRED: return 422;
     case AS_ERULE_ERROR: return 500;
     default: return 503; /* nomem, io: the server cannot take writes now */
-    }
-}
-
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    default: return "Service Unavailable";
     }
 }
 
@@ -231,12 +215,19 @@ static void on_written(uv_write_t *w, int status)
     if (status == 0) resume(c); /* the client reads again: so may we */
 }
 
-static const double LATENCY_MS[11] = {0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000};
+/* The latency histogram's bucket bounds, and each as its `le` label shows it in seconds. */
+static const struct {
+    double ms;
+    const char *le;
+} LATENCY[11] = {{0.5, "0.0005"}, {1, "0.001"},  {2, "0.002"}, {5, "0.005"},
+                 {10, "0.01"},    {25, "0.025"}, {50, "0.05"}, {100, "0.1"},
+                 {250, "0.25"},   {500, "0.5"},  {1000, "1"}};
 
 static void observe(as_http *h, uint64_t ns)
 {
     int b = 0;
-    while (b < 11 && (double)ns / 1e6 > LATENCY_MS[b]) b++;
+    while (b < 11 && (double)ns / 1e6 > LATENCY[b].ms)
+        b++;
     h->latency[b]++;
     h->latency_ns_sum += ns;
 }
@@ -297,24 +288,23 @@ static int backed_up(const conn *c, unsigned div)
     return bytes > MAX_UNSENT / div;
 }
 
-/* The answer's bytes. The head is built from fixed strings and integers only (the status, its
- * fixed reason phrase, the body's length): nothing a client sent reaches it. `body` is JSON
- * built by jansson, or a fixed text. */
+/* The answer's bytes. The head is written by head.h from fixed strings and integers only (the
+ * status line from its table, the body's length): nothing a client sent reaches it. `body`
+ * is JSON built by jansson, or the Prometheus text of prom.h. No memory, or a head the writer
+ * refuses: r->buf stays NULL and the connection is hung up (send_answer). */
 static void fill_typed(response *r, int status, const char *type, const char *body, size_t blen,
                        int close_after)
 {
     r->status = status;
-    char head[256];
-    int hl = snprintf(head, sizeof head,
-                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-                      status, reason_phrase(status), type, blen,
-                      close_after ? "Connection: close\r\n" : "");
-    r->buf = as_malloc((size_t)hl + blen);
-    if (r->buf) {
-        memcpy(r->buf, head, (size_t)hl);
-        memcpy(r->buf + hl, body, blen);
-        r->len = (size_t)hl + blen;
-    }
+    as_buf b;
+    as__buf_init(&b, 128 + blen);
+    as__head_status(&b, status);
+    as__head_field(&b, "Content-Type", type);
+    as__head_field_u64(&b, "Content-Length", blen);
+    if (close_after) as__head_field(&b, "Connection", "close");
+    as__head_end(&b);
+    as__buf_put(&b, body, blen);
+    r->buf = as__buf_take(&b, &r->len);
     r->ready = 1;
     r->close_after = close_after;
 }
@@ -338,8 +328,6 @@ static void fill_error(response *r, int code, const char *msg, int close_after)
 {
     fill_status(r, as__http_status(code), as_err_name(code), msg, close_after);
 }
-
-static const char OK_BODY[] = "{\"ok\":true}";
 
 static response *enqueue(conn *c)
 {
@@ -387,7 +375,7 @@ static void answered(void *ud, int code, const char *text)
     a->r->buf = NULL;
     if (code) fill_error(a->r, code, text, !a->keep_alive);
     else if (a->read) fill(a->r, 200, text, !a->keep_alive);
-    else fill(a->r, a->created ? 201 : 200, OK_BODY, !a->keep_alive);
+    else fill(a->r, a->created ? 201 : 200, c->srv->ok_body, !a->keep_alive);
     as_free(a);
     c->pending--;
     flush(c);
@@ -561,96 +549,96 @@ static void (*const handlers[AS__ROUTE_COUNT])(req *q) = {
     [AS_ROUTE_CASE_ACT] = act_on_case,
 };
 
-/* GET /metrics: Prometheus text exposition. */
+/* Seconds (a JSON real of the runtime's stats) in whole microseconds, rounded. */
+static uint64_t micros(double seconds)
+{
+    return seconds > 0 ? (uint64_t)(seconds * 1e6 + 0.5) : 0;
+}
+
+/* A metric of one sample without labels: its TYPE line and the sample. */
+static void prom_one(as_buf *b, const char *name, const char *type, uint64_t value)
+{
+    as__prom_type(b, name, type);
+    as__prom_sample(b, name, NULL, 0, value);
+}
+
+/* GET /metrics: Prometheus text exposition (prom.h), from the runtime's stats. */
 static void prometheus(as_http *h, response *r, int ka)
 {
     as_error err = {0};
     char *text = as_runtime_stats_json(h->rt, &err); /* owned here */
     json_t *st = text ? json_loads(text, 0, NULL) : NULL;
     as_free(text);
-    size_t cap = 16384, len = 0;
-    char *body = st ? as_malloc(cap) : NULL;
-    if (body == NULL) {
-        json_decref(st);
-        return fill_error(r, AS_ENOMEM, "out of memory", 1);
+    if (st == NULL) return fill_error(r, AS_ENOMEM, "out of memory", 1);
+#define N(name) ((uint64_t)json_integer_value(json_object_get(st, name)))
+    as_buf b;
+    as__buf_init(&b, 4096);
+    static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
+    as__prom_type(&b, "aftersale_http_requests_total", "counter");
+    for (int k = 2; k <= 5; k++) {
+        as_prom_label l = {"class", classes[k - 2]};
+        as__prom_sample(&b, "aftersale_http_requests_total", &l, 1, h->by_status[k]);
     }
-#define N(name) ((unsigned long long)json_integer_value(json_object_get(st, name)))
-#define OUT(...)                                                                           \
-    do {                                                                                   \
-        int n_ = snprintf(body + len, cap - len, __VA_ARGS__);                             \
-        if (n_ > 0 && (size_t)n_ < cap - len) len += (size_t)n_;                           \
-    } while (0)
-    OUT("# TYPE aftersale_http_requests_total counter\n");
-    for (int k = 2; k <= 5; k++)
-        OUT("aftersale_http_requests_total{class=\"%dxx\"} %llu\n", k,
-            (unsigned long long)h->by_status[k]);
-    OUT("# TYPE aftersale_http_request_duration_seconds histogram\n");
+    as__prom_type(&b, "aftersale_http_request_duration_seconds", "histogram");
     uint64_t cum = 0;
-    for (int b = 0; b < 12; b++) {
-        cum += h->latency[b];
-        if (b < 11)
-            OUT("aftersale_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
-                LATENCY_MS[b] / 1000, (unsigned long long)cum);
-        else
-            OUT("aftersale_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-                (unsigned long long)cum);
+    for (int i = 0; i < 12; i++) {
+        cum += h->latency[i];
+        as_prom_label l = {"le", i < 11 ? LATENCY[i].le : "+Inf"};
+        as__prom_sample(&b, "aftersale_http_request_duration_seconds_bucket", &l, 1, cum);
     }
-    OUT("aftersale_http_request_duration_seconds_sum %.6f\n", (double)h->latency_ns_sum / 1e9);
-    OUT("aftersale_http_request_duration_seconds_count %llu\n", (unsigned long long)cum);
-    OUT("# TYPE aftersale_transitions_total counter\n");
+    as__prom_sample_seconds(&b, "aftersale_http_request_duration_seconds_sum", NULL, 0,
+                            (h->latency_ns_sum + 500) / 1000);
+    as__prom_sample(&b, "aftersale_http_request_duration_seconds_count", NULL, 0, cum);
+    as__prom_type(&b, "aftersale_transitions_total", "counter");
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(st, "transitions"), i, e)
-        OUT("aftersale_transitions_total{type=\"%s\",state=\"%s\"} %llu\n",
-            json_string_value(json_object_get(e, "type")), json_string_value(json_object_get(e, "state")),
-            (unsigned long long)json_integer_value(json_object_get(e, "count")));
-    OUT("# TYPE aftersale_commands_total counter\naftersale_commands_total %llu\n",
-        N("commands"));
-    OUT("# TYPE aftersale_commands_refused_total counter\naftersale_commands_refused_total %llu\n",
-        N("refused"));
-    OUT("# TYPE aftersale_deadlines_fired_total counter\naftersale_deadlines_fired_total %llu\n",
-        N("deadlines_fired"));
-    OUT("# TYPE aftersale_rule_failures_total counter\n");
+    {
+        as_prom_label l[2] = {{"type", json_string_value(json_object_get(e, "type"))},
+                              {"state", json_string_value(json_object_get(e, "state"))}};
+        as__prom_sample(&b, "aftersale_transitions_total", l, 2,
+                        (uint64_t)json_integer_value(json_object_get(e, "count")));
+    }
+    prom_one(&b, "aftersale_commands_total", "counter", N("commands"));
+    prom_one(&b, "aftersale_commands_refused_total", "counter", N("refused"));
+    prom_one(&b, "aftersale_deadlines_fired_total", "counter", N("deadlines_fired"));
+    as__prom_type(&b, "aftersale_rule_failures_total", "counter");
     const char *layer;
     json_object_foreach(json_object_get(st, "rule_failures"), layer, e)
-        OUT("aftersale_rule_failures_total{layer=\"%s\"} %llu\n", layer,
-            (unsigned long long)json_integer_value(e));
-    OUT("# TYPE aftersale_pack_load_failures_total counter\naftersale_pack_load_failures_total %llu\n"
-        "# TYPE aftersale_merchant_packs_failed gauge\naftersale_merchant_packs_failed %zu\n",
-        N("pack_load_failures"), (size_t)N("merchant_packs_failed"));
-    OUT("# TYPE aftersale_commit_seconds summary\naftersale_commit_seconds_sum %.6f\n"
-        "aftersale_commit_seconds_count %llu\n# TYPE aftersale_commit_seconds_max gauge\n"
-        "aftersale_commit_seconds_max %.6f\n",
-        json_real_value(json_object_get(st, "commit_seconds_sum")), N("commits"),
-        json_real_value(json_object_get(st, "commit_seconds_max")));
-    OUT("# TYPE aftersale_open_cases gauge\naftersale_open_cases %llu\n", N("open_cases"));
-    OUT("# TYPE aftersale_pending_deadlines gauge\naftersale_pending_deadlines %llu\n",
-        N("pending_deadlines"));
+    {
+        as_prom_label l = {"layer", layer};
+        as__prom_sample(&b, "aftersale_rule_failures_total", &l, 1,
+                        (uint64_t)json_integer_value(e));
+    }
+    prom_one(&b, "aftersale_pack_load_failures_total", "counter", N("pack_load_failures"));
+    prom_one(&b, "aftersale_merchant_packs_failed", "gauge", N("merchant_packs_failed"));
+    as__prom_type(&b, "aftersale_commit_seconds", "summary");
+    as__prom_sample_seconds(&b, "aftersale_commit_seconds_sum", NULL, 0,
+                            micros(json_real_value(json_object_get(st, "commit_seconds_sum"))));
+    as__prom_sample(&b, "aftersale_commit_seconds_count", NULL, 0, N("commits"));
+    as__prom_type(&b, "aftersale_commit_seconds_max", "gauge");
+    as__prom_sample_seconds(&b, "aftersale_commit_seconds_max", NULL, 0,
+                            micros(json_real_value(json_object_get(st, "commit_seconds_max"))));
+    prom_one(&b, "aftersale_open_cases", "gauge", N("open_cases"));
+    prom_one(&b, "aftersale_pending_deadlines", "gauge", N("pending_deadlines"));
     const as_webhook_stats *w = h->o.webhooks;
-    OUT("# TYPE aftersale_webhook_deliveries_total counter\n"
-        "aftersale_webhook_deliveries_total{result=\"delivered\"} %llu\n"
-        "aftersale_webhook_deliveries_total{result=\"failed\"} %llu\n"
-        "# TYPE aftersale_webhook_backlog gauge\naftersale_webhook_backlog %lld\n",
-        (unsigned long long)(w ? w->delivered : 0), (unsigned long long)(w ? w->failed : 0),
-        (long long)(w ? w->backlog : 0));
-#undef OUT
+    as_prom_label delivered = {"result", "delivered"}, failed = {"result", "failed"};
+    as__prom_type(&b, "aftersale_webhook_deliveries_total", "counter");
+    as__prom_sample(&b, "aftersale_webhook_deliveries_total", &delivered, 1, w ? w->delivered : 0);
+    as__prom_sample(&b, "aftersale_webhook_deliveries_total", &failed, 1, w ? w->failed : 0);
+    as__prom_type(&b, "aftersale_webhook_backlog", "gauge");
+    as__prom_sample_i64(&b, "aftersale_webhook_backlog", NULL, 0, w ? w->backlog : 0);
 #undef N
     json_decref(st);
-    char head[200];
-    int hl = snprintf(head, sizeof head,
-                      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                      "Content-Length: %zu\r\n%s\r\n",
-                      len, ka ? "" : "Connection: close\r\n");
-    r->buf = as_malloc((size_t)hl + len);
-    if (r->buf) {
-        memcpy(r->buf, head, (size_t)hl);
-        memcpy(r->buf + hl, body, len);
-        r->len = (size_t)hl + len;
-    }
+    int oom = b.err == AS_ENOMEM;
+    size_t len;
+    char *body = as__buf_take(&b, &len);
+    /* a part the writer refused (a stats field without its name) is no text to show */
+    if (body == NULL)
+        return fill_error(r, oom ? AS_ENOMEM : AS_EIO,
+                          oom ? "out of memory" : "the metrics cannot be written", 1);
+    fill_typed(r, 200, "text/plain; version=0.0.4", body, len, !ka);
     as_free(body);
-    r->ready = 1;
-    r->status = 200;
-    r->close_after = !ka;
 }
 
 /* 200 {"ok":true}, or 503 once the store failed: the runtime takes no writes and shows
@@ -658,7 +646,7 @@ static void prometheus(as_http *h, response *r, int ka)
 static void healthz(as_http *h, response *r, int ka)
 {
     const char *why = as_runtime_store_failure(h->rt);
-    if (why == NULL) return fill(r, 200, OK_BODY, !ka);
+    if (why == NULL) return fill(r, 200, h->ok_body, !ka);
     json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", "io", "message", why);
     char *s = json_dumps(j, JSON_COMPACT);
     fill(r, 503, s ? s : "{}", !ka);
@@ -1042,7 +1030,11 @@ static int http_init(uv_loop_t *loop, as_runtime *rt, const as_http_options *o,
     if (!h->o.max_connections) h->o.max_connections = 1024;
     if (!h->o.max_conns_per_client) h->o.max_conns_per_client = 64;
     h->keys = json_object();
-    int rc = h->keys ? load_keys(h->keys, keys_path, err) : as_error_set(err, AS_ENOMEM, "out of memory");
+    json_t *ok = json_pack("{s:b}", "ok", 1);
+    h->ok_body = ok ? json_dumps(ok, JSON_COMPACT) : NULL;
+    json_decref(ok);
+    int rc = h->keys && h->ok_body ? load_keys(h->keys, keys_path, err)
+                                   : as_error_set(err, AS_ENOMEM, "out of memory");
     if (rc) {
         as__http_free(h);
         return rc;
@@ -1102,5 +1094,6 @@ void as__http_free(as_http *h)
 {
     if (h == NULL) return;
     json_decref(h->keys);
+    as_free(h->ok_body);
     as_free(h);
 }

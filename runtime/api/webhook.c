@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "aftersale/version.h"
+#include "buf.h"
 
 #define BACKOFF_FIRST_MS 100u
 #define BACKOFF_MAX_MS 60000u
@@ -380,8 +381,8 @@ static int start(job *j)
 {
     as_webhooks *w = j->w;
     const target *t = &w->targets[j->target];
-    char ts[24], sig[3 + 2 * 32 + 1];
-    snprintf(ts, sizeof ts, "%lld", (long long)wall_ms());
+    char ts[AS_DEC_MAX], sig[3 + 2 * 32 + 1];
+    as__dec_i64(wall_ms(), ts); /* the header's value and the signed text: digits only */
     struct curl_slist *h = NULL;
     if (sign(w, t, ts, j->e->body, sig) != 0 ||
         (h = add_header(NULL, "Content-Type", "application/json")) == NULL ||
