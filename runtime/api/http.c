@@ -70,6 +70,20 @@ enum { MAX_UNSENT = 1 << 20, MAX_QUEUED = 256 };
 /* Header limits besides the total (as_http_options.max_header): docs/api.md. */
 enum { MAX_FIELD = 1 << 10, MAX_VALUE = 8 << 10, MAX_HEADERS = 100 };
 
+/* A request read whole. The parser fills one in the connection; once it is complete it moves
+ * into a job (run_request) that the loop turn's step runs, so no rule runs inside libuv's
+ * read callback (docs/design.md#the-loop-turn). */
+typedef struct request {
+    char *url, *body; /* owned, NUL-terminated */
+    size_t url_len, body_len;
+    char auth[512], idem[512]; /* NUL-terminated; a longer value is cut */
+    size_t auth_len, idem_len;
+    int has_auth, has_idem;
+    int auth_cut; /* the Authorization value was longer than auth: it matches no key */
+    int method;   /* enum http_method */
+    int ka;       /* the answer keeps the connection open */
+} request;
+
 typedef struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* the request's deadline (408) while one is being read, else idle */
@@ -92,17 +106,14 @@ typedef struct conn {
     as_http_sink sink;     /* not NULL: no socket, the answers go here (as__http_conn_new) */
     void *sink_ud;
     /* the request being read */
-    char *url, *body;
-    size_t url_len, body_len, header_bytes;
+    request rq;
+    size_t header_bytes;
     /* headers: only two matter, kept in fixed buffers (no allocation per header) */
     char hfield[24];
     size_t hfield_len, item_len; /* item_len: the current name's or value's length */
     int in_value;               /* the last header callback was a value */
     unsigned nheaders;
     int hwant;                  /* the value being read: -1 ignored, 1 auth, 2 idempotency key */
-    char auth[512], idem[512];  /* NUL-terminated; a longer value is cut and marked too long */
-    size_t auth_len, idem_len;
-    int has_auth, has_idem, idem_too_long;
     int too_big;           /* 413 or 431 once a limit is passed (the parse stops there) */
     int in_request;        /* a request has begun and not yet ended */
     int eof;               /* the client has finished sending */
@@ -167,12 +178,13 @@ static void conn_close(conn *c)
 
 static void reset_request(conn *c)
 {
-    as_free(c->url), as_free(c->body);
-    c->url = c->body = NULL;
-    c->url_len = c->body_len = c->hfield_len = c->item_len = c->header_bytes = 0;
-    c->auth_len = c->idem_len = 0;
+    as_free(c->rq.url), as_free(c->rq.body);
+    c->rq.url = c->rq.body = NULL;
+    c->rq.url_len = c->rq.body_len = c->rq.auth_len = c->rq.idem_len = 0;
+    c->rq.has_auth = c->rq.has_idem = c->rq.auth_cut = 0;
+    c->hfield_len = c->item_len = c->header_bytes = 0;
     c->nheaders = 0;
-    c->has_auth = c->has_idem = c->idem_too_long = c->hwant = c->in_value = 0;
+    c->hwant = c->in_value = 0;
     c->too_big = 0;
 }
 
@@ -431,6 +443,7 @@ typedef struct req {
     int ka;
     const char *principal; /* the key's */
     const as_route_match *m;
+    const request *rq;
 } req;
 
 /* GET /v1/cases/{case} */
@@ -485,13 +498,14 @@ static void list_rules(req *q)
 static void command(req *q, as_op op, const char *target, int created)
 {
     conn *c = q->c;
+    const request *rq = q->rq;
     as_command cmd = {.op = op,
                       .principal = q->principal,
                       .target = target,
-                      .body = c->body,
-                      .body_len = c->body_len,
-                      .key = c->has_idem ? c->idem : NULL,
-                      .key_len = c->idem_len};
+                      .body = rq->body,
+                      .body_len = rq->body_len,
+                      .key = rq->has_idem ? rq->idem : NULL,
+                      .key_len = rq->idem_len};
     answer_ctx *a = await(c, q->r, q->ka, created, 0);
     if (a) as_runtime_command(c->srv->rt, &cmd, answered, a);
 }
@@ -654,25 +668,21 @@ static void healthz(as_http *h, response *r, int ka)
     json_decref(j);
 }
 
-static void dispatch(conn *c)
+/* Routes the request into `r`, its place in the connection's queue. */
+static void dispatch(conn *c, response *r, const request *rq)
 {
     as_http *h = c->srv;
-    int ka = http_should_keep_alive(&c->parser) && !h->stopping;
-    if (!ka) c->done = 1; /* this answer closes: nothing sent after it is run */
-    response *r = enqueue(c);
-    if (r == NULL) {
-        conn_close(c);
-        return;
-    }
-    const char *method = http_method_str((enum http_method)c->parser.method);
+    int ka = rq->ka;
+    const char *method = http_method_str((enum http_method)rq->method);
     as_route_match m;
-    as_route_status st = as__router_match(method, c->url ? c->url : "", &m);
+    as_route_status st = as__router_match(method, rq->url ? rq->url : "", &m);
     if (st == AS_ROUTE_FOUND && m.route == AS_ROUTE_HEALTHZ) return healthz(h, r, ka);
     if (st == AS_ROUTE_FOUND && m.route == AS_ROUTE_METRICS) return prometheus(h, r, ka);
     if (!m.keyed) return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
     /* every /v1 call needs a key, before anything more is said about its path */
     json_t *k = NULL;
-    if (c->has_auth && strncasecmp(c->auth, "Bearer ", 7) == 0) k = json_object_get(h->keys, c->auth + 7);
+    if (rq->has_auth && !rq->auth_cut && strncasecmp(rq->auth, "Bearer ", 7) == 0)
+        k = json_object_get(h->keys, rq->auth + 7);
     if (k == NULL) return fill_error(r, AS_EUNAUTHORIZED, "a valid bearer key is needed", !ka);
     /* docs/design.md#limits: a path identifier outside the limits is an unknown one, before
      * anything looks it up (or copies it into a request, a log line or an answer) */
@@ -680,8 +690,60 @@ static void dispatch(conn *c)
         return fill_error(r, AS_ENOT_FOUND, "unknown identifier (1-64 bytes of A-Z a-z 0-9 . _ : -)", !ka);
     if (st == AS_ROUTE_BAD_METHOD) return fill_status(r, 405, "bad_request", "method not allowed", !ka);
     if (st == AS_ROUTE_NO_ROUTE) return fill_error(r, AS_ENOT_FOUND, "no such endpoint", !ka);
-    req q = {c, r, ka, json_string_value(k), &m};
+    req q = {c, r, ka, json_string_value(k), &m, rq};
     handlers[m.route](&q);
+}
+
+/* A request waiting for the step, with its place in the answers. */
+typedef struct request_job {
+    conn *c;
+    response *r;
+    request rq;
+} request_job;
+
+/* The step runs the request, whatever became of the connection since: it was read whole, so
+ * it is run (as a request is once sent), and its answer goes out if the connection still
+ * can. */
+static void run_request(void *ud)
+{
+    request_job *j = ud;
+    conn *c = j->c;
+    dispatch(c, j->r, &j->rq); /* j->r may be sent and gone once this returns */
+    as_free(j->rq.url), as_free(j->rq.body);
+    as_free(j);
+    c->pending--;
+    flush(c);
+    resume(c);
+    conn_maybe_free(c);
+}
+
+/* Queues the request just read for the step (as_runtime_defer), its answer's place taken
+ * now so that pipelined answers go out in request order. */
+static void queue_request(conn *c)
+{
+    as_http *h = c->srv;
+    response *r = enqueue(c);
+    request_job *j = r ? as_malloc(sizeof *j) : NULL; /* owned by run_request */
+    if (j == NULL) {
+        if (r) fill_error(r, AS_ENOMEM, "out of memory", 1);
+        else conn_close(c);
+        c->done = 1;
+        return;
+    }
+    c->rq.method = (int)c->parser.method;
+    c->rq.ka = http_should_keep_alive(&c->parser) && !h->stopping;
+    if (!c->rq.ka) c->done = 1; /* this answer closes: nothing sent after it is run */
+    *j = (request_job){c, r, c->rq};
+    c->rq.url = c->rq.body = NULL; /* moved into the job */
+    r->ready = 0;
+    c->pending++;
+    if (as_runtime_defer(h->rt, run_request, j) != 0) {
+        c->pending--;
+        as_free(j->rq.url), as_free(j->rq.body);
+        as_free(j);
+        fill_error(r, AS_ENOMEM, "out of memory", 1);
+        c->done = 1;
+    }
 }
 
 /* ==========================================================================================
@@ -724,19 +786,18 @@ static int on_url(http_parser *p, const char *at, size_t n)
 {
     conn *c = p->data;
     if (count_header(c, n, SIZE_MAX)) return -1;
-    return append(&c->url, &c->url_len, at, n);
+    return append(&c->rq.url, &c->rq.url_len, at, n);
 }
 
-/* Appends to one of the two kept values; a value too long for its buffer is marked. */
-static void keep_value(char *buf, size_t *len, int *too_long, const char *at, size_t n, size_t cap)
+/* Appends to one of the two kept values; 1 when it had to be cut to fit its buffer. */
+static int keep_value(char *buf, size_t *len, const char *at, size_t n, size_t cap)
 {
-    if (*len + n >= cap) {
-        n = *len < cap - 1 ? cap - 1 - *len : 0;
-        if (too_long) *too_long = 1;
-    }
+    int cut = *len + n >= cap;
+    if (cut) n = *len < cap - 1 ? cap - 1 - *len : 0;
     memcpy(buf + *len, at, n);
     *len += n;
     buf[*len] = '\0';
+    return cut;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n)
@@ -770,15 +831,17 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         c->hwant = -1;
         if (c->hfield_len < sizeof c->hfield) {
             c->hfield[c->hfield_len] = '\0';
-            if (strcasecmp(c->hfield, "authorization") == 0 && !c->has_auth)
-                c->hwant = 1, c->has_auth = 1;
-            else if (strcasecmp(c->hfield, "idempotency-key") == 0 && !c->has_idem)
-                c->hwant = 2, c->has_idem = 1;
+            if (strcasecmp(c->hfield, "authorization") == 0 && !c->rq.has_auth)
+                c->hwant = 1, c->rq.has_auth = 1;
+            else if (strcasecmp(c->hfield, "idempotency-key") == 0 && !c->rq.has_idem)
+                c->hwant = 2, c->rq.has_idem = 1;
         }
     }
     if (count_header(c, n, MAX_VALUE)) return -1;
-    if (c->hwant == 1) keep_value(c->auth, &c->auth_len, NULL, at, n, sizeof c->auth);
-    if (c->hwant == 2) keep_value(c->idem, &c->idem_len, &c->idem_too_long, at, n, sizeof c->idem);
+    request *q = &c->rq;
+    if (c->hwant == 1 && keep_value(q->auth, &q->auth_len, at, n, sizeof q->auth)) q->auth_cut = 1;
+    /* a cut key is still past the identifier limit: the runtime refuses it */
+    if (c->hwant == 2) keep_value(q->idem, &q->idem_len, at, n, sizeof q->idem);
     return 0;
 }
 
@@ -792,11 +855,11 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     conn *c = p->data;
-    if (c->body_len + n > c->srv->o.max_body) { /* chunked, growing past the limit */
+    if (c->rq.body_len + n > c->srv->o.max_body) { /* chunked, growing past the limit */
         c->too_big = 413;
         return -1;
     }
-    return append(&c->body, &c->body_len, at, n);
+    return append(&c->rq.body, &c->rq.body_len, at, n);
 }
 
 static int on_message_complete(http_parser *p)
@@ -804,9 +867,8 @@ static int on_message_complete(http_parser *p)
     conn *c = p->data;
     c->in_request = 0;
     uv_timer_start(&c->timer, on_idle, c->srv->o.idle_ms, 0);
-    dispatch(c);
+    queue_request(c);
     reset_request(c);
-    if (c->tail && c->tail->ready && c->tail->close_after) c->done = 1;
     flush(c);
     /* stop after a closing answer (nothing pipelined after it runs), or when the answers back
      * up (the rest waits in c->rest until they drain) */
