@@ -1,7 +1,10 @@
 /* fields.h -- the domain's field vocabulary, written once: the keys of the Lua views, the
  * field ids of the native host API (aftersale/plugin.h), the keys of the case and order JSON,
  * and the members the journal stores. The four consumers iterate or look up these tables
- * instead of spelling the fields themselves, so a field is added in one row.
+ * instead of spelling the fields themselves, so a field is added in one row (and, when the
+ * journal keeps it, one of the stored lists at the end). What is not field vocabulary stays
+ * with its consumer: a case's pinned rules, deadline and history in the case JSON, a record's
+ * strings and pins in journal.c.
  *
  * A view row is X(id, key, kind, flags, getter):
  *   id      an AS_F_* of plugin.h (its numbers are the plugin ABI: the schema refers to them and
@@ -112,7 +115,10 @@ enum {
  * order, as X(bits, member, bound) where a nonzero bound is the first stored value that does
  * not read back (an enum's count, a bool's 2). The journal's writer and reader both iterate
  * these lists; the strings, lists and pins between them are written around them. The layout
- * is the store's (store.h): a row moves only with a schema version. */
+ * is the store's (store.h): a row moves only with a schema version. These are lists of their
+ * own rather than a flag on the view rows because the record's order is not the JSON's and a
+ * record holds members no view shows (offer_amount, flags, repair_since), as views show
+ * derived values (a case's paid and shipping_fee) no record holds. */
 #define AS_STORED_ORDER(X)                                                                         \
     X(64, shipping_fee, 0)                                                                         \
     X(64, paid_at, 0)                                                                              \
