@@ -8,8 +8,77 @@
 #include "alloc.h"
 #include "store.h"
 #include "err.h"
+#include "fields.h"
 #include "journal.h"
 #include "limits.h"
+
+/* ==========================================================================================
+ * The fixed-width members: fields.h's AS_STORED_* lists, written and read by one macro each
+ * ======================================================================================== */
+
+/* A member `m` of `s` at its stored width; a signed one is stored as its two's complement. */
+#define PUT(bits, m, bound) put_##bits(b, s->m);
+#define put_64(b, x) as__wbuf_i64(b, x)
+#define put_32(b, x) as__wbuf_u32(b, (uint32_t)(x))
+#define put_16(b, x) as__wbuf_u16(b, (uint16_t)(x))
+#define put_8(b, x) as__wbuf_u8(b, (uint8_t)(x))
+
+/* Read wide first, so the bound is checked on the stored value, not on what the member makes
+ * of it; the assignment then narrows as the writer's cast widened. */
+#define GET(bits, m, bound)                                                                        \
+    {                                                                                              \
+        int64_t x = get_##bits(r);                                                                 \
+        if ((bound) > 0 && x >= (bound)) r->bad = 1;                                               \
+        s->m = x;                                                                                  \
+    }
+#define get_64(r) as__rbuf_i64(r)
+#define get_32(r) (int64_t) as__rbuf_u32(r)
+#define get_16(r) (int64_t) as__rbuf_u16(r)
+#define get_8(r) (int64_t) as__rbuf_u8(r)
+
+static void put_order(as_wbuf *b, const as_order *s)
+{
+    AS_STORED_ORDER(PUT)
+}
+static void get_order(as_rbuf *r, as_order *s)
+{
+    AS_STORED_ORDER(GET)
+}
+
+/* An item's members, then its flags byte. */
+static void put_item(as_wbuf *b, const as_item *s)
+{
+    AS_STORED_ITEM(PUT)
+    unsigned f = 0, i = 0;
+#define PUT_BIT(m) f |= (unsigned)s->m << i++;
+    AS_STORED_ITEM_BITS(PUT_BIT)
+#undef PUT_BIT
+    as__wbuf_u8(b, (uint8_t)f);
+}
+
+static void get_item(as_rbuf *r, as_item *s)
+{
+    AS_STORED_ITEM(GET)
+    unsigned f = as__rbuf_u8(r), i = 0;
+#define GET_BIT(m) s->m = f >> i++ & 1;
+    AS_STORED_ITEM_BITS(GET_BIT)
+#undef GET_BIT
+    if (f >> i) r->bad = 1; /* a bit no row names would not read back as written */
+}
+
+static void put_vals(as_wbuf *b, const as_case_vals *s)
+{
+    AS_STORED_CASE_VALS(PUT)
+}
+static void get_vals(as_rbuf *r, as_case_vals *s)
+{
+    AS_STORED_CASE_VALS(GET)
+}
+static void put_times(as_wbuf *b, const as_case *s)
+{
+    AS_STORED_CASE_TIMES(PUT)
+}
+static void get_times(as_rbuf *r, as_case *s) { AS_STORED_CASE_TIMES(GET) }
 
 /* ==========================================================================================
  * Writing
@@ -37,23 +106,14 @@ void as__journal_order(as_wbuf *b, const as_order *o)
     as__wbuf_str(b, o->id);
     as__wbuf_str(b, o->shop);
     as__wbuf_str(b, o->buyer);
-    as__wbuf_i64(b, o->shipping_fee);
-    as__wbuf_i64(b, o->paid_at);
-    as__wbuf_i64(b, o->shipped_at);
-    as__wbuf_i64(b, o->delivered_at);
-    as__wbuf_i64(b, o->confirmed_at);
-    as__wbuf_u16(b, (uint16_t)o->buyer_credit);
-    as__wbuf_u8(b, o->freight_insurance);
+    put_order(b, o);
     as__wbuf_u16(b, o->nitems);
     for (int i = 0; i < o->nitems; i++) {
         const as_item *it = &o->items[i];
         as__wbuf_str(b, it->sku);
         as__wbuf_str(b, it->category);
         as__wbuf_str(b, it->serial);
-        as__wbuf_i64(b, it->price);
-        as__wbuf_u32(b, (uint32_t)it->qty);
-        as__wbuf_u32(b, (uint32_t)it->attempts);
-        as__wbuf_u8(b, (uint8_t)(it->live | it->custom_made << 1 | it->no_reason_excluded << 2));
+        put_item(b, it);
     }
     put_blob_end(b, m);
 }
@@ -97,24 +157,11 @@ void as__journal_case(as_wbuf *b, as_case *c)
         as__wbuf_str(b, c->rules[l] ? c->rules[l]->name : NULL);
         as__wbuf_str(b, c->rules[l] ? c->rules[l]->version : NULL);
     }
-    as__wbuf_i64(b, v->refund_amount);
-    as__wbuf_i64(b, v->requested_amount);
-    as__wbuf_i64(b, v->return_shipping);
-    as__wbuf_i64(b, v->offer_amount);
-    as__wbuf_u32(b, (uint32_t)v->bad_permille);
-    as__wbuf_u32(b, v->version);
-    as__wbuf_u16(b, v->flags);
-    as__wbuf_u8(b, v->state);
-    as__wbuf_u8(b, v->reason);
-    as__wbuf_u8(b, (uint8_t)v->remedy);
-    as__wbuf_u8(b, (uint8_t)v->priority);
+    put_vals(b, v);
     int ne = as__vals_evidence_count(v);
     as__wbuf_u32(b, (uint32_t)ne);
     for (int i = 0; i < ne; i++) as__wbuf_str(b, v->evidence[i]);
-    as__wbuf_i64(b, c->opened_at);
-    as__wbuf_i64(b, c->ended_at);
-    as__wbuf_i64(b, c->repair_since);
-    as__wbuf_u32(b, (uint32_t)c->repair_days);
+    put_times(b, c);
     put_blob_end(b, m);
     for (uint32_t n = c->saved_hist; n < c->nhist; n++) put_hist(b, c, n, &c->hist[n]);
 }
@@ -188,10 +235,8 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
     as_rbuf r = {data, len, 0, 0};
     int oom = 0;
     char *id = take_str(&r, &oom), *shop = take_str(&r, &oom), *buyer = take_str(&r, &oom);
-    int64_t fee = as__rbuf_i64(&r), paid = as__rbuf_i64(&r), shipped = as__rbuf_i64(&r),
-            delivered = as__rbuf_i64(&r), confirmed = as__rbuf_i64(&r);
-    int16_t credit = (int16_t)as__rbuf_u16(&r);
-    uint8_t fi = as__rbuf_u8(&r);
+    as_order head = {0}; /* the fixed-width members, until the order is allocated */
+    get_order(&r, &head);
     uint16_t nitems = as__rbuf_u16(&r);
     as_order *o = NULL;
     if (!r.bad && id && shop && buyer && nitems > 0 && nitems <= AS_MAX_ORDER_LINES) {
@@ -201,16 +246,10 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
         else memcpy((char *)(o->items + nitems), id, idlen + 1);
     }
     if (o) {
+        *o = head;
         o->id = (char *)(o->items + nitems);
         o->shop = as__intern(rt, shop);
         o->buyer = as__intern(rt, buyer);
-        o->shipping_fee = fee;
-        o->paid_at = paid;
-        o->shipped_at = shipped;
-        o->delivered_at = delivered;
-        o->confirmed_at = confirmed;
-        o->buyer_credit = credit;
-        o->freight_insurance = fi;
         o->nitems = nitems;
         if (o->shop == NULL || o->buyer == NULL) oom = r.bad = 1;
     }
@@ -222,14 +261,9 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
         it->serial = serial ? as__intern(rt, serial) : NULL;
         if ((sku && !it->sku) || (cat && !it->category) || (serial && !it->serial)) oom = 1;
         as__free(sku), as__free(cat), as__free(serial);
-        it->price = as__rbuf_i64(&r);
-        it->qty = (int32_t)as__rbuf_u32(&r);
-        it->attempts = (int32_t)as__rbuf_u32(&r);
-        uint8_t f = as__rbuf_u8(&r);
-        it->live = f & 1, it->custom_made = f >> 1 & 1, it->no_reason_excluded = f >> 2 & 1;
-        if (it->sku == NULL || it->category == NULL || f > 7) r.bad = 1; /* 3 flag bits */
+        get_item(&r, it);
+        if (it->sku == NULL || it->category == NULL) r.bad = 1;
     }
-    if (fi > 1) r.bad = 1; /* a bool: anything else would not read back as written */
     read_to_end(&r);
     int rc = 0;
     if (o == NULL || r.bad) {
@@ -301,27 +335,13 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
         }
     }
     as_case_vals *v = &c->v;
-    v->refund_amount = as__rbuf_i64(&r);
-    v->requested_amount = as__rbuf_i64(&r);
-    v->return_shipping = as__rbuf_i64(&r);
-    v->offer_amount = as__rbuf_i64(&r);
-    v->bad_permille = (int32_t)as__rbuf_u32(&r);
-    v->version = as__rbuf_u32(&r);
-    v->flags = as__rbuf_u16(&r);
-    v->state = as__rbuf_u8(&r);
-    v->reason = as__rbuf_u8(&r);
-    v->remedy = (int8_t)as__rbuf_u8(&r);
-    v->priority = (int8_t)as__rbuf_u8(&r);
+    get_vals(&r, v);
     uint32_t ne = as__rbuf_u32(&r);
-    if (ne > AS_MAX_EVIDENCE || v->state >= AS_STATE_COUNT || v->reason >= AS_REASON_COUNT)
-        r.bad = 1;
+    if (ne > AS_MAX_EVIDENCE) r.bad = 1;
     char *ev[AS_MAX_EVIDENCE] = {0};
     for (uint32_t i = 0; i < ne && !r.bad; i++)
         if ((ev[i] = take_str(&r, &oom)) == NULL) r.bad = 1;
-    c->opened_at = as__rbuf_i64(&r);
-    c->ended_at = as__rbuf_i64(&r);
-    c->repair_since = as__rbuf_i64(&r);
-    c->repair_days = (int32_t)as__rbuf_u32(&r);
+    get_times(&r, c);
     read_to_end(&r);
     if (!r.bad && ne && (v->evidence = as__evidence_copy((const char *const *)ev, (int)ne)) == NULL)
         oom = r.bad = 1;

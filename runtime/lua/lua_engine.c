@@ -2,6 +2,7 @@
 #include "lua_engine.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -13,6 +14,7 @@
 
 #include "../core/alloc.h"
 #include "../core/err.h"
+#include "../core/fields.h"
 #include "../core/layers.h"
 #include "../core/timefmt.h"
 
@@ -713,14 +715,6 @@ static const as_hook_args *view_args(lua_State *L)
     return a;
 }
 
-static void push_opt_time(lua_State *L, int64_t t)
-{
-    if (t == AS_UNSET)
-        lua_pushnil(L);
-    else
-        lua_pushinteger(L, t);
-}
-
 /* Item lists and items are proxies too, handed out on access from a per-pack pool that
  * every call starts afresh, so a hook allocates nothing to read them. A proxy is stamped
  * with its call: one a script kept in an upvalue errs in a later call, or (once the pool
@@ -728,14 +722,13 @@ static void push_opt_time(lua_State *L, int64_t t)
  * items carry their order line's fields. */
 typedef struct item_list {
     uint32_t gen;
-    const as_order *order;
-    const as_case *c; /* NULL: the order's lines */
+    as_field_view view; /* AS_FV_ORDER: the order's lines; AS_FV_CASE: the case's items */
+    as_field_ctx x;
 } item_list;
 
 typedef struct item_ref {
     uint32_t gen;
-    const as_item *line;
-    int32_t qty;
+    as_field_ctx x;
 } item_ref;
 
 static void check_gen(lua_State *L, uint32_t gen)
@@ -765,18 +758,20 @@ static void *pooled(lua_State *L, struct proxy_pool *pool, size_t size)
     return lua_touserdata(L, -1);
 }
 
-static void push_items(lua_State *L, const as_order *o, const as_case *c)
+static void push_items(lua_State *L, as_field_view view, const as_field_ctx *x)
 {
     lua_pack *lp = pack_of(L);
     item_list *l = pooled(L, &lp->lists, sizeof *l);
-    *l = (item_list){lp->gen, o, c};
+    *l = (item_list){lp->gen, view, *x};
 }
 
 static int list_len(lua_State *L)
 {
     const item_list *l = lua_touserdata(L, 1);
     check_gen(L, l->gen);
-    lua_pushinteger(L, l->c ? l->c->nitems : l->order->nitems);
+    as_field_value n = {0};
+    as__field_get(l->view, AS__F_ITEMS, &l->x, &n);
+    lua_pushinteger(L, n.i);
     return 1;
 }
 
@@ -785,16 +780,69 @@ static int list_index(lua_State *L)
     const item_list *l = lua_touserdata(L, 1);
     check_gen(L, l->gen);
     lua_Integer i = lua_tointeger(L, 2);
-    int n = l->c ? l->c->nitems : l->order->nitems;
-    if (i < 1 || i > n) return 0;
+    as_field_ctx e;
+    if (i < 1 || i > INT_MAX || as__field_item(l->view, &l->x, (int)(i - 1), &e) != 0) return 0;
     lua_pack *lp = pack_of(L);
     item_ref *r = pooled(L, &lp->items, sizeof *r);
-    if (l->c) {
-        const as_case_item *ci = &l->c->items[i - 1];
-        *r = (item_ref){lp->gen, &l->order->items[ci->line], ci->qty};
-    } else {
-        *r = (item_ref){lp->gen, &l->order->items[i - 1], l->order->items[i - 1].qty};
+    *r = (item_ref){lp->gen, e};
+    return 1;
+}
+
+static void push_field(lua_State *L, as_field_view view, const as_field_ctx *x,
+                       const as_field_value *val);
+
+/* The order's other cases, each a table of the case rows flagged AS_FF_EARLIER. */
+static void push_order_cases(lua_State *L, const as_field_ctx *x, int n)
+{
+    int nrows, nkeys = 0;
+    const as_field_row *rows = as__field_rows(AS_FV_CASE, &nrows);
+    for (int r = 0; r < nrows; r++) nkeys += (rows[r].flags & AS_FF_EARLIER) != 0;
+    lua_createtable(L, n, 0);
+    int i = 0;
+    for (const as_case *k = NULL; (k = as__field_next_case(x->order, x->c, k)) != NULL;) {
+        as_field_ctx kx = {.order = x->order, .c = k, .v = &k->v};
+        lua_createtable(L, 0, nkeys);
+        for (int r = 0; r < nrows; r++) {
+            as_field_value val;
+            if (!(rows[r].flags & AS_FF_EARLIER) || !as__field_get(AS_FV_CASE, rows[r].id, &kx, &val))
+                continue;
+            push_field(L, AS_FV_CASE, &kx, &val);
+            lua_setfield(L, -2, rows[r].key);
+        }
+        lua_rawseti(L, -2, ++i);
     }
+}
+
+static void push_field(lua_State *L, as_field_view view, const as_field_ctx *x,
+                       const as_field_value *val)
+{
+    switch (val->kind) {
+    case AS_FK_INT: lua_pushinteger(L, val->i); break;
+    case AS_FK_BOOL: lua_pushboolean(L, (int)val->i); break;
+    case AS_FK_STR: lua_pushstring(L, val->s); break;
+    case AS_FK_ITEMS: push_items(L, view, x); break;
+    case AS_FK_STRS:
+        lua_createtable(L, (int)val->i, 0);
+        for (int i = 0; i < val->i; i++) {
+            lua_pushstring(L, val->strs[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        break;
+    case AS_FK_CASES: push_order_cases(L, x, (int)val->i); break;
+    }
+}
+
+/* A view's __index: the schema's row of the key, if the Lua view has it, read and pushed;
+ * nothing (nil) for an unknown key or an absent value. */
+static int index_view(lua_State *L, as_field_view view, const as_field_ctx *x)
+{
+    size_t len;
+    const char *k = lua_tolstring(L, 2, &len);
+    const as_field_row *row = k ? as__field_find(view, k, len) : NULL;
+    as_field_value val;
+    if (row == NULL || !(row->flags & AS_FF_LUA) || !as__field_get(view, row->id, x, &val))
+        return 0;
+    push_field(L, view, x, &val);
     return 1;
 }
 
@@ -802,176 +850,21 @@ static int item_index(lua_State *L)
 {
     const item_ref *r = lua_touserdata(L, 1);
     check_gen(L, r->gen);
-    const char *k = lua_tostring(L, 2);
-    const as_item *it = r->line;
-    if (k == NULL) return 0;
-    switch (k[0]) {
-    case 'c':
-        if (strcmp(k, "category") == 0) return lua_pushstring(L, it->category), 1;
-        if (strcmp(k, "custom_made") == 0) return lua_pushboolean(L, it->custom_made), 1;
-        break;
-    case 'l':
-        if (strcmp(k, "live") == 0) return lua_pushboolean(L, it->live), 1;
-        break;
-    case 'n':
-        if (strcmp(k, "no_reason_excluded") == 0)
-            return lua_pushboolean(L, it->no_reason_excluded), 1;
-        break;
-    case 'p':
-        if (strcmp(k, "price") == 0) return lua_pushinteger(L, it->price), 1;
-        break;
-    case 'q':
-        if (strcmp(k, "qty") == 0) return lua_pushinteger(L, r->qty), 1;
-        break;
-    case 's':
-        if (strcmp(k, "sku") == 0) return lua_pushstring(L, it->sku), 1;
-        if (strcmp(k, "serial") == 0) {
-            if (it->serial == NULL) return 0;
-            return lua_pushstring(L, it->serial), 1;
-        }
-        break;
-    }
-    return 0;
-}
-
-static void push_order_cases(lua_State *L, const as_order *o, const as_case *self)
-{
-    lua_createtable(L, (int)o->ncases, 0);
-    int n = 0;
-    for (const as_case *c = o->cases; c; c = c->next_in_order) {
-        if (c == self) continue;
-        lua_createtable(L, 0, 8);
-        lua_pushstring(L, c->id);
-        lua_setfield(L, -2, "id");
-        lua_pushstring(L, as__type_name(c->type));
-        lua_setfield(L, -2, "type");
-        lua_pushstring(L, as__reason_name(c->v.reason));
-        lua_setfield(L, -2, "reason");
-        lua_pushstring(L, as__state_name(c->v.state));
-        lua_setfield(L, -2, "state");
-        push_items(L, o, c);
-        lua_setfield(L, -2, "items");
-        lua_pushinteger(L, c->opened_at);
-        lua_setfield(L, -2, "opened_at");
-        push_opt_time(L, c->ended_at);
-        lua_setfield(L, -2, "ended_at");
-        lua_pushinteger(L, c->repair_days);
-        lua_setfield(L, -2, "repair_days");
-        lua_rawseti(L, -2, ++n);
-    }
+    return index_view(L, AS_FV_ITEM, &r->x);
 }
 
 static int order_index(lua_State *L)
 {
-    const as_order *o = view_args(L)->order;
-    size_t len;
-    const char *k = lua_tolstring(L, 2, &len);
-    if (k == NULL || o == NULL) return 0;
-    switch (k[0]) {
-    case 'b':
-        if (strcmp(k, "buyer") == 0) return lua_pushstring(L, o->buyer), 1;
-        if (strcmp(k, "buyer_credit") == 0) {
-            if (o->buyer_credit < 0) return 0;
-            return lua_pushinteger(L, o->buyer_credit), 1;
-        }
-        break;
-    case 'c':
-        if (strcmp(k, "cases") == 0) return push_order_cases(L, o, view_args(L)->c), 1;
-        if (strcmp(k, "confirmed_at") == 0) return push_opt_time(L, o->confirmed_at), 1;
-        break;
-    case 'd':
-        if (strcmp(k, "delivered_at") == 0) return push_opt_time(L, o->delivered_at), 1;
-        break;
-    case 'f':
-        if (strcmp(k, "freight_insurance") == 0)
-            return lua_pushboolean(L, o->freight_insurance), 1;
-        break;
-    case 'i':
-        if (strcmp(k, "id") == 0) return lua_pushstring(L, o->id), 1;
-        if (strcmp(k, "items") == 0) return push_items(L, o, NULL), 1;
-        break;
-    case 'p':
-        if (strcmp(k, "paid_at") == 0) return push_opt_time(L, o->paid_at), 1;
-        break;
-    case 's':
-        if (strcmp(k, "shop") == 0) return lua_pushstring(L, o->shop), 1;
-        if (strcmp(k, "shipped_at") == 0) return push_opt_time(L, o->shipped_at), 1;
-        if (strcmp(k, "shipping_fee") == 0) return lua_pushinteger(L, o->shipping_fee), 1;
-        break;
-    }
-    return 0;
+    const as_hook_args *a = view_args(L);
+    if (a->order == NULL) return 0;
+    return index_view(L, AS_FV_ORDER, &(as_field_ctx){.order = a->order, .c = a->c});
 }
 
 static int case_index(lua_State *L)
 {
     const as_hook_args *a = view_args(L);
-    const as_case *c = a->c;
-    const as_case_vals *v = a->v;
-    size_t len;
-    const char *k = lua_tolstring(L, 2, &len);
-    if (k == NULL || c == NULL) return 0;
-    switch (k[0]) {
-    case 'b':
-        if (strcmp(k, "bad_permille") == 0) {
-            if (v->bad_permille < 0) return 0;
-            return lua_pushinteger(L, v->bad_permille), 1;
-        }
-        break;
-    case 'c':
-        if (strcmp(k, "category") == 0) return lua_pushstring(L, c->category), 1;
-        break;
-    case 'e':
-        if (strcmp(k, "evidence") == 0) {
-            int n = as__vals_evidence_count(v);
-            lua_createtable(L, n, 0);
-            for (int i = 0; i < n; i++) {
-                lua_pushstring(L, v->evidence[i]);
-                lua_rawseti(L, -2, i + 1);
-            }
-            return 1;
-        }
-        break;
-    case 'i':
-        if (strcmp(k, "id") == 0) return lua_pushstring(L, c->id), 1;
-        if (strcmp(k, "items") == 0) return push_items(L, c->order, c), 1;
-        break;
-    case 'n':
-        if (strcmp(k, "needs_inspection") == 0)
-            return lua_pushboolean(L, (v->flags & AS_CF_INSPECT) != 0), 1;
-        break;
-    case 'o':
-        if (strcmp(k, "order") == 0) return lua_pushstring(L, c->order->id), 1;
-        if (strcmp(k, "opened_at") == 0) return lua_pushinteger(L, c->opened_at), 1;
-        break;
-    case 'p':
-        if (strcmp(k, "paid") == 0) return lua_pushinteger(L, as__case_paid(c)), 1;
-        if (strcmp(k, "priority") == 0) {
-            if (v->priority == 0) return 0;
-            return lua_pushinteger(L, v->priority), 1;
-        }
-        break;
-    case 'r':
-        if (strcmp(k, "reason") == 0) return lua_pushstring(L, as__reason_name(v->reason)), 1;
-        if (strcmp(k, "refund_amount") == 0) return lua_pushinteger(L, v->refund_amount), 1;
-        if (strcmp(k, "requested_amount") == 0) return push_opt_time(L, v->requested_amount), 1;
-        if (strcmp(k, "return_shipping") == 0) return lua_pushinteger(L, v->return_shipping), 1;
-        if (strcmp(k, "remedy") == 0) {
-            if (v->remedy == AS_REMEDY_NONE) return 0;
-            return lua_pushstring(L, as__remedy_name(v->remedy)), 1;
-        }
-        break;
-    case 's':
-        if (strcmp(k, "state") == 0) return lua_pushstring(L, as__state_name(v->state)), 1;
-        if (strcmp(k, "shipping_fee") == 0) return lua_pushinteger(L, as__case_fee(c)), 1;
-        break;
-    case 't':
-        if (strcmp(k, "type") == 0) return lua_pushstring(L, as__type_name(c->type)), 1;
-        break;
-    case 'v':
-        if (strcmp(k, "version") == 0) return lua_pushinteger(L, v->version), 1;
-        break;
-    }
-    return 0;
+    if (a->c == NULL) return 0;
+    return index_view(L, AS_FV_CASE, &(as_field_ctx){.order = a->c->order, .c = a->c, .v = a->v});
 }
 
 static int view_newindex(lua_State *L)

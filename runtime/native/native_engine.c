@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "../core/fields.h"
 #include "../core/layers.h"
 #include "../core/timefmt.h"
 #include "aftersale/plugin.h"
@@ -57,138 +58,67 @@ static as_view item_view(const as_item *it, int32_t qty)
     return (as_view){{it, NULL, NULL}, ((int64_t)qty << 4) | V_ITEM};
 }
 
-static const char *host_str(const as_view *v, int field)
+/* The schema's context of a view (fields.h). */
+static as_field_view view_ctx(const as_view *v, as_field_ctx *x)
 {
     switch (KIND(v)) {
-    case V_ORDER: {
-        const as_order *o = v->p[0];
-        switch (field) {
-        case AS_F_ID: return o->id;
-        case AS_F_SHOP: return o->shop;
-        case AS_F_BUYER: return o->buyer;
-        default: return NULL;
-        }
+    case V_ORDER: *x = (as_field_ctx){.order = v->p[0], .c = v->p[1]}; return AS_FV_ORDER;
+    case V_CASE: *x = (as_field_ctx){.order = v->p[2], .c = v->p[0], .v = v->p[1]}; return AS_FV_CASE;
+    default: *x = (as_field_ctx){.item = v->p[0], .qty = ITEM_QTY(v)}; return AS_FV_ITEM;
     }
-    case V_CASE: {
-        const as_case *c = v->p[0];
-        const as_case_vals *cv = v->p[1];
-        switch (field) {
-        case AS_F_ID: return c->id;
-        case AS_F_ORDER: return c->order->id;
-        case AS_F_CATEGORY: return c->category;
-        case AS_F_TYPE: return as__type_name(c->type);
-        case AS_F_REASON: return as__reason_name(cv->reason);
-        case AS_F_STATE: return as__state_name(cv->state);
-        case AS_F_REMEDY: return cv->remedy == AS_REMEDY_NONE ? NULL : as__remedy_name(cv->remedy);
-        default: return NULL;
-        }
-    }
-    case V_ITEM: {
-        const as_item *it = v->p[0];
-        switch (field) {
-        case AS_F_SKU: return it->sku;
-        case AS_F_CATEGORY: return it->category;
-        case AS_F_SERIAL: return it->serial;
-        default: return NULL;
-        }
-    }
-    }
-    return NULL;
 }
 
-static int set(int64_t *out, int64_t x)
+static const char *host_str(const as_view *v, int field)
 {
-    if (x == AS_UNSET) return 0;
-    *out = x;
-    return 1;
+    as_field_ctx x;
+    as_field_value val;
+    as_field_view kind = view_ctx(v, &x);
+    if (!as__field_get(kind, field, &x, &val) || val.kind != AS_FK_STR) return NULL;
+    return val.s;
 }
 
 static int host_num(const as_view *v, int field, int64_t *out)
 {
-    switch (KIND(v)) {
-    case V_ORDER: {
-        const as_order *o = v->p[0];
-        switch (field) {
-        case AS_F_SHIPPING_FEE: return set(out, o->shipping_fee);
-        case AS_F_PAID_AT: return set(out, o->paid_at);
-        case AS_F_SHIPPED_AT: return set(out, o->shipped_at);
-        case AS_F_DELIVERED_AT: return set(out, o->delivered_at);
-        case AS_F_CONFIRMED_AT: return set(out, o->confirmed_at);
-        case AS_F_FREIGHT_INSURANCE: return set(out, o->freight_insurance);
-        case AS_F_BUYER_CREDIT: return o->buyer_credit < 0 ? 0 : set(out, o->buyer_credit);
-        default: return 0;
-        }
-    }
-    case V_CASE: {
-        const as_case *c = v->p[0];
-        const as_case_vals *cv = v->p[1];
-        switch (field) {
-        case AS_F_REQUESTED_AMOUNT: return set(out, cv->requested_amount);
-        case AS_F_BAD_PERMILLE: return cv->bad_permille < 0 ? 0 : set(out, cv->bad_permille);
-        case AS_F_OPENED_AT: return set(out, c->opened_at);
-        case AS_F_ENDED_AT: return set(out, c->ended_at);
-        case AS_F_VERSION: return set(out, cv->version);
-        case AS_F_PAID: return set(out, as__case_paid(c));
-        case AS_F_SHIPPING_FEE: return set(out, as__case_fee(c));
-        case AS_F_REFUND_AMOUNT: return set(out, cv->refund_amount);
-        case AS_F_RETURN_SHIPPING: return set(out, cv->return_shipping);
-        case AS_F_NEEDS_INSPECTION: return set(out, (cv->flags & AS_CF_INSPECT) != 0);
-        case AS_F_PRIORITY: return cv->priority == 0 ? 0 : set(out, cv->priority);
-        case AS_F_REPAIR_DAYS: return set(out, c->repair_days);
-        case AS_F_EVIDENCE_COUNT: return set(out, as__vals_evidence_count(cv));
-        default: return 0;
-        }
-    }
-    case V_ITEM: {
-        const as_item *it = v->p[0];
-        switch (field) {
-        case AS_F_QTY: return set(out, ITEM_QTY(v));
-        case AS_F_PRICE: return set(out, it->price);
-        case AS_F_LIVE: return set(out, it->live);
-        case AS_F_CUSTOM_MADE: return set(out, it->custom_made);
-        case AS_F_NO_REASON_EXCLUDED: return set(out, it->no_reason_excluded);
-        default: return 0;
-        }
-    }
-    }
-    return 0;
+    as_field_ctx x;
+    as_field_value val;
+    as_field_view kind = view_ctx(v, &x);
+    /* the internal ids past plugin.h's are lists and JSON-only fields: not the plugin's */
+    if (field > AS__F_PUBLIC_LAST || !as__field_get(kind, field, &x, &val) ||
+        (val.kind != AS_FK_INT && val.kind != AS_FK_BOOL))
+        return 0;
+    *out = val.i;
+    return 1;
+}
+
+/* A list of plugin.h as the schema's list field. */
+static int list_field(int list)
+{
+    return list == AS_L_ITEMS ? AS__F_ITEMS : list == AS_L_CASES ? AS__F_CASES : -1;
 }
 
 static int host_count(const as_view *v, int list)
 {
-    if (list == AS_L_ITEMS) {
-        if (KIND(v) == V_ORDER) return ((const as_order *)v->p[0])->nitems;
-        if (KIND(v) == V_CASE) return ((const as_case *)v->p[0])->nitems;
-    } else if (list == AS_L_CASES && KIND(v) == V_ORDER) {
-        const as_order *o = v->p[0];
-        int n = (int)o->ncases;
-        for (const as_case *k = o->cases; k; k = k->next_in_order) n -= k == v->p[1];
-        return n;
-    }
-    return 0;
+    as_field_ctx x;
+    as_field_value val;
+    as_field_view kind = view_ctx(v, &x);
+    return as__field_get(kind, list_field(list), &x, &val) ? (int)val.i : 0;
 }
 
 static int host_at(const as_view *v, int list, int i, as_view *out)
 {
     if (i < 0 || i >= host_count(v, list)) return -1;
-    if (list == AS_L_ITEMS && KIND(v) == V_ORDER) {
-        const as_item *it = &((const as_order *)v->p[0])->items[i];
-        *out = item_view(it, it->qty);
-        return 0;
-    }
+    as_field_ctx x, e;
+    as_field_view kind = view_ctx(v, &x);
     if (list == AS_L_ITEMS) {
-        const as_case *c = v->p[0];
-        *out = item_view(&c->order->items[c->items[i].line], c->items[i].qty);
+        if (as__field_item(kind, &x, i, &e) != 0) return -1;
+        *out = item_view(e.item, e.qty);
         return 0;
     }
-    const as_order *o = v->p[0];
-    for (const as_case *k = o->cases; k; k = k->next_in_order) {
-        if (k == v->p[1]) continue;
+    for (const as_case *k = NULL; (k = as__field_next_case(x.order, x.c, k)) != NULL;)
         if (i-- == 0) {
             *out = case_view(k, &k->v);
             return 0;
         }
-    }
     return -1;
 }
 

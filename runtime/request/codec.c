@@ -1,5 +1,5 @@
 /* codec.c -- JSON in and out: command payloads (docs/design.md#states-and-actions table), case and
- * metrics views.
+ * metrics views. The case and order views are fields.h's rows flagged for JSON, in row order.
  *
  * Every key not documented for an action is refused; a value of the wrong JSON type or
  * outside the input limits of limits.h is refused (check 3 of the contract's order).
@@ -13,6 +13,7 @@
 
 #include "../core/alloc.h"
 #include "../core/err.h"
+#include "../core/fields.h"
 #include "../core/limits.h"
 
 static int shape(as_cmd *cmd, const char *fmt, const char *a)
@@ -271,41 +272,85 @@ int as__cmd_parse_act(as_cmd *cmd, const char *action, json_t *payload)
  * Output
  * ---------------------------------------------------------------------------------------- */
 
-static json_t *opt_int(int64_t v)
+static int set_fields(json_t *obj, as_field_view view, unsigned flag, const as_field_ctx *x,
+                      int nulls);
+
+/* A list of item views, each an object of the item rows flagged `flag`; NULL on OOM. */
+static json_t *items_json(as_field_view view, const as_field_ctx *x, unsigned flag, int nulls)
 {
-    return v == AS_UNSET ? json_null() : json_integer(v);
+    json_t *a = json_array();
+    as_field_ctx e;
+    for (int i = 0; a && as__field_item(view, x, i, &e) == 0; i++) {
+        json_t *j = json_object();
+        if (j == NULL || set_fields(j, AS_FV_ITEM, flag, &e, nulls) != 0 ||
+            json_array_append(a, j) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+        json_decref(j);
+    }
+    return a;
 }
 
+static json_t *strs_json(const as_field_value *val)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < val->i; i++)
+        if (json_array_append_new(a, json_string(val->strs[i])) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    return a;
+}
+
+/* A field's value; NULL on OOM. A case's items show only the keys that say what the case
+ * covers (AS_FF_CASE_ITEM); an order's lines show all of theirs. No view has a JSON row of
+ * kind CASES: an order's cases are read one by one (GET /v1/cases). */
+static json_t *value_json(as_field_view view, const as_field_ctx *x, const as_field_value *val,
+                          int nulls)
+{
+    switch (val->kind) {
+    case AS_FK_INT: return json_integer(val->i);
+    case AS_FK_BOOL: return json_boolean(val->i);
+    case AS_FK_STR: return json_string(val->s);
+    case AS_FK_STRS: return strs_json(val);
+    case AS_FK_ITEMS:
+        return items_json(view, x, view == AS_FV_CASE ? AS_FF_CASE_ITEM : AS_FF_JSON, nulls);
+    case AS_FK_CASES: break;
+    }
+    return NULL;
+}
+
+/* Sets on `obj`, in row order, the view's fields whose rows are flagged `flag`; an absent one
+ * as null when `nulls`, else not at all. -1 on OOM. */
+static int set_fields(json_t *obj, as_field_view view, unsigned flag, const as_field_ctx *x,
+                      int nulls)
+{
+    int n;
+    const as_field_row *rows = as__field_rows(view, &n);
+    for (int r = 0; r < n; r++) {
+        as_field_value val;
+        json_t *j;
+        if (!(rows[r].flags & flag)) continue;
+        if (as__field_get(view, rows[r].id, x, &val)) j = value_json(view, x, &val, nulls);
+        else if (nulls) j = json_null();
+        else continue;
+        if (json_object_set_new(obj, rows[r].key, j) != 0) return -1;
+    }
+    return 0;
+}
+
+/* The case's schema fields with null for an absent one, then what only the case JSON shows:
+ * its pinned rules, its deadline and its history. */
 json_t *as__case_json(const as_case *c)
 {
     const as_case_vals *v = &c->v;
     json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(c->id));
-    json_object_set_new(o, "order", json_string(c->order->id));
-    json_object_set_new(o, "type", json_string(as__type_name(c->type)));
-    json_object_set_new(o, "reason", json_string(as__reason_name(v->reason)));
-    json_object_set_new(o, "category", json_string(c->category));
-    json_t *items = json_array();
-    for (int i = 0; i < c->nitems; i++)
-        json_array_append_new(items, json_pack("{s:s, s:i}", "sku",
-                                               c->order->items[c->items[i].line].sku, "qty",
-                                               (json_int_t)c->items[i].qty));
-    json_object_set_new(o, "items", items);
-    json_object_set_new(o, "state", json_string(as__state_name(v->state)));
-    json_object_set_new(o, "version", json_integer(v->version));
-    json_object_set_new(o, "refund_amount", json_integer(v->refund_amount));
-    json_object_set_new(o, "requested_amount", opt_int(v->requested_amount));
-    json_object_set_new(o, "bad_permille",
-                        v->bad_permille < 0 ? json_null() : json_integer(v->bad_permille));
-    json_object_set_new(o, "remedy", v->remedy == AS_REMEDY_NONE
-                                         ? json_null()
-                                         : json_string(as__remedy_name(v->remedy)));
-    json_object_set_new(o, "priority", v->priority ? json_integer(v->priority) : json_null());
-    json_t *ev = json_array();
-    for (int i = 0; i < as__vals_evidence_count(v); i++)
-        json_array_append_new(ev, json_string(v->evidence[i]));
-    json_object_set_new(o, "evidence", ev);
-    json_object_set_new(o, "opened_at", json_integer(c->opened_at));
+    if (o == NULL || set_fields(o, AS_FV_CASE, AS_FF_JSON,
+                                &(as_field_ctx){.order = c->order, .c = c, .v = v}, 1) != 0) {
+        json_decref(o);
+        return NULL;
+    }
     json_t *rules = json_object();
     for (int l = 0; l < AS_LAYER_COUNT; l++) {
         if (c->rules[l] == NULL) continue;
@@ -339,34 +384,13 @@ json_t *as__case_json(const as_case *c)
     return o;
 }
 
-/* An instant, left out when it has not happened (as POST /v1/orders takes it). */
-static void set_time(json_t *o, const char *key, int64_t at)
-{
-    if (at != AS_UNSET) json_object_set_new(o, key, json_integer(at));
-}
-
 json_t *as__order_json(const as_order *o)
 {
-    json_t *items = json_array();
-    for (int i = 0; i < o->nitems; i++) {
-        const as_item *it = &o->items[i];
-        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:I}", "sku", it->sku,
-                              "category", it->category, "qty", (json_int_t)it->qty, "price",
-                              (json_int_t)it->price, "live", it->live, "custom_made",
-                              it->custom_made, "no_reason_excluded", it->no_reason_excluded,
-                              "attempts", (json_int_t)it->attempts);
-        if (j && it->serial) json_object_set_new(j, "serial", json_string(it->serial));
-        json_array_append_new(items, j);
+    json_t *j = json_object();
+    if (j == NULL || set_fields(j, AS_FV_ORDER, AS_FF_JSON, &(as_field_ctx){.order = o}, 0) != 0) {
+        json_decref(j);
+        return NULL;
     }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:b, s:o}", "id", o->id, "shop", o->shop, "buyer",
-                          o->buyer, "shipping_fee", (json_int_t)o->shipping_fee,
-                          "freight_insurance", o->freight_insurance, "items", items);
-    if (j == NULL) return NULL;
-    set_time(j, "paid_at", o->paid_at);
-    set_time(j, "shipped_at", o->shipped_at);
-    set_time(j, "delivered_at", o->delivered_at);
-    set_time(j, "confirmed_at", o->confirmed_at);
-    if (o->buyer_credit >= 0) json_object_set_new(j, "buyer_credit", json_integer(o->buyer_credit));
     return j;
 }
 
