@@ -27,7 +27,7 @@ int as__cli_test(int argc, char **argv);
 int as__cli_pipe(int argc, char **argv);
 int as__cli_serve(int argc, char **argv);
 /* Parses the options `run` and `test` share. Returns -1 to go on (optind at the first
- * operand), or the exit status (after --help, or a bad option). */
+ * operand), or the exit status (after --help, a bad option, or no operand). */
 int as__run_opts_parse(as_run_opts *ro, int argc, char **argv, void (*help)(FILE *));
 /* Runs scenario files, prints the summary line; returns the exit status of `run`. */
 int as__run_files(char **files, int n, const as_run_opts *ro);

@@ -436,10 +436,6 @@ int as__cli_run(int argc, char **argv)
     as_run_opts ro;
     int rc = as__run_opts_parse(&ro, argc, argv, usage);
     if (rc >= 0) return rc;
-    if (optind >= argc) {
-        usage(stderr);
-        return 2;
-    }
     return as__run_files(argv + optind, argc - optind, &ro);
 }
 
@@ -483,6 +479,10 @@ int as__run_opts_parse(as_run_opts *ro, int argc, char **argv, void (*help)(FILE
         case 'h': help(stdout); return 0;
         default: help(stderr); return 2;
         }
+    }
+    if (optind >= argc) {
+        help(stderr);
+        return 2;
     }
     return -1;
 }

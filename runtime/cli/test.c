@@ -29,10 +29,6 @@ int as__cli_test(int argc, char **argv)
     as_run_opts ro;
     int rc = as__run_opts_parse(&ro, argc, argv, usage);
     if (rc >= 0) return rc;
-    if (optind >= argc) {
-        usage(stderr);
-        return 2;
-    }
     glob_t g;
     memset(&g, 0, sizeof g);
     for (int i = optind; i < argc; i++) {

@@ -36,19 +36,19 @@
 #define get_16(r) (int64_t) as__rbuf_u16(r)
 #define get_8(r) (int64_t) as__rbuf_u8(r)
 
-static void put_order(as_wbuf *b, const as_order *s)
-{
-    AS_STORED_ORDER(PUT)
-}
-static void get_order(as_rbuf *r, as_order *s)
-{
-    AS_STORED_ORDER(GET)
-}
+/* The writer and the reader of one list's members of a `T`. */
+#define CODEC(name, T, LIST)                                                                       \
+    static void put_##name(as_wbuf *b, const T *s) { LIST(PUT) }                                   \
+    static void get_##name(as_rbuf *r, T *s) { LIST(GET) }
+CODEC(order, as_order, AS_STORED_ORDER)
+CODEC(vals, as_case_vals, AS_STORED_CASE_VALS)
+CODEC(times, as_case, AS_STORED_CASE_TIMES)
+CODEC(item, as_item, AS_STORED_ITEM)
+#undef CODEC
 
-/* An item's members, then its flags byte. */
-static void put_item(as_wbuf *b, const as_item *s)
+/* An item's flags, one byte after its members. */
+static void put_item_bits(as_wbuf *b, const as_item *s)
 {
-    AS_STORED_ITEM(PUT)
     unsigned f = 0, i = 0;
 #define PUT_BIT(m) f |= (unsigned)s->m << i++;
     AS_STORED_ITEM_BITS(PUT_BIT)
@@ -56,29 +56,14 @@ static void put_item(as_wbuf *b, const as_item *s)
     as__wbuf_u8(b, (uint8_t)f);
 }
 
-static void get_item(as_rbuf *r, as_item *s)
+static void get_item_bits(as_rbuf *r, as_item *s)
 {
-    AS_STORED_ITEM(GET)
     unsigned f = as__rbuf_u8(r), i = 0;
 #define GET_BIT(m) s->m = f >> i++ & 1;
     AS_STORED_ITEM_BITS(GET_BIT)
 #undef GET_BIT
     if (f >> i) r->bad = 1; /* a bit no row names would not read back as written */
 }
-
-static void put_vals(as_wbuf *b, const as_case_vals *s)
-{
-    AS_STORED_CASE_VALS(PUT)
-}
-static void get_vals(as_rbuf *r, as_case_vals *s)
-{
-    AS_STORED_CASE_VALS(GET)
-}
-static void put_times(as_wbuf *b, const as_case *s)
-{
-    AS_STORED_CASE_TIMES(PUT)
-}
-static void get_times(as_rbuf *r, as_case *s) { AS_STORED_CASE_TIMES(GET) }
 
 /* ==========================================================================================
  * Writing
@@ -114,6 +99,7 @@ void as__journal_order(as_wbuf *b, const as_order *o)
         as__wbuf_str(b, it->category);
         as__wbuf_str(b, it->serial);
         put_item(b, it);
+        put_item_bits(b, it);
     }
     put_blob_end(b, m);
 }
@@ -262,6 +248,7 @@ int as__journal_read_order(as_runtime *rt, const void *data, size_t len, as_orde
         if ((sku && !it->sku) || (cat && !it->category) || (serial && !it->serial)) oom = 1;
         as__free(sku), as__free(cat), as__free(serial);
         get_item(&r, it);
+        get_item_bits(&r, it);
         if (it->sku == NULL || it->category == NULL) r.bad = 1;
     }
     read_to_end(&r);

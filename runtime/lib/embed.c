@@ -128,11 +128,10 @@ int as_runtime_idle(const as_runtime *rt)
 
 int as_runtime_load_pack(as_runtime *rt, const char *path, as_error *err)
 {
-    char *src, sha[AS_SHA256_HEX], chunk[512];
+    char *src, sha[AS_SHA256_HEX], chunk[AS_CHUNK_MAX];
     size_t len;
-    int rc = as__read_file(path, &src, &len, err);
+    int rc = as__read_source(path, &src, &len, chunk, err);
     if (rc) return rc;
-    snprintf(chunk, sizeof chunk, "@%s", path);
     as_pack *p;
     if (as__sha256_hex(src, len, sha)) rc = as__err(err, AS_ENOMEM, "out of memory");
     else rc = as__lua_pack_load(src, len, chunk, &rt->limits, &p, err);
@@ -165,12 +164,10 @@ int as_runtime_load_native(as_runtime *rt, const char *dir, const char *file, as
 
 int as_runtime_load_merchant(as_runtime *rt, const char *shop, const char *path, as_error *err)
 {
-    char *src;
+    char *src, chunk[AS_CHUNK_MAX];
     size_t len;
-    int rc = as__read_file(path, &src, &len, err);
+    int rc = as__read_source(path, &src, &len, chunk, err);
     if (rc) return rc;
-    char chunk[512];
-    snprintf(chunk, sizeof chunk, "@%s", path);
     rc = as__merchant_install(rt, shop, src, len, chunk, err);
     as__free(src);
     return rc;

@@ -872,8 +872,8 @@ static int view_newindex(lua_State *L)
     return luaL_error(L, "case and order views are read-only");
 }
 
-/* A sealed metatable for proxies: reads through `index`, writes refused. */
-static int make_meta(lua_State *L, const char *tname, lua_CFunction index, lua_CFunction len)
+/* Pushes a sealed metatable for proxies: reads through `index`, writes refused. */
+static void push_meta(lua_State *L, const char *tname, lua_CFunction index, lua_CFunction len)
 {
     luaL_newmetatable(L, tname);
     lua_pushcfunction(L, index);
@@ -886,19 +886,20 @@ static int make_meta(lua_State *L, const char *tname, lua_CFunction index, lua_C
         lua_pushcfunction(L, len);
         lua_setfield(L, -2, "__len");
     }
+}
+
+/* The metatable above, kept in the registry; returns its reference. */
+static int make_meta(lua_State *L, const char *tname, lua_CFunction index, lua_CFunction len)
+{
+    push_meta(L, tname, index, len);
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* A view: an empty userdata under that metatable, kept in the registry. */
 static int make_view(lua_State *L, const char *tname, lua_CFunction index)
 {
     lua_newuserdatauv(L, 0, 0);
-    luaL_newmetatable(L, tname);
-    lua_pushcfunction(L, index);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, view_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
+    push_meta(L, tname, index, NULL);
     lua_setmetatable(L, -2);
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
@@ -1173,16 +1174,22 @@ int as__read_file(const char *path, char **out, size_t *outlen, as_error *err)
     return 0;
 }
 
+int as__read_source(const char *path, char **src, size_t *len, char chunk[AS_CHUNK_MAX],
+                    as_error *err)
+{
+    int rc = as__read_file(path, src, len, err);
+    if (rc == 0) snprintf(chunk, AS_CHUNK_MAX, "@%s", path);
+    return rc;
+}
+
 int as__lua_pack_load_file(const char *path, const as_pack_limits *limits, as_pack **out,
                            as_error *err)
 {
     *out = NULL;
-    char *buf;
+    char *buf, chunk[AS_CHUNK_MAX];
     size_t len;
-    int rc = as__read_file(path, &buf, &len, err);
+    int rc = as__read_source(path, &buf, &len, chunk, err);
     if (rc) return rc;
-    char chunk[512];
-    snprintf(chunk, sizeof chunk, "@%s", path);
     rc = as__lua_pack_load(buf, len, chunk, limits, out, err);
     as__free(buf);
     return rc;
@@ -1325,44 +1332,39 @@ static int read_answer(lua_State *L, call_ctx *x)
     }
 }
 
+/* Each hook's arguments in order, one letter each: o the order view, c the case view, f the
+ * inspection's finding ("fault" or "no_fault"), n the time now (docs/design.md#hooks-and-layers). */
+static const char *const hook_args[AS_HOOK_COUNT] = {
+    [AS_HOOK_ORDER_CHECK] = "o",
+    [AS_HOOK_ELIGIBILITY] = "ocn",
+    [AS_HOOK_REFUND_AMOUNT] = "co",
+    [AS_HOOK_DEADLINES] = "co",
+    [AS_HOOK_PRIORITY] = "co",
+    [AS_HOOK_AUTO_DECIDE] = "con",
+    [AS_HOOK_ON_INSPECTION] = "cofn",
+    [AS_HOOK_INSPECTION] = "co",
+    [AS_HOOK_INSTANT_REFUND] = "co",
+};
+
 /* Pushes the hook and its arguments, none allocating; returns the number of arguments. */
 static int push_call(lua_State *L, const call_ctx *x)
 {
     lua_pack *lp = x->p->impl;
     const as_hook_args *a = x->a;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lp->hook_ref[x->h]);
-    int nargs;
-    switch (x->h) {
-    case AS_HOOK_ORDER_CHECK:
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->order_view);
-        nargs = 1;
-        break;
-    case AS_HOOK_ELIGIBILITY:
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->order_view);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->case_view);
-        lua_pushinteger(L, a->now_ms);
-        nargs = 3;
-        break;
-    case AS_HOOK_ON_INSPECTION:
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->case_view);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->order_view);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->key_ref[a->inspect_fault ? KEY_FAULT : KEY_NO_FAULT]);
-        lua_pushinteger(L, a->now_ms);
-        nargs = 4;
-        break;
-    case AS_HOOK_AUTO_DECIDE:
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->case_view);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->order_view);
-        lua_pushinteger(L, a->now_ms);
-        nargs = 3;
-        break;
-    default:
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->case_view);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->order_view);
-        nargs = 2;
-        break;
+    const char *args = hook_args[x->h];
+    for (const char *k = args; *k; k++) {
+        switch (*k) {
+        case 'o': lua_rawgeti(L, LUA_REGISTRYINDEX, lp->order_view); break;
+        case 'c': lua_rawgeti(L, LUA_REGISTRYINDEX, lp->case_view); break;
+        case 'f':
+            lua_rawgeti(L, LUA_REGISTRYINDEX,
+                        lp->key_ref[a->inspect_fault ? KEY_FAULT : KEY_NO_FAULT]);
+            break;
+        default: lua_pushinteger(L, a->now_ms); break;
+        }
     }
-    return nargs;
+    return (int)strlen(args);
 }
 
 static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer *ans,

@@ -45,6 +45,15 @@ int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
  * cannot be read. */
 int as__read_file(const char *path, char **buf, size_t *len, as_error *err);
 
+/* The room of a chunk name: Lua's own cut for the name it prints (LUA_IDSIZE is 60) is far
+ * below it, so a long path is shortened by Lua, not here. */
+#define AS_CHUNK_MAX 512
+
+/* Reads a pack's source file as as__read_file does and names its chunk "@path" in `chunk`,
+ * Lua's mark of a file, so that an error in it reads file:line. */
+int as__read_source(const char *path, char **src, size_t *len, char chunk[AS_CHUNK_MAX],
+                    as_error *err);
+
 /* Reads `path` and loads it as above. AS_EIO when the file cannot be read. */
 int as__lua_pack_load_file(const char *path, const as_pack_limits *limits, as_pack **out,
                            as_error *err);

@@ -62,10 +62,16 @@ static int sees_case(const as_principal *who, const as_case *cs)
     }
 }
 
-int as_case_read(as_runtime *rt, const char *case_id, as_read_cb cb, void *ud)
+/* The case `id` names as of now (the deadlines due have fired), NULL for none. */
+static as_case *case_now(as_runtime *rt, const char *id)
 {
     as__fire_due(rt);
-    const as_case *c = case_id ? as__case_get(rt, case_id) : NULL;
+    return id ? as__case_get(rt, id) : NULL;
+}
+
+int as_case_read(as_runtime *rt, const char *case_id, as_read_cb cb, void *ud)
+{
+    const as_case *c = case_now(rt, case_id);
     if (c == NULL) return refuse(cb, ud, AS_ENOT_FOUND, "unknown case");
     int need = AS_READ_NOW;
     as__read_note(rt, c, &need);
@@ -97,8 +103,7 @@ int as_case_view(as_runtime *rt, const char *principal, const char *case_id, as_
     as_principal who;
     if (as__principal_parse(principal, &who) != 0)
         return refuse(cb, ud, AS_EFORBIDDEN, "unknown principal");
-    as__fire_due(rt);
-    const as_case *cs = case_id ? as__case_get(rt, case_id) : NULL;
+    const as_case *cs = case_now(rt, case_id);
     if (cs == NULL) return refuse(cb, ud, AS_ENOT_FOUND, "unknown case");
     if (!sees_case(&who, cs)) return refuse(cb, ud, AS_EFORBIDDEN, "this key cannot see that case");
     json_t *j = as__case_json(cs), *acts = j ? actions_for(&who, cs) : NULL;
@@ -319,7 +324,6 @@ char *as_runtime_stats_json(as_runtime *rt, as_error *err)
 
 char *as_case_get_json(as_runtime *rt, const char *case_id)
 {
-    as__fire_due(rt);
-    as_case *c = case_id ? as__case_get(rt, case_id) : NULL;
+    as_case *c = case_now(rt, case_id);
     return c ? dump(as__case_json(c), NULL) : NULL;
 }

@@ -170,53 +170,64 @@ static int db_err(sqlite_store *s, as_error *err, const char *what)
  * Commit
  * ---------------------------------------------------------------------------------------- */
 
-static int bind_str(sqlite3_stmt *st, int i, as_rbuf *r)
+/* Binds the fields read from `r` to `st`'s parameters first, first + 1, ... as `layout` says,
+ * one letter a field: s text (absent: NULL), b blob, 1 a byte, 4 an unsigned 32-bit integer,
+ * i a signed one (an error code), 8 a 64-bit one, t a time (INT64_MIN: NULL). The layouts are the record writers' in durable.c. */
+static void bind_fields(sqlite3_stmt *st, int first, as_rbuf *r, const char *layout)
 {
-    size_t n;
-    const char *p = as__rbuf_str(r, &n);
-    return p ? sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+    for (int i = first; *layout; layout++, i++) {
+        size_t n;
+        const char *p;
+        int64_t v;
+        switch (*layout) {
+        case 's':
+            p = as__rbuf_str(r, &n);
+            if (p) sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC);
+            else sqlite3_bind_null(st, i);
+            break;
+        case 'b':
+            p = as__rbuf_str(r, &n);
+            sqlite3_bind_blob(st, i, p ? p : "", (int)n, SQLITE_STATIC);
+            break;
+        case '1': sqlite3_bind_int(st, i, as__rbuf_u8(r)); break;
+        case '4': sqlite3_bind_int64(st, i, as__rbuf_u32(r)); break;
+        case 'i': sqlite3_bind_int(st, i, (int32_t)as__rbuf_u32(r)); break;
+        case '8': sqlite3_bind_int64(st, i, as__rbuf_i64(r)); break;
+        case 't':
+            v = as__rbuf_i64(r);
+            if (v == INT64_MIN) sqlite3_bind_null(st, i);
+            else sqlite3_bind_int64(st, i, v);
+            break;
+        }
+    }
 }
 
-static int bind_blob(sqlite3_stmt *st, int i, as_rbuf *r)
+/* Steps a statement that answers no rows; 0 when it ran. */
+static int step_done(sqlite3_stmt *st)
 {
-    size_t n;
-    const char *p = as__rbuf_str(r, &n);
-    return sqlite3_bind_blob(st, i, p ? p : "", (int)n, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
 }
+
+/* The records bound whole by a layout: their statement and their fields in order. */
+static const struct {
+    int stmt;
+    const char *layout;
+} plain_records[] = {
+    [AS_REC_ORDER] = {S_ORDER, "sb"},          /* id, blob */
+    [AS_REC_CASE] = {S_CASE, "sstb"},          /* id, order, due, blob */
+    [AS_REC_EVENT] = {S_EVENT, "s4b"},         /* case, seq, blob */
+    [AS_REC_OUTBOX] = {S_OUTBOX, "sss8"},      /* key, kind, case, amount */
+    [AS_REC_IDEM] = {S_IDEM, "sis8"},          /* key, code, message, at */
+    [AS_REC_PACK_PRUNE] = {S_PRUNE_PACK, "sss"}, /* shop, name, version */
+};
 
 /* Binds one record's fields to its statement. Returns the statement, NULL for a bad record. */
 static sqlite3_stmt *bind_record(sqlite_store *s, int kind, as_rbuf *r)
 {
     sqlite3_stmt *st;
     switch (kind) {
-    case AS_REC_ORDER:
-        st = s->st[S_ORDER];
-        bind_str(st, 1, r);
-        bind_blob(st, 2, r);
-        break;
-    case AS_REC_CASE: {
-        st = s->st[S_CASE];
-        bind_str(st, 1, r);
-        bind_str(st, 2, r);
-        int64_t due = as__rbuf_i64(r);
-        if (due == INT64_MIN) sqlite3_bind_null(st, 3);
-        else sqlite3_bind_int64(st, 3, due);
-        bind_blob(st, 4, r);
-        break;
-    }
-    case AS_REC_EVENT:
-        st = s->st[S_EVENT];
-        bind_str(st, 1, r);
-        sqlite3_bind_int64(st, 2, as__rbuf_u32(r));
-        bind_blob(st, 3, r);
-        break;
-    case AS_REC_OUTBOX:
-        st = s->st[S_OUTBOX];
-        bind_str(st, 1, r);
-        bind_str(st, 2, r);
-        bind_str(st, 3, r);
-        sqlite3_bind_int64(st, 4, as__rbuf_i64(r));
-        break;
     case AS_REC_OUTBOX_ACK: {
         size_t kn, un;
         const char *key = as__rbuf_str(r, &kn), *url = as__rbuf_str(r, &un);
@@ -226,50 +237,32 @@ static sqlite3_stmt *bind_record(sqlite_store *s, int kind, as_rbuf *r)
         if (url) sqlite3_bind_text(st, 2, url, (int)un, SQLITE_STATIC);
         break;
     }
-    case AS_REC_IDEM:
-        st = s->st[S_IDEM];
-        bind_str(st, 1, r);
-        sqlite3_bind_int(st, 2, (int32_t)as__rbuf_u32(r));
-        bind_str(st, 3, r);
-        sqlite3_bind_int64(st, 4, as__rbuf_i64(r));
-        break;
-    case AS_REC_PACK_PRUNE:
-        st = s->st[S_PRUNE_PACK];
-        bind_str(st, 1, r);
-        bind_str(st, 2, r);
-        bind_str(st, 3, r);
-        break;
-    case AS_REC_PRUNE: {
+    case AS_REC_PRUNE:
         /* the settled outbox first (its acknowledgements, then the entries); the key prune
          * is the statement stepped by the caller */
-        for (int i = S_PRUNE_ACKS; i <= S_PRUNE_OUTBOX; i++) {
-            int rc = sqlite3_step(s->st[i]);
-            sqlite3_reset(s->st[i]);
-            if (rc != SQLITE_DONE) return NULL;
-        }
+        for (int i = S_PRUNE_ACKS; i <= S_PRUNE_OUTBOX; i++)
+            if (step_done(s->st[i]) != 0) return NULL;
         st = s->st[S_PRUNE_IDEM];
-        sqlite3_bind_int64(st, 1, as__rbuf_i64(r));
+        bind_fields(st, 1, r, "8"); /* before */
         break;
-    }
     case AS_REC_PACK: {
         size_t n;
         const char *shop = as__rbuf_str(r, &n);
         if (shop == NULL) return NULL;
         sqlite3_bind_text(s->st[S_PACK_OLD], 1, shop, (int)n, SQLITE_STATIC);
-        int rc = sqlite3_step(s->st[S_PACK_OLD]);
-        sqlite3_reset(s->st[S_PACK_OLD]);
-        if (rc != SQLITE_DONE) return NULL;
+        if (step_done(s->st[S_PACK_OLD]) != 0) return NULL;
         st = s->st[S_PACK];
         sqlite3_bind_text(st, 1, shop, (int)n, SQLITE_STATIC);
-        bind_str(st, 2, r); /* name */
-        bind_str(st, 3, r); /* version */
-        bind_str(st, 4, r); /* source */
-        sqlite3_bind_int(st, 5, as__rbuf_u8(r));
-        bind_str(st, 6, r); /* sha256 */
-        sqlite3_bind_int64(st, 7, as__rbuf_i64(r));
+        bind_fields(st, 2, r, "sss1s8"); /* name, version, source, current, sha256, at */
         break;
     }
-    default: return NULL;
+    default:
+        if (kind < 0 || (size_t)kind >= sizeof plain_records / sizeof plain_records[0] ||
+            plain_records[kind].layout == NULL)
+            return NULL;
+        st = s->st[plain_records[kind].stmt];
+        bind_fields(st, 1, r, plain_records[kind].layout);
+        break;
     }
     return r->bad ? NULL : st;
 }
