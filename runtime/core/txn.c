@@ -252,7 +252,7 @@ static void step_journal(change *x)
     as__touch_case(x->t->rt, x->t->c);
 }
 
-/* Days in repair, counted per started day, for the repair limit (docs/rulebook.md#repairs). */
+/* Days in repair, counted per started day, for the repair limit (docs/rulebook.md#electronics). */
 static void step_repair_days(change *x)
 {
     as_case *c = x->t->c;
