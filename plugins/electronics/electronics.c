@@ -1,4 +1,4 @@
-/* electronics.c -- the native twin of electronics.lua (RULES.md §4, DESIGN.md §3).
+/* electronics.c -- the native twin of electronics.lua (docs/rulebook.md#electronics, docs/design.md#hooks-and-layers).
  *
  * Same name, version, categories and hooks as the Lua pack, with the same decisions, codes,
  * messages and order of checks, so the two are interchangeable: order_check (an IMEI must pass
@@ -112,7 +112,7 @@ static int order_check(void *state, const as_view *order, struct as_refusal *out
  * ---------------------------------------------------------------------------------------- */
 
 /* True when one of the earlier case's items has the SKU of one of the request's items: the
- * same unit (RULES.md §4), as electronics.lua compares it. -1 when a list cannot be read. */
+ * same unit (docs/rulebook.md#electronics), as electronics.lua compares it. -1 when a list cannot be read. */
 static int same_unit(host_api *h, const as_view *earlier, const as_view *request)
 {
     int nc = h->count(earlier, AS_L_ITEMS), nr = h->count(request, AS_L_ITEMS);

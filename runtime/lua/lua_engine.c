@@ -832,16 +832,18 @@ static void push_field(lua_State *L, as_field_view view, const as_field_ctx *x,
     }
 }
 
-/* A view's __index: the schema's row of the key, if the Lua view has it, read and pushed;
- * nothing (nil) for an unknown key or an absent value. */
+/* A view's __index: the schema's row of the key, found in the view's key table (the
+ * closure's upvalue: each key of a row flagged AS_FF_LUA to its row index), read and pushed;
+ * nothing (nil) for any other key or an absent value. The table is Lua's own hash of interned
+ * strings, so a key costs one lookup and a near miss (a prefix, a NUL inside) is simply absent. */
 static int index_view(lua_State *L, as_field_view view, const as_field_ctx *x)
 {
-    size_t len;
-    const char *k = lua_tolstring(L, 2, &len);
-    const as_field_row *row = k ? as__field_find(view, k, len) : NULL;
+    lua_settop(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNUMBER) return 0;
+    int n;
+    const as_field_row *row = &as__field_rows(view, &n)[lua_tointeger(L, -1)];
     as_field_value val;
-    if (row == NULL || !(row->flags & AS_FF_LUA) || !as__field_get(view, row->id, x, &val))
-        return 0;
+    if (!as__field_get(view, row->id, x, &val)) return 0;
     push_field(L, view, x, &val);
     return 1;
 }
@@ -872,11 +874,25 @@ static int view_newindex(lua_State *L)
     return luaL_error(L, "case and order views are read-only");
 }
 
-/* Pushes a sealed metatable for proxies: reads through `index`, writes refused. */
-static void push_meta(lua_State *L, const char *tname, lua_CFunction index, lua_CFunction len)
+/* Pushes a sealed metatable for proxies: reads through `index`, writes refused. For a view
+ * (`view` other than AS_FV_COUNT) `index` closes over the view's key table (index_view). */
+static void push_meta(lua_State *L, const char *tname, as_field_view view, lua_CFunction index,
+                      lua_CFunction len)
 {
     luaL_newmetatable(L, tname);
-    lua_pushcfunction(L, index);
+    if (view != AS_FV_COUNT) {
+        int n;
+        const as_field_row *rows = as__field_rows(view, &n);
+        lua_createtable(L, 0, n);
+        for (int r = 0; r < n; r++) {
+            if (!(rows[r].flags & AS_FF_LUA)) continue;
+            lua_pushinteger(L, r);
+            lua_setfield(L, -2, rows[r].key);
+        }
+        lua_pushcclosure(L, index, 1);
+    } else {
+        lua_pushcfunction(L, index);
+    }
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, view_newindex);
     lua_setfield(L, -2, "__newindex");
@@ -889,17 +905,18 @@ static void push_meta(lua_State *L, const char *tname, lua_CFunction index, lua_
 }
 
 /* The metatable above, kept in the registry; returns its reference. */
-static int make_meta(lua_State *L, const char *tname, lua_CFunction index, lua_CFunction len)
+static int make_meta(lua_State *L, const char *tname, as_field_view view, lua_CFunction index,
+                     lua_CFunction len)
 {
-    push_meta(L, tname, index, len);
+    push_meta(L, tname, view, index, len);
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 /* A view: an empty userdata under that metatable, kept in the registry. */
-static int make_view(lua_State *L, const char *tname, lua_CFunction index)
+static int make_view(lua_State *L, const char *tname, as_field_view view, lua_CFunction index)
 {
     lua_newuserdatauv(L, 0, 0);
-    push_meta(L, tname, index, NULL);
+    push_meta(L, tname, view, index, NULL);
     lua_setmetatable(L, -2);
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
@@ -1037,10 +1054,10 @@ static int load_protected(lua_State *L)
     lua_settop(L, 0);
     open_sandbox(L); /* leaves the _ENV proxy */
     int env = lua_gettop(L);
-    lp->case_view = make_view(L, VIEW_CASE, case_index);
-    lp->order_view = make_view(L, VIEW_ORDER, order_index);
-    lp->lists.meta = make_meta(L, VIEW_LIST, list_index, list_len);
-    lp->items.meta = make_meta(L, VIEW_ITEM, item_index, NULL);
+    lp->case_view = make_view(L, VIEW_CASE, AS_FV_CASE, case_index);
+    lp->order_view = make_view(L, VIEW_ORDER, AS_FV_ORDER, order_index);
+    lp->lists.meta = make_meta(L, VIEW_LIST, AS_FV_COUNT, list_index, list_len);
+    lp->items.meta = make_meta(L, VIEW_ITEM, AS_FV_ITEM, item_index, NULL);
     lua_newtable(L);
     lp->lists.table = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
