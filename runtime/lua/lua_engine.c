@@ -34,6 +34,16 @@ enum { KEY_ERROR, KEY_MESSAGE, KEY_ACTION, KEY_REASON, KEY_FAULT, KEY_NO_FAULT, 
 static const char *const key_names[KEY_DL] = {"error", "message", "action", "reason", "fault",
                                               "no_fault"};
 
+/* Slots of a view's key table: a power of two at least twice the keys of the largest view. */
+#define KEY_SLOTS 128
+
+/* A string's address to a slot: Lua allocates each string apart, so the low bits that
+ * alignment zeroes are dropped. */
+static unsigned key_hash(const char *p)
+{
+    return (unsigned)((uintptr_t)p >> 4 ^ (uintptr_t)p >> 11) & (KEY_SLOTS - 1);
+}
+
 typedef struct lua_pack {
     lua_State *L;
     size_t mem_used, mem_cap;
@@ -54,6 +64,11 @@ typedef struct lua_pack {
     const as_hook_args *args;  /* the call in progress; NULL outside calls */
     uint32_t gen;              /* counts calls: an item proxy is valid in its own call only */
     int case_view, order_view; /* registry refs of the two view userdata */
+    struct view_keys {
+        const char *ptr[KEY_SLOTS]; /* this state's interned copy of each key, by address */
+        uint8_t row[KEY_SLOTS];     /* its row in as__field_rows */
+    } keys[AS_FV_COUNT];
+    int keys_anchor; /* registry ref of the table that keeps those strings alive */
     struct proxy_pool {
         int table, meta; /* registry refs: the pooled userdata, their metatable */
         int used, len;   /* handed out in this call, made so far */
@@ -708,9 +723,9 @@ static int open_sandbox(lua_State *L)
  * Views: read-only userdata whose __index reads the C structs of the call in progress
  * ---------------------------------------------------------------------------------------- */
 
-static const as_hook_args *view_args(lua_State *L)
+static const as_hook_args *view_args(lua_State *L, const lua_pack *lp)
 {
-    const as_hook_args *a = pack_of(L)->args;
+    const as_hook_args *a = lp->args;
     if (a == NULL) luaL_error(L, "a case or order view was used outside its hook call");
     return a;
 }
@@ -832,19 +847,40 @@ static void push_field(lua_State *L, as_field_view view, const as_field_ctx *x,
     }
 }
 
-/* A view's __index: the schema's row of the key, found in the view's key table (the
- * closure's upvalue: each key of a row flagged AS_FF_LUA to its row index), read and pushed;
- * nothing (nil) for any other key or an absent value. The table is Lua's own hash of interned
- * strings, so a key costs one lookup and a near miss (a prefix, a NUL inside) is simply absent. */
-static int index_view(lua_State *L, as_field_view view, const as_field_ctx *x)
+/* The row index of `k` (`len` bytes) in `view`, or -1. A key a hook writes in its source is
+ * this state's interned copy of it, so the pointer finds it in one probe; any other string
+ * (not interned, or no key) is compared byte by byte with the rows. */
+static int key_row(const lua_pack *lp, as_field_view view, const char *k, size_t len)
 {
-    lua_settop(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNUMBER) return 0;
+    for (unsigned h = key_hash(k);; h = (h + 1) & (KEY_SLOTS - 1)) {
+        const char *p = lp->keys[view].ptr[h];
+        if (p == k) return lp->keys[view].row[h];
+        if (p == NULL) break;
+    }
     int n;
-    const as_field_row *row = &as__field_rows(view, &n)[lua_tointeger(L, -1)];
+    const as_field_row *rows = as__field_rows(view, &n);
+    for (int r = 0; r < n; r++)
+        if ((rows[r].flags & AS_FF_LUA) && rows[r].len == len && memcmp(rows[r].key, k, len) == 0)
+            return r;
+    return -1;
+}
+
+/* A view's __index: the schema's row of the key, if the Lua view has it, read and pushed;
+ * nothing (nil) for an unknown key or an absent value. */
+static int index_view(lua_State *L, const lua_pack *lp, as_field_view view,
+                      const as_field_ctx *x)
+{
+    if (lua_type(L, 2) != LUA_TSTRING) return 0;
+    size_t len;
+    const char *k = lua_tolstring(L, 2, &len);
+    int r = key_row(lp, view, k, len), n;
     as_field_value val;
-    if (!as__field_get(view, row->id, x, &val)) return 0;
-    push_field(L, view, x, &val);
+    if (r < 0 || !as__field_get(view, as__field_rows(view, &n)[r].id, x, &val)) return 0;
+    switch (val.kind) { /* the scalars here, the lists in push_field */
+    case AS_FK_INT: lua_pushinteger(L, val.i); break;
+    case AS_FK_STR: lua_pushstring(L, val.s); break;
+    default: push_field(L, view, x, &val); break;
+    }
     return 1;
 }
 
@@ -852,21 +888,24 @@ static int item_index(lua_State *L)
 {
     const item_ref *r = lua_touserdata(L, 1);
     check_gen(L, r->gen);
-    return index_view(L, AS_FV_ITEM, &r->x);
+    return index_view(L, pack_of(L), AS_FV_ITEM, &r->x);
 }
 
 static int order_index(lua_State *L)
 {
-    const as_hook_args *a = view_args(L);
+    const lua_pack *lp = pack_of(L);
+    const as_hook_args *a = view_args(L, lp);
     if (a->order == NULL) return 0;
-    return index_view(L, AS_FV_ORDER, &(as_field_ctx){.order = a->order, .c = a->c});
+    return index_view(L, lp, AS_FV_ORDER, &(as_field_ctx){.order = a->order, .c = a->c});
 }
 
 static int case_index(lua_State *L)
 {
-    const as_hook_args *a = view_args(L);
+    const lua_pack *lp = pack_of(L);
+    const as_hook_args *a = view_args(L, lp);
     if (a->c == NULL) return 0;
-    return index_view(L, AS_FV_CASE, &(as_field_ctx){.order = a->c->order, .c = a->c, .v = a->v});
+    return index_view(L, lp, AS_FV_CASE,
+                      &(as_field_ctx){.order = a->c->order, .c = a->c, .v = a->v});
 }
 
 static int view_newindex(lua_State *L)
@@ -874,25 +913,11 @@ static int view_newindex(lua_State *L)
     return luaL_error(L, "case and order views are read-only");
 }
 
-/* Pushes a sealed metatable for proxies: reads through `index`, writes refused. For a view
- * (`view` other than AS_FV_COUNT) `index` closes over the view's key table (index_view). */
-static void push_meta(lua_State *L, const char *tname, as_field_view view, lua_CFunction index,
-                      lua_CFunction len)
+/* Pushes a sealed metatable for proxies: reads through `index`, writes refused. */
+static void push_meta(lua_State *L, const char *tname, lua_CFunction index, lua_CFunction len)
 {
     luaL_newmetatable(L, tname);
-    if (view != AS_FV_COUNT) {
-        int n;
-        const as_field_row *rows = as__field_rows(view, &n);
-        lua_createtable(L, 0, n);
-        for (int r = 0; r < n; r++) {
-            if (!(rows[r].flags & AS_FF_LUA)) continue;
-            lua_pushinteger(L, r);
-            lua_setfield(L, -2, rows[r].key);
-        }
-        lua_pushcclosure(L, index, 1);
-    } else {
-        lua_pushcfunction(L, index);
-    }
+    lua_pushcfunction(L, index);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, view_newindex);
     lua_setfield(L, -2, "__newindex");
@@ -905,20 +930,42 @@ static void push_meta(lua_State *L, const char *tname, as_field_view view, lua_C
 }
 
 /* The metatable above, kept in the registry; returns its reference. */
-static int make_meta(lua_State *L, const char *tname, as_field_view view, lua_CFunction index,
-                     lua_CFunction len)
+static int make_meta(lua_State *L, const char *tname, lua_CFunction index, lua_CFunction len)
 {
-    push_meta(L, tname, view, index, len);
+    push_meta(L, tname, index, len);
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 /* A view: an empty userdata under that metatable, kept in the registry. */
-static int make_view(lua_State *L, const char *tname, as_field_view view, lua_CFunction index)
+static int make_view(lua_State *L, const char *tname, lua_CFunction index)
 {
     lua_newuserdatauv(L, 0, 0);
-    push_meta(L, tname, view, index, NULL);
+    push_meta(L, tname, index, NULL);
     lua_setmetatable(L, -2);
     return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Interns every view key in the state and files its address (key_row); the strings are
+ * anchored in a registry table for the state's life, so no other string takes an address. */
+static void make_keys(lua_State *L, lua_pack *lp)
+{
+    lua_newtable(L);
+    for (int v = 0; v < AS_FV_COUNT; v++) {
+        int n;
+        const as_field_row *rows = as__field_rows((as_field_view)v, &n);
+        if (n > KEY_SLOTS / 2) luaL_error(L, "aftersale: a view has more keys than its table");
+        for (int r = 0; r < n; r++) {
+            if (!(rows[r].flags & AS_FF_LUA)) continue;
+            const char *p = lua_pushlstring(L, rows[r].key, rows[r].len);
+            lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+            unsigned h = key_hash(p);
+            while (lp->keys[v].ptr[h])
+                h = (h + 1) & (KEY_SLOTS - 1);
+            lp->keys[v].ptr[h] = p;
+            lp->keys[v].row[h] = (uint8_t)r;
+        }
+    }
+    lp->keys_anchor = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -1054,10 +1101,11 @@ static int load_protected(lua_State *L)
     lua_settop(L, 0);
     open_sandbox(L); /* leaves the _ENV proxy */
     int env = lua_gettop(L);
-    lp->case_view = make_view(L, VIEW_CASE, AS_FV_CASE, case_index);
-    lp->order_view = make_view(L, VIEW_ORDER, AS_FV_ORDER, order_index);
-    lp->lists.meta = make_meta(L, VIEW_LIST, AS_FV_COUNT, list_index, list_len);
-    lp->items.meta = make_meta(L, VIEW_ITEM, AS_FV_ITEM, item_index, NULL);
+    lp->case_view = make_view(L, VIEW_CASE, case_index);
+    lp->order_view = make_view(L, VIEW_ORDER, order_index);
+    lp->lists.meta = make_meta(L, VIEW_LIST, list_index, list_len);
+    lp->items.meta = make_meta(L, VIEW_ITEM, item_index, NULL);
+    make_keys(L, lp);
     lua_newtable(L);
     lp->lists.table = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
