@@ -1,4 +1,4 @@
--- Apparel category pack (RULES.md §3). Checks in the platform's order:
+-- Apparel category pack (docs/rulebook.md#apparel). Checks in the platform's order:
 -- type and reason first (not_eligible), then time (window_expired).
 
 local EXCLUDED = { error = "not_eligible",
@@ -49,7 +49,7 @@ end
 
 return {
   name = "apparel",
-  version = "1",
+  version = "2",
   categories = { "apparel" },
   eligibility = eligibility,
 }

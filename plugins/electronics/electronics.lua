@@ -1,4 +1,4 @@
--- Electronics category pack (RULES.md §4): IMEI check, 三包 quality remedies by day,
+-- Electronics category pack (docs/rulebook.md#electronics): IMEI check, 三包 quality remedies by day,
 -- warranty extension by completed repairs, inspection of quality and repair returns.
 
 local BAD_IMEI = { error = "bad_request",
@@ -119,7 +119,7 @@ end
 
 return {
   name = "electronics",
-  version = "1",
+  version = "2",
   categories = { "electronics" },
   order_check = order_check,
   eligibility = eligibility,

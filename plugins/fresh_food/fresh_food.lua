@@ -1,4 +1,4 @@
--- Fresh food category pack (RULES.md §2).
+-- Fresh food category pack (docs/rulebook.md#fresh-food).
 
 local HOUR = 3600 * 1000 -- same value as as.HOUR
 
@@ -74,7 +74,7 @@ end
 
 return {
   name = "fresh_food",
-  version = "2",
+  version = "3",
   categories = { "fresh_food" },
   eligibility = eligibility,
   deadlines = deadlines,

@@ -1,11 +1,11 @@
--- Platform layer (RULES.md §1): stage-2 eligibility policy, default deadlines,
+-- Platform layer (docs/rulebook.md, eligibility to priority): stage-2 eligibility policy, default deadlines,
 -- refund amounts, worklist priority, instant refund and inspection outcomes.
 -- Integer math only; hooks are pure functions of their arguments.
 
 local HOUR = 3600 * 1000 -- same value as as.HOUR
 local DAY = 24 * HOUR    -- same value as as.DAY
 
--- RULES.md §1.2, built once and returned as is.
+-- docs/rulebook.md#deadlines, built once and returned as is.
 local DEADLINES = {
   merchant_response = 48 * HOUR,
   buyer_response    = 48 * HOUR,
@@ -28,12 +28,12 @@ local LATE_7 = { error = "window_expired",
 local LATE_15 = { error = "window_expired",
   message = "After-sales requests for this reason must be opened within 15 days of delivery." }
 
--- Reasons that are the merchant's fault: return shipping is refunded (RULES.md §1.4).
+-- Reasons that are the merchant's fault: return shipping is refunded (docs/rulebook.md#amounts).
 local MERCHANT_FAULT = {
   quality = true, not_as_described = true, wrong_item = true, damaged_in_transit = true,
 }
 
--- RULES.md §1.7, lower first.
+-- docs/rulebook.md#priority, lower first.
 local PRIORITY = {
   quality = 1, spoiled = 1, damaged_in_transit = 1, not_as_described = 1,
   wrong_item = 2, missing_item = 2,
@@ -86,7 +86,7 @@ local function deadlines(case, order)
   return DEADLINES
 end
 
--- RULES.md §1.4: the whole refund as it stands, the shipping fee (case.shipping_fee: the
+-- docs/rulebook.md#amounts: the whole refund as it stands, the shipping fee (case.shipping_fee: the
 -- order's fee when it goes back with this case now, else 0) and return shipping included
 -- where they apply.
 local function refund_amount(case, order)
@@ -126,7 +126,7 @@ end
 
 return {
   name = "platform",
-  version = "2",
+  version = "3",
   eligibility = eligibility,
   deadlines = deadlines,
   refund_amount = refund_amount,

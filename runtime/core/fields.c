@@ -1,6 +1,7 @@
-/* fields.c -- the getters and row tables generated from fields.h's tables. */
+/* fields.c -- the getters, row tables and key lookup generated from fields.h's tables. */
 #include "fields.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #define FLAGS_NONE 0
@@ -60,7 +61,7 @@ const as_case *as__field_next_case(const as_order *o, const as_case *self, const
 }
 
 /* ------------------------------------------------------------------------------------------
- * Rows
+ * Rows and the key lookup
  * ---------------------------------------------------------------------------------------- */
 
 #define ROW(id, key, kind, flags, expr) {id, key, sizeof key - 1, AS_FK_##kind, FLAGS_##flags},
@@ -84,3 +85,42 @@ const as_field_row *as__field_rows(as_field_view view, int *n)
     return views[view].rows;
 }
 
+/* An open-addressed table per view, built once from the rows: a Lua view's __index costs a
+ * hash of the key and, almost always, one memcmp. SLOTS is a power of two at least twice the
+ * largest view, so probe runs stay short. */
+#define SLOTS 64
+_Static_assert(sizeof case_rows / sizeof *case_rows <= SLOTS / 2, "the key table is too small");
+static uint8_t slots[AS_FV_COUNT][SLOTS]; /* row index + 1, 0 when empty */
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+
+/* First byte, last byte and length: a hash of the whole key cost the Lua views more than the
+ * hand-written strcmp chains did. With these factors every key of today's views lands in its
+ * own slot (no probing); a new key that collides only costs a probe. */
+static unsigned hash(const char *k, size_t len)
+{
+    return ((unsigned char)k[0] + 3u * (unsigned char)k[len - 1] + 4u * (unsigned)len) &
+           (SLOTS - 1);
+}
+
+static void build_slots(void)
+{
+    for (int v = 0; v < AS_FV_COUNT; v++)
+        for (int r = 0; r < views[v].n; r++) {
+            unsigned h = hash(views[v].rows[r].key, views[v].rows[r].len);
+            while (slots[v][h])
+                h = (h + 1) & (SLOTS - 1);
+            slots[v][h] = (uint8_t)(r + 1);
+        }
+}
+
+const as_field_row *as__field_find(as_field_view view, const char *key, size_t len)
+{
+    pthread_once(&slots_once, build_slots);
+    if ((unsigned)view >= AS_FV_COUNT || len == 0 || len > UINT8_MAX) return NULL;
+    for (unsigned h = hash(key, len);; h = (h + 1) & (SLOTS - 1)) {
+        int r = slots[view][h];
+        if (r == 0) return NULL;
+        const as_field_row *row = &views[view].rows[r - 1];
+        if (row->len == len && memcmp(row->key, key, len) == 0) return row;
+    }
+}

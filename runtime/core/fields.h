@@ -178,6 +178,8 @@ typedef struct as_field_row {
 
 /* The view's rows in JSON order; *n is set. Static storage. */
 const as_field_row *as__field_rows(as_field_view view, int *n);
+/* The row of `key` (`len` bytes, which may hold a NUL) in the view, or NULL. */
+const as_field_row *as__field_find(as_field_view view, const char *key, size_t len);
 /* The context of element i of an order's lines or a case's items (the ITEMS of `view`);
  * 0, or -1 when i is out of range. */
 int as__field_item(as_field_view view, const as_field_ctx *x, int i, as_field_ctx *out);

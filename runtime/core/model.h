@@ -146,7 +146,8 @@ bool as__state_terminal(int s);
 as_deadline_kind as__state_deadline(int s);
 /* The system action a deadline kind fires. */
 as_action as__deadline_action(as_deadline_kind k);
-/* True when the deadline is the merchant's own window (§1.6: a merchant may shorten it). */
+/* True when the deadline is the merchant's own window: a merchant may shorten it
+ * (docs/rulebook.md#merchant-bounds). */
 bool as__deadline_is_merchants(as_deadline_kind k);
 as_role as__action_role(as_action a);
 

@@ -34,16 +34,6 @@ enum { KEY_ERROR, KEY_MESSAGE, KEY_ACTION, KEY_REASON, KEY_FAULT, KEY_NO_FAULT, 
 static const char *const key_names[KEY_DL] = {"error", "message", "action", "reason", "fault",
                                               "no_fault"};
 
-/* Slots of a view's key table: a power of two at least twice the keys of the largest view. */
-#define KEY_SLOTS 128
-
-/* A string's address to a slot: Lua allocates each string apart, so the low bits that
- * alignment zeroes are dropped. */
-static unsigned key_hash(const char *p)
-{
-    return (unsigned)((uintptr_t)p >> 4 ^ (uintptr_t)p >> 11) & (KEY_SLOTS - 1);
-}
-
 typedef struct lua_pack {
     lua_State *L;
     size_t mem_used, mem_cap;
@@ -64,11 +54,6 @@ typedef struct lua_pack {
     const as_hook_args *args;  /* the call in progress; NULL outside calls */
     uint32_t gen;              /* counts calls: an item proxy is valid in its own call only */
     int case_view, order_view; /* registry refs of the two view userdata */
-    struct view_keys {
-        const char *ptr[KEY_SLOTS]; /* this state's interned copy of each key, by address */
-        uint8_t row[KEY_SLOTS];     /* its row in as__field_rows */
-    } keys[AS_FV_COUNT];
-    int keys_anchor; /* registry ref of the table that keeps those strings alive */
     struct proxy_pool {
         int table, meta; /* registry refs: the pooled userdata, their metatable */
         int used, len;   /* handed out in this call, made so far */
@@ -723,9 +708,9 @@ static int open_sandbox(lua_State *L)
  * Views: read-only userdata whose __index reads the C structs of the call in progress
  * ---------------------------------------------------------------------------------------- */
 
-static const as_hook_args *view_args(lua_State *L, const lua_pack *lp)
+static const as_hook_args *view_args(lua_State *L)
 {
-    const as_hook_args *a = lp->args;
+    const as_hook_args *a = pack_of(L)->args;
     if (a == NULL) luaL_error(L, "a case or order view was used outside its hook call");
     return a;
 }
@@ -847,35 +832,16 @@ static void push_field(lua_State *L, as_field_view view, const as_field_ctx *x,
     }
 }
 
-/* The row index of `k` (`len` bytes) in `view`, or -1. A key a hook writes in its source is
- * this state's interned copy of it, so the pointer finds it in one probe; any other string
- * (not interned, or no key) is compared byte by byte with the rows. */
-static int key_row(const lua_pack *lp, as_field_view view, const char *k, size_t len)
-{
-    for (unsigned h = key_hash(k);; h = (h + 1) & (KEY_SLOTS - 1)) {
-        const char *p = lp->keys[view].ptr[h];
-        if (p == k) return lp->keys[view].row[h];
-        if (p == NULL) break;
-    }
-    int n;
-    const as_field_row *rows = as__field_rows(view, &n);
-    for (int r = 0; r < n; r++)
-        if ((rows[r].flags & AS_FF_LUA) && rows[r].len == len && memcmp(rows[r].key, k, len) == 0)
-            return r;
-    return -1;
-}
-
 /* A view's __index: the schema's row of the key, if the Lua view has it, read and pushed;
  * nothing (nil) for an unknown key or an absent value. */
-static int index_view(lua_State *L, const lua_pack *lp, as_field_view view,
-                      const as_field_ctx *x)
+static int index_view(lua_State *L, as_field_view view, const as_field_ctx *x)
 {
-    if (lua_type(L, 2) != LUA_TSTRING) return 0;
     size_t len;
-    const char *k = lua_tolstring(L, 2, &len);
-    int r = key_row(lp, view, k, len), n;
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
+    const as_field_row *row = k ? as__field_find(view, k, len) : NULL;
     as_field_value val;
-    if (r < 0 || !as__field_get(view, as__field_rows(view, &n)[r].id, x, &val)) return 0;
+    if (row == NULL || !(row->flags & AS_FF_LUA) || !as__field_get(view, row->id, x, &val))
+        return 0;
     switch (val.kind) { /* the scalars here, the lists in push_field */
     case AS_FK_INT: lua_pushinteger(L, val.i); break;
     case AS_FK_STR: lua_pushstring(L, val.s); break;
@@ -888,24 +854,21 @@ static int item_index(lua_State *L)
 {
     const item_ref *r = lua_touserdata(L, 1);
     check_gen(L, r->gen);
-    return index_view(L, pack_of(L), AS_FV_ITEM, &r->x);
+    return index_view(L, AS_FV_ITEM, &r->x);
 }
 
 static int order_index(lua_State *L)
 {
-    const lua_pack *lp = pack_of(L);
-    const as_hook_args *a = view_args(L, lp);
+    const as_hook_args *a = view_args(L);
     if (a->order == NULL) return 0;
-    return index_view(L, lp, AS_FV_ORDER, &(as_field_ctx){.order = a->order, .c = a->c});
+    return index_view(L, AS_FV_ORDER, &(as_field_ctx){.order = a->order, .c = a->c});
 }
 
 static int case_index(lua_State *L)
 {
-    const lua_pack *lp = pack_of(L);
-    const as_hook_args *a = view_args(L, lp);
+    const as_hook_args *a = view_args(L);
     if (a->c == NULL) return 0;
-    return index_view(L, lp, AS_FV_CASE,
-                      &(as_field_ctx){.order = a->c->order, .c = a->c, .v = a->v});
+    return index_view(L, AS_FV_CASE, &(as_field_ctx){.order = a->c->order, .c = a->c, .v = a->v});
 }
 
 static int view_newindex(lua_State *L)
@@ -943,29 +906,6 @@ static int make_view(lua_State *L, const char *tname, lua_CFunction index)
     push_meta(L, tname, index, NULL);
     lua_setmetatable(L, -2);
     return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-/* Interns every view key in the state and files its address (key_row); the strings are
- * anchored in a registry table for the state's life, so no other string takes an address. */
-static void make_keys(lua_State *L, lua_pack *lp)
-{
-    lua_newtable(L);
-    for (int v = 0; v < AS_FV_COUNT; v++) {
-        int n;
-        const as_field_row *rows = as__field_rows((as_field_view)v, &n);
-        if (n > KEY_SLOTS / 2) luaL_error(L, "aftersale: a view has more keys than its table");
-        for (int r = 0; r < n; r++) {
-            if (!(rows[r].flags & AS_FF_LUA)) continue;
-            const char *p = lua_pushlstring(L, rows[r].key, rows[r].len);
-            lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-            unsigned h = key_hash(p);
-            while (lp->keys[v].ptr[h])
-                h = (h + 1) & (KEY_SLOTS - 1);
-            lp->keys[v].ptr[h] = p;
-            lp->keys[v].row[h] = (uint8_t)r;
-        }
-    }
-    lp->keys_anchor = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -1105,7 +1045,6 @@ static int load_protected(lua_State *L)
     lp->order_view = make_view(L, VIEW_ORDER, order_index);
     lp->lists.meta = make_meta(L, VIEW_LIST, list_index, list_len);
     lp->items.meta = make_meta(L, VIEW_ITEM, item_index, NULL);
-    make_keys(L, lp);
     lua_newtable(L);
     lp->lists.table = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);

@@ -533,11 +533,11 @@ class Endpoints(ApiCase):
             "category": "apparel", "items": [{"sku": "T1", "qty": 1}], "state": "requested",
             "version": 1, "refund_amount": 19900, "requested_amount": None, "bad_permille": None,
             "remedy": None, "priority": 4, "evidence": [], "opened_at": t,
-            "rules": {"platform": "platform@2", "category": "apparel@1"},
+            "rules": {"platform": "platform@3", "category": "apparel@2"},
             "deadline": {"kind": "merchant_response", "due": t + 48 * HOUR},
             "history": [{"at": t, "actor": "buyer:B1", "action": "open", "from": "",
                          "to": "requested",
-                         "rules": {"platform": "platform@2", "category": "apparel@1"}}],
+                         "rules": {"platform": "platform@3", "category": "apparel@2"}}],
             "actions": ["revise", "withdraw"],
         })
         # opening the same id again is bad_request; an unknown order not_found
@@ -1564,7 +1564,7 @@ class WorklistAndMetrics(ApiCase):
     def test_rules_listing(self):
         r = self.req("GET", "/v1/rules", key=PLATFORM)
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json["platform"], "platform@2")
+        self.assertEqual(r.json["platform"], "platform@3")
         self.assertEqual(sorted(r.json["categories"]), ["apparel", "electronics", "fresh_food"])
         self.assertError(self.req("GET", "/v1/rules"), 401, "unauthorized")
 
@@ -1623,7 +1623,7 @@ class MerchantRulesUpload(ApiCase):
         r = self.req("GET", "/v1/rules", key=PLATFORM)
         self.assertEqual(r.json["merchants"].get("R1"), "r1-returns@7")
         cid = self.open_case(oid)  # the shop's 30-day returns (docs/rulebook.md#merchant-bounds)
-        self.assertEqual(self.get(cid)["rules"], {"platform": "platform@2", "category": "apparel@1",
+        self.assertEqual(self.get(cid)["rules"], {"platform": "platform@3", "category": "apparel@2",
                                                   "merchant": "r1-returns@7"})
 
     def test_history_names_the_packs_each_entry_ran_under(self):
@@ -1795,12 +1795,12 @@ class PlatformPackVersions(OwnServer):
         self.assertIn(version, str(ctx.exception))
         self.assertIn("new version", str(ctx.exception))
         with open(path, "w") as f:
-            f.write("-- changed\n" + text.replace('version = "2"', 'version = "3"'))
+            f.write("-- changed\n" + text.replace('version = "3"', 'version = "4"'))
         self.server.restart()
         self.assertEqual(self.get(cid)["rules"]["platform"], version)
         self.assertOk(self.act(cid, S1, "agree"))
         _, new = self.new_case("S1", "B1")
-        self.assertEqual(self.get(new)["rules"]["platform"], "platform@3")
+        self.assertEqual(self.get(new)["rules"]["platform"], "platform@4")
 
 
 class Durability(OwnServer):

@@ -244,6 +244,33 @@ for f, path, anchor in sorted(cited):
     check("%s cites %s#%s" % (f, path, anchor), resolves(path, anchor))
 check("the tree cites sections", len(cited) > 100, "only %d citations found" % len(cited))
 
+# the project stands on its own: nothing outside the copied public scenarios cites the outside
+# contract (its files, its folder or its section numbers), and every scenario of the project's
+# own names the section it proves
+outside = re.compile(r"\.\./shared|\b(?:RULES|DESIGN)(?:\.md)?\s*§?\s*\d|\b(?:RULES|DESIGN)\.md\b")
+for f in files:
+    if f.startswith("tests/scenarios/public/") or f == "tests/docs/test_docs.py":
+        continue
+    try:
+        text = read(f)
+    except (UnicodeDecodeError, IsADirectoryError, FileNotFoundError):
+        continue
+    for n, line in enumerate(text.split("\n"), 1):
+        if outside.search(line) or ("§" in line and "RFC" not in line):
+            check("%s:%d cites the project's docs" % (f, n), False, line.strip()[:100])
+for f in files:
+    if f.endswith(".json") and (f.startswith("tests/scenarios/") or "/tests/" in f) and \
+            not f.startswith(("tests/scenarios/public/", "tests/scenarios/bad/")) and \
+            f.startswith(("tests/scenarios", "plugins/")):
+        import json
+        try:
+            name = json.loads(read(f)).get("name", "")
+        except ValueError:
+            continue  # the parse-error fixtures
+        m = re.match(r"((?:design|rulebook|rules)\.md)#([a-z0-9-]+)", name)
+        check("%s names its section" % f, m is not None and resolves("docs/" + m.group(1), m.group(2)),
+              name[:80])
+
 # ---- the commands ---------------------------------------------------------------------------
 
 top = subprocess.run([AFTERSALE, "--help"], capture_output=True, text=True).stdout

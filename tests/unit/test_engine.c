@@ -164,8 +164,8 @@ START_TEST(engine_open_gives_requested_with_merchant_response)
     snprintf(due, sizeof due, "\"deadline\":{\"kind\":\"merchant_response\",\"due\":%lld}",
              (long long)(T0 + 4 * AS_DAY + 48 * AS_HOUR));
     ck_assert_msg(case_has(&t, "C1", due), "no %s", due);
-    ck_assert(case_has(&t, "C1", "\"platform\":\"platform@2\""));
-    ck_assert(case_has(&t, "C1", "\"category\":\"apparel@1\""));
+    ck_assert(case_has(&t, "C1", "\"platform\":\"platform@3\""));
+    ck_assert(case_has(&t, "C1", "\"category\":\"apparel@2\""));
     /* docs/design.md#states-and-actions: the platform may open for the buyer */
     OK(&t, open_(&t, "platform",
                  "{\"id\":\"C2\",\"order\":\"OE\",\"type\":\"exchange\",\"reason\":\"wrong_item\","
@@ -805,7 +805,7 @@ START_TEST(engine_throwing_category_pack_is_rule_error)
     world(&t, 0, 0);
     char path[64];
     write_pack(path, sizeof path,
-               "return { name = 'apparel', version = '2', categories = { 'apparel' },"
+               "return { name = 'apparel', version = '3', categories = { 'apparel' },"
                " eligibility = function() error('category rules are broken') end }\n");
     int rc = as_runtime_load_pack(t.rt, path, &t.err);
     unlink(path);
@@ -815,7 +815,7 @@ START_TEST(engine_throwing_category_pack_is_rule_error)
     /* nothing was counted against the line either: with the good pack back, it opens */
     OK(&t, as_runtime_load_pack(t.rt, AS_SOURCE_ROOT "/plugins/apparel/apparel.lua", &t.err));
     OK(&t, open_(&t, "buyer:B1", CASE_C1));
-    ck_assert(case_has(&t, "C1", "\"category\":\"apparel@1\""));
+    ck_assert(case_has(&t, "C1", "\"category\":\"apparel@2\""));
     bye(&t);
 }
 END_TEST
@@ -829,15 +829,15 @@ START_TEST(engine_category_pack_version_pinned_at_open)
     OK(&t, open_(&t, "buyer:B1", CASE_C1));
     char path[64];
     write_pack(path, sizeof path,
-               "return { name = 'apparel', version = '2', categories = { 'apparel' },"
+               "return { name = 'apparel', version = '3', categories = { 'apparel' },"
                " eligibility = function() while true do end end }\n");
     int rc = as_runtime_load_pack(t.rt, path, &t.err);
     unlink(path);
     OK(&t, rc);
-    /* C1 keeps apparel@1: its revise runs the old rules */
+    /* C1 keeps apparel@2: its revise runs the old rules */
     OK(&t, act(&t, "buyer:B1", "C1", "revise", "{\"reason\":\"size_fit\"}", -1));
-    ck_assert(case_has(&t, "C1", "\"category\":\"apparel@1\""));
-    /* a new case gets apparel@2, which runs away: rule_error, no case */
+    ck_assert(case_has(&t, "C1", "\"category\":\"apparel@2\""));
+    /* a new case gets apparel@3, which runs away: rule_error, no case */
     OPEN_REFUSED(&t, "C2", AS_ERULE_ERROR, "buyer:B1",
                  "{\"id\":\"C2\",\"order\":\"O1\",\"type\":\"exchange\",\"reason\":\"wrong_item\","
                  "\"items\":[{\"sku\":\"T2\",\"qty\":1}],\"evidence\":[\"p\"]}");
@@ -854,7 +854,7 @@ START_TEST(engine_failing_category_hook_on_action_changes_nothing)
     world(&t, 0, 0);
     char path[64];
     write_pack(path, sizeof path,
-               "return { name = 'apparel', version = '2', categories = { 'apparel' },"
+               "return { name = 'apparel', version = '3', categories = { 'apparel' },"
                " refund_amount = function(case) if case.state == 'awaiting_return' then"
                "   error('no amount today') end return nil end }\n");
     int rc = as_runtime_load_pack(t.rt, path, &t.err);

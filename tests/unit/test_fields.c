@@ -1,11 +1,12 @@
 /* test_fields.c -- the field schema (core/fields.h): every field of the native API has its
- * rows, the Lua views read exactly the keys of their rows (a near miss reads nil), and the Lua
- * views and the JSON of a case and an order are the same rows in the same order.
+ * rows, the key lookup the Lua views use finds exactly the keys of the rows, and the Lua views
+ * and the JSON of a case and an order are the same rows in the same order.
  *   - fields.h: "A view row is X(id, key, kind, flags, getter) ... Rows are in the order of
  *     the view's JSON object."
  *   - aftersale/plugin.h: "A field that does not apply to a view, or is not set, reads as
  *     absent"; the strings come through as_host_api.str, the numbers through .num. */
 #include <check.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -90,6 +91,80 @@ START_TEST(fields_get_rejects_foreign_ids)
     ck_assert_int_eq(as__field_get(AS_FV_ORDER, AS_F_PAID_AT, &order, &val), 1);
     ck_assert_int_eq(val.i, FX_T0);
     fx_free(&f);
+}
+END_TEST
+
+/* ==========================================================================================
+ * The key lookup (the Lua views' __index)
+ * ======================================================================================== */
+
+START_TEST(fields_find_every_key)
+{
+    for (int v = 0; v < NVIEWS; v++) {
+        int n;
+        const as_field_row *rows = as__field_rows(VIEWS[v], &n);
+        for (int r = 0; r < n; r++) {
+            ck_assert_uint_eq(rows[r].len, strlen(rows[r].key));
+            ck_assert_ptr_eq(as__field_find(VIEWS[v], rows[r].key, rows[r].len), &rows[r]);
+        }
+    }
+}
+END_TEST
+
+/* `key` (`len` bytes) names no row of `view` by the rows themselves. */
+static int not_a_key(as_field_view view, const char *key, size_t len)
+{
+    int n;
+    const as_field_row *rows = as__field_rows(view, &n);
+    for (int r = 0; r < n; r++)
+        if (rows[r].len == len && memcmp(rows[r].key, key, len) == 0) return 0;
+    return 1;
+}
+
+static void expect_miss(as_field_view view, const char *key, size_t len)
+{
+    if (not_a_key(view, key, len))
+        ck_assert_msg(as__field_find(view, key, len) == NULL, "'%.*s' (%zu bytes) found in view %d",
+                      (int)len, key, len, view);
+}
+
+/* A Lua string may hold any bytes: a key's prefix, the key and one byte more, a NUL inside
+ * or after it, another case, no bytes or too many are no key. */
+START_TEST(fields_find_rejects_near_misses)
+{
+    char buf[300];
+    for (int v = 0; v < NVIEWS; v++) {
+        int n;
+        const as_field_row *rows = as__field_rows(VIEWS[v], &n);
+        for (int r = 0; r < n; r++) {
+            const char *k = rows[r].key;
+            size_t len = rows[r].len;
+            for (size_t cut = 1; cut < len; cut++)
+                expect_miss(VIEWS[v], k, cut);
+            memcpy(buf, k, len);
+            buf[len] = 'x';
+            expect_miss(VIEWS[v], buf, len + 1);
+            buf[len] = '\0';
+            expect_miss(VIEWS[v], buf, len + 1); /* "id\0" */
+            buf[0] = k[0];
+            buf[1] = '\0';
+            memcpy(buf + 2, k + 1, len - 1);
+            expect_miss(VIEWS[v], buf, len + 1); /* "i\0d" */
+            memcpy(buf, k, len);
+            buf[0] = (char)toupper((unsigned char)buf[0]);
+            expect_miss(VIEWS[v], buf, len); /* "Id" */
+            memset(buf, 'a', sizeof buf);
+            memcpy(buf, k, len);
+            expect_miss(VIEWS[v], buf, 256);
+            expect_miss(VIEWS[v], buf, sizeof buf);
+        }
+        expect_miss(VIEWS[v], "", 0);
+    }
+    /* a key of one view is no key of another */
+    ck_assert_ptr_null(as__field_find(AS_FV_ORDER, "sku", 3));
+    ck_assert_ptr_null(as__field_find(AS_FV_CASE, "buyer", 5));
+    ck_assert_ptr_null(as__field_find(AS_FV_ITEM, "state", 5));
+    ck_assert_ptr_null(as__field_find(AS_FV_COUNT, "id", 2));
 }
 END_TEST
 
@@ -390,6 +465,10 @@ static Suite *fields_suite(void)
     tcase_add_test(t, fields_every_public_id_has_its_rows);
     tcase_add_test(t, fields_public_ids_keep_their_kind);
     tcase_add_test(t, fields_get_rejects_foreign_ids);
+    suite_add_tcase(s, t);
+    t = tcase_create("find");
+    tcase_add_test(t, fields_find_every_key);
+    tcase_add_test(t, fields_find_rejects_near_misses);
     suite_add_tcase(s, t);
     t = tcase_create("one_schema");
     tcase_set_timeout(t, 30);

@@ -57,13 +57,13 @@ START_TEST(lua_engine_loads_bundled_packs)
         const char *file, *category, *version;
         uint32_t hooks;
     } want[] = {
-        {"platform", NULL, "2",
+        {"platform", NULL, "3",
          H(ELIGIBILITY) | H(DEADLINES) | H(REFUND_AMOUNT) | H(PRIORITY) | H(INSTANT_REFUND) |
              H(ON_INSPECTION)},
-        {"apparel", "apparel", "1", H(ELIGIBILITY)},
-        {"electronics", "electronics", "1",
+        {"apparel", "apparel", "2", H(ELIGIBILITY)},
+        {"electronics", "electronics", "2",
          H(ORDER_CHECK) | H(ELIGIBILITY) | H(INSPECTION) | H(ON_INSPECTION)},
-        {"fresh_food", "fresh_food", "2",
+        {"fresh_food", "fresh_food", "3",
          H(ELIGIBILITY) | H(DEADLINES) | H(REFUND_AMOUNT) | H(AUTO_DECIDE)},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {

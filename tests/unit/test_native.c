@@ -432,7 +432,7 @@ START_TEST(native_electronics_matches_lua_pack_shape)
     ck_assert_str_eq(t.native->name, t.lua->name);
     ck_assert_str_eq(t.native->name, "electronics");
     ck_assert_str_eq(t.native->version, t.lua->version);
-    ck_assert_str_eq(t.native->version, "1");
+    ck_assert_str_eq(t.native->version, "2");
     ck_assert_str_eq(t.native->categories[0], "electronics");
     ck_assert_ptr_null(t.native->categories[1]);
     ck_assert_uint_eq(t.native->hooks, t.lua->hooks);
