@@ -2,6 +2,7 @@
 #include "fields.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define FLAGS_NONE 0
@@ -92,6 +93,9 @@ const as_field_row *as__field_rows(as_field_view view, int *n)
 _Static_assert(sizeof case_rows / sizeof *case_rows <= SLOTS / 2, "the key table is too small");
 static uint8_t slots[AS_FV_COUNT][SLOTS]; /* row index + 1, 0 when empty */
 static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+/* set once the table is built: the lookup's every call reads it inline instead of calling
+ * pthread_once, which is for the first */
+static atomic_bool slots_built;
 
 /* First byte, last byte and length: a hash of the whole key cost the Lua views more than the
  * hand-written strcmp chains did. With these factors every key of today's views lands in its
@@ -111,11 +115,13 @@ static void build_slots(void)
                 h = (h + 1) & (SLOTS - 1);
             slots[v][h] = (uint8_t)(r + 1);
         }
+    atomic_store_explicit(&slots_built, true, memory_order_release);
 }
 
 const as_field_row *as__field_find(as_field_view view, const char *key, size_t len)
 {
-    pthread_once(&slots_once, build_slots);
+    if (!atomic_load_explicit(&slots_built, memory_order_acquire))
+        pthread_once(&slots_once, build_slots);
     if ((unsigned)view >= AS_FV_COUNT || len == 0 || len > UINT8_MAX) return NULL;
     for (unsigned h = hash(key, len);; h = (h + 1) & (SLOTS - 1)) {
         int r = slots[view][h];
