@@ -1,12 +1,13 @@
 /* unit_common.h -- what every suite of tests/unit/ would otherwise write again: the runner's
- * main, a runtime with the bundled packs, the wall clock. Header-only: each suite is its own
- * executable. */
+ * main, a runtime with the bundled packs, a collector for the library's callbacks, the wall
+ * clock. Header-only: each suite is its own executable. */
 #ifndef AS_UNIT_COMMON_H
 #define AS_UNIT_COMMON_H
 
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "aftersale/aftersale.h"
@@ -35,6 +36,32 @@ static inline as_runtime *unit_runtime(const as_options *o, as_error *err)
     int rc = as_runtime_load_packs_dir(rt, AS_SOURCE_ROOT "/plugins", err);
     ck_assert_msg(rc == 0, "packs: %s", err->msg);
     return rt;
+}
+
+/* What one of the library's callbacks said: as_done_cb and as_read_cb have the same shape
+ * (ud, code, text), so one collector serves commands, pipe lines and reads. `calls` counts the
+ * calls (each answer must come exactly once); `text` is a copy of the last message or JSON
+ * (owned, "" for NULL), freed by unit_reply_clear. */
+typedef struct unit_reply {
+    int calls;
+    int code;
+    char *text;
+} unit_reply;
+
+static inline void unit_reply_cb(void *ud, int code, const char *text)
+{
+    unit_reply *r = ud;
+    r->calls++;
+    r->code = code;
+    free(r->text);
+    r->text = strdup(text ? text : "");
+    ck_assert_ptr_nonnull(r->text);
+}
+
+static inline void unit_reply_clear(unit_reply *r)
+{
+    free(r->text);
+    *r = (unit_reply){0};
 }
 
 static inline int64_t wall_ms(void)
