@@ -12,14 +12,11 @@
  * scopes (docs/design.md#parties-and-principals) and the actions each role may take in a state
  * (docs/design.md#transitions).
  *
- * Idempotency is run twice: on a durable runtime (a real loop and a SQLite file of the test
- * case's scratch directory) and on a headless one. aftersale.h promises it for every runtime
- * ("a command under a key the principal used before is not applied again"), but a runtime
- * without a store ignores keys (core/idempotency.c as__durable_run runs every request when
- * rt->dur is NULL). And an "as" from a non-platform principal is refused (forbidden) before
- * the body's shape is checked, where docs/design.md#check-order puts shape (bad_request) before
- * party (request_shape_before_a_forbidden_as). Both are the tcase "known_bugs", registered
- * only when AS_TEST_KNOWN_BUGS is set in the environment, so that the suite stays green. */
+ * Idempotency runs on a durable runtime (a real loop and a SQLite file of the test case's
+ * scratch directory): the store keeps the keys, and a runtime without one applies every
+ * command (aftersale.h, as_command.key; request_headless_runtime_keeps_no_keys). An "as" from
+ * a non-platform principal is refused by what the key may send, before the body is looked at
+ * (docs/design.md#check-order, step 1; request_a_forbidden_as_before_the_shape). */
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -560,18 +557,18 @@ START_TEST(request_platform_acts_as_a_party)
 }
 END_TEST
 
-/* docs/design.md#check-order: "3. Shape — unknown action ...: bad_request" comes before
- * "4. Party", and docs/api.md#errors: "a malformed body is 400 before any party check" -- also
- * when the body carries an "as" its sender may not use. */
-START_TEST(request_shape_before_a_forbidden_as)
+/* docs/design.md#check-order, step 1: "what the key may send at all, before anything is looked
+ * up: ... an `as` (acting for a party) from anyone but the platform: forbidden" -- also when
+ * the rest of the body is malformed. */
+START_TEST(request_a_forbidden_as_before_the_shape)
 {
     W w;
     world(&w, 0);
     OK(&w, open_case(&w, "buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
-    REFUSED(&w, "C1", AS_EBAD_REQUEST, NULL,
+    REFUSED(&w, "C1", AS_EFORBIDDEN, "only the platform key may act as another party",
             cmd(&w, AS_OP_CASE_ACT, "buyer:B1", "C1",
                 "{\"action\":\"frobnicate\",\"as\":\"merchant:S1\"}", NULL));
-    REFUSED(&w, "C1", AS_EBAD_REQUEST, NULL,
+    REFUSED(&w, "C1", AS_EFORBIDDEN, "only the platform key may act as another party",
             cmd(&w, AS_OP_CASE_ACT, "buyer:B1", "C1",
                 "{\"action\":\"reject\",\"payload\":{\"reason\":\"x\",\"bogus\":1},"
                 "\"as\":\"merchant:S1\"}",
@@ -580,8 +577,22 @@ START_TEST(request_shape_before_a_forbidden_as)
 }
 END_TEST
 
+/* aftersale.h, as_command.key: "Keys are kept by the store ...: a runtime without one ...
+ * checks a key's shape and applies every command." */
+START_TEST(request_headless_runtime_keeps_no_keys)
+{
+    W w;
+    world(&w, 0);
+    OK(&w, open_case(&w, "buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    OK(&w, act(&w, "merchant:S1", "C1", "agree", NULL, "agree-C1"));
+    ck_assert_int_eq(act(&w, "merchant:S1", "C1", "agree", NULL, "agree-C1"), AS_EINVALID_STATE);
+    ck_assert_int_eq(act(&w, "merchant:S1", "C1", "agree", NULL, "no key"), AS_EBAD_REQUEST);
+    bye(&w);
+}
+END_TEST
+
 /* ==========================================================================================
- * 2. Idempotency keys (loop tests: _i 1 durable, _i 0 headless)
+ * 2. Idempotency keys (on a durable runtime: the store keeps them)
  * ======================================================================================== */
 
 static void keyed_world(W *w, int durable)
@@ -603,7 +614,7 @@ static void keyed_bye(W *w)
 START_TEST(request_key_applies_once)
 {
     W w;
-    keyed_world(&w, _i);
+    keyed_world(&w, 1);
     OK(&w, act(&w, "merchant:S1", "C1", "agree", NULL, "agree-C1"));
     ck_assert_int_eq(case_version(&w, "C1"), 2);
     char *before = as_case_get_json(w.rt, "C1");
@@ -628,7 +639,7 @@ END_TEST
 START_TEST(request_key_repeats_a_refusal)
 {
     W w;
-    keyed_world(&w, _i);
+    keyed_world(&w, 1);
     ck_assert_int_eq(act(&w, "buyer:B1", "C1", "escalate", NULL, "esc-1"), AS_EINVALID_STATE);
     char *first = strdup(w.r.text);
     OK(&w, act(&w, "merchant:S1", "C1", "reject", "{\"reason\":\"worn\"}", NULL));
@@ -652,7 +663,7 @@ END_TEST
 START_TEST(request_key_is_per_principal)
 {
     W w;
-    keyed_world(&w, _i);
+    keyed_world(&w, 1);
     OK(&w, act(&w, "merchant:S1", "C1", "agree", NULL, "k1"));
     STATE_IS(&w, "C1", "awaiting_return");
     /* the buyer's k1 is its own: the withdrawal runs and closes the case */
@@ -1317,15 +1328,17 @@ static Suite *request_suite(void)
     tcase_add_test(order, request_unknown_principal_is_forbidden);
     tcase_add_test(order, request_as_from_anyone_but_the_platform_is_forbidden);
     tcase_add_test(order, request_platform_acts_as_a_party);
+    tcase_add_test(order, request_a_forbidden_as_before_the_shape);
     suite_add_tcase(s, order);
 
-    /* the durable runs (_i 1); each test makes and removes its own scratch directory */
+    /* on a durable runtime; each test makes and removes its own scratch directory */
     TCase *keys = tcase_create("idempotency");
     tcase_set_timeout(keys, 60);
-    tcase_add_loop_test(keys, request_key_applies_once, 1, 2);
-    tcase_add_loop_test(keys, request_key_repeats_a_refusal, 1, 2);
-    tcase_add_loop_test(keys, request_key_is_per_principal, 1, 2);
+    tcase_add_test(keys, request_key_applies_once);
+    tcase_add_test(keys, request_key_repeats_a_refusal);
+    tcase_add_test(keys, request_key_is_per_principal);
     tcase_add_test(keys, request_key_outside_the_limits_is_bad_request);
+    tcase_add_test(keys, request_headless_runtime_keeps_no_keys);
     suite_add_tcase(s, keys);
 
     TCase *pipe = tcase_create("pipe");
@@ -1347,17 +1360,6 @@ static Suite *request_suite(void)
     tcase_add_test(reads, request_metrics_and_rules_reads_are_scoped);
     suite_add_tcase(s, reads);
 
-    /* Runtime bugs these tests found (see the file's head comment), run with
-     * AS_TEST_KNOWN_BUGS=1: the headless runs of the idempotency tests (_i 0). */
-    if (getenv("AS_TEST_KNOWN_BUGS")) {
-        TCase *bugs = tcase_create("known_bugs");
-        tcase_set_timeout(bugs, 30);
-        tcase_add_loop_test(bugs, request_key_applies_once, 0, 1);
-        tcase_add_loop_test(bugs, request_key_repeats_a_refusal, 0, 1);
-        tcase_add_loop_test(bugs, request_key_is_per_principal, 0, 1);
-        tcase_add_test(bugs, request_shape_before_a_forbidden_as);
-        suite_add_tcase(s, bugs);
-    }
     return s;
 }
 

@@ -237,7 +237,10 @@ typedef struct as_command {
     size_t body_len;
     const char *url;
     /* An idempotency key (an identifier; NULL: none), scoped to `principal`: a command under
-     * a key the principal used before is not applied again and gets the first answer. */
+     * a key the principal used before is not applied again and gets the first answer. Keys
+     * are kept by the store, across restarts: a runtime without one (no
+     * as_runtime_attach_store: the headless, virtual-clock runtime of tests) checks a key's
+     * shape and applies every command. */
     const char *key;
     size_t key_len;
 } as_command;
