@@ -16,6 +16,8 @@
  *   rules.hostile_hook_worst_ms the slowest single call, at the default budget, of merchant
  *                               deadlines hooks written to run as long as they can (loops,
  *                               long-string library calls, allocation, metamethod answers)
+ * With BENCH_ONLY=transitions in the environment only the three transitions_per_sec figures
+ * are measured (a few seconds: for many short paired runs of two builds).
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -288,10 +290,15 @@ int main(int argc, char **argv)
     snprintf(naive, sizeof naive, "%s/merchant_alloc.lua", argv[3]);
     long n = argc > 4 ? atol(argv[4]) : 200000;
     long mem_n = argc > 5 ? atol(argv[5]) : 1000000;
-    bench_hooks(packs, plugins, 5 * n);
+    /* BENCH_ONLY=transitions: the three transition figures alone, for many short paired
+     * runs of two builds */
+    const char *only = getenv("BENCH_ONLY");
+    int all = only == NULL || strcmp(only, "transitions") != 0;
+    if (all) bench_hooks(packs, plugins, 5 * n);
     bench_transitions(packs, n, NULL, "");
     bench_transitions(packs, n, merchant, "_3_layers");
     bench_transitions(packs, n, naive, "_3_layers_alloc");
+    if (!all) return 0;
     bench_memory(packs, mem_n);
     const char *worst = "";
     double ms = hostile_worst_ms(packs, &worst);
