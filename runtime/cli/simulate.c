@@ -549,6 +549,18 @@ static int platform_act(sim *s, uint32_t i, const char *action)
                    as_case_act_json(s->rt, "platform", id_of(cid, "C", i), action, NULL, -1, &err));
 }
 
+/* Writes the document `j` (taken) into `buf` as JSON text: jansson writes it, the caller's
+ * buffer holds it (no allocation for the text). 0, or -1 when it does not fit or `j` is NULL
+ * (out of memory). */
+static int json_text(json_t *j, char *buf, size_t size)
+{
+    size_t n = j ? json_dumpb(j, buf, size - 1, JSON_COMPACT) : 0;
+    json_decref(j);
+    if (n == 0 || n >= size) return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
 static const plan *plan_of(const sim *s, uint32_t i)
 {
     const sim_order *o = &s->orders[i];
@@ -559,12 +571,12 @@ static int create_order(sim *s, uint32_t i)
 {
     const sim_order *o = &s->orders[i];
     char json[400], oid[16], bid[16];
-    snprintf(json, sizeof json,
-             "{\"id\":\"%s\",\"shop\":\"%s\",\"buyer\":\"%s\",\"items\":[{\"sku\":\"K1\","
-             "\"category\":\"%s\",\"qty\":1,\"price\":%" PRId64 "}],\"shipping_fee\":%" PRId64
-             ",\"buyer_credit\":%u}",
-             id_of(oid, "O", i), s->shops[o->shop].id, id_of(bid, "B", o->buyer), cat_names[o->cat],
-             o->price, o->fee, (unsigned)o->credit);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:i, s:I}], s:I, s:i}", "id", id_of(oid, "O", i),
+                  "shop", s->shops[o->shop].id, "buyer", id_of(bid, "B", o->buyer), "items", "sku",
+                  "K1", "category", cat_names[o->cat], "qty", 1, "price", (json_int_t)o->price,
+                  "shipping_fee", (json_int_t)o->fee, "buyer_credit", (int)o->credit);
+    if (json_text(j, json, sizeof json) != 0) return outcome(s, AS_ENOMEM);
     as_error err;
     return outcome(s, as_order_create_json(s->rt, json, &err));
 }
@@ -580,16 +592,16 @@ static int open_case(sim *s, uint32_t i)
 {
     const sim_order *o = &s->orders[i];
     const plan *p = plan_of(s, i);
-    char json[400], extra[96] = "", cid[16], oid[16], buyer[32];
-    if (p->partial && o->cat == CAT_FRESH)
-        snprintf(extra, sizeof extra, ",\"bad_permille\":%u", (unsigned)o->permille);
-    else if (p->partial)
-        snprintf(extra, sizeof extra, ",\"requested_amount\":%" PRId64, o->price * 3 / 10);
-    snprintf(json, sizeof json,
-             "{\"id\":\"%s\",\"order\":\"%s\",\"type\":\"%s\",\"reason\":\"%s\","
-             "\"items\":[{\"sku\":\"K1\",\"qty\":1}]%s%s}",
-             id_of(cid, "C", i), id_of(oid, "O", i), p->type, p->reason, extra,
-             p->evidence ? ",\"evidence\":[\"photo1\"]" : "");
+    char json[400], cid[16], oid[16], buyer[32];
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:i}]}", "id", id_of(cid, "C", i), "order",
+                          id_of(oid, "O", i), "type", p->type, "reason", p->reason, "items", "sku",
+                          "K1", "qty", 1);
+    if (j && p->partial && o->cat == CAT_FRESH)
+        json_object_set_new(j, "bad_permille", json_integer((json_int_t)o->permille));
+    else if (j && p->partial)
+        json_object_set_new(j, "requested_amount", json_integer((json_int_t)(o->price * 3 / 10)));
+    if (j && p->evidence) json_object_set_new(j, "evidence", json_pack("[s]", "photo1"));
+    if (json_text(j, json, sizeof json) != 0) return outcome(s, AS_ENOMEM);
     as_error err;
     return outcome(s, as_case_open_json(s->rt, id_of(buyer, "buyer:B", o->buyer), json, &err));
 }
@@ -656,7 +668,9 @@ static int merchant_answer(sim *s, uint32_t i, int64_t now)
     if (p->partial && chance(&s->rng, s->o->offer_rate)) {
         int64_t ask = o->cat == CAT_FRESH ? o->price * o->permille / 1000 : o->price * 3 / 10;
         char payload[48];
-        snprintf(payload, sizeof payload, "{\"amount\":%" PRId64 "}", ask / 2 > 0 ? ask / 2 : 1);
+        if (json_text(json_pack("{s:I}", "amount", (json_int_t)(ask / 2 > 0 ? ask / 2 : 1)),
+                      payload, sizeof payload) != 0)
+            return outcome(s, AS_ENOMEM);
         if (act(s, i, 1, "offer", payload) == 0)
             return push(s, i, ST_OFFER_ANSWER,
                         now + lognormal(&s->rng, 12 * HOUR_MS, 40 * HOUR_MS));
@@ -672,10 +686,11 @@ static int merchant_answer(sim *s, uint32_t i, int64_t now)
 
 static int ship_return(sim *s, uint32_t i, int64_t now)
 {
-    char payload[96];
-    snprintf(payload, sizeof payload,
-             "{\"carrier\":\"SF\",\"tracking\":\"SF%u\",\"shipping_cost\":%d}", (unsigned)i,
-             RETURN_SHIPPING);
+    char payload[96], tracking[16];
+    if (json_text(json_pack("{s:s, s:s, s:i}", "carrier", "SF", "tracking",
+                            id_of(tracking, "SF", i), "shipping_cost", RETURN_SHIPPING),
+                  payload, sizeof payload) != 0)
+        return outcome(s, AS_ENOMEM);
     if (act(s, i, 0, "ship_return", payload) != 0 || instant(s, i, RETURN_SHIPPING)) return 0;
     /* the parcel takes two days, then the merchant's own pace */
     return push(s, i, ST_RECEIVE, now + 2 * DAY_MS + response(s, i));
