@@ -32,6 +32,8 @@ int as__run_opts_parse(as_run_opts *ro, int argc, char **argv, void (*help)(FILE
 /* Runs scenario files, prints the summary line; returns the exit status of `run`. */
 int as__run_files(char **files, int n, const as_run_opts *ro);
 int as__cli_check(int argc, char **argv);
+/* `aftersale simulate` (simulate.c): seeded synthetic traffic on a virtual clock. */
+int as__cli_simulate(int argc, char **argv);
 /* `aftersale db` (db.c) and its check and export (db_check.c, db_export.c). */
 int as__cli_db(int argc, char **argv);
 int as__cli_db_check(int argc, char **argv);
