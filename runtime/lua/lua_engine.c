@@ -837,7 +837,7 @@ static void push_field(lua_State *L, as_field_view view, const as_field_ctx *x,
 static int index_view(lua_State *L, as_field_view view, const as_field_ctx *x)
 {
     size_t len;
-    const char *k = lua_tolstring(L, 2, &len); /* a number key reads as its digits: no key */
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
     const as_field_row *row = k ? as__field_find(view, k, len) : NULL;
     as_field_value val;
     if (row == NULL || !(row->flags & AS_FF_LUA) || !as__field_get(view, row->id, x, &val))
