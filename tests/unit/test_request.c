@@ -137,6 +137,16 @@ static int open_case(W *w, const char *who, const char *id, const char *order, c
                case_body(body, sizeof body, id, order, type, reason, sku), NULL);
 }
 
+/* B1's partial refund CP on O1 (5000 fen asked, with evidence). */
+static int open_partial(W *w)
+{
+    return cmd(w, AS_OP_CASE_OPEN, "buyer:B1", NULL,
+               "{\"id\":\"CP\",\"order\":\"O1\",\"type\":\"partial_refund\",\"reason\":\"quality\","
+               "\"items\":[{\"sku\":\"T1\",\"qty\":1}],\"evidence\":[\"p\"],"
+               "\"requested_amount\":5000}",
+               NULL);
+}
+
 /* Creates, ships and delivers an order (ship and deliver stamped at the clock's now). */
 static void delivered_order(W *w, const char *id, const char *shop, const char *buyer)
 {
@@ -1050,11 +1060,7 @@ START_TEST(request_view_actions_in_requested)
 {
     W w;
     world(&w, 0);
-    OK(&w, cmd(&w, AS_OP_CASE_OPEN, "buyer:B1", NULL,
-               "{\"id\":\"CP\",\"order\":\"O1\",\"type\":\"partial_refund\",\"reason\":\"quality\","
-               "\"items\":[{\"sku\":\"T1\",\"qty\":1}],\"evidence\":[\"p\"],"
-               "\"requested_amount\":5000}",
-               NULL));
+    OK(&w, open_partial(&w));
     OK(&w, open_case(&w, "buyer:B1", "C1", "O2", "return_refund", "no_reason", "T1"));
     STATE_IS(&w, "CP", "requested");
     actions_are(&w, "merchant:S1", "CP", "agree,reject,offer");
@@ -1074,11 +1080,7 @@ START_TEST(request_view_actions_follow_the_state)
 {
     W w;
     world(&w, 0);
-    OK(&w, cmd(&w, AS_OP_CASE_OPEN, "buyer:B1", NULL,
-               "{\"id\":\"CP\",\"order\":\"O1\",\"type\":\"partial_refund\",\"reason\":\"quality\","
-               "\"items\":[{\"sku\":\"T1\",\"qty\":1}],\"evidence\":[\"p\"],"
-               "\"requested_amount\":5000}",
-               NULL));
+    OK(&w, open_partial(&w));
     OK(&w, act(&w, "merchant:S1", "CP", "offer", "{\"amount\":3000}", NULL));
     STATE_IS(&w, "CP", "negotiating");
     actions_are(&w, "buyer:B1", "CP", "accept_offer,decline_offer,withdraw");
