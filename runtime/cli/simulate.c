@@ -13,6 +13,7 @@
  * plan: the case type and reason drawn at creation, then each party's answer drawn when its
  * turn comes. A command refused because a deadline moved the case first is counted, and the
  * plan goes on where the deadline led. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -121,8 +122,10 @@ static int bad(const char *opt, const char *what)
 static int whole(const char *opt, const char *text, long lo, long hi, long *out)
 {
     char *end = NULL;
+    errno = 0;
     long long v = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || v < lo || v > hi) {
+    /* strtoll saturates a number past its range (ERANGE): that is no value in [lo, hi] */
+    if (end == text || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
         char what[96];
         snprintf(what, sizeof what, "takes a whole number from %ld to %ld", lo, hi);
         return bad(opt, what);
@@ -133,8 +136,10 @@ static int whole(const char *opt, const char *text, long lo, long hi, long *out)
 
 static int duration(const char *opt, const char *text, int64_t *out)
 {
-    if (as_duration_parse(text, out) != 0 || *out <= 0)
-        return bad(opt, "takes a positive duration like 90s, 6h or 2d");
+    /* at most a year: a sampled answer time (up to a few times the p90) then stays far from
+     * the int64 range of the clock */
+    if (as_duration_parse(text, out) != 0 || *out <= 0 || *out > 365 * DAY_MS)
+        return bad(opt, "takes a positive duration up to 365d, like 90s, 6h or 2d");
     return 0;
 }
 

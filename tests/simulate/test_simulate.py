@@ -171,7 +171,7 @@ class Usage(unittest.TestCase):
 
     def test_bad_values(self):
         bad = [["--shops", "0"], ["--shops", "-5"], ["--shops", "ten"], ["--orders", "0"],
-               ["--orders", "1x"], ["--days", "0"], ["--days", "366"], ["--seed", "-1"],
+               ["--orders", "1x"], ["--days", "0"], ["--days", "366"], ["--seed", "-1"], ["--seed", "9223372036854775808"], ["--orders", "99999999999999999999"], ["--response-median", "366d"],
                ["--seed", ""], ["--case-rate", "1001"], ["--reject-rate", "-1"],
                ["--offer-rate", "x"], ["--escalate-rate", "2000"], ["--buyer-win-rate", "-3"],
                ["--bad-shops", "1.5"], ["--categories", "toys=10"],
