@@ -6,7 +6,9 @@ local DEADLINES = { merchant_response = 24 * HOUR }
 local WINDOW = 48 * HOUR
 local WINDOW_LIVE = 12 * HOUR
 
-local AGREE = { action = "agree" }
+-- the why the case history shows beside the agreement (docs/design.md#provenance)
+local AGREE = { action = "agree",
+  why = "a claim of at most 50 yuan with evidence: fresh food cannot wait for a reply" }
 
 local NO_PERMILLE = { error = "bad_request",
   message = "A partial refund of fresh food must give the spoiled share (bad_permille, 1 to 1000)." }
@@ -74,7 +76,7 @@ end
 
 return {
   name = "fresh_food",
-  version = "3",
+  version = "4",
   categories = { "fresh_food" },
   eligibility = eligibility,
   deadlines = deadlines,

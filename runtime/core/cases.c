@@ -36,6 +36,7 @@ static int build_case(as_runtime *rt, as_order *o, as_cmd *cmd, as_case **out, a
     c->type = (uint8_t)cmd->type;
     c->nitems = (uint8_t)cmd->nitems;
     c->ended_at = AS_UNSET;
+    c->deadline_layer = c->refund_layer = AS_NONE_U8;
     as__sched_node_init(&c->deadline);
     *out = c;
     for (int i = 0; i < cmd->nitems; i++) {
@@ -73,8 +74,10 @@ static int build_case(as_runtime *rt, as_order *o, as_cmd *cmd, as_case **out, a
 void as__case_free(as_case *c)
 {
     if (c == NULL) return;
-    for (uint32_t i = 0; i < c->nhist; i++)
+    for (uint32_t i = 0; i < c->nhist; i++) {
         as__free(c->hist[i].note);
+        as__free(c->hist[i].more);
+    }
     as__free(c->hist);
     as__free(c->v.evidence);
     as__free(c);
@@ -116,14 +119,18 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     c->opened_at = t.now;
     rc = as__claim(&t);
     as__account_layers(rt, &t.L);
+    as_hist_more *more = NULL; /* owned here until the entry takes it */
     /* the map takes the case once everything after it has room: then nothing can fail */
-    if (rc == 0 && (as__txn_room(&t, 1, 0) != 0 || as__worklist_reserve(&o->shop_ref->cases) != 0 ||
+    if (rc == 0 && (as__txn_room(&t, 1, 0) != 0 ||
+                    as__txn_more(&t, AS_ACT_OPEN, AS_STATE_REQUESTED, AS_STATE_REQUESTED, &more) != 0 ||
+                    as__worklist_reserve(&o->shop_ref->cases) != 0 ||
                     as__strmap_put(&rt->cases, c) != 0 ||
                     (t.deadline_ms >= 0 && as__schedule(rt, c, t.now + t.deadline_ms) != 0)))
         rc = as__err(err, AS_ENOMEM, "out of memory");
     if (rc) {
         as__strmap_del(&rt->cases, c->id);
         as__txn_abort(&t);
+        as__free(more);
         as__case_free(c);
         return rc;
     }
@@ -132,7 +139,10 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     as__order_add_case(o, c);
     c->v = t.nv;
     c->v.version = 1;
-    as__hist_append(c, t.now, &cmd->who, AS_ACT_OPEN, AS_STATE_REQUESTED, AS_STATE_REQUESTED, NULL);
+    c->refund_source = t.refund_source;
+    c->refund_layer = t.refund_layer;
+    if (t.deadline_ms >= 0) c->deadline_layer = t.deadline_layer;
+    as__hist_append(&t, &cmd->who, AS_ACT_OPEN, AS_STATE_REQUESTED, AS_STATE_REQUESTED, NULL, more);
     as__worklist_add(&o->shop_ref->cases, c);
     as__txn_notes(&t, NULL, AS_ACT_OPEN);
     as__count_attempt(rt, c);
@@ -140,7 +150,7 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     as__event(rt, o, AS_EV_OPEN, 0);
     rt->stats.transitions++;
     rt->stats.commands++;
-    as__decide(rt, c, t.decision, t.decide_reason);
+    as__decide(rt, c, &t);
     return 0;
 }
 
@@ -188,6 +198,8 @@ static int prepare(as_txn *t)
         return 0;
     case AS_ACT_ACCEPT_OFFER:
         t->nv.refund_amount = t->nv.offer_amount;
+        t->refund_source = AS_RS_OFFER;
+        t->refund_layer = AS_NONE_U8;
         return 0;
     case AS_ACT_ESCALATE:
         t->nv.flags |= AS_CF_ESCALATED;
@@ -201,6 +213,7 @@ static int prepare(as_txn *t)
         int rc = as__layers_refund_amount(&t->L, as__refund_cap(t->c, &t->nv), &amount, t->err);
         if (rc) return rc;
         t->nv.refund_amount = amount;
+        as__txn_refund_by_rule(t);
         rc = as__txn_cond(t, AS_WC_INSPECT);
         return rc < 0 ? rc : 0; /* rule_error, or the host's nomem as itself */
     }
@@ -312,7 +325,7 @@ int as__case_apply(as_runtime *rt, as_case *c, as_cmd *cmd, as_error *err, int l
     rt->stats.commands++;
     if (cmd->action == AS_ACT_REVISE) {
         as__count_attempt(rt, c);
-        as__decide(rt, c, t.decision, t.decide_reason);
+        as__decide(rt, c, &t);
     } else if (c->v.state == AS_STATE_REFUNDING && rt->auto_pay && rt->depth == 0) {
         as_cmd pay;
         as_error perr;

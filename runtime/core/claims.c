@@ -63,8 +63,12 @@ int as__claim(as_txn *t)
      * refund_amount (auto_decide, the packs' thresholds) see the refund as it stands */
     int64_t fee = as__case_fee(t->c);
     int64_t amount = as__case_paid(t->c) + fee;
-    if (t->c->type == AS_TYPE_PARTIAL_REFUND && t->nv.requested_amount != AS_UNSET)
+    t->refund_source = AS_RS_DEFAULT;
+    t->refund_layer = AS_NONE_U8;
+    if (t->c->type == AS_TYPE_PARTIAL_REFUND && t->nv.requested_amount != AS_UNSET) {
         amount = t->nv.requested_amount;
+        t->refund_source = AS_RS_REQUESTED;
+    }
     t->nv.refund_amount = amount;
     if (fee)
         t->nv.flags |= AS_CF_FEE_ADDED;
@@ -73,6 +77,7 @@ int as__claim(as_txn *t)
     if ((rc = as__layers_refund_amount(&t->L, as__refund_cap(t->c, &t->nv), &t->nv.refund_amount,
                                        t->err)) != 0)
         return rc;
+    as__txn_refund_by_rule(t);
     if ((rc = as__txn_deadline(t)) != 0) return rc;
     int prio = t->nv.priority;
     if ((rc = as__layers_priority(&t->L, &prio, t->err)) != 0) return rc;
@@ -90,14 +95,18 @@ void as__count_attempt(as_runtime *rt, as_case *c)
 
 int as__case_apply(as_runtime *rt, as_case *c, as_cmd *cmd, as_error *err, int lenient);
 
-/* Applies auto_decide's answer, asked last in as__claim(), as the system's action. */
-void as__decide(as_runtime *rt, as_case *c, int decision, const char *reason)
+/* Applies auto_decide's answer, asked last in as__claim(), as the system's action, with the
+ * layer that gave it and its why. */
+void as__decide(as_runtime *rt, as_case *c, const as_txn *t)
 {
-    if (decision == 0) return;
+    if (t->decision == 0) return;
     as_cmd cmd;
     as_error err = {0};
     as__cmd_init(&cmd, (as_principal){AS_ROLE_SYSTEM, NULL},
-                 decision == 1 ? AS_ACT_AGREE : AS_ACT_REJECT);
-    cmd.text = reason;
+                 t->decision == 1 ? AS_ACT_AGREE : AS_ACT_REJECT);
+    cmd.text = t->decide_reason;
+    cmd.by_hook = AS_HOOK_AUTO_DECIDE;
+    cmd.by_layer = t->L.stood[AS_HOOK_AUTO_DECIDE];
+    cmd.why = t->L.why;
     as__case_apply(rt, c, &cmd, &err, 0);
 }

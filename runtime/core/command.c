@@ -15,6 +15,7 @@ void as__cmd_init(as_cmd *cmd, as_principal who, int action)
     cmd->type = -1;
     cmd->bad_permille = -1;
     cmd->requested_amount = -1;
+    cmd->by_hook = cmd->by_layer = cmd->by_deadline = AS_NONE_U8;
 }
 
 int as__principal_parse(const char *s, as_principal *p)

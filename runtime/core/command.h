@@ -52,6 +52,10 @@ typedef struct as_cmd {
     const char *order_id;
     int type; /* as_type, or -1 for an unknown name */
     int nitems;
+    /* a system action's provenance (docs/design.md#provenance): the hook whose answer it is and
+     * the layer that gave it, the deadline that fired (AS_NONE_U8 when none), the hook's why */
+    uint8_t by_hook, by_layer, by_deadline;
+    const char *why; /* borrowed, or NULL */
     /* deferred refusals */
     int shape_err; /* AS_EBAD_REQUEST when the shape is wrong */
     char shape_msg[160];

@@ -15,6 +15,12 @@ static void fire(as_runtime *rt, as_case *c)
     as_error err = {0};
     as__cmd_init(&cmd, (as_principal){AS_ROLE_SYSTEM, NULL}, as__deadline_action(k));
     cmd.result = 1; /* auto_inspect: docs/rulebook.md#deadlines, result fault */
+    /* the entry names the deadline, and the rule that set its duration if one did */
+    cmd.by_deadline = (uint8_t)k;
+    if (c->deadline_layer != AS_NONE_U8) {
+        cmd.by_hook = AS_HOOK_DEADLINES;
+        cmd.by_layer = c->deadline_layer;
+    }
     rt->stats.deadlines_fired++;
     if (as__case_apply(rt, c, &cmd, &err, 1) != 0) {
         /* a deadline is never refused; a failure here is the runtime's (out of memory):

@@ -73,15 +73,45 @@ typedef struct as_case_vals {
     int8_t priority; /* 0 when no layer answered */
 } as_case_vals;
 
+/* Where an entry's refund amount came from (docs/design.md#provenance). */
+typedef enum {
+    AS_RS_DEFAULT,   /* the host's: what was paid for the case, the fee where it goes back */
+    AS_RS_REQUESTED, /* a partial refund's requested amount */
+    AS_RS_OFFER,     /* the merchant's offer the buyer accepted */
+    AS_RS_RULE,      /* a refund_amount hook's answer (the entry's rule_layer says whose) */
+    AS_RS_COUNT
+} as_refund_source;
+
+/* What only some entries carry, allocated apart so that an entry without it stays small. */
+typedef struct as_hist_more {
+    char *why;             /* in this block, or NULL: the deciding hook's own words */
+    int64_t refund;        /* fen: the amount as the entry left it */
+    int64_t paid;          /* fen: paid for the case's units */
+    int64_t fee;           /* fen: the order's shipping fee, when it goes back */
+    int64_t return_ship;   /* fen: what the buyer paid to ship back */
+    int8_t refund_layer;   /* the layer whose refund_amount stood, or -1 */
+    uint8_t refund_source; /* as_refund_source */
+    uint8_t has_refund;    /* the refund members are set */
+} as_hist_more;
+
 typedef struct as_hist {
     int64_t at_ms;
-    const char *actor_id; /* interned party id (buyer or shop), or NULL */
-    char *note;           /* owned, or NULL */
+    char *note;         /* owned, or NULL */
+    as_hist_more *more; /* owned (one block with its why), or NULL */
     uint8_t action, role, from, to;
     uint8_t flags; /* AS_HF_* */
+    /* provenance (docs/design.md#provenance): the hook whose answer decided the entry and the
+     * layer that gave it (for a dropped or failed note: the hook and layer dropped), the
+     * deadline that fired; AS_NONE_U8 when none */
+    uint8_t hook, layer, deadline;
 } as_hist;
 
-enum { AS_HF_DROPPED = 1 }; /* the note records a dropped rule answer or a failed hook */
+enum {
+    AS_HF_DROPPED = 1, /* the note records a dropped rule answer or a failed hook */
+    AS_HF_FAILED = 2,  /* with DROPPED: the hook failed (threw, ran out of budget) */
+    AS_HF_PARTY = 4,   /* the actor is the order's buyer or shop, as `role` says: an entry
+                        * keeps no id of its own, since checks 4 made sure the two are equal */
+};
 
 typedef struct as_case {
     as_sched_node deadline; /* first: the scheduler hands back this pointer */
@@ -99,6 +129,10 @@ typedef struct as_case {
     uint8_t type;
     uint8_t nitems;
     uint8_t dirty; /* changed in this loop turn, not yet journaled */
+    uint8_t deadline_layer; /* the layer whose deadlines answer set the pending deadline's
+                             * duration, or AS_NONE_U8 for the host's default */
+    uint8_t refund_source;  /* as_refund_source of v.refund_amount */
+    uint8_t refund_layer;   /* with AS_RS_RULE: the layer whose refund_amount stood */
     uint32_t seq;  /* the low bits of the batch that journaled its last change (durable.c) */
     uint32_t wl_pos; /* its slot in its shop's worklist (worklist.h) */
     as_case_item items[]; /* followed by the id's bytes */

@@ -28,6 +28,9 @@ typedef struct as_txn {
     int64_t deadline_ms; /* -1: no deadline in the new state */
     int decision;        /* auto_decide on open and revise: 0 none, 1 agree, 2 reject */
     char decide_reason[AS_ANSWER_TEXT_MAX + 1];
+    /* staged with nv (docs/design.md#provenance): the layer that set the new deadline's
+     * duration, and where the refund amount came from */
+    uint8_t deadline_layer, refund_source, refund_layer;
 } as_txn;
 
 /* facts.c */
@@ -50,6 +53,8 @@ void as__txn_init(as_txn *t, as_runtime *rt, as_case *c, as_cmd *cmd, as_error *
 void as__txn_abort(as_txn *t);
 /* The workflow's condition callback (workflow.h), `ctx` an as_txn. */
 int as__txn_cond(void *ctx, as_wf_cond cond);
+/* After a refund_amount round: when a layer's answer stood, the amount is that rule's. */
+void as__txn_refund_by_rule(as_txn *t);
 /* Asks the layers for the deadline of the staged state into t->deadline_ms. */
 int as__txn_deadline(as_txn *t);
 /* Reserves everything a change of t->c needs before it is made: 0 or AS_ENOMEM in t->err. */
@@ -57,9 +62,14 @@ int as__txn_room(as_txn *t, uint32_t entries, size_t note_bytes);
 /* Commits the staged transition to state `to`; `note` (may be NULL) is taken over either way.
  * 0, or AS_ENOMEM with nothing changed. */
 int as__txn_commit(as_txn *t, const as_principal *who, int action, int to, char *note);
-/* Appends a history entry in the room as__txn_room made; `note` is taken over. */
-void as__hist_append(as_case *c, int64_t at, const as_principal *who, int action, int from, int to,
-                     char *note);
+/* The extra part of the entry a commit of t appends (docs/design.md#provenance): its why and
+ * the refund's parts where the command set or moved the amount. *out NULL when it has
+ * neither; 0, or AS_ENOMEM. */
+int as__txn_more(const as_txn *t, int action, int from, int to, as_hist_more **out);
+/* Appends a history entry in the room as__txn_room made, with t's provenance; `note` and
+ * `more` are taken over. */
+void as__hist_append(const as_txn *t, const as_principal *who, int action, int from, int to,
+                     char *note, as_hist_more *more);
 /* Moves the layers' notes into the history as dropped-answer entries. */
 void as__txn_notes(as_txn *t, const as_principal *who, int action);
 void as__account_layers(as_runtime *rt, const as_layers *L);
@@ -69,8 +79,8 @@ int as__is_news(int action);
 /* claims.c */
 int as__claim(as_txn *t);
 void as__count_attempt(as_runtime *rt, as_case *c);
-/* Applies auto_decide's answer (0 none, 1 agree, 2 reject) as the system's action. */
-void as__decide(as_runtime *rt, as_case *c, int decision, const char *reason);
+/* Applies the auto_decide answer of t (committed) as the system's action, if it gave one. */
+void as__decide(as_runtime *rt, as_case *c, const as_txn *t);
 
 /* cases.c */
 /* Checks 5-8 and the commit for a case a caller vetted (checks 1-4); `lenient` while a

@@ -11,6 +11,10 @@
 #include "fields.h"
 #include "journal.h"
 #include "limits.h"
+#include "pack.h"
+
+/* The most bytes an entry's extra part adds to its row: its why and the refund's parts. */
+#define HIST_MORE_BOUND (48 + AS_ANSWER_TEXT_MAX)
 
 /* ==========================================================================================
  * The fixed-width members: fields.h's AS_STORED_* lists, written and read by one macro each
@@ -104,6 +108,13 @@ void as__journal_order(as_wbuf *b, const as_order *o)
     put_blob_end(b, m);
 }
 
+/* The id of an entry's actor: the order's party its role names. */
+static const char *hist_actor(const as_order *o, const as_hist *h)
+{
+    if (!(h->flags & AS_HF_PARTY)) return NULL;
+    return h->role == AS_ROLE_BUYER ? o->buyer : o->shop;
+}
+
 static void put_hist(as_wbuf *b, const as_case *c, uint32_t n, const as_hist *h)
 {
     size_t m;
@@ -112,13 +123,30 @@ static void put_hist(as_wbuf *b, const as_case *c, uint32_t n, const as_hist *h)
     as__wbuf_u32(b, n);
     put_blob_start(b, &m);
     as__wbuf_i64(b, h->at_ms);
-    as__wbuf_str(b, h->actor_id);
+    as__wbuf_str(b, hist_actor(c->order, h));
     as__wbuf_str(b, h->note);
     as__wbuf_u8(b, h->action);
     as__wbuf_u8(b, h->role);
     as__wbuf_u8(b, h->from);
     as__wbuf_u8(b, h->to);
-    as__wbuf_u8(b, h->flags);
+    as__wbuf_u8(b, h->flags & (uint8_t)~AS_HF_PARTY); /* the actor says it */
+    /* schema 4: the provenance (docs/design.md#provenance); the migration to it appends
+     * "none" (FF FF FF 00) to the rows written before */
+    as__wbuf_u8(b, h->hook);
+    as__wbuf_u8(b, h->layer);
+    as__wbuf_u8(b, h->deadline);
+    const as_hist_more *x = h->more;
+    as__wbuf_u8(b, x != NULL);
+    if (x) {
+        as__wbuf_str(b, x->why);
+        as__wbuf_u8(b, x->has_refund);
+        as__wbuf_i64(b, x->refund);
+        as__wbuf_i64(b, x->paid);
+        as__wbuf_i64(b, x->fee);
+        as__wbuf_i64(b, x->return_ship);
+        as__wbuf_u8(b, x->refund_source);
+        as__wbuf_u8(b, (uint8_t)x->refund_layer);
+    }
     put_blob_end(b, m);
 }
 
@@ -148,6 +176,10 @@ void as__journal_case(as_wbuf *b, as_case *c)
     as__wbuf_u32(b, (uint32_t)ne);
     for (int i = 0; i < ne; i++) as__wbuf_str(b, v->evidence[i]);
     put_times(b, c);
+    /* schema 4; the migration appends FF 00 FF (none, default, none) to older rows */
+    as__wbuf_u8(b, c->deadline_layer);
+    as__wbuf_u8(b, c->refund_source);
+    as__wbuf_u8(b, c->refund_layer);
     put_blob_end(b, m);
     for (uint32_t n = c->saved_hist; n < c->nhist; n++) put_hist(b, c, n, &c->hist[n]);
 }
@@ -164,12 +196,12 @@ size_t as__journal_case_bound(as_case *c, const as_case_vals *v, uint32_t more, 
     as_wbuf m = {.measure = 1};
     as__journal_case(&m, c);
     for (int i = 0, n = as__vals_evidence_count(v); i < n; i++) as__wbuf_str(&m, v->evidence[i]);
-    /* an entry's actor is the order's buyer or shop (interned), its note counted apart */
-    const char *actor = strlen(c->order->buyer) > strlen(c->order->shop) ? c->order->buyer
-                                                                        : c->order->shop;
-    as_hist h = {.actor_id = actor};
+    /* an entry's actor is the order's buyer or shop, its note and extra part counted apart */
+    as_hist h = {.flags = AS_HF_PARTY,
+                 .role = strlen(c->order->buyer) > strlen(c->order->shop) ? AS_ROLE_BUYER
+                                                                          : AS_ROLE_MERCHANT};
     for (uint32_t i = 0; i < more; i++) put_hist(&m, c, c->nhist + i, &h);
-    return m.len + note_bytes;
+    return m.len + note_bytes + (size_t)more * HIST_MORE_BOUND;
 }
 
 /* ==========================================================================================
@@ -206,6 +238,40 @@ static char *take_str(as_rbuf *r, int *oom)
 static void read_to_end(as_rbuf *r)
 {
     if (r->pos != r->len) r->bad = 1;
+}
+
+static int layer_ok(uint8_t l)
+{
+    return l < AS_LAYER_COUNT || l == AS_NONE_U8;
+}
+
+/* An entry's extra part, as one block with its why (the caller owns it); NULL when it does
+ * not decode (r->bad set) or on OOM (*oom set). */
+static as_hist_more *read_more(as_rbuf *r, int *oom)
+{
+    size_t wl = 0;
+    const char *why = as__rbuf_str(r, &wl);
+    if (why && (wl == 0 || wl > AS_ANSWER_TEXT_MAX || memchr(why, '\0', wl))) r->bad = 1;
+    as_hist_more x = {.has_refund = as__rbuf_u8(r)};
+    x.refund = as__rbuf_i64(r), x.paid = as__rbuf_i64(r), x.fee = as__rbuf_i64(r);
+    x.return_ship = as__rbuf_i64(r);
+    x.refund_source = as__rbuf_u8(r);
+    x.refund_layer = (int8_t)as__rbuf_u8(r);
+    if (x.has_refund > 1 || x.refund_source >= AS_RS_COUNT || !layer_ok((uint8_t)x.refund_layer))
+        r->bad = 1;
+    if (r->bad) return NULL;
+    as_hist_more *m = as__malloc(sizeof *m + (why ? wl + 1 : 0));
+    if (m == NULL) {
+        *oom = 1;
+        return NULL;
+    }
+    *m = x;
+    if (why) {
+        m->why = (char *)(m + 1);
+        memcpy(m->why, why, wl);
+        m->why[wl] = '\0';
+    }
+    return m;
 }
 
 /* The sentence of a record that does not decode; the store names the row (store.h). */
@@ -329,6 +395,12 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
     for (uint32_t i = 0; i < ne && !r.bad; i++)
         if ((ev[i] = take_str(&r, &oom)) == NULL) r.bad = 1;
     get_times(&r, c);
+    c->deadline_layer = as__rbuf_u8(&r);
+    c->refund_source = as__rbuf_u8(&r);
+    c->refund_layer = as__rbuf_u8(&r);
+    if (!layer_ok(c->deadline_layer) || c->refund_source >= AS_RS_COUNT ||
+        !layer_ok(c->refund_layer))
+        r.bad = 1;
     read_to_end(&r);
     if (!r.bad && ne && (v->evidence = as__evidence_copy((const char *const *)ev, (int)ne)) == NULL)
         oom = r.bad = 1;
@@ -354,10 +426,20 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
     char *a = take_str(&r, &oom), *note = take_str(&r, &oom); /* `note` owned until kept */
     uint8_t action = as__rbuf_u8(&r), role = as__rbuf_u8(&r), from = as__rbuf_u8(&r),
             to = as__rbuf_u8(&r), flags = as__rbuf_u8(&r);
+    uint8_t hook = as__rbuf_u8(&r), layer = as__rbuf_u8(&r), deadline = as__rbuf_u8(&r);
+    as_hist_more *more = NULL; /* owned until kept */
+    uint8_t has_more = as__rbuf_u8(&r);
+    if (has_more > 1 || (has_more && (more = read_more(&r, &oom)) == NULL)) r.bad = 1;
     read_to_end(&r);
-    const char *actor = a ? as__intern(rt, a) : NULL;
+    /* the actor is the order's party of the entry's role, and only that */
+    const char *party = role == AS_ROLE_BUYER ? c->order->buyer : c->order->shop;
+    if (a && ((role != AS_ROLE_BUYER && role != AS_ROLE_MERCHANT) || strcmp(a, party) != 0))
+        r.bad = 1;
+    if (a) flags |= AS_HF_PARTY;
     as__free(a);
-    if (a && actor == NULL) oom = 1;
+    if ((hook != AS_NONE_U8 && hook >= AS_HOOK_COUNT) || !layer_ok(layer) ||
+        (deadline != AS_NONE_U8 && deadline >= AS_DL_COUNT))
+        r.bad = 1;
     int rc = 0;
     if (oom) rc = as__err(err, AS_ENOMEM, "out of memory");
     else if (n != c->nhist)
@@ -373,9 +455,11 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
     }
     if (rc) {
         as__free(note);
+        as__free(more);
         return rc;
     }
-    c->hist[c->nhist++] = (as_hist){at, actor, note, action, role, from, to, flags};
+    c->hist[c->nhist++] = (as_hist){at, note, more, action, role, from, to, flags, hook, layer,
+                                    deadline};
     c->saved_hist = c->nhist;
     return 0;
 }

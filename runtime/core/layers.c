@@ -18,21 +18,25 @@ void as__layers_init(as_layers *L, as_pack *const *packs, const as_order *o, con
     L->args.c = c;
     L->args.v = v;
     L->args.now_ms = now_ms;
+    memset(L->stood, AS_NONE_U8, sizeof L->stood);
 }
 
 void as__layers_clear_notes(as_layers *L)
 {
-    for (int i = 0; i < L->nnotes; i++) as__free(L->notes[i]);
+    for (int i = 0; i < L->nnotes; i++) as__free(L->notes[i].text);
     L->nnotes = 0;
 }
 
-static void note(as_layers *L, const char *fmt, const char *a, const char *b, const char *c)
+/* Writes down a dropped answer or a failure of layer l's hook h. */
+static void note(as_layers *L, int l, as_hook h, int failed, const char *fmt, const char *a,
+                 const char *b)
 {
     if (L->nnotes == AS_MAX_NOTES) return;
     char buf[512];
-    snprintf(buf, sizeof buf, fmt, a, b, c);
-    L->notes[L->nnotes] = as__strdup(buf);
-    if (L->notes[L->nnotes]) L->nnotes++;
+    snprintf(buf, sizeof buf, fmt, as__layer_name(l), a, b);
+    as_note *n = &L->notes[L->nnotes];
+    *n = (as_note){as__strdup(buf), (uint8_t)l, (uint8_t)h, (uint8_t)failed};
+    if (n->text) L->nnotes++;
 }
 
 int as__answer_text_ok(const char *s, size_t len)
@@ -103,13 +107,13 @@ static int out_of_range(as_hook h, int64_t cap, const as_answer *a, char *why, s
 }
 
 /* Drops layer l's answer (a merchant's out of bounds, or any layer's while lenient). */
-static void drop(as_layers *L, int l, const char *hook, const char *why)
+static void drop(as_layers *L, int l, as_hook h, const char *why)
 {
     if (l == AS_LAYER_MERCHANT) {
         L->dropped++;
         L->packs[l]->dropped++;
     }
-    note(L, "%s answer to %s dropped: %s", as__layer_name(l), hook, why);
+    note(L, l, h, 0, "%s answer to %s dropped: %s", as__hook_name(h), why);
 }
 
 /* Asks layer `l`. Returns 1 with an answer to weigh, 0 to skip the layer (no hook, nil, or a
@@ -130,7 +134,7 @@ static int ask(as_layers *L, int l, as_hook h, int64_t cap, as_answer *ans, as_e
         L->failures[l]++;
         if (l == AS_LAYER_MERCHANT || L->lenient) {
             if (l == AS_LAYER_MERCHANT) L->dropped++, p->dropped++;
-            note(L, "%s rule failed and was dropped: %s%s", as__layer_name(l), e.msg, "");
+            note(L, l, h, 1, "%s rule failed and was dropped: %s%s", e.msg, "");
             return 0;
         }
         return as__err(err, AS_ERULE_ERROR, "%s", e.msg);
@@ -140,7 +144,7 @@ static int ask(as_layers *L, int l, as_hook h, int64_t cap, as_answer *ans, as_e
     if (l != AS_LAYER_MERCHANT && !L->lenient)
         return as__err(err, AS_ERULE_ERROR, "%s rule %s@%s: hook %s answered %s", as__layer_name(l),
                        p->name, p->version, as__hook_name(h), why);
-    drop(L, l, as__hook_name(h), why);
+    drop(L, l, h, why);
     return 0;
 }
 
@@ -161,11 +165,11 @@ int as__layers_eligibility(as_layers *L, as_error *err)
         if (rc == 0) continue;
         if (l == AS_LAYER_MERCHANT) {
             if (a.kind == AS_ANS_TRUE && verdict != 0 && !is_stage2(verdict)) {
-                drop(L, l, "eligibility", "it may not allow what stage 1 or a non-policy rule refused");
+                drop(L, l, AS_HOOK_ELIGIBILITY, "it may not allow what stage 1 or a non-policy rule refused");
                 continue;
             }
             if (a.kind == AS_ANS_REFUSAL && verdict == 0) {
-                drop(L, l, "eligibility", "it may not refuse what earlier layers allowed");
+                drop(L, l, AS_HOOK_ELIGIBILITY, "it may not refuse what earlier layers allowed");
                 continue;
             }
             if (a.kind == AS_ANS_REFUSAL) continue; /* refused either way: keep the earlier word */
@@ -201,9 +205,12 @@ int as__layers_refund_amount(as_layers *L, int64_t cap_fen, int64_t *amount, as_
         if (rc < 0) return rc;
         if (rc == 0) continue;
         if (l == AS_LAYER_MERCHANT && a.i < *amount) {
-            drop(L, l, "refund_amount", "it may raise a refund, never lower it");
+            drop(L, l, AS_HOOK_REFUND_AMOUNT, "it may raise a refund, never lower it");
             continue;
         }
+        /* the layer that changed the amount is the one the history names: a rule that
+         * answers what it was given changes nothing */
+        if (a.i != *amount) L->stood[AS_HOOK_REFUND_AMOUNT] = (uint8_t)l;
         *amount = a.i;
     }
     return 0;
@@ -232,7 +239,7 @@ int as__layers_deadline(as_layers *L, as_deadline_kind kind, int64_t *ms, int *g
         if (l == AS_LAYER_MERCHANT && *given) {
             int shorter = a.dl[kind] < *ms;
             if (a.dl[kind] != *ms && shorter != as__deadline_is_merchants(kind)) {
-                drop(L, l, "deadlines", as__deadline_is_merchants(kind)
+                drop(L, l, AS_HOOK_DEADLINES, as__deadline_is_merchants(kind)
                                          ? "it may shorten its own windows, never lengthen them"
                                          : "it may lengthen the buyer's windows, never shorten them");
                 continue;
@@ -240,6 +247,7 @@ int as__layers_deadline(as_layers *L, as_deadline_kind kind, int64_t *ms, int *g
         }
         *ms = a.dl[kind];
         *given = 1;
+        L->stood[AS_HOOK_DEADLINES] = (uint8_t)l;
     }
     return 0;
 }
@@ -253,11 +261,13 @@ int as__layers_decide(as_layers *L, int *decision, char *reason, size_t len, as_
         if (rc < 0) return rc;
         if (rc == 0) continue;
         if (l == AS_LAYER_MERCHANT && a.kind == AS_ANS_REJECT && *decision == 1) {
-            drop(L, l, "auto_decide", "it may not reject what an earlier layer agreed");
+            drop(L, l, AS_HOOK_AUTO_DECIDE, "it may not reject what an earlier layer agreed");
             continue;
         }
         *decision = a.kind == AS_ANS_AGREE ? 1 : 2;
         if (*decision == 2) snprintf(reason, len, "%s", a.msg);
+        L->stood[AS_HOOK_AUTO_DECIDE] = (uint8_t)l;
+        memcpy(L->why, a.why, strlen(a.why) + 1);
     }
     return 0;
 }
@@ -276,15 +286,16 @@ int as__layers_flag(as_layers *L, as_hook h, int *yes, as_error *err)
          * refund, not take back one the earlier layers granted. */
         if (l == AS_LAYER_MERCHANT && says != *yes) {
             if (h == AS_HOOK_INSPECTION && says) {
-                drop(L, l, "inspection", "it may not add an inspection");
+                drop(L, l, h, "it may not add an inspection");
                 continue;
             }
             if (h == AS_HOOK_INSTANT_REFUND && !says) {
-                drop(L, l, "instant_refund", "it may not refuse an instant refund earlier layers granted");
+                drop(L, l, h, "it may not refuse an instant refund earlier layers granted");
                 continue;
             }
         }
         *yes = says;
+        L->stood[h] = (uint8_t)l;
     }
     return 0;
 }
@@ -309,14 +320,15 @@ int as__layers_remedy(as_layers *L, int fault, int *remedy, as_error *err)
          * where the earlier layers (the bundled default among them) answered reject; it may not
          * reject what they granted, nor grant another remedy. */
         if (l == AS_LAYER_MERCHANT && a.i == AS_REMEDY_REJECT && *remedy != AS_REMEDY_REJECT) {
-            drop(L, l, "on_inspection", "it may not reject what earlier layers accepted");
+            drop(L, l, AS_HOOK_ON_INSPECTION, "it may not reject what earlier layers accepted");
             continue;
         }
         if (l == AS_LAYER_MERCHANT && a.i != AS_REMEDY_REJECT && a.i != asked_remedy(L->args.c)) {
-            drop(L, l, "on_inspection", "it may grant only the remedy the case asked for");
+            drop(L, l, AS_HOOK_ON_INSPECTION, "it may grant only the remedy the case asked for");
             continue;
         }
         *remedy = (int)a.i;
+        L->stood[AS_HOOK_ON_INSPECTION] = (uint8_t)l;
     }
     return 0;
 }

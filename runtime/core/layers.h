@@ -22,12 +22,22 @@ int as__answer_text_ok(const char *s, size_t len);
  * or io. */
 int as__refusal_code_ok(int code);
 
+/* A dropped answer or a failed hook, for the history. */
+typedef struct as_note {
+    char *text; /* owned until taken by the history */
+    uint8_t layer, hook, failed;
+} as_note;
+
 typedef struct as_layers {
     as_pack *const *packs; /* [AS_LAYER_COUNT], entries may be NULL */
     as_hook_args args;
     int lenient;
     int nnotes;
-    char *notes[AS_MAX_NOTES]; /* owned until taken by the history */
+    as_note notes[AS_MAX_NOTES];
+    /* provenance (docs/design.md#provenance): per hook, the layer whose answer stood in the
+     * last call (AS_NONE_U8: none did), and the words the auto_decide answer that stood gave */
+    uint8_t stood[AS_HOOK_COUNT];
+    char why[AS_ANSWER_TEXT_MAX + 1];
     uint64_t calls;            /* hook calls made, for the stats */
     uint64_t failures[AS_LAYER_COUNT];
     uint64_t dropped;          /* merchant answers dropped */
@@ -43,6 +53,7 @@ int as__layers_eligibility(as_layers *L, as_error *err);
 /* order_check of one pack: 0, a refusal, or AS_ERULE_ERROR. */
 int as__layers_order_check(as_pack *p, const as_hook_args *a, as_error *err);
 /* refund_amount: *amount holds the C default on entry and the combined answer on return;
+ * stood[REFUND_AMOUNT] names the last layer whose answer changed it;
  * answers above `cap_fen` are out of bounds. */
 int as__layers_refund_amount(as_layers *L, int64_t cap_fen, int64_t *amount, as_error *err);
 int as__layers_priority(as_layers *L, int *priority, as_error *err);

@@ -103,6 +103,9 @@
     XX(REPAIR, repair)                                                                     \
     XX(REJECT, reject)
 
+/* A one-byte id (a layer, hook or deadline kind) that names none. */
+#define AS_NONE_U8 0xFF
+
 #define AS__ENUM1(up, ...) AS_TYPE_##up,
 typedef enum { AS_TYPE_MAP(AS__ENUM1) AS_TYPE_COUNT } as_type;
 #undef AS__ENUM1

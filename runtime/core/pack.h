@@ -64,13 +64,15 @@ typedef struct as_answer {
     uint32_t dl_set; /* bit k set: dl[k] given */
     int64_t dl[AS_DL_COUNT];
     char msg[AS_ANSWER_TEXT_MAX + 1];
+    char why[AS_ANSWER_TEXT_MAX + 1]; /* auto_decide: the hook's reason for it, or "" */
 } as_answer;
 
 typedef struct as_pack as_pack;
 
 typedef struct as_engine {
     const char *kind; /* "lua" or "native" */
-    /* Runs hook `h`. Returns 0 with `ans` filled, or AS_ERULE_ERROR with the reason in
+    /* Runs hook `h`. Returns 0 with `ans` filled (its `why` "" unless the answer gave one), or
+     * AS_ERULE_ERROR with the reason in
      * `err` (a throw, a wrong type, a spent budget). Never longjmps out. */
     int (*call)(as_pack *p, as_hook h, const as_hook_args *a, as_answer *ans, as_error *err);
     /* Bytes the pack's engine holds now. */

@@ -55,6 +55,13 @@ int as__txn_cond(void *ctx, as_wf_cond cond)
     }
 }
 
+void as__txn_refund_by_rule(as_txn *t)
+{
+    if (t->L.stood[AS_HOOK_REFUND_AMOUNT] == AS_NONE_U8) return;
+    t->refund_source = AS_RS_RULE;
+    t->refund_layer = t->L.stood[AS_HOOK_REFUND_AMOUNT];
+}
+
 /* The deadline of the state the staged values are in, from the layers. */
 int as__txn_deadline(as_txn *t)
 {
@@ -67,8 +74,10 @@ int as__txn_deadline(as_txn *t)
     /* the layers keep durations within 365 days; saturating here as well keeps now + ms
      * from overflowing whatever a future bound allows */
     int64_t due;
-    if (rc == 0 && given)
+    if (rc == 0 && given) {
         t->deadline_ms = __builtin_add_overflow(t->now, ms, &due) ? INT64_MAX - t->now : ms;
+        t->deadline_layer = t->L.stood[AS_HOOK_DEADLINES];
+    }
     return rc;
 }
 
@@ -88,32 +97,97 @@ static int hist_reserve(as_case *c, uint32_t n)
     return 0;
 }
 
-/* Appends an entry in the room hist_reserve made; `note` is taken over. */
-void as__hist_append(as_case *c, int64_t at, const as_principal *who, int action, int from, int to,
-                     char *note)
+/* The hooks whose answer routes a party's command, in the order an entry names them. */
+static const as_hook route_hooks[] = {AS_HOOK_ON_INSPECTION, AS_HOOK_INSTANT_REFUND,
+                                      AS_HOOK_INSPECTION};
+
+/* An entry's hook and layer: the decision or deadline the command carries, else the hook
+ * whose answer routed it, else none. */
+static void provenance(const as_txn *t, as_hist *h)
 {
-    /* the party's id as the order holds it (interned): the caller's string is only borrowed,
-     * and checks 4 made sure the two are equal */
-    const char *id = NULL;
-    if (who && who->id) id = who->role == AS_ROLE_BUYER ? c->order->buyer : c->order->shop;
-    c->hist[c->nhist++] = (as_hist){at,
-                                    id,
-                                    note,
-                                    (uint8_t)action,
-                                    (uint8_t)(who ? who->role : AS_ROLE_SYSTEM),
-                                    (uint8_t)from,
-                                    (uint8_t)to,
-                                    0};
+    const as_cmd *cmd = t->cmd;
+    h->hook = h->layer = h->deadline = AS_NONE_U8;
+    if (cmd && (cmd->by_hook != AS_NONE_U8 || cmd->by_deadline != AS_NONE_U8)) {
+        h->hook = cmd->by_hook;
+        h->layer = cmd->by_layer;
+        h->deadline = cmd->by_deadline;
+        return;
+    }
+    for (size_t i = 0; i < sizeof route_hooks / sizeof *route_hooks; i++)
+        if (t->L.stood[route_hooks[i]] != AS_NONE_U8) {
+            h->hook = (uint8_t)route_hooks[i];
+            h->layer = t->L.stood[route_hooks[i]];
+            return;
+        }
+}
+
+void as__hist_append(const as_txn *t, const as_principal *who, int action, int from, int to,
+                     char *note, as_hist_more *more)
+{
+    as_case *c = t->c;
+    as_hist *h = &c->hist[c->nhist++];
+    *h = (as_hist){t->now,
+                   note,
+                   more,
+                   (uint8_t)action,
+                   (uint8_t)(who ? who->role : AS_ROLE_SYSTEM),
+                   (uint8_t)from,
+                   (uint8_t)to,
+                   who && who->id ? AS_HF_PARTY : 0,
+                   0,
+                   0,
+                   0};
+    provenance(t, h);
+}
+
+/* 1 when the entry shows the refund: the command computed it, moved it, or instructs it. A
+ * case that ends without a refund shows none. */
+static int shows_refund(const as_txn *t, int action, int from, int to)
+{
+    if (as__state_terminal(to) && to != AS_STATE_REFUNDED) return 0;
+    return action == AS_ACT_OPEN || action == AS_ACT_REVISE || action == AS_ACT_ACCEPT_OFFER ||
+           t->nv.refund_amount != t->c->v.refund_amount ||
+           (to == AS_STATE_REFUNDING && from != AS_STATE_REFUNDING);
+}
+
+int as__txn_more(const as_txn *t, int action, int from, int to, as_hist_more **out)
+{
+    *out = NULL;
+    const char *why = t->cmd && t->cmd->why && *t->cmd->why ? t->cmd->why : NULL;
+    int refund = shows_refund(t, action, from, to);
+    if (!refund && why == NULL) return 0;
+    size_t wl = why ? strlen(why) + 1 : 0;
+    as_hist_more *m = as__malloc(sizeof *m + wl); /* owned by the entry once appended */
+    if (m == NULL) return as__err(t->err, AS_ENOMEM, "out of memory");
+    const as_case *c = t->c;
+    *m = (as_hist_more){.why = why ? memcpy((char *)(m + 1), why, wl) : NULL,
+                        .refund_layer = (int8_t)AS_NONE_U8,
+                        .has_refund = (uint8_t)refund};
+    if (refund) {
+        m->refund = t->nv.refund_amount;
+        m->paid = as__case_paid(c);
+        m->fee = t->nv.flags & AS_CF_FEE_ADDED ? c->order->shipping_fee : 0;
+        m->return_ship = t->nv.return_shipping;
+        m->refund_source = t->refund_source;
+        m->refund_layer = (int8_t)t->refund_layer;
+    }
+    *out = m;
+    return 0;
 }
 
 /* Moves the layers' notes (dropped merchant answers, failures) into the case history, in the
- * room change_room reserved. */
+ * room change_room reserved; each names the hook and layer it drops. */
 void as__txn_notes(as_txn *t, const as_principal *who, int action)
 {
     int state = t->c->v.state;
     for (int i = 0; i < t->L.nnotes; i++) {
-        as__hist_append(t->c, t->now, who, action, state, state, t->L.notes[i]);
-        t->c->hist[t->c->nhist - 1].flags = AS_HF_DROPPED;
+        const as_note *n = &t->L.notes[i];
+        as__hist_append(t, who, action, state, state, n->text, NULL);
+        as_hist *h = &t->c->hist[t->c->nhist - 1];
+        h->flags |= AS_HF_DROPPED | (n->failed ? AS_HF_FAILED : 0);
+        h->hook = n->hook;
+        h->layer = n->layer;
+        h->deadline = AS_NONE_U8;
         as__event(t->rt, t->c->order, AS_EV_RULE_DROPPED, 0);
     }
     t->L.nnotes = 0;
@@ -169,7 +243,7 @@ int as__txn_room(as_txn *t, uint32_t entries, size_t note_bytes)
     as_case *c = t->c;
     uint32_t more = entries + (uint32_t)t->L.nnotes;
     for (int i = 0; i < t->L.nnotes; i++)
-        note_bytes += strlen(t->L.notes[i]);
+        note_bytes += strlen(t->L.notes[i].text);
     if (hist_reserve(c, more) != 0 ||
         as__events_reserve(&c->order->shop_ref->events,
                            AS_TRANSITION_EVENTS + (uint32_t)t->L.nnotes) != 0 ||
@@ -187,6 +261,7 @@ typedef struct change {
     const as_principal *who;
     int action, from, to;
     char *note;      /* the history entry's note, taken by step_history */
+    as_hist_more *more; /* its extra part, taken by step_history */
     int instruct;    /* a refund instruction goes out with this change */
     const char *key; /* its outbox key, when instruct */
 } change;
@@ -212,16 +287,19 @@ static void stage_amount(as_txn *t, int from, int to)
 
 static void step_history(change *x)
 {
-    as__hist_append(x->t->c, x->t->now, x->who, x->action, x->from, x->to, x->note);
+    as__hist_append(x->t, x->who, x->action, x->from, x->to, x->note, x->more);
     x->note = NULL;
+    x->more = NULL;
 }
 
 /* A new deadline on entering a state that has one, none in the others. */
 static void step_deadline(change *x)
 {
     as_txn *t = x->t;
-    if (t->deadline_ms >= 0)
+    if (t->deadline_ms >= 0) {
         (void)as__schedule(t->rt, t->c, t->now + t->deadline_ms); /* its room is reserved */
+        t->c->deadline_layer = t->deadline_layer;
+    }
     else if (as__state_deadline(x->to) == AS_DL_NONE || x->to != x->from ||
              x->action == AS_ACT_REVISE)
         as__sched_remove(&t->rt->sched, &t->c->deadline);
@@ -240,6 +318,8 @@ static void step_values(change *x)
     }
     t->nv.version = c->v.version + !as__is_news(x->action);
     c->v = t->nv;
+    c->refund_source = t->refund_source;
+    c->refund_layer = t->refund_layer;
 }
 
 static void step_notes(change *x)
@@ -337,7 +417,7 @@ int as__txn_commit(as_txn *t, const as_principal *who, int action, int to, char 
 {
     as_runtime *rt = t->rt;
     as_case *c = t->c;
-    change x = {t, who, action, c->v.state, to, note, 0, NULL};
+    change x = {t, who, action, c->v.state, to, note, NULL, 0, NULL};
     t->nv.state = (uint8_t)to;
     stage_amount(t, x.from, to);
     /* a refund instruction (when someone takes it): its entry is the history entry appended
@@ -347,6 +427,7 @@ int as__txn_commit(as_txn *t, const as_principal *who, int action, int to, char 
                  (rt->dur || rt->outbox.cb);
     char *key = NULL; /* owned here */
     int rc = as__txn_room(t, 1, note ? strlen(note) : 0);
+    if (rc == 0) rc = as__txn_more(t, action, x.from, to, &x.more);
     if (rc == 0 && x.instruct && (key = outbox_key(c, "refund", refund_attempt(c) + 1)) == NULL)
         rc = as__err(t->err, AS_ENOMEM, "out of memory");
     if (rc == 0 && x.instruct && rt->dur &&
@@ -354,6 +435,7 @@ int as__txn_commit(as_txn *t, const as_principal *who, int action, int to, char 
         rc = as__err(t->err, AS_ENOMEM, "out of memory");
     if (rc) {
         as__free(note);
+        as__free(x.more);
         as__free(key);
         return rc;
     }
@@ -382,6 +464,9 @@ void as__txn_init(as_txn *t, as_runtime *rt, as_case *c, as_cmd *cmd, as_error *
     t->nv = c->v;
     t->remedy = -1;
     t->deadline_ms = -1;
+    t->deadline_layer = AS_NONE_U8;
+    t->refund_source = c->refund_source;
+    t->refund_layer = c->refund_layer;
     as__layers_init(&t->L, c->rules, c->order, c, &t->nv, t->now);
     t->L.lenient = lenient;
 }

@@ -29,10 +29,10 @@ enum { SPENT_NO, SPENT_BUDGET, SPENT_TIME };
 /* The strings the host reads a hook's answer by, or passes to a hook, made once at load so
  * that calling a hook and reading its answer never allocate and so never raise: the answer is
  * read raw where it lies, with no second protected call. Deadline names follow KEY_DL. */
-enum { KEY_ERROR, KEY_MESSAGE, KEY_ACTION, KEY_REASON, KEY_FAULT, KEY_NO_FAULT, KEY_DL,
+enum { KEY_ERROR, KEY_MESSAGE, KEY_ACTION, KEY_REASON, KEY_WHY, KEY_FAULT, KEY_NO_FAULT, KEY_DL,
        KEY_COUNT = KEY_DL + AS_DL_COUNT };
-static const char *const key_names[KEY_DL] = {"error", "message", "action", "reason", "fault",
-                                              "no_fault"};
+static const char *const key_names[KEY_DL] = {"error", "message", "action", "reason", "why",
+                                              "fault", "no_fault"};
 
 typedef struct lua_pack {
     lua_State *L;
@@ -1317,6 +1317,8 @@ static int read_answer(lua_State *L, call_ctx *x)
         } else {
             return wrong(x, "an action other than agree or reject");
         }
+        if (answer_field(L, x, top, KEY_WHY) != LUA_TNIL && !get_text(L, -1, ans->why))
+            return wrong(x, "a why that is not 1-256 bytes of text");
         return 0;
     }
     case AS_HOOK_ON_INSPECTION: {
@@ -1377,6 +1379,7 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
     lua_pack *lp = p->impl;
     lua_State *L = lp->L;
     ans->kind = AS_ANS_NIL;
+    ans->why[0] = '\0';
     if (lp->hook_ref[h] == LUA_NOREF) return 0;
     call_ctx x = {p, h, a, ans, err, 0};
     lp->args = a;

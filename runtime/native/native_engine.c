@@ -179,6 +179,7 @@ static int native_call(as_pack *p, as_hook h, const as_hook_args *a, as_answer *
     as_view c = a->c ? case_view(a->c, a->v) : o;
     int rc = AS_PLUGIN_NIL;
     ans->kind = AS_ANS_NIL;
+    ans->why[0] = '\0';
     if (!as__pack_has(p, h)) return 0; /* no hook: no opinion, as in a Lua pack */
     switch (h) {
     case AS_HOOK_ORDER_CHECK:
@@ -220,6 +221,8 @@ static int native_call(as_pack *p, as_hook h, const as_hook_args *a, as_answer *
         rc = pl->auto_decide(np->state, &c, &o, a->now_ms, &d);
         if (rc == AS_PLUGIN_ANSWER) {
             if (d.action && strcmp(d.action, "agree") == 0) {
+                if (d.reason && !copy_text(ans->why, d.reason))
+                    return failed(p, h, err, "returned a reason that is not 1-256 bytes of text");
                 ans->kind = AS_ANS_AGREE;
             } else if (d.action && strcmp(d.action, "reject") == 0) {
                 if (!copy_text(ans->msg, d.reason ? d.reason : "rule"))

@@ -340,6 +340,88 @@ static int set_fields(json_t *obj, as_field_view view, unsigned flag, const as_f
     return 0;
 }
 
+/* "name@version" of the pack the case pinned in layer l, or NULL when it pinned none. */
+static json_t *pack_json(const as_case *c, int l)
+{
+    const as_pack *p = l < AS_LAYER_COUNT ? c->rules[l] : NULL;
+    return p ? json_sprintf("%s@%s", p->name, p->version) : NULL;
+}
+
+/* A rule's part in an entry: its hook, layer and pack, into `o`. */
+static void set_rule(json_t *o, const as_case *c, int hook, int layer)
+{
+    if (hook != AS_NONE_U8) json_object_set_new(o, "hook", json_string(as__hook_name(hook)));
+    if (layer == AS_NONE_U8) return;
+    json_object_set_new(o, "layer", json_string(as__layer_name(layer)));
+    json_t *p = pack_json(c, layer);
+    if (p) json_object_set_new(o, "pack", p);
+}
+
+/* The file:line a Lua error names ("plugins/x.lua:12: boom" -> "plugins/x.lua:12"): the first
+ * word followed by a colon, digits and a colon. NULL when it names none (a native plugin's). */
+static json_t *error_where(const char *msg)
+{
+    for (const char *p = msg; (p = strchr(p, ':')) != NULL; p++) {
+        const char *d = p + 1;
+        while (*d >= '0' && *d <= '9') d++;
+        if (d == p + 1 || *d != ':') continue;
+        const char *w = p;
+        while (w > msg && w[-1] != ' ') w--;
+        return w < p ? json_stringn(w, (size_t)(d - w)) : NULL;
+    }
+    return NULL;
+}
+
+static const char *const refund_sources[AS_RS_COUNT] = {"default", "requested", "offer", "rule"};
+
+/* One history entry with its provenance (docs/design.md#provenance). */
+static json_t *hist_json(const as_case *c, const as_hist *h, int first)
+{
+    char actor[160];
+    if (h->flags & AS_HF_PARTY)
+        snprintf(actor, sizeof actor, "%s:%s", as__role_name(h->role),
+                 h->role == AS_ROLE_BUYER ? c->order->buyer : c->order->shop);
+    else
+        snprintf(actor, sizeof actor, "%s", as__role_name(h->role));
+    json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s}", "at", (json_int_t)h->at_ms, "actor", actor,
+                          "action", as__action_name(h->action), "from",
+                          first ? "" : as__state_name(h->from), "to", as__state_name(h->to));
+    if (e == NULL) return NULL;
+    if (h->note) json_object_set_new(e, "note", json_string(h->note));
+    if (h->flags & AS_HF_DROPPED) {
+        json_t *d = json_object();
+        set_rule(d, c, h->hook, h->layer);
+        if (h->flags & AS_HF_FAILED) {
+            json_object_set_new(d, "failed", json_true());
+            json_t *w = h->note ? error_where(h->note) : NULL;
+            if (w) json_object_set_new(d, "where", w);
+        }
+        json_object_set_new(e, "dropped", d);
+        return e;
+    }
+    json_t *by;
+    if (h->deadline != AS_NONE_U8)
+        by = json_sprintf("deadline:%s", as__deadline_name(h->deadline));
+    else if (h->hook == AS_HOOK_AUTO_DECIDE && h->role == AS_ROLE_SYSTEM)
+        by = json_string("rule:auto_decide");
+    else
+        by = json_string(actor);
+    json_object_set_new(e, "decided_by", by);
+    set_rule(e, c, h->hook, h->layer);
+    const as_hist_more *x = h->more;
+    if (x && x->why) json_object_set_new(e, "why", json_string(x->why));
+    if (x && x->has_refund) {
+        json_t *r = json_pack("{s:I, s:I, s:I, s:I, s:s}", "amount", (json_int_t)x->refund, "paid",
+                              (json_int_t)x->paid, "shipping_fee", (json_int_t)x->fee,
+                              "return_shipping", (json_int_t)x->return_ship, "source",
+                              refund_sources[x->refund_source]);
+        if (r && x->refund_source == AS_RS_RULE)
+            set_rule(r, c, AS_HOOK_REFUND_AMOUNT, (uint8_t)x->refund_layer);
+        json_object_set_new(e, "refund", r);
+    }
+    return e;
+}
+
 /* The case's schema fields with null for an absent one, then what only the case JSON shows:
  * its pinned rules, its deadline and its history. */
 json_t *as__case_json(const as_case *c)
@@ -352,12 +434,8 @@ json_t *as__case_json(const as_case *c)
         return NULL;
     }
     json_t *rules = json_object();
-    for (int l = 0; l < AS_LAYER_COUNT; l++) {
-        if (c->rules[l] == NULL) continue;
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s@%s", c->rules[l]->name, c->rules[l]->version);
-        json_object_set_new(rules, as__layer_name(l), json_string(buf));
-    }
+    for (int l = 0; l < AS_LAYER_COUNT; l++)
+        if (c->rules[l]) json_object_set_new(rules, as__layer_name(l), pack_json(c, l));
     json_object_set_new(o, "rules", rules);
     as_deadline_kind k = as__state_deadline(v->state);
     if (as__sched_pending(&c->deadline) && k != AS_DL_NONE)
@@ -366,20 +444,7 @@ json_t *as__case_json(const as_case *c)
     else
         json_object_set_new(o, "deadline", json_null());
     json_t *hist = json_array();
-    for (uint32_t i = 0; i < c->nhist; i++) {
-        const as_hist *h = &c->hist[i];
-        char actor[160];
-        if (h->actor_id)
-            snprintf(actor, sizeof actor, "%s:%s", as__role_name(h->role), h->actor_id);
-        else
-            snprintf(actor, sizeof actor, "%s", as__role_name(h->role));
-        json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s}", "at", (json_int_t)h->at_ms, "actor",
-                              actor, "action", as__action_name(h->action), "from",
-                              i == 0 ? "" : as__state_name(h->from), "to",
-                              as__state_name(h->to));
-        if (h->note) json_object_set_new(e, "note", json_string(h->note));
-        json_array_append_new(hist, e);
-    }
+    for (uint32_t i = 0; i < c->nhist; i++) json_array_append_new(hist, hist_json(c, &c->hist[i], i == 0));
     json_object_set_new(o, "history", hist);
     return o;
 }

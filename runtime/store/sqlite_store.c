@@ -61,7 +61,7 @@
 #define APP_ID 0x41534c31 /* "ASL1" */
 #define APP_ID_TEXT "1095978033" /* APP_ID in decimal, for the migration's PRAGMA */
 _Static_assert(APP_ID == 1095978033, "APP_ID_TEXT must spell APP_ID");
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;"
@@ -96,6 +96,12 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE INDEX idempotency_at ON idempotency(at);"
     "DELETE FROM outbox_acks WHERE key IN (SELECT key FROM outbox WHERE acked = 1);"
     "DELETE FROM outbox WHERE acked = 1;",
+    /* 4: provenance (docs/design.md#provenance). A case row and a history entry's row carry
+     * it after their schema-3 members (journal.c); the rows written before get "none": no
+     * deadline layer, the default refund, no refund layer; no hook, layer or deadline and no
+     * extra part. Every row then has the members, and a row cut short stays damaged. */
+    "UPDATE cases SET data = CAST(data || X'FF00FF' AS BLOB);"
+    "UPDATE events SET data = CAST(data || X'FFFFFF00' AS BLOB);",
 };
 
 enum {
@@ -655,7 +661,7 @@ static int migrate(sqlite_store *s, const char *path, int version, as_error *err
     if (!check) return as__err(err, AS_EIO, "%s: the database is damaged (quick_check failed)", path);
     /* each step's stamp, as SQL text of its own (a PRAGMA takes no bound parameter) */
 #define STAMP(v) "PRAGMA application_id = " APP_ID_TEXT "; PRAGMA user_version = " #v ";"
-    static const char *const stamps[] = {STAMP(1), STAMP(2), STAMP(3)};
+    static const char *const stamps[] = {STAMP(1), STAMP(2), STAMP(3), STAMP(4)};
     _Static_assert(sizeof stamps / sizeof stamps[0] == SCHEMA_VERSION, "a stamp per step");
 #undef STAMP
     for (int v = version; v < SCHEMA_VERSION; v++) {

@@ -536,7 +536,9 @@ class Endpoints(ApiCase):
             "rules": {"platform": "platform@3", "category": "apparel@2"},
             "deadline": {"kind": "merchant_response", "due": t + 48 * HOUR},
             "history": [{"at": t, "actor": "buyer:B1", "action": "open", "from": "",
-                         "to": "requested",
+                         "to": "requested", "decided_by": "buyer:B1",
+                         "refund": {"amount": 19900, "paid": 19900, "shipping_fee": 0,
+                                    "return_shipping": 0, "source": "default"},
                          "rules": {"platform": "platform@3", "category": "apparel@2"}}],
             "actions": ["revise", "withdraw"],
         })
@@ -557,15 +559,17 @@ class Endpoints(ApiCase):
         hist = c["history"]
 
         def step(key, action, payload=None, as_=None, state=None, version=None, deadline=None,
-                 actor=None, note=None):
+                 actor=None, note=None, refund=None):
             self.assertOk(self.act(cid, key, action, payload, as_=as_))
             c = self.get(cid)
             self.assertEqual((c["state"], c["version"]), (state, version), c)
             e = c["history"][-1]
             want = {"at": e["at"], "actor": actor, "action": action, "from": hist[-1]["to"],
-                    "to": state, "rules": c["rules"]}
+                    "to": state, "rules": c["rules"], "decided_by": actor}
             if note is not None:
                 want["note"] = note
+            if refund is not None:
+                want["refund"] = refund
             self.assertEqual(e, want)
             self.assertEqual(c["history"][:-1], hist)
             hist.append(e)
@@ -585,7 +589,10 @@ class Endpoints(ApiCase):
         step(B1, "ship_return", {"carrier": "SF", "tracking": "SF1", "shipping_cost": 1200},
              state="returning", version=3, deadline=("merchant_receive", 10 * DAY),
              actor="buyer:B1", note="SF SF1")
-        c = step(S1, "confirm_return", state="refunding", version=4, actor="merchant:S1")
+        # the refund as instructed, with its parts: the shipping back is the buyer's here
+        c = step(S1, "confirm_return", state="refunding", version=4, actor="merchant:S1",
+                 refund={"amount": 19900, "paid": 19900, "shipping_fee": 0,
+                         "return_shipping": 1200, "source": "default"})
         c = step(PLATFORM, "refund_succeeded", state="refunded", version=5, actor="platform")
         self.assertGreaterEqual(hist[-1]["at"], t0)
         self.assertEqual(c["remedy"], None)

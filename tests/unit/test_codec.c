@@ -563,13 +563,20 @@ START_TEST(codec_case_json_every_field_at_its_limit)
     as_sched s;
     as__sched_init(&s);
     ck_assert_int_eq(as__sched_add(&s, &c->deadline, AS_MAX_TIME), 0);
-    char note[AS_MAX_TEXT + 1];
+    char note[AS_MAX_TEXT + 1], why[AS_ANSWER_TEXT_MAX + 1];
+    memset(why, 'w', AS_ANSWER_TEXT_MAX);
+    why[AS_ANSWER_TEXT_MAX] = '\0';
+    as_hist_more more = {.why = why, .refund = AS_MAX_MONEY, .paid = AS_MAX_MONEY, .fee = 0,
+                         .return_ship = AS_MAX_MONEY, .refund_source = AS_RS_RULE,
+                         .refund_layer = AS_LAYER_MERCHANT, .has_refund = 1};
     as_hist hist[2] = {
-        {.at_ms = 0, .actor_id = "B1", .note = NULL, .action = AS_ACT_OPEN, .role = AS_ROLE_BUYER,
-         .from = AS_STATE_CLOSED, .to = AS_STATE_REQUESTED},
-        {.at_ms = AS_MAX_TIME, .actor_id = NULL, .note = (char *)fx_max_text(note, "n"),
+        {.at_ms = 0, .note = NULL, .action = AS_ACT_OPEN, .role = AS_ROLE_BUYER,
+         .from = AS_STATE_CLOSED, .to = AS_STATE_REQUESTED, .flags = AS_HF_PARTY,
+         .hook = AS_NONE_U8, .layer = AS_NONE_U8, .deadline = AS_NONE_U8},
+        {.at_ms = AS_MAX_TIME, .note = (char *)fx_max_text(note, "n"), .more = &more,
          .action = AS_ACT_AUTO_AGREE, .role = AS_ROLE_SYSTEM, .from = AS_STATE_REQUESTED,
-         .to = AS_STATE_AWAITING_RETURN},
+         .to = AS_STATE_AWAITING_RETURN, .hook = AS_HOOK_DEADLINES, .layer = AS_LAYER_PLATFORM,
+         .deadline = AS_DL_MERCHANT_RESPONSE},
     };
     c->hist = hist;
     c->nhist = 2;
@@ -596,11 +603,22 @@ START_TEST(codec_case_json_every_field_at_its_limit)
     ck_assert(json_equal(json_object_get(j, "deadline"), want_dl));
     json_t *h = json_object_get(j, "history");
     ck_assert_int_eq(json_array_size(h), 2);
-    json_t *want_h0 = json_pack("{s:I, s:s, s:s, s:s, s:s}", "at", (json_int_t)0, "actor",
-                                "buyer:B1", "action", "open", "from", "", "to", "requested");
-    json_t *want_h1 = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "at", (json_int_t)AS_MAX_TIME,
-                                "actor", "system", "action", "auto_agree", "from", "requested",
-                                "to", "awaiting_return", "note", note);
+    json_t *want_h0 = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "at", (json_int_t)0, "actor",
+                                "buyer:B1", "action", "open", "from", "", "to", "requested",
+                                "decided_by", "buyer:B1");
+    /* the deadline that fired, the rule that set its duration, the why and the refund's parts
+     * at their limits */
+    json_t *want_h1 = json_pack(
+        "{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:s, s:s, "
+        "s:s, s:s}}",
+        "at", (json_int_t)AS_MAX_TIME, "actor", "system", "action", "auto_agree", "from",
+        "requested", "to", "awaiting_return", "note", note, "decided_by",
+        "deadline:merchant_response", "hook", "deadlines", "layer", "platform", "pack",
+        "platform@1.0", "why", why, "refund", "amount", (json_int_t)AS_MAX_MONEY, "paid",
+        (json_int_t)AS_MAX_MONEY, "shipping_fee", (json_int_t)0, "return_shipping",
+        (json_int_t)AS_MAX_MONEY, "source", "rule", "hook", "refund_amount", "layer", "merchant",
+        "pack", "m@v-32");
+    ck_assert_ptr_nonnull(want_h1);
     ck_assert(json_equal(json_array_get(h, 0), want_h0));
     ck_assert(json_equal(json_array_get(h, 1), want_h1));
 

@@ -141,13 +141,30 @@ static void at_limits(as_case *c, char texts[AS_MAX_EVIDENCE][AS_MAX_TEXT + 1])
     c->ended_at = AS_MAX_TIME;
     c->repair_since = 0;
     c->repair_days = 365;
+    c->deadline_layer = AS_LAYER_MERCHANT;
+    c->refund_source = AS_RS_COUNT - 1;
+    c->refund_layer = AS_LAYER_MERCHANT;
     char note[AS_MAX_TEXT + 1];
     for (uint32_t i = 0; i < c->nhist; i++) {
         as__free(c->hist[i].note);
         c->hist[i].note = as__strdup(fx_max_text(note, "n"));
-        c->hist[i].flags = AS_HF_DROPPED;
+        c->hist[i].flags |= AS_HF_DROPPED | AS_HF_FAILED;
     }
     c->hist[1].at_ms = AS_MAX_TIME;
+    /* the provenance at its bounds: the last hook, layer and deadline kind, a 256-byte why */
+    c->hist[1].hook = AS_HOOK_COUNT - 1;
+    c->hist[1].layer = AS_LAYER_MERCHANT;
+    c->hist[1].deadline = AS_DL_COUNT - 1;
+    as__free(c->hist[1].more);
+    as_hist_more *m = as__malloc(sizeof *m + AS_ANSWER_TEXT_MAX + 1);
+    ck_assert_ptr_nonnull(m);
+    *m = (as_hist_more){.why = (char *)(m + 1), .refund = AS_MAX_MONEY, .paid = AS_MAX_MONEY,
+                        .fee = AS_MAX_MONEY, .return_ship = AS_MAX_MONEY,
+                        .refund_source = AS_RS_COUNT - 1, .refund_layer = AS_LAYER_MERCHANT,
+                        .has_refund = 1};
+    memset(m->why, 'w', AS_ANSWER_TEXT_MAX);
+    m->why[AS_ANSWER_TEXT_MAX] = '\0';
+    c->hist[1].more = m;
 }
 
 /* The stand-in for the store's pins: the original case's pack for a layer when the name and
@@ -163,7 +180,10 @@ static as_pack *pin_of(void *ctx, int layer, const char *shop, const char *name,
 
 static void free_restored(as_case *c)
 {
-    for (uint32_t i = 0; i < c->nhist; i++) as__free(c->hist[i].note);
+    for (uint32_t i = 0; i < c->nhist; i++) {
+        as__free(c->hist[i].note);
+        as__free(c->hist[i].more);
+    }
     as__free(c->hist);
     as__free(c->v.evidence);
     as__free(c);
@@ -285,11 +305,22 @@ START_TEST(journal_case_and_history_round_trip_at_limits)
     ck_assert_int_eq(got->repair_days, 365);
     ck_assert_str_eq(got->category, "apparel");
     for (int i = 0; i < 2; i++) {
-        ck_assert_uint_eq(got->hist[i].flags, AS_HF_DROPPED);
+        ck_assert_uint_eq(got->hist[i].flags, c->hist[i].flags);
         ck_assert_str_eq(got->hist[i].note, c->hist[i].note);
         ck_assert_ptr_ne(got->hist[i].note, c->hist[i].note); /* its own copy */
-        ck_assert_ptr_eq(got->hist[i].actor_id, c->hist[i].actor_id); /* interned */
+        ck_assert_uint_eq(got->hist[i].hook, c->hist[i].hook);
+        ck_assert_uint_eq(got->hist[i].layer, c->hist[i].layer);
+        ck_assert_uint_eq(got->hist[i].deadline, c->hist[i].deadline);
     }
+    ck_assert_uint_eq(got->deadline_layer, AS_LAYER_MERCHANT);
+    ck_assert_uint_eq(got->refund_source, AS_RS_COUNT - 1);
+    ck_assert_uint_eq(got->refund_layer, AS_LAYER_MERCHANT);
+    const as_hist_more *gm = got->hist[1].more, *cm = c->hist[1].more;
+    ck_assert_ptr_nonnull(gm);
+    ck_assert_str_eq(gm->why, cm->why);
+    ck_assert(gm->refund == cm->refund && gm->paid == cm->paid && gm->fee == cm->fee &&
+              gm->return_ship == cm->return_ship && gm->refund_source == cm->refund_source &&
+              gm->refund_layer == cm->refund_layer && gm->has_refund == 1);
     json_t *a = view_sans_deadline(c), *g = view_sans_deadline(got);
     char *as = json_dumps(a, JSON_COMPACT), *gs = json_dumps(g, JSON_COMPACT);
     ck_assert_msg(json_equal(a, g), "\nwrote %.400s\n read %.400s", as, gs);
@@ -362,8 +393,17 @@ START_TEST(journal_size_and_bound_cover_what_is_written)
         ck_assert_ptr_nonnull(c->hist);
         c->caphist++;
     }
-    c->hist[c->nhist++] = (as_hist){FX_T0 + 5 * AS_DAY, c->order->buyer, as__strdup(note),
-                                    AS_ACT_REVISE, AS_ROLE_BUYER, c->v.state, c->v.state, 0};
+    /* a new entry with the longest note and the largest extra part */
+    as_hist_more *big = as__malloc(sizeof *big + AS_ANSWER_TEXT_MAX + 1);
+    ck_assert_ptr_nonnull(big);
+    *big = (as_hist_more){.why = (char *)(big + 1), .refund = AS_MAX_MONEY,
+                          .paid = AS_MAX_MONEY, .fee = AS_MAX_MONEY,
+                          .return_ship = AS_MAX_MONEY, .has_refund = 1};
+    memset(big->why, 'w', AS_ANSWER_TEXT_MAX);
+    big->why[AS_ANSWER_TEXT_MAX] = '\0';
+    c->hist[c->nhist++] = (as_hist){FX_T0 + 5 * AS_DAY, as__strdup(note), big, AS_ACT_REVISE,
+                                    AS_ROLE_BUYER, c->v.state, c->v.state, AS_HF_PARTY, AS_NONE_U8,
+                                    AS_NONE_U8, AS_NONE_U8};
     as__journal_case(&b, c);
     ck_assert_msg(bound >= b.len, "bound %zu, written %zu", bound, b.len);
     ck_assert_uint_gt(b.len, plain);

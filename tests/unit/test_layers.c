@@ -52,7 +52,7 @@ static void done(stack *s)
 static int note_has(const stack *s, const char *needle)
 {
     for (int i = 0; i < s->L.nnotes; i++)
-        if (strstr(s->L.notes[i], needle)) return 1;
+        if (strstr(s->L.notes[i].text, needle)) return 1;
     return 0;
 }
 
@@ -164,7 +164,7 @@ START_TEST(layers_merchant_may_not_refuse_what_was_allowed)
         ck_assert_int_eq(as__layers_eligibility(&s.L, &s.err), 0);
         ck_assert_int_eq(s.L.dropped, 1);
         ck_assert_int_eq(s.L.nnotes, 1);
-        ck_assert_msg(note_has(&s, "eligibility"), "note: %s", s.L.notes[0]);
+        ck_assert_msg(note_has(&s, "eligibility"), "note: %s", s.L.notes[0].text);
         done(&s);
     }
     /* refusing what was refused already changes nothing: the earlier word stays */
@@ -442,7 +442,7 @@ START_TEST(layers_throwing_merchant_hook_is_dropped_with_note)
     ck_assert_int_eq(prio, 2);
     ck_assert_int_eq(s.L.nnotes, 1);
     ck_assert_msg(note_has(&s, "merchant") && note_has(&s, "priority exploded"), "note: %s",
-                  s.L.notes[0]);
+                  s.L.notes[0].text);
     ck_assert_uint_eq(s.L.failures[AS_LAYER_MERCHANT], 1);
     ck_assert_uint_eq(s.L.failures[AS_LAYER_PLATFORM], 0);
     ck_assert_uint_eq(s.L.dropped, 1);
@@ -473,7 +473,7 @@ START_TEST(layers_looping_merchant_hook_is_dropped_with_note)
     int given;
     ck_assert_int_eq(deadline(&s, AS_DL_MERCHANT_RESPONSE, &given), 48 * AS_HOUR);
     ck_assert_int_eq(s.L.nnotes, 1);
-    ck_assert_msg(note_has(&s, "instruction budget"), "note: %s", s.L.notes[0]);
+    ck_assert_msg(note_has(&s, "instruction budget"), "note: %s", s.L.notes[0].text);
     done(&s);
 }
 END_TEST

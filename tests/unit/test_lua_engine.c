@@ -63,7 +63,7 @@ START_TEST(lua_engine_loads_bundled_packs)
         {"apparel", "apparel", "2", H(ELIGIBILITY)},
         {"electronics", "electronics", "2",
          H(ORDER_CHECK) | H(ELIGIBILITY) | H(INSPECTION) | H(ON_INSPECTION)},
-        {"fresh_food", "fresh_food", "3",
+        {"fresh_food", "fresh_food", "4",
          H(ELIGIBILITY) | H(DEADLINES) | H(REFUND_AMOUNT) | H(AUTO_DECIDE)},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {

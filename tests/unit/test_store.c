@@ -425,7 +425,7 @@ START_TEST(store_new_file_gets_schema)
 
     /* the file is marked as aftersale's, schema 3, with the tables of sqlite_store.c */
     ck_assert_int_eq(sql_int(path, "PRAGMA application_id"), 0x41534c31);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
                                    " name IN ('meta', 'orders', 'cases', 'events', 'outbox',"
                                    " 'outbox_acks', 'idempotency', 'packs')"),
@@ -495,9 +495,9 @@ START_TEST(store_newer_schema_refused)
     path_of(path, sizeof path, "newer.db");
     as_store *s = open_ok(path);
     s->engine->close(s);
-    sql_exec(path, "PRAGMA user_version = 4;");
+    sql_exec(path, "PRAGMA user_version = 5;");
     assert_refused_untouched(path, "newer");
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 5);
 }
 END_TEST
 
@@ -530,7 +530,7 @@ START_TEST(store_schema_1_file_migrates_keeping_rows)
              "INSERT INTO outbox VALUES('C2:refund', 'refund', 'C2', 500, 1);");
     ck_assert_int_eq(0x41534c31, 1095978033);
     as_store *s = open_ok(path);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
     static const char *const kept[] = {"reserve 1 0", "order [o1]",
                                        "outbox C1:refund refund C1 19900", NULL};
     assert_loads(s, kept);
@@ -545,7 +545,7 @@ START_TEST(store_schema_1_file_migrates_keeping_rows)
     s = open_ok(path); /* migrated once: opening again changes nothing */
     assert_loads(s, acked);
     s->engine->close(s);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM outbox_acks"), 1);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM outbox WHERE key = 'C2:refund'"), 0);
     as__wbuf_free(&b);

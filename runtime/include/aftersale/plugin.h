@@ -91,7 +91,8 @@ struct as_refusal {
     const char *message;
 };
 
-/* auto_decide's answer: action is "agree" or "reject", reason for a reject. */
+/* auto_decide's answer: action is "agree" or "reject"; reason is a reject's reason, and for
+ * an agree the why the case history shows beside it (docs/design.md#provenance), or NULL. */
 struct as_decision {
     const char *action;
     const char *reason;
