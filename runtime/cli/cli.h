@@ -3,6 +3,7 @@
 #define AS_CLI_H
 
 #include <stddef.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "aftersale/aftersale.h"
@@ -15,12 +16,15 @@ typedef struct as_run_opts {
     int nnative;
     long lua_instructions; /* 0: the default */
     size_t lua_memory;     /* 0: the default */
+    int explain;           /* print each step's decisions (docs/design.md#provenance) */
 } as_run_opts;
 
 #define AS_RUN_OPTIONS_HELP                                                                \
     "  --lua-instructions N  instruction budget per Lua hook call (default 1000000)\n"      \
     "  --lua-memory BYTES    memory cap per Lua pack (default 33554432, 32 MiB)\n"      \
-    "  --native CATEGORY     run CATEGORY on its native plugin in every scenario\n"
+    "  --native CATEGORY     run CATEGORY on its native plugin in every scenario\n"     \
+    "  -v, --explain         after each step, each decision it led to: who or what\n"   \
+    "                        decided, under which pack, why, and the refund's parts\n"
 
 int as__cli_run(int argc, char **argv);
 int as__cli_test(int argc, char **argv);
@@ -32,6 +36,12 @@ int as__run_opts_parse(as_run_opts *ro, int argc, char **argv, void (*help)(FILE
 /* Runs scenario files, prints the summary line; returns the exit status of `run`. */
 int as__run_files(char **files, int n, const as_run_opts *ro);
 int as__cli_check(int argc, char **argv);
+/* explain.c: history entries (docs/design.md#provenance) as one line each, times as offsets
+ * from `start_ms`. as__explain_history prints entries from index `from` on and returns the
+ * history's length. */
+void as__explain_entry(FILE *f, const char *case_id, int64_t start_ms, json_t *entry);
+size_t as__explain_history(FILE *f, const char *case_id, int64_t start_ms, json_t *history,
+                           size_t from);
 /* `aftersale simulate` (simulate.c): seeded synthetic traffic on a virtual clock. */
 int as__cli_simulate(int argc, char **argv);
 /* `aftersale db` (db.c) and its check and export (db_check.c, db_export.c). */

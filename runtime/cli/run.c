@@ -30,6 +30,8 @@ typedef struct scenario {
     int manual_pay;
     step *steps;
     size_t nsteps;
+    const char **cases; /* the ids its steps open, for --explain; borrowed from doc */
+    size_t ncases;
     int failures;
 } scenario;
 
@@ -62,8 +64,17 @@ static const char *const step_keys_act[] = {"at",      "do",      "as",         
                                             "payload", "version", "expect_error", NULL};
 static const char *const step_keys_load[] = {"at", "do", "shop", "path", "expect_error", NULL};
 static const char *const step_keys_expect[] = {"at", "expect", NULL};
-static const char *const expect_case_keys[] = {"case",     "state",  "refund_amount",
-                                               "deadline", "remedy", "priority", NULL};
+static const char *const expect_case_keys[] = {"case",     "state",    "refund_amount", "deadline",
+                                               "remedy",   "priority", "history",       NULL};
+/* what an expected history entry may name (docs/design.md#provenance) */
+static const char *const expect_entry_keys[] = {
+    "actor", "action", "from", "to", "note", "decided_by", "hook", "layer", "pack", "why",
+    "refund", "dropped", NULL};
+static const char *const expect_refund_keys[] = {"amount", "paid", "shipping_fee",
+                                                 "return_shipping", "source", "hook", "layer",
+                                                 "pack", NULL};
+static const char *const expect_dropped_keys[] = {"hook", "layer", "pack", "failed", "where",
+                                                  NULL};
 static const char *const expect_metric_keys[] = {
     "shop",        "orders",           "cases_opened",        "refunds",
     "dispute_refunds", "auto_agreed",  "after_sales_rate",    "refund_rate",
@@ -73,6 +84,27 @@ static int need_string(const scenario *s, int idx, json_t *obj, const char *key)
 {
     if (!json_is_string(json_object_get(obj, key)))
         return parse_error(s, idx, "'%s' must be a string", key);
+    return 0;
+}
+
+/* `"history": [{entry}, ...]`: entries to find in the case's history, in that order. */
+static int validate_history(const scenario *s, int idx, json_t *h)
+{
+    if (h == NULL) return 0;
+    if (!json_is_array(h)) return parse_error(s, idx, "'%s' must be a list of entries", "history");
+    size_t i;
+    json_t *e;
+    json_array_foreach(h, i, e)
+    {
+        if (!json_is_object(e))
+            return parse_error(s, idx, "'%s' must be a list of entries", "history");
+        if (only_keys(s, idx, e, expect_entry_keys)) return -1;
+        json_t *r = json_object_get(e, "refund"), *d = json_object_get(e, "dropped");
+        if (r && (!json_is_object(r) || only_keys(s, idx, r, expect_refund_keys)))
+            return json_is_object(r) ? -1 : parse_error(s, idx, "'%s' must be an object", "refund");
+        if (d && (!json_is_object(d) || only_keys(s, idx, d, expect_dropped_keys)))
+            return json_is_object(d) ? -1 : parse_error(s, idx, "'%s' must be an object", "dropped");
+    }
     return 0;
 }
 
@@ -99,7 +131,7 @@ static int validate_step(const scenario *s, int idx, json_t *st)
             return 0;
         }
         if (only_keys(s, idx, ex, expect_case_keys) || need_string(s, idx, ex, "case")) return -1;
-        return 0;
+        return validate_history(s, idx, json_object_get(ex, "history"));
     }
     if (!json_is_string(doj)) return parse_error(s, idx, "'%s' must be a string", "do");
     const char *d = json_string_value(doj);
@@ -190,13 +222,18 @@ static int load_scenario(scenario *s, const char *file)
     if (!json_is_array(steps)) return parse_error(s, 0, "'steps' must be a list%s", "");
     s->nsteps = json_array_size(steps);
     s->steps = as_calloc(s->nsteps + 1, sizeof *s->steps);
-    if (s->steps == NULL) return parse_error(s, 0, "out of memory%s", "");
+    s->cases = as_calloc(s->nsteps + 1, sizeof *s->cases);
+    if (s->steps == NULL || s->cases == NULL) return parse_error(s, 0, "out of memory%s", "");
     for (size_t i = 0; i < s->nsteps; i++) {
         json_t *st = json_array_get(steps, i);
         step *p = &s->steps[i];
         p->index = (int)i + 1;
         p->j = st;
         if (validate_step(s, p->index, st)) return -1;
+        const char *opened = json_string_value(json_object_get(json_object_get(st, "case"), "id"));
+        const char *d = json_string_value(json_object_get(st, "do"));
+        if (opened && d && strcmp(d, "case.open") == 0)
+            s->cases[s->ncases++] = opened;
         p->at_text = json_string_value(json_object_get(st, "at"));
         if (as_duration_parse(p->at_text, &p->at_ms))
             return parse_error(s, p->index, "bad duration '%s' in 'at' (like 90s, 48h, 7d12h)",
@@ -267,6 +304,37 @@ static int same_json(json_t *want, json_t *got)
     return json_equal(want, got);
 }
 
+/* 1 when every key of `want` is in `got` with the same value, objects compared the same way. */
+static int subset(json_t *want, json_t *got)
+{
+    if (!json_is_object(want)) return got && same_json(want, got);
+    if (!json_is_object(got)) return 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(want, k, v) if (!subset(v, json_object_get(got, k))) return 0;
+    return 1;
+}
+
+/* The expected entries, each matched by a later entry of the history than the one before. */
+static void check_history(scenario *s, const step *st, const char *id, json_t *want, json_t *got)
+{
+    size_t i, at = 0, n = json_array_size(got);
+    json_t *w;
+    json_array_foreach(want, i, w)
+    {
+        while (at < n && !subset(w, json_array_get(got, at))) at++;
+        if (at < n) {
+            at++;
+            continue;
+        }
+        char *t = json_dumps(w, JSON_COMPACT);
+        fail(s, st, "case %s: expected a history entry %s after the ones matched before it, found "
+                    "none", id, t);
+        as_free(t);
+        return;
+    }
+}
+
 static void check_fields(scenario *s, const step *st, const char *what, json_t *want, json_t *got,
                          const char *skip)
 {
@@ -274,7 +342,7 @@ static void check_fields(scenario *s, const step *st, const char *what, json_t *
     json_t *v;
     json_object_foreach(want, k, v)
     {
-        if (strcmp(k, skip) == 0) continue;
+        if (strcmp(k, skip) == 0 || strcmp(k, "history") == 0) continue;
         json_t *g = json_object_get(got, k);
         if (strcmp(k, "deadline") == 0 && json_is_object(g)) g = json_object_get(g, "kind");
         if (g == NULL) g = json_null();
@@ -312,9 +380,34 @@ static void check_expect(as_runtime *rt, scenario *s, const step *st)
     json_t *got = json_loads(text, 0, NULL);
     char what[300];
     snprintf(what, sizeof what, "case %s", id);
+    int before = s->failures;
     check_fields(s, st, what, ex, got, "case");
+    if (json_object_get(ex, "history"))
+        check_history(s, st, id, json_object_get(ex, "history"), json_object_get(got, "history"));
+    /* what was found is shown with the decisions that led to it */
+    if (s->failures > before) {
+        printf("  the history of %s:\n", id);
+        as__explain_history(stdout, id, s->start_ms, json_object_get(got, "history"), 0);
+    }
     json_decref(got);
     as_free(text);
+}
+
+/* --explain: the entries each case gained since the last step (a deadline's included), under
+ * the step that led to them. `shown` holds, per case of the scenario, how many were printed. */
+static void explain_step(as_runtime *rt, const scenario *s, const step *st, size_t *shown)
+{
+    int header = 0;
+    for (size_t i = 0; i < s->ncases; i++) {
+        char *text = as_case_get_json(rt, s->cases[i]);
+        json_t *c = text ? json_loads(text, 0, NULL) : NULL;
+        json_t *h = json_object_get(c, "history");
+        if (json_array_size(h) > shown[i] && !header++)
+            printf("%s: step %d (at %s)\n", s->file, st->index, st->at_text);
+        if (h) shown[i] = as__explain_history(stdout, s->cases[i], s->start_ms, h, shown[i]);
+        json_decref(c);
+        as_free(text);
+    }
 }
 
 /* A category's native plugin from <plugins>/<category>/<category>.so, in place of its Lua
@@ -370,10 +463,17 @@ static int run_scenario(scenario *s, const as_run_opts *ro)
             return -1;
         }
     }
+    size_t *shown = ro->explain ? as_calloc(s->ncases + 1, sizeof *shown) : NULL; /* owned */
+    if (ro->explain && shown == NULL) {
+        fprintf(stderr, "%s: out of memory\n", s->file);
+        as_runtime_free(rt);
+        return -1;
+    }
     for (size_t i = 0; i < s->nsteps; i++) {
         const step *st = &s->steps[i];
         as_runtime_advance(rt, s->start_ms + st->at_ms);
         if (json_object_get(st->j, "do") == NULL) {
+            if (shown) explain_step(rt, s, st, shown);
             check_expect(rt, s, st);
             continue;
         }
@@ -387,7 +487,9 @@ static int run_scenario(scenario *s, const as_run_opts *ro)
             fail(s, st, "%s: expected error %s, but the command succeeded", d, want);
         else if (want && strcmp(want, as_err_name(rc)) != 0)
             fail(s, st, "%s: expected error %s, got %s: %s", d, want, as_err_name(rc), err.msg);
+        if (shown) explain_step(rt, s, st, shown);
     }
+    as_free(shown);
     as_runtime_free(rt);
     return 0;
 }
@@ -405,6 +507,7 @@ int as__run_files(char **files, int n, const as_run_opts *ro)
             passed++;
         }
         as_free(s.steps);
+        as_free(s.cases);
         json_decref(s.doc);
     }
     printf("%d passed, %d failed\n", passed, failed + broken);
@@ -447,12 +550,14 @@ int as__run_opts_parse(as_run_opts *ro, int argc, char **argv, void (*help)(FILE
         {"lua-instructions", required_argument, NULL, 'i'},
         {"lua-memory", required_argument, NULL, 'm'},
         {"native", required_argument, NULL, 'n'},
+        {"explain", no_argument, NULL, 'v'},
+        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     *ro = (as_run_opts){.packs = as__cli_packs_dir(), .plugins = as__cli_plugin_dir()};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
         case 'p': ro->packs = optarg; break;
@@ -476,6 +581,7 @@ int as__run_opts_parse(as_run_opts *ro, int argc, char **argv, void (*help)(FILE
             else ro->lua_memory = (size_t)v;
             break;
         }
+        case 'v': ro->explain = 1; break;
         case 'h': help(stdout); return 0;
         default: help(stderr); return 2;
         }
