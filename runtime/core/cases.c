@@ -76,7 +76,7 @@ void as__case_free(as_case *c)
     if (c == NULL) return;
     for (uint32_t i = 0; i < c->nhist; i++) {
         as__free(c->hist[i].note);
-        as__free(c->hist[i].more);
+        as__free(c->hist[i].why);
     }
     as__free(c->hist);
     as__free(c->v.evidence);
@@ -119,18 +119,14 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     c->opened_at = t.now;
     rc = as__claim(&t);
     as__account_layers(rt, &t.L);
-    as_hist_more *more = NULL; /* owned here until the entry takes it */
     /* the map takes the case once everything after it has room: then nothing can fail */
-    if (rc == 0 && (as__txn_room(&t, 1, 0) != 0 ||
-                    as__txn_more(&t, AS_ACT_OPEN, AS_STATE_REQUESTED, AS_STATE_REQUESTED, &more) != 0 ||
-                    as__worklist_reserve(&o->shop_ref->cases) != 0 ||
+    if (rc == 0 && (as__txn_room(&t, 1, 0) != 0 || as__worklist_reserve(&o->shop_ref->cases) != 0 ||
                     as__strmap_put(&rt->cases, c) != 0 ||
                     (t.deadline_ms >= 0 && as__schedule(rt, c, t.now + t.deadline_ms) != 0)))
         rc = as__err(err, AS_ENOMEM, "out of memory");
     if (rc) {
         as__strmap_del(&rt->cases, c->id);
         as__txn_abort(&t);
-        as__free(more);
         as__case_free(c);
         return rc;
     }
@@ -142,7 +138,7 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     c->refund_source = t.refund_source;
     c->refund_layer = t.refund_layer;
     if (t.deadline_ms >= 0) c->deadline_layer = t.deadline_layer;
-    as__hist_append(&t, &cmd->who, AS_ACT_OPEN, AS_STATE_REQUESTED, AS_STATE_REQUESTED, NULL, more);
+    as__hist_append(&t, &cmd->who, AS_ACT_OPEN, AS_STATE_REQUESTED, AS_STATE_REQUESTED, NULL, NULL);
     as__worklist_add(&o->shop_ref->cases, c);
     as__txn_notes(&t, NULL, AS_ACT_OPEN);
     as__count_attempt(rt, c);

@@ -82,36 +82,62 @@ typedef enum {
     AS_RS_COUNT
 } as_refund_source;
 
-/* What only some entries carry, allocated apart so that an entry without it stays small. */
-typedef struct as_hist_more {
-    char *why;             /* in this block, or NULL: the deciding hook's own words */
-    int64_t refund;        /* fen: the amount as the entry left it */
-    int64_t paid;          /* fen: paid for the case's units */
-    int64_t fee;           /* fen: the order's shipping fee, when it goes back */
-    int64_t return_ship;   /* fen: what the buyer paid to ship back */
-    int8_t refund_layer;   /* the layer whose refund_amount stood, or -1 */
-    uint8_t refund_source; /* as_refund_source */
-    uint8_t has_refund;    /* the refund members are set */
-} as_hist_more;
-
+/* One entry of a case's history with its provenance (docs/design.md#provenance), in 40 bytes:
+ * every open case holds one, and what the history shows that the case already knows (what
+ * was paid, the fee, the return shipping) is a flag here, not a copy. */
 typedef struct as_hist {
     int64_t at_ms;
-    char *note;         /* owned, or NULL */
-    as_hist_more *more; /* owned (one block with its why), or NULL */
+    int64_t refund; /* fen, with AS_HF_REFUND: the refund as the entry left it */
+    char *note;     /* owned, or NULL */
+    char *why;      /* owned, or NULL: the deciding hook's own words */
     uint8_t action, role, from, to;
-    uint8_t flags; /* AS_HF_* */
-    /* provenance (docs/design.md#provenance): the hook whose answer decided the entry and the
-     * layer that gave it (for a dropped or failed note: the hook and layer dropped), the
-     * deadline that fired; AS_NONE_U8 when none */
-    uint8_t hook, layer, deadline;
+    uint8_t flags;     /* AS_HF_* */
+    uint8_t rule;      /* as__hist_rule: the hook whose answer decided the entry and its layer
+                        * (for a dropped answer, the hook and layer dropped) */
+    uint8_t refund_by; /* with AS_HF_REFUND, as__hist_refund_by: where the amount came from */
+    uint8_t deadline;  /* the deadline kind that fired, or AS_NONE_U8 */
 } as_hist;
 
 enum {
-    AS_HF_DROPPED = 1, /* the note records a dropped rule answer or a failed hook */
-    AS_HF_FAILED = 2,  /* with DROPPED: the hook failed (threw, ran out of budget) */
-    AS_HF_PARTY = 4,   /* the actor is the order's buyer or shop, as `role` says: an entry
-                        * keeps no id of its own, since checks 4 made sure the two are equal */
+    AS_HF_DROPPED = 1,      /* the note records a dropped rule answer or a failed hook */
+    AS_HF_FAILED = 2,       /* with DROPPED: the hook failed (threw, ran out of budget) */
+    AS_HF_PARTY = 4,        /* the actor is the order's buyer or shop, as `role` says: an entry
+                             * keeps no id of its own, since checks 4 made sure the two are equal */
+    AS_HF_REFUND = 8,       /* the entry shows the refund (`refund`, `refund_by`) */
+    AS_HF_FEE = 16,         /* with REFUND: the order's shipping fee is part of it */
+    AS_HF_RETURN_SHIP = 32, /* with REFUND: the case's return shipping is known (shown as a part) */
+    AS_HF_ALL = 63,
 };
+
+/* `rule`: hook in the low 4 bits (0xF none), layer in bits 4-5 (3 none), bits 6-7 set, so
+ * that no hook and no layer is AS_NONE_U8. Hooks and layers are AS_NONE_U8 when none. */
+static inline uint8_t as__hist_rule(int hook, int layer)
+{
+    return (uint8_t)(0xC0 | (hook == AS_NONE_U8 ? 0xF : hook) | (layer == AS_NONE_U8 ? 3 : layer) << 4);
+}
+static inline int as__hist_hook(uint8_t rule)
+{
+    return (rule & 0xF) == 0xF ? AS_NONE_U8 : rule & 0xF;
+}
+static inline int as__hist_layer(uint8_t rule)
+{
+    return (rule >> 4 & 3) == 3 ? AS_NONE_U8 : rule >> 4 & 3;
+}
+/* `refund_by`: as_refund_source in the low 2 bits, the layer of an AS_RS_RULE in bits 2-3
+ * (3 none), the high bits set. */
+static inline uint8_t as__hist_refund_by(int source, int layer)
+{
+    return (uint8_t)(0xF0 | source | (layer == AS_NONE_U8 ? 3 : layer) << 2);
+}
+_Static_assert(AS_RS_COUNT <= 4, "a refund source is 2 bits of refund_by");
+static inline int as__hist_refund_source(uint8_t by)
+{
+    return by & 3;
+}
+static inline int as__hist_refund_layer(uint8_t by)
+{
+    return (by >> 2 & 3) == 3 ? AS_NONE_U8 : by >> 2 & 3;
+}
 
 typedef struct as_case {
     as_sched_node deadline; /* first: the scheduler hands back this pointer */

@@ -19,7 +19,6 @@ typedef struct as_txn {
     as_case *c;
     as_cmd *cmd; /* NULL for a system action without a payload */
     as_case_vals nv;
-    as_layers L;
     as_error *err;
     int64_t now;
     int inspect_asked, inspect_yes;
@@ -27,10 +26,13 @@ typedef struct as_txn {
     char **new_evidence; /* owned until commit */
     int64_t deadline_ms; /* -1: no deadline in the new state */
     int decision;        /* auto_decide on open and revise: 0 none, 1 agree, 2 reject */
-    char decide_reason[AS_ANSWER_TEXT_MAX + 1];
     /* staged with nv (docs/design.md#provenance): the layer that set the new deadline's
      * duration, and where the refund amount came from */
     uint8_t deadline_layer, refund_source, refund_layer;
+    /* the large members last: as__txn_init clears what comes before L, and L and the
+     * reason are set up apart (a command's every transaction pays for what it clears) */
+    as_layers L;
+    char decide_reason[AS_ANSWER_TEXT_MAX + 1];
 } as_txn;
 
 /* facts.c */
@@ -62,14 +64,11 @@ int as__txn_room(as_txn *t, uint32_t entries, size_t note_bytes);
 /* Commits the staged transition to state `to`; `note` (may be NULL) is taken over either way.
  * 0, or AS_ENOMEM with nothing changed. */
 int as__txn_commit(as_txn *t, const as_principal *who, int action, int to, char *note);
-/* The extra part of the entry a commit of t appends (docs/design.md#provenance): its why and
- * the refund's parts where the command set or moved the amount. *out NULL when it has
- * neither; 0, or AS_ENOMEM. */
-int as__txn_more(const as_txn *t, int action, int from, int to, as_hist_more **out);
-/* Appends a history entry in the room as__txn_room made, with t's provenance; `note` and
- * `more` are taken over. */
+/* Appends a history entry in the room as__txn_room made, with t's provenance
+ * (docs/design.md#provenance): its rule, its deadline, and the refund where the command set,
+ * moved or instructs it. `note` and `why` are taken over. */
 void as__hist_append(const as_txn *t, const as_principal *who, int action, int from, int to,
-                     char *note, as_hist_more *more);
+                     char *note, char *why);
 /* Moves the layers' notes into the history as dropped-answer entries. */
 void as__txn_notes(as_txn *t, const as_principal *who, int action);
 void as__account_layers(as_runtime *rt, const as_layers *L);

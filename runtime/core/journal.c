@@ -11,10 +11,11 @@
 #include "fields.h"
 #include "journal.h"
 #include "limits.h"
+#include "layers.h"
 #include "pack.h"
 
-/* The most bytes an entry's extra part adds to its row: its why and the refund's parts. */
-#define HIST_MORE_BOUND (48 + AS_ANSWER_TEXT_MAX)
+/* The most bytes an entry's why adds to its row beyond what an entry without one writes. */
+#define HIST_WHY_BOUND AS_ANSWER_TEXT_MAX
 
 /* ==========================================================================================
  * The fixed-width members: fields.h's AS_STORED_* lists, written and read by one macro each
@@ -131,22 +132,12 @@ static void put_hist(as_wbuf *b, const as_case *c, uint32_t n, const as_hist *h)
     as__wbuf_u8(b, h->to);
     as__wbuf_u8(b, h->flags & (uint8_t)~AS_HF_PARTY); /* the actor says it */
     /* schema 4: the provenance (docs/design.md#provenance); the migration to it appends
-     * "none" (FF FF FF 00) to the rows written before */
-    as__wbuf_u8(b, h->hook);
-    as__wbuf_u8(b, h->layer);
+     * "none" to the rows written before: FF FF FF, a NULL why (FF FF FF FF), refund 0 */
+    as__wbuf_u8(b, h->rule);
+    as__wbuf_u8(b, h->refund_by);
     as__wbuf_u8(b, h->deadline);
-    const as_hist_more *x = h->more;
-    as__wbuf_u8(b, x != NULL);
-    if (x) {
-        as__wbuf_str(b, x->why);
-        as__wbuf_u8(b, x->has_refund);
-        as__wbuf_i64(b, x->refund);
-        as__wbuf_i64(b, x->paid);
-        as__wbuf_i64(b, x->fee);
-        as__wbuf_i64(b, x->return_ship);
-        as__wbuf_u8(b, x->refund_source);
-        as__wbuf_u8(b, (uint8_t)x->refund_layer);
-    }
+    as__wbuf_str(b, h->why);
+    as__wbuf_i64(b, h->refund);
     put_blob_end(b, m);
 }
 
@@ -201,7 +192,7 @@ size_t as__journal_case_bound(as_case *c, const as_case_vals *v, uint32_t more, 
                  .role = strlen(c->order->buyer) > strlen(c->order->shop) ? AS_ROLE_BUYER
                                                                           : AS_ROLE_MERCHANT};
     for (uint32_t i = 0; i < more; i++) put_hist(&m, c, c->nhist + i, &h);
-    return m.len + note_bytes + (size_t)more * HIST_MORE_BOUND;
+    return m.len + note_bytes + (size_t)more * HIST_WHY_BOUND;
 }
 
 /* ==========================================================================================
@@ -243,35 +234,6 @@ static void read_to_end(as_rbuf *r)
 static int layer_ok(uint8_t l)
 {
     return l < AS_LAYER_COUNT || l == AS_NONE_U8;
-}
-
-/* An entry's extra part, as one block with its why (the caller owns it); NULL when it does
- * not decode (r->bad set) or on OOM (*oom set). */
-static as_hist_more *read_more(as_rbuf *r, int *oom)
-{
-    size_t wl = 0;
-    const char *why = as__rbuf_str(r, &wl);
-    if (why && (wl == 0 || wl > AS_ANSWER_TEXT_MAX || memchr(why, '\0', wl))) r->bad = 1;
-    as_hist_more x = {.has_refund = as__rbuf_u8(r)};
-    x.refund = as__rbuf_i64(r), x.paid = as__rbuf_i64(r), x.fee = as__rbuf_i64(r);
-    x.return_ship = as__rbuf_i64(r);
-    x.refund_source = as__rbuf_u8(r);
-    x.refund_layer = (int8_t)as__rbuf_u8(r);
-    if (x.has_refund > 1 || x.refund_source >= AS_RS_COUNT || !layer_ok((uint8_t)x.refund_layer))
-        r->bad = 1;
-    if (r->bad) return NULL;
-    as_hist_more *m = as__malloc(sizeof *m + (why ? wl + 1 : 0));
-    if (m == NULL) {
-        *oom = 1;
-        return NULL;
-    }
-    *m = x;
-    if (why) {
-        m->why = (char *)(m + 1);
-        memcpy(m->why, why, wl);
-        m->why[wl] = '\0';
-    }
-    return m;
 }
 
 /* The sentence of a record that does not decode; the store names the row (store.h). */
@@ -426,10 +388,9 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
     char *a = take_str(&r, &oom), *note = take_str(&r, &oom); /* `note` owned until kept */
     uint8_t action = as__rbuf_u8(&r), role = as__rbuf_u8(&r), from = as__rbuf_u8(&r),
             to = as__rbuf_u8(&r), flags = as__rbuf_u8(&r);
-    uint8_t hook = as__rbuf_u8(&r), layer = as__rbuf_u8(&r), deadline = as__rbuf_u8(&r);
-    as_hist_more *more = NULL; /* owned until kept */
-    uint8_t has_more = as__rbuf_u8(&r);
-    if (has_more > 1 || (has_more && (more = read_more(&r, &oom)) == NULL)) r.bad = 1;
+    uint8_t rule = as__rbuf_u8(&r), refund_by = as__rbuf_u8(&r), deadline = as__rbuf_u8(&r);
+    char *why = take_str(&r, &oom); /* owned until kept */
+    int64_t refund = as__rbuf_i64(&r);
     read_to_end(&r);
     /* the actor is the order's party of the entry's role, and only that */
     const char *party = role == AS_ROLE_BUYER ? c->order->buyer : c->order->shop;
@@ -437,8 +398,11 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
         r.bad = 1;
     if (a) flags |= AS_HF_PARTY;
     as__free(a);
-    if ((hook != AS_NONE_U8 && hook >= AS_HOOK_COUNT) || !layer_ok(layer) ||
-        (deadline != AS_NONE_U8 && deadline >= AS_DL_COUNT))
+    int hook = as__hist_hook(rule);
+    if ((flags & ~AS_HF_ALL) || (rule & 0xC0) != 0xC0 || (refund_by & 0xF0) != 0xF0 ||
+        (hook != AS_NONE_U8 && hook >= AS_HOOK_COUNT) ||
+        (deadline != AS_NONE_U8 && deadline >= AS_DL_COUNT) ||
+        (why && !as__answer_text_ok(why, strlen(why))) || refund < 0)
         r.bad = 1;
     int rc = 0;
     if (oom) rc = as__err(err, AS_ENOMEM, "out of memory");
@@ -455,11 +419,11 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
     }
     if (rc) {
         as__free(note);
-        as__free(more);
+        as__free(why);
         return rc;
     }
-    c->hist[c->nhist++] = (as_hist){at, note, more, action, role, from, to, flags, hook, layer,
-                                    deadline};
+    c->hist[c->nhist++] = (as_hist){at, refund, note, why, action, role, from, to, flags, rule,
+                                    refund_by, deadline};
     c->saved_hist = c->nhist;
     return 0;
 }

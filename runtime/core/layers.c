@@ -12,7 +12,8 @@
 void as__layers_init(as_layers *L, as_pack *const *packs, const as_order *o, const as_case *c,
                      const as_case_vals *v, int64_t now_ms)
 {
-    memset(L, 0, sizeof *L);
+    memset(L, 0, offsetof(as_layers, why));
+    L->why[0] = '\0';
     L->packs = packs;
     L->args.order = o;
     L->args.c = c;

@@ -35,12 +35,14 @@ typedef struct as_layers {
     int nnotes;
     as_note notes[AS_MAX_NOTES];
     /* provenance (docs/design.md#provenance): per hook, the layer whose answer stood in the
-     * last call (AS_NONE_U8: none did), and the words the auto_decide answer that stood gave */
+     * last call (AS_NONE_U8: none did) */
     uint8_t stood[AS_HOOK_COUNT];
-    char why[AS_ANSWER_TEXT_MAX + 1];
     uint64_t calls;            /* hook calls made, for the stats */
     uint64_t failures[AS_LAYER_COUNT];
     uint64_t dropped;          /* merchant answers dropped */
+    /* the words the auto_decide answer that stood gave: last, and set only with
+     * stood[AS_HOOK_AUTO_DECIDE], so that as__layers_init need not clear it */
+    char why[AS_ANSWER_TEXT_MAX + 1];
 } as_layers;
 
 void as__layers_init(as_layers *L, as_pack *const *packs, const as_order *o, const as_case *c,

@@ -1,6 +1,7 @@
 /* txn.c -- one command's transaction: the staged values, the conditions the workflow asks,
  * the deadline of the new state, and the commit, whose side effects run as the ordered steps
  * of commit_steps[] once everything that can fail has succeeded. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -101,43 +102,23 @@ static int hist_reserve(as_case *c, uint32_t n)
 static const as_hook route_hooks[] = {AS_HOOK_ON_INSPECTION, AS_HOOK_INSTANT_REFUND,
                                       AS_HOOK_INSPECTION};
 
-/* An entry's hook and layer: the decision or deadline the command carries, else the hook
+/* An entry's rule and deadline: the decision or deadline the command carries, else the hook
  * whose answer routed it, else none. */
 static void provenance(const as_txn *t, as_hist *h)
 {
     const as_cmd *cmd = t->cmd;
-    h->hook = h->layer = h->deadline = AS_NONE_U8;
+    h->rule = as__hist_rule(AS_NONE_U8, AS_NONE_U8);
+    h->deadline = AS_NONE_U8;
     if (cmd && (cmd->by_hook != AS_NONE_U8 || cmd->by_deadline != AS_NONE_U8)) {
-        h->hook = cmd->by_hook;
-        h->layer = cmd->by_layer;
+        h->rule = as__hist_rule(cmd->by_hook, cmd->by_layer);
         h->deadline = cmd->by_deadline;
         return;
     }
     for (size_t i = 0; i < sizeof route_hooks / sizeof *route_hooks; i++)
         if (t->L.stood[route_hooks[i]] != AS_NONE_U8) {
-            h->hook = (uint8_t)route_hooks[i];
-            h->layer = t->L.stood[route_hooks[i]];
+            h->rule = as__hist_rule(route_hooks[i], t->L.stood[route_hooks[i]]);
             return;
         }
-}
-
-void as__hist_append(const as_txn *t, const as_principal *who, int action, int from, int to,
-                     char *note, as_hist_more *more)
-{
-    as_case *c = t->c;
-    as_hist *h = &c->hist[c->nhist++];
-    *h = (as_hist){t->now,
-                   note,
-                   more,
-                   (uint8_t)action,
-                   (uint8_t)(who ? who->role : AS_ROLE_SYSTEM),
-                   (uint8_t)from,
-                   (uint8_t)to,
-                   who && who->id ? AS_HF_PARTY : 0,
-                   0,
-                   0,
-                   0};
-    provenance(t, h);
 }
 
 /* 1 when the entry shows the refund: the command computed it, moved it, or instructs it. A
@@ -150,29 +131,26 @@ static int shows_refund(const as_txn *t, int action, int from, int to)
            (to == AS_STATE_REFUNDING && from != AS_STATE_REFUNDING);
 }
 
-int as__txn_more(const as_txn *t, int action, int from, int to, as_hist_more **out)
+void as__hist_append(const as_txn *t, const as_principal *who, int action, int from, int to,
+                     char *note, char *why)
 {
-    *out = NULL;
-    const char *why = t->cmd && t->cmd->why && *t->cmd->why ? t->cmd->why : NULL;
-    int refund = shows_refund(t, action, from, to);
-    if (!refund && why == NULL) return 0;
-    size_t wl = why ? strlen(why) + 1 : 0;
-    as_hist_more *m = as__malloc(sizeof *m + wl); /* owned by the entry once appended */
-    if (m == NULL) return as__err(t->err, AS_ENOMEM, "out of memory");
-    const as_case *c = t->c;
-    *m = (as_hist_more){.why = why ? memcpy((char *)(m + 1), why, wl) : NULL,
-                        .refund_layer = (int8_t)AS_NONE_U8,
-                        .has_refund = (uint8_t)refund};
-    if (refund) {
-        m->refund = t->nv.refund_amount;
-        m->paid = as__case_paid(c);
-        m->fee = t->nv.flags & AS_CF_FEE_ADDED ? c->order->shipping_fee : 0;
-        m->return_ship = t->nv.return_shipping;
-        m->refund_source = t->refund_source;
-        m->refund_layer = (int8_t)t->refund_layer;
-    }
-    *out = m;
-    return 0;
+    as_case *c = t->c;
+    as_hist *h = &c->hist[c->nhist++];
+    *h = (as_hist){.at_ms = t->now,
+                   .note = note,
+                   .why = why,
+                   .action = (uint8_t)action,
+                   .role = (uint8_t)(who ? who->role : AS_ROLE_SYSTEM),
+                   .from = (uint8_t)from,
+                   .to = (uint8_t)to,
+                   .flags = who && who->id ? AS_HF_PARTY : 0,
+                   .refund_by = as__hist_refund_by(AS_RS_DEFAULT, AS_NONE_U8)};
+    provenance(t, h);
+    if (!shows_refund(t, action, from, to)) return;
+    h->flags |= AS_HF_REFUND | (t->nv.flags & AS_CF_FEE_ADDED ? AS_HF_FEE : 0) |
+                (t->nv.return_shipping ? AS_HF_RETURN_SHIP : 0);
+    h->refund = t->nv.refund_amount;
+    h->refund_by = as__hist_refund_by(t->refund_source, t->refund_layer);
 }
 
 /* Moves the layers' notes (dropped merchant answers, failures) into the case history, in the
@@ -184,9 +162,8 @@ void as__txn_notes(as_txn *t, const as_principal *who, int action)
         const as_note *n = &t->L.notes[i];
         as__hist_append(t, who, action, state, state, n->text, NULL);
         as_hist *h = &t->c->hist[t->c->nhist - 1];
-        h->flags |= AS_HF_DROPPED | (n->failed ? AS_HF_FAILED : 0);
-        h->hook = n->hook;
-        h->layer = n->layer;
+        h->flags = (uint8_t)((h->flags & AS_HF_PARTY) | AS_HF_DROPPED | (n->failed ? AS_HF_FAILED : 0));
+        h->rule = as__hist_rule(n->hook, n->layer);
         h->deadline = AS_NONE_U8;
         as__event(t->rt, t->c->order, AS_EV_RULE_DROPPED, 0);
     }
@@ -261,7 +238,7 @@ typedef struct change {
     const as_principal *who;
     int action, from, to;
     char *note;      /* the history entry's note, taken by step_history */
-    as_hist_more *more; /* its extra part, taken by step_history */
+    char *why;          /* the entry's why, taken by step_history */
     int instruct;    /* a refund instruction goes out with this change */
     const char *key; /* its outbox key, when instruct */
 } change;
@@ -287,9 +264,9 @@ static void stage_amount(as_txn *t, int from, int to)
 
 static void step_history(change *x)
 {
-    as__hist_append(x->t, x->who, x->action, x->from, x->to, x->note, x->more);
+    as__hist_append(x->t, x->who, x->action, x->from, x->to, x->note, x->why);
     x->note = NULL;
-    x->more = NULL;
+    x->why = NULL;
 }
 
 /* A new deadline on entering a state that has one, none in the others. */
@@ -427,7 +404,9 @@ int as__txn_commit(as_txn *t, const as_principal *who, int action, int to, char 
                  (rt->dur || rt->outbox.cb);
     char *key = NULL; /* owned here */
     int rc = as__txn_room(t, 1, note ? strlen(note) : 0);
-    if (rc == 0) rc = as__txn_more(t, action, x.from, to, &x.more);
+    const char *why = t->cmd ? t->cmd->why : NULL;
+    if (rc == 0 && why && *why && (x.why = as__strdup(why)) == NULL)
+        rc = as__err(t->err, AS_ENOMEM, "out of memory");
     if (rc == 0 && x.instruct && (key = outbox_key(c, "refund", refund_attempt(c) + 1)) == NULL)
         rc = as__err(t->err, AS_ENOMEM, "out of memory");
     if (rc == 0 && x.instruct && rt->dur &&
@@ -435,7 +414,7 @@ int as__txn_commit(as_txn *t, const as_principal *who, int action, int to, char 
         rc = as__err(t->err, AS_ENOMEM, "out of memory");
     if (rc) {
         as__free(note);
-        as__free(x.more);
+        as__free(x.why);
         as__free(key);
         return rc;
     }
@@ -455,7 +434,8 @@ void as__txn_abort(as_txn *t)
 
 void as__txn_init(as_txn *t, as_runtime *rt, as_case *c, as_cmd *cmd, as_error *err, int lenient)
 {
-    memset(t, 0, sizeof *t);
+    memset(t, 0, offsetof(as_txn, L));
+    t->decide_reason[0] = '\0';
     t->rt = rt;
     t->c = c;
     t->cmd = cmd;

@@ -388,9 +388,10 @@ static json_t *hist_json(const as_case *c, const as_hist *h, int first)
                           first ? "" : as__state_name(h->from), "to", as__state_name(h->to));
     if (e == NULL) return NULL;
     if (h->note) json_object_set_new(e, "note", json_string(h->note));
+    int hook = as__hist_hook(h->rule), layer = as__hist_layer(h->rule);
     if (h->flags & AS_HF_DROPPED) {
         json_t *d = json_object();
-        set_rule(d, c, h->hook, h->layer);
+        set_rule(d, c, hook, layer);
         if (h->flags & AS_HF_FAILED) {
             json_object_set_new(d, "failed", json_true());
             json_t *w = h->note ? error_where(h->note) : NULL;
@@ -402,21 +403,25 @@ static json_t *hist_json(const as_case *c, const as_hist *h, int first)
     json_t *by;
     if (h->deadline != AS_NONE_U8)
         by = json_sprintf("deadline:%s", as__deadline_name(h->deadline));
-    else if (h->hook == AS_HOOK_AUTO_DECIDE && h->role == AS_ROLE_SYSTEM)
+    else if (hook == AS_HOOK_AUTO_DECIDE && h->role == AS_ROLE_SYSTEM)
         by = json_string("rule:auto_decide");
     else
         by = json_string(actor);
     json_object_set_new(e, "decided_by", by);
-    set_rule(e, c, h->hook, h->layer);
-    const as_hist_more *x = h->more;
-    if (x && x->why) json_object_set_new(e, "why", json_string(x->why));
-    if (x && x->has_refund) {
-        json_t *r = json_pack("{s:I, s:I, s:I, s:I, s:s}", "amount", (json_int_t)x->refund, "paid",
-                              (json_int_t)x->paid, "shipping_fee", (json_int_t)x->fee,
-                              "return_shipping", (json_int_t)x->return_ship, "source",
-                              refund_sources[x->refund_source]);
-        if (r && x->refund_source == AS_RS_RULE)
-            set_rule(r, c, AS_HOOK_REFUND_AMOUNT, (uint8_t)x->refund_layer);
+    set_rule(e, c, hook, layer);
+    if (h->why) json_object_set_new(e, "why", json_string(h->why));
+    if (h->flags & AS_HF_REFUND) {
+        /* the parts the case knows: what was paid for its units, the fee and the return
+         * shipping where the entry's flags say they are part of the refund's picture */
+        int source = as__hist_refund_source(h->refund_by);
+        json_t *r = json_pack(
+            "{s:I, s:I, s:I, s:I, s:s}", "amount", (json_int_t)h->refund, "paid",
+            (json_int_t)as__case_paid(c), "shipping_fee",
+            (json_int_t)(h->flags & AS_HF_FEE ? c->order->shipping_fee : 0), "return_shipping",
+            (json_int_t)(h->flags & AS_HF_RETURN_SHIP ? c->v.return_shipping : 0), "source",
+            refund_sources[source]);
+        if (r && source == AS_RS_RULE)
+            set_rule(r, c, AS_HOOK_REFUND_AMOUNT, as__hist_refund_layer(h->refund_by));
         json_object_set_new(e, "refund", r);
     }
     return e;

@@ -98,10 +98,10 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "DELETE FROM outbox WHERE acked = 1;",
     /* 4: provenance (docs/design.md#provenance). A case row and a history entry's row carry
      * it after their schema-3 members (journal.c); the rows written before get "none": no
-     * deadline layer, the default refund, no refund layer; no hook, layer or deadline and no
-     * extra part. Every row then has the members, and a row cut short stays damaged. */
+     * deadline layer, the default refund, no refund layer; no rule, refund or deadline, no
+     * why, a refund of 0. Every row then has the members, and a row cut short stays damaged. */
     "UPDATE cases SET data = CAST(data || X'FF00FF' AS BLOB);"
-    "UPDATE events SET data = CAST(data || X'FFFFFF00' AS BLOB);",
+    "UPDATE events SET data = CAST(data || X'FFFFFFFFFFFFFF0000000000000000' AS BLOB);",
 };
 
 enum {

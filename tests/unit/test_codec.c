@@ -566,16 +566,16 @@ START_TEST(codec_case_json_every_field_at_its_limit)
     char note[AS_MAX_TEXT + 1], why[AS_ANSWER_TEXT_MAX + 1];
     memset(why, 'w', AS_ANSWER_TEXT_MAX);
     why[AS_ANSWER_TEXT_MAX] = '\0';
-    as_hist_more more = {.why = why, .refund = AS_MAX_MONEY, .paid = AS_MAX_MONEY, .fee = 0,
-                         .return_ship = AS_MAX_MONEY, .refund_source = AS_RS_RULE,
-                         .refund_layer = AS_LAYER_MERCHANT, .has_refund = 1};
     as_hist hist[2] = {
         {.at_ms = 0, .note = NULL, .action = AS_ACT_OPEN, .role = AS_ROLE_BUYER,
          .from = AS_STATE_CLOSED, .to = AS_STATE_REQUESTED, .flags = AS_HF_PARTY,
-         .hook = AS_NONE_U8, .layer = AS_NONE_U8, .deadline = AS_NONE_U8},
-        {.at_ms = AS_MAX_TIME, .note = (char *)fx_max_text(note, "n"), .more = &more,
-         .action = AS_ACT_AUTO_AGREE, .role = AS_ROLE_SYSTEM, .from = AS_STATE_REQUESTED,
-         .to = AS_STATE_AWAITING_RETURN, .hook = AS_HOOK_DEADLINES, .layer = AS_LAYER_PLATFORM,
+         .rule = as__hist_rule(AS_NONE_U8, AS_NONE_U8), .deadline = AS_NONE_U8},
+        {.at_ms = AS_MAX_TIME, .note = (char *)fx_max_text(note, "n"), .why = why,
+         .refund = AS_MAX_MONEY, .action = AS_ACT_AUTO_AGREE, .role = AS_ROLE_SYSTEM,
+         .from = AS_STATE_REQUESTED, .to = AS_STATE_AWAITING_RETURN,
+         .flags = AS_HF_REFUND | AS_HF_FEE | AS_HF_RETURN_SHIP,
+         .rule = as__hist_rule(AS_HOOK_DEADLINES, AS_LAYER_PLATFORM),
+         .refund_by = as__hist_refund_by(AS_RS_RULE, AS_LAYER_MERCHANT),
          .deadline = AS_DL_MERCHANT_RESPONSE},
     };
     c->hist = hist;
@@ -615,9 +615,9 @@ START_TEST(codec_case_json_every_field_at_its_limit)
         "requested", "to", "awaiting_return", "note", note, "decided_by",
         "deadline:merchant_response", "hook", "deadlines", "layer", "platform", "pack",
         "platform@1.0", "why", why, "refund", "amount", (json_int_t)AS_MAX_MONEY, "paid",
-        (json_int_t)AS_MAX_MONEY, "shipping_fee", (json_int_t)0, "return_shipping",
-        (json_int_t)AS_MAX_MONEY, "source", "rule", "hook", "refund_amount", "layer", "merchant",
-        "pack", "m@v-32");
+        (json_int_t)as__case_paid(c), "shipping_fee", (json_int_t)c->order->shipping_fee,
+        "return_shipping", (json_int_t)c->v.return_shipping, "source", "rule", "hook",
+        "refund_amount", "layer", "merchant", "pack", "m@v-32");
     ck_assert_ptr_nonnull(want_h1);
     ck_assert(json_equal(json_array_get(h, 0), want_h0));
     ck_assert(json_equal(json_array_get(h, 1), want_h1));

@@ -151,20 +151,18 @@ static void at_limits(as_case *c, char texts[AS_MAX_EVIDENCE][AS_MAX_TEXT + 1])
         c->hist[i].flags |= AS_HF_DROPPED | AS_HF_FAILED;
     }
     c->hist[1].at_ms = AS_MAX_TIME;
-    /* the provenance at its bounds: the last hook, layer and deadline kind, a 256-byte why */
-    c->hist[1].hook = AS_HOOK_COUNT - 1;
-    c->hist[1].layer = AS_LAYER_MERCHANT;
+    /* the provenance at its bounds: the last hook, layer and deadline kind, a 256-byte why,
+     * every flag, a refund of the most a case may refund */
+    c->hist[1].flags |= AS_HF_REFUND | AS_HF_FEE | AS_HF_RETURN_SHIP;
+    c->hist[1].rule = as__hist_rule(AS_HOOK_COUNT - 1, AS_LAYER_MERCHANT);
+    c->hist[1].refund_by = as__hist_refund_by(AS_RS_COUNT - 1, AS_LAYER_MERCHANT);
     c->hist[1].deadline = AS_DL_COUNT - 1;
-    as__free(c->hist[1].more);
-    as_hist_more *m = as__malloc(sizeof *m + AS_ANSWER_TEXT_MAX + 1);
-    ck_assert_ptr_nonnull(m);
-    *m = (as_hist_more){.why = (char *)(m + 1), .refund = AS_MAX_MONEY, .paid = AS_MAX_MONEY,
-                        .fee = AS_MAX_MONEY, .return_ship = AS_MAX_MONEY,
-                        .refund_source = AS_RS_COUNT - 1, .refund_layer = AS_LAYER_MERCHANT,
-                        .has_refund = 1};
-    memset(m->why, 'w', AS_ANSWER_TEXT_MAX);
-    m->why[AS_ANSWER_TEXT_MAX] = '\0';
-    c->hist[1].more = m;
+    c->hist[1].refund = 3 * AS_MAX_MONEY;
+    as__free(c->hist[1].why);
+    c->hist[1].why = as__malloc(AS_ANSWER_TEXT_MAX + 1);
+    ck_assert_ptr_nonnull(c->hist[1].why);
+    memset(c->hist[1].why, 'w', AS_ANSWER_TEXT_MAX);
+    c->hist[1].why[AS_ANSWER_TEXT_MAX] = '\0';
 }
 
 /* The stand-in for the store's pins: the original case's pack for a layer when the name and
@@ -182,7 +180,7 @@ static void free_restored(as_case *c)
 {
     for (uint32_t i = 0; i < c->nhist; i++) {
         as__free(c->hist[i].note);
-        as__free(c->hist[i].more);
+        as__free(c->hist[i].why);
     }
     as__free(c->hist);
     as__free(c->v.evidence);
@@ -308,19 +306,16 @@ START_TEST(journal_case_and_history_round_trip_at_limits)
         ck_assert_uint_eq(got->hist[i].flags, c->hist[i].flags);
         ck_assert_str_eq(got->hist[i].note, c->hist[i].note);
         ck_assert_ptr_ne(got->hist[i].note, c->hist[i].note); /* its own copy */
-        ck_assert_uint_eq(got->hist[i].hook, c->hist[i].hook);
-        ck_assert_uint_eq(got->hist[i].layer, c->hist[i].layer);
+        ck_assert_uint_eq(got->hist[i].rule, c->hist[i].rule);
+        ck_assert_uint_eq(got->hist[i].refund_by, c->hist[i].refund_by);
         ck_assert_uint_eq(got->hist[i].deadline, c->hist[i].deadline);
+        ck_assert_int_eq(got->hist[i].refund, c->hist[i].refund);
+        if (c->hist[i].why) ck_assert_str_eq(got->hist[i].why, c->hist[i].why);
+        else ck_assert_ptr_null(got->hist[i].why);
     }
     ck_assert_uint_eq(got->deadline_layer, AS_LAYER_MERCHANT);
     ck_assert_uint_eq(got->refund_source, AS_RS_COUNT - 1);
     ck_assert_uint_eq(got->refund_layer, AS_LAYER_MERCHANT);
-    const as_hist_more *gm = got->hist[1].more, *cm = c->hist[1].more;
-    ck_assert_ptr_nonnull(gm);
-    ck_assert_str_eq(gm->why, cm->why);
-    ck_assert(gm->refund == cm->refund && gm->paid == cm->paid && gm->fee == cm->fee &&
-              gm->return_ship == cm->return_ship && gm->refund_source == cm->refund_source &&
-              gm->refund_layer == cm->refund_layer && gm->has_refund == 1);
     json_t *a = view_sans_deadline(c), *g = view_sans_deadline(got);
     char *as = json_dumps(a, JSON_COMPACT), *gs = json_dumps(g, JSON_COMPACT);
     ck_assert_msg(json_equal(a, g), "\nwrote %.400s\n read %.400s", as, gs);
@@ -393,17 +388,19 @@ START_TEST(journal_size_and_bound_cover_what_is_written)
         ck_assert_ptr_nonnull(c->hist);
         c->caphist++;
     }
-    /* a new entry with the longest note and the largest extra part */
-    as_hist_more *big = as__malloc(sizeof *big + AS_ANSWER_TEXT_MAX + 1);
-    ck_assert_ptr_nonnull(big);
-    *big = (as_hist_more){.why = (char *)(big + 1), .refund = AS_MAX_MONEY,
-                          .paid = AS_MAX_MONEY, .fee = AS_MAX_MONEY,
-                          .return_ship = AS_MAX_MONEY, .has_refund = 1};
-    memset(big->why, 'w', AS_ANSWER_TEXT_MAX);
-    big->why[AS_ANSWER_TEXT_MAX] = '\0';
-    c->hist[c->nhist++] = (as_hist){FX_T0 + 5 * AS_DAY, as__strdup(note), big, AS_ACT_REVISE,
-                                    AS_ROLE_BUYER, c->v.state, c->v.state, AS_HF_PARTY, AS_NONE_U8,
-                                    AS_NONE_U8, AS_NONE_U8};
+    /* a new entry with the longest note and the longest why */
+    char *why = as__malloc(AS_ANSWER_TEXT_MAX + 1);
+    ck_assert_ptr_nonnull(why);
+    memset(why, 'w', AS_ANSWER_TEXT_MAX);
+    why[AS_ANSWER_TEXT_MAX] = '\0';
+    c->hist[c->nhist++] = (as_hist){.at_ms = FX_T0 + 5 * AS_DAY, .refund = AS_MAX_MONEY,
+                                    .note = as__strdup(note), .why = why,
+                                    .action = AS_ACT_REVISE, .role = AS_ROLE_BUYER,
+                                    .from = c->v.state, .to = c->v.state,
+                                    .flags = AS_HF_PARTY | AS_HF_REFUND,
+                                    .rule = as__hist_rule(AS_NONE_U8, AS_NONE_U8),
+                                    .refund_by = as__hist_refund_by(AS_RS_DEFAULT, AS_NONE_U8),
+                                    .deadline = AS_NONE_U8};
     as__journal_case(&b, c);
     ck_assert_msg(bound >= b.len, "bound %zu, written %zu", bound, b.len);
     ck_assert_uint_gt(b.len, plain);
