@@ -333,9 +333,9 @@ AS_EXTERN int as_runtime_clock_advance(as_runtime *rt, int64_t to_ms, as_fired_c
  * other member or shape AS_EBAD_REQUEST; then as_runtime_clock_advance (AS_ECONFLICT on a
  * real clock). Calls `cb` once: code 0 and the JSON text {"now": MS, "fired": [{"case",
  * "deadline", "at", "action", "to"}...]} (in firing order) once the move is durable, or the
- * refusal's code and sentence. Returns that code. A refusal changes nothing, but for an
- * AS_ENOMEM met while writing the answer after the move: its sentence then says the clock
- * moved. */
+ * refusal's code and sentence. Returns the refusal's code, or 0 once the move is made (on a
+ * durable runtime before it is on disk). A refusal changes nothing, but for an AS_ENOMEM met
+ * while writing the answer after the move: its sentence then says the clock moved. */
 AS_EXTERN int as_runtime_clock_request(as_runtime *rt, const char *principal, const char *body,
                                        size_t len, as_read_cb cb, void *ud);
 
