@@ -546,6 +546,31 @@ static void upload_rules(req *q)
     command(q, AS_OP_RULES_LOAD, q->m->params[0], 0);
 }
 
+/* GET /v1/clock: the runtime's time and which clock it is, for any key (a test suite asks a
+ * virtual-clock server where its time stands). */
+static void get_clock(req *q)
+{
+    as_runtime *rt = q->c->srv->rt;
+    json_t *j = json_pack("{s:I, s:s}", "now", (json_int_t)as_runtime_now(rt), "clock",
+                          as_runtime_clock_virtual(rt) ? "virtual" : "real");
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (s) fill(q->r, 200, s, !q->ka);
+    else fill_error(q->r, AS_ENOMEM, "out of memory", !q->ka);
+    as_free(s);
+}
+
+/* POST /v1/clock/advance: the body goes to the runtime as it came, which checks the key's
+ * principal and the body, moves a virtual clock and answers what fired once it is durable.
+ * It takes no Idempotency-Key: a retry-safe move names its instant with "to". */
+static void advance_clock(req *q)
+{
+    answer_ctx *a = await(q->c, q->r, q->ka, 0, 1);
+    if (a)
+        as_runtime_clock_request(q->c->srv->rt, q->principal, q->rq->body, q->rq->body_len,
+                                 answered, a);
+}
+
 /* The handler of each route under /v1/ (router.h); /healthz and /metrics are the server's. */
 static void (*const handlers[AS__ROUTE_COUNT])(req *q) = {
     [AS_ROUTE_CASE_GET] = get_case,
@@ -561,6 +586,8 @@ static void (*const handlers[AS__ROUTE_COUNT])(req *q) = {
     [AS_ROUTE_ORDER_CONFIRM] = confirm_order,
     [AS_ROUTE_CASE_OPEN] = open_case,
     [AS_ROUTE_CASE_ACT] = act_on_case,
+    [AS_ROUTE_CLOCK_GET] = get_clock,
+    [AS_ROUTE_CLOCK_ADVANCE] = advance_clock,
 };
 
 /* Seconds (a JSON real of the runtime's stats) in whole microseconds, rounded. */

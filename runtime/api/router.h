@@ -27,7 +27,9 @@
     XX(ORDER_DELIVER, "POST", "/v1/orders/{order}/deliver")                                        \
     XX(ORDER_CONFIRM, "POST", "/v1/orders/{order}/confirm")                                        \
     XX(CASE_OPEN, "POST", "/v1/cases")                                                             \
-    XX(CASE_ACT, "POST", "/v1/cases/{case}/actions")
+    XX(CASE_ACT, "POST", "/v1/cases/{case}/actions")                                               \
+    XX(CLOCK_GET, "GET", "/v1/clock")                                                              \
+    XX(CLOCK_ADVANCE, "POST", "/v1/clock/advance")
 
 typedef enum as_route {
 #define AS__ROUTE_ENUM(name, method, path) AS_ROUTE_##name,

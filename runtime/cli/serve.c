@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "../api/http.h"
@@ -59,6 +60,9 @@ typedef struct serve_opts {
     as_webhook_options wh; /* the numbers; the targets are filled from hooks and secrets */
     as_http_options http;
     int64_t idempotency_ms; /* 0: the runtime's default */
+    int virtual_clock;      /* --clock virtual: time moves only on POST /v1/clock/advance */
+    int64_t clock_start;    /* --clock-start: the virtual clock's first instant */
+    int has_clock_start;
 } serve_opts;
 
 static int set_opt(serve_opts *so, const char *name, const char *value)
@@ -101,6 +105,25 @@ static int set_opt(serve_opts *so, const char *name, const char *value)
             return -1;
         }
         so->idempotency_ms = ms;
+        return 0;
+    }
+    if (strcmp(name, "clock") == 0) {
+        /* virtual only when asked for by name: a server whose deadlines wait for a client to
+         * move time is a test rig, never what a typo or a default gives */
+        if (strcmp(value, "real") != 0 && strcmp(value, "virtual") != 0) {
+            fprintf(stderr, "aftersale serve: --clock wants real or virtual, not '%s'\n", value);
+            return -1;
+        }
+        so->virtual_clock = strcmp(value, "virtual") == 0;
+        return 0;
+    }
+    if (strcmp(name, "clock_start") == 0) {
+        if (as_instant_parse(value, &so->clock_start) != 0) {
+            fprintf(stderr, "aftersale serve: --clock-start wants an RFC 3339 UTC instant such "
+                            "as 2026-03-01T00:00:00Z, not '%s'\n", value);
+            return -1;
+        }
+        so->has_clock_start = 1;
         return 0;
     }
     if (strcmp(name, "webhook_ca") == 0) {
@@ -150,7 +173,7 @@ static int read_config(serve_opts *so, const char *path)
                             "(listen, db, keys, packs, webhook, webhook_secret_file, webhook_ca, "
                             "webhook_connect_ms, webhook_timeout_ms, webhook_inflight, max_body, "
                             "max_header, idle_ms, request_ms, max_conns, max_conns_per_client, "
-                            "idempotency_retention)\n",
+                            "idempotency_retention, clock, clock_start)\n",
                     path, n);
             rc = -1;
         }
@@ -166,6 +189,7 @@ static void usage(FILE *f)
                "                       [--webhook URL --webhook-secret-file FILE]...\n"
                "                       [--webhook-ca FILE] [--webhook-connect-ms MS]\n"
                "                       [--webhook-timeout-ms MS] [--webhook-inflight N]\n"
+               "                       [--clock real|virtual [--clock-start INSTANT]]\n"
                "\n"
                "Serves the HTTP JSON API (docs/api.md) on the durable SQLite store. A write is\n"
                "answered once it is on disk. SIGTERM or SIGINT stop accepting, finish what is in\n"
@@ -210,6 +234,16 @@ static void usage(FILE *f)
                "                      how long an Idempotency-Key's first answer is kept\n"
                "                      (default 24h; d, h, m, s: 1d12h, 90m); then it is\n"
                "                      forgotten and the same key runs the request anew\n"
+               "  --clock real|virtual\n"
+               "                      real (the default): time is the wall clock and deadlines\n"
+               "                      fire when due. virtual, for tests only: time starts at the\n"
+               "                      wall clock and moves only on POST /v1/clock/advance\n"
+               "                      {\"by\":\"48h\"} (platform key), which fires the deadlines\n"
+               "                      passed in due order; nothing fires by itself. A restart\n"
+               "                      resumes at the last instant the database records if later\n"
+               "  --clock-start INSTANT\n"
+               "                      a virtual clock's first instant, RFC 3339 UTC\n"
+               "                      (2026-03-01T00:00:00Z) instead of the wall clock\n"
                "  -h, --help          this text\n",
             as__cli_packs_dir());
 }
@@ -234,6 +268,8 @@ int as__cli_serve(int argc, char **argv)
                                          {"request-ms", required_argument, NULL, 'R'},
                                          {"idle-ms", required_argument, NULL, 'I'},
                                          {"idempotency-retention", required_argument, NULL, 'r'},
+                                         {"clock", required_argument, NULL, 'K'},
+                                         {"clock-start", required_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     static serve_opts so; /* large; one per process */
@@ -261,7 +297,8 @@ int as__cli_serve(int argc, char **argv)
         if (set_opt(&so, name, optarg) != 0) {
             /* set_opt has said why for the webhook, its secret and its CA; the rest are numbers */
             if (strcmp(name, "webhook") && strcmp(name, "webhook_secret_file") &&
-                strcmp(name, "webhook_ca") && strcmp(name, "idempotency_retention"))
+                strcmp(name, "webhook_ca") && strcmp(name, "idempotency_retention") &&
+                strcmp(name, "clock") && strcmp(name, "clock_start"))
                 fprintf(stderr, "aftersale serve: --%s wants a number from 1 to 1000000000, "
                                 "not '%s'\n", name, optarg);
             return 2;
@@ -275,6 +312,11 @@ int as__cli_serve(int argc, char **argv)
             return 2;
         }
         targets[i] = (as_webhook_target){so.hooks[i], so.secrets[i]};
+    }
+    if (so.has_clock_start && !so.virtual_clock) {
+        fprintf(stderr, "aftersale serve: --clock-start needs --clock virtual (a real clock "
+                        "starts where the wall clock is)\n");
+        return 2;
     }
     so.wh.targets = targets;
     so.wh.ntargets = so.nhooks;
@@ -301,6 +343,13 @@ int as__cli_serve(int argc, char **argv)
     o.outbox = outbox;
     o.outbox_data = &x;
     o.idempotency_ms = so.idempotency_ms;
+    if (so.virtual_clock) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        o.virtual_clock = 1;
+        o.start_ms = so.has_clock_start ? so.clock_start
+                                        : (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
     as_error err = {0};
     x.rt = as_runtime_new(&o, &err);
     as_http_options ho = so.http;
@@ -325,6 +374,12 @@ int as__cli_serve(int argc, char **argv)
     uv_signal_start(&x.sigterm, on_signal, SIGTERM);
     uv_signal_start(&x.sigint, on_signal, SIGINT);
     fprintf(stderr, "aftersale serve: listening on http://%s:%d (db %s)\n", host, port, db);
+    if (so.virtual_clock) {
+        char at[32];
+        as_instant_format(as_runtime_now(x.rt), at, sizeof at);
+        fprintf(stderr, "aftersale serve: virtual clock at %s: it moves only on POST "
+                        "/v1/clock/advance\n", at);
+    }
     while (!x.stopping || !as_runtime_idle(x.rt)) {
         if (uv_run(x.loop, UV_RUN_ONCE) == 0 && x.stopping) break;
     }

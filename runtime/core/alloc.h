@@ -55,7 +55,9 @@ void as__allocator_lock(void);
  * asserts, or writes past a buffer (jansson 2.14 lex_save/lex_scan_string). Inside the
  * bracket a block the allocator refuses is taken from the C library instead, so that the
  * parse ends safely; _end returns how many were refused, and a caller seeing any refuses the
- * document (nomem) and frees it before the next bracket. */
+ * document (nomem) and frees it before the next bracket. A json_dumps may be bracketed the
+ * same way: its dump leaves a key out of the text past a refused allocation and still
+ * returns it (request/clock.c); the text is then freed with jansson's free function. */
 void as__json_parse_begin(void);
 unsigned long as__json_parse_end(void);
 

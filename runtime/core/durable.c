@@ -484,8 +484,8 @@ int as__runtime_idle(const as_runtime *rt)
 /* A refused attach touches nothing: not even the file. */
 int as__durable_attach_refused(const as_runtime *rt, as_error *err)
 {
-    if (rt->timer == NULL)
-        return as__err(err, AS_EBAD_REQUEST, "a durable runtime needs a real clock (a loop)");
+    if (rt->loop == NULL)
+        return as__err(err, AS_EBAD_REQUEST, "a durable runtime needs a loop (as_options.loop)");
     if (rt->dur) return as__err(err, AS_EBAD_REQUEST, "the runtime already has a store");
     if (rt->orders.len || rt->cases.len)
         return as__err(err, AS_EBAD_REQUEST, "attach the store before the first command");
@@ -512,6 +512,24 @@ static int start_threads(struct as_durable *d, as_error *err)
     return 0;
 }
 
+/* The last instant the restored file records: every history entry (the runtime stamps them)
+ * and the idempotency keys' answers. Orders' times are left out, since the platform may set
+ * them to any instant when it creates an order. */
+static int64_t last_recorded(as_runtime *rt)
+{
+    int64_t last = INT64_MIN;
+    size_t pos = 0;
+    as_case *c;
+    while ((c = as__strmap_next(&rt->cases, &pos)) != NULL) {
+        if (c->opened_at > last) last = c->opened_at;
+        for (uint32_t i = 0; i < c->nhist; i++)
+            if (c->hist[i].at_ms > last) last = c->hist[i].at_ms;
+    }
+    const idem *e = rt->dur->newest; /* the keys are listed by time: the newest is the last */
+    if (e && e->at > last) last = e->at;
+    return last;
+}
+
 int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
 {
     int refused = as__durable_attach_refused(rt, err);
@@ -527,12 +545,17 @@ int as__durable_attach(as_runtime *rt, as_store *store, as_error *err)
     uv_cond_init(&d->wake_syncer);
     d->rt = rt;
     d->store = store;
-    d->loop = rt->timer->loop;
+    d->loop = rt->loop;
     rt->dur = d;
     as_deliveries redeliver = {0}; /* owned here until handed to the batch */
     int rc = as__durable_restore(rt, store, &redeliver, NULL, NULL, err);
     if (rc == 0) {
         as__versions_store_bundled(rt);
+        /* The file keeps no clock. A virtual clock that starts (at the wall clock, or where
+         * its owner said) before what the file already records would run time backwards
+         * under the restored cases -- a merchant answering before the case was opened -- so
+         * it resumes at the last recorded instant instead (as__clock_set never goes back). */
+        if (as__clock_is_virtual(&rt->clock)) as__clock_set(&rt->clock, last_recorded(rt));
     }
     if (rc == 0) rc = start_threads(d, err);
     if (rc == 0) {

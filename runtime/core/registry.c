@@ -78,14 +78,20 @@ as_runtime *as__runtime_new(const as_options *opts, const as_pack_loaders *loade
         as__err(err, AS_ENOMEM, "out of memory");
         return NULL;
     }
+    /* The loop serves I/O and the step; the clock is the loop's only when it is not virtual,
+     * and only a real clock has a timer: virtual time moves when told, not when a timer says. */
+    int real = opts->loop && !opts->virtual_clock;
+    rt->loop = opts->loop;
     if (opts->loop) {
-        rt->timer = as__malloc(sizeof *rt->timer);
-        if (rt->timer == NULL || as__turn_init(rt, opts->loop) != 0) {
+        rt->timer = real ? as__malloc(sizeof *rt->timer) : NULL;
+        if ((real && rt->timer == NULL) || as__turn_init(rt, opts->loop) != 0) {
             as__free(rt->timer);
             as__free(rt);
             as__err(err, AS_ENOMEM, "out of memory");
             return NULL;
         }
+    }
+    if (real) {
         uv_timer_init(opts->loop, rt->timer);
         rt->timer->data = rt;
         as__clock_init_real(&rt->clock, opts->loop);

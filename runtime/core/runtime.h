@@ -67,8 +67,9 @@ typedef struct as_outbox_fn {
 struct as_runtime {
     as_clock clock;
     as_sched sched;
+    uv_loop_t *loop;   /* the loop of its I/O and its step (as_options.loop), or NULL headless */
     uv_timer_t *timer; /* real clock only: the one timer that drives the scheduler */
-    as_turn turn;      /* the loop turn's step (turn.h); empty on a virtual clock */
+    as_turn turn;      /* the loop turn's step (turn.h); empty without a loop */
     as_strmap orders, cases, shops, strings;
     as_pack *platform;
     as_pack **installed; /* every pack version installed, owned: their shells */
@@ -182,7 +183,7 @@ int as__outbox_ack(as_runtime *rt, const char *key, const char *url, as_error *e
 const char *as__store_failure(const as_runtime *rt);
 /* 1 when nothing submitted is waiting for the disk. */
 int as__runtime_idle(const as_runtime *rt);
-/* Why a store cannot be attached now (no real clock, one attached, commands run): 0 or
+/* Why a store cannot be attached now (no loop, one attached, commands run): 0 or
  * AS_EBAD_REQUEST. A refused attach touches nothing, not even the file. */
 int as__durable_attach_refused(const as_runtime *rt, as_error *err);
 
@@ -197,7 +198,8 @@ int as__install_version(as_runtime *rt, as_pack *p, const char *src, size_t len,
                         const char *sha, as_error *err);
 
 void as__fire_due(as_runtime *rt);
-/* Real clock: points the one timer at the earliest deadline. */
+/* Real clock: points the one timer at the earliest deadline. A virtual clock on a loop has no
+ * timer: a deadline already due wakes the next step instead. */
 void as__rearm(as_runtime *rt);
 /* Takes a pack's shell into the runtime's keeping (pack.h); on failure the pack is freed. */
 int as__runtime_keep(as_runtime *rt, as_pack *p, as_error *err);
@@ -228,8 +230,9 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err);
 int as__case_act(as_runtime *rt, as_cmd *cmd, as_error *err);
 as_case *as__case_get(as_runtime *rt, const char *id);
 as_order *as__order_get(as_runtime *rt, const char *id);
-/* Fires every deadline due at or before `to_ms`, each at its own instant, then moves the
- * virtual clock to `to_ms`. */
-void as__advance(as_runtime *rt, int64_t to_ms);
+/* Virtual clock: fires every deadline due at or before `to_ms`, each at its own instant,
+ * calling `fired` (may be NULL) with `ud` after each one applied, then moves the clock to
+ * `to_ms`. A no-op on a real clock. */
+void as__advance(as_runtime *rt, int64_t to_ms, as_fired_cb fired, void *ud);
 
 #endif

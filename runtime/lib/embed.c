@@ -1,6 +1,7 @@
 /* embed.c -- the library: wiring core to its engines (Lua, native plugins) and its store
  * (SQLite), and the entry points of aftersale.h that are not reads (request/reads.c) or
  * commands (request/request.c). The only file that names the concrete engines. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +23,25 @@ static const as_pack_loaders engines = {
     .group_unref = as__lua_group_unref,
 };
 
+/* as_options as it was before its first field taken from `reserved` (virtual_clock): a field
+ * added later takes a reserved word's room, so that the struct a program was compiled with
+ * and the one the library reads are the same size (aftersale.h). */
+typedef struct options_v1 {
+    struct uv_loop_s *loop;
+    int64_t start_ms;
+    int auto_pay;
+    long lua_instructions;
+    size_t lua_memory, lua_shop_memory;
+    as_outbox_cb outbox;
+    void *outbox_data;
+    int64_t idempotency_ms;
+    uint64_t reserved[8];
+} options_v1;
+_Static_assert(sizeof(as_options) == sizeof(options_v1), "as_options keeps its size");
+_Static_assert(offsetof(as_options, reserved) + sizeof(((as_options *)0)->reserved) ==
+                   offsetof(options_v1, reserved) + sizeof(((options_v1 *)0)->reserved),
+               "the reserved words end where they did");
+
 as_runtime *as_runtime_new(const as_options *opts, as_error *err)
 {
     for (size_t i = 0; opts && i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
@@ -29,6 +49,11 @@ as_runtime *as_runtime_new(const as_options *opts, as_error *err)
             as__err(err, AS_EBAD_REQUEST, "as_options.reserved must be zero");
             return NULL;
         }
+    /* 0 or 1 only, so that a later meaning for other values cannot surprise a program */
+    if (opts && opts->virtual_clock != 0 && opts->virtual_clock != 1) {
+        as__err(err, AS_EBAD_REQUEST, "as_options.virtual_clock must be 0 or 1");
+        return NULL;
+    }
     return as__runtime_new(opts, &engines, err);
 }
 
@@ -248,9 +273,14 @@ int64_t as_runtime_now(const as_runtime *rt)
     return as__clock_now(&rt->clock);
 }
 
+int as_runtime_clock_virtual(const as_runtime *rt)
+{
+    return as__clock_is_virtual(&rt->clock);
+}
+
 void as_runtime_advance(as_runtime *rt, int64_t to_ms)
 {
-    as__advance(rt, to_ms);
+    as__advance(rt, to_ms, NULL, NULL);
 }
 
 void as_free(void *p)

@@ -2047,6 +2047,167 @@ class Deadlines(OwnServer):
         self.assertEqual((c["history"][-1]["actor"], c["history"][-1]["action"]), ("system", "auto_agree"))
 
 
+class VirtualClock(OwnServer):
+    """`aftersale serve --clock virtual` (docs/api.md#post-v1clockadvance--move-a-virtual-clock,
+    docs/design.md#time-and-deadlines): the server's time moves only on POST /v1/clock/advance,
+    which fires the deadlines passed in due order and answers what fired once it is durable."""
+
+    args = ("--clock", "virtual")
+
+    def clock(self, key=PLATFORM):
+        r = self.req("GET", "/v1/clock", None, key)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(r.json), ["clock", "now"], r)
+        self.assertEqual(r.json["clock"], "virtual", r)
+        return r.json["now"]
+
+    def advance(self, body, key=PLATFORM):
+        r = self.req("POST", "/v1/clock/advance", body, key)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers.get("content-type"), "application/json")
+        self.assertEqual(sorted(r.json), ["fired", "now"], r)
+        return r.json
+
+    def test_time_stands_still_until_moved(self):
+        t0 = self.clock()
+        self.assertLess(abs(t0 - now_ms()), 60000)  # it started at the wall clock
+        oid, cid = self.new_case()
+        c = self.get(cid)
+        self.assertEqual(c["opened_at"], t0)
+        self.assertEqual(c["deadline"], {"kind": "merchant_response", "due": t0 + 48 * HOUR})
+        time.sleep(0.3)
+        self.assertEqual(self.clock(), t0)
+        for key in (B1, S1, LOG):  # any key may read the clock
+            self.assertEqual(self.clock(key), t0)
+        self.assertError(self.req("GET", "/v1/clock"), 401, "unauthorized")
+
+    def test_advance_48h_fires_merchant_response(self):
+        t0 = self.clock()
+        oid, cid = self.new_case()
+        a = self.advance({"by": "48h"})
+        self.assertEqual(a, {"now": t0 + 48 * HOUR, "fired": [
+            {"case": cid, "deadline": "merchant_response", "at": t0 + 48 * HOUR,
+             "action": "auto_agree", "to": "awaiting_return"}]})
+        self.assertEqual(self.clock(), t0 + 48 * HOUR)
+        c = self.get(cid)
+        self.assertEqual(c["state"], "awaiting_return", c)
+        e = c["history"][-1]
+        self.assertEqual((e["at"], e["actor"], e["action"], e["from"], e["to"]),
+                         (t0 + 48 * HOUR, "system", "auto_agree", "requested", "awaiting_return"))
+        self.assertEqual(c["deadline"], {"kind": "buyer_ship", "due": t0 + 48 * HOUR + 7 * DAY})
+        # the buyer acts at the moved time
+        self.assertOk(self.act(cid, B1, "ship_return", {"carrier": "SF", "tracking": "T1"}))
+        self.assertEqual(self.get(cid)["history"][-1]["at"], t0 + 48 * HOUR)
+
+    def test_two_moves_fire_in_due_order(self):
+        t0 = self.clock()
+        _, c1 = self.new_case()
+        self.assertEqual(self.advance({"by": "1h"}), {"now": t0 + HOUR, "fired": []})
+        _, c2 = self.new_case()  # opened an hour after c1
+        self.assertEqual(self.advance({"by": "47h"})["fired"],
+                         [{"case": c1, "deadline": "merchant_response", "at": t0 + 48 * HOUR,
+                           "action": "auto_agree", "to": "awaiting_return"}])
+        self.assertEqual(self.get(c2)["state"], "requested")
+        # one move past three deadlines: each at its own instant, in due order, the ones a
+        # fired deadline set fired too
+        a = self.advance({"by": "8d"})
+        self.assertEqual(a["now"], t0 + 48 * HOUR + 8 * DAY)
+        self.assertEqual(a["fired"], [
+            {"case": c2, "deadline": "merchant_response", "at": t0 + 49 * HOUR,
+             "action": "auto_agree", "to": "awaiting_return"},
+            {"case": c1, "deadline": "buyer_ship", "at": t0 + 48 * HOUR + 7 * DAY,
+             "action": "auto_close", "to": "closed"},
+            {"case": c2, "deadline": "buyer_ship", "at": t0 + 49 * HOUR + 7 * DAY,
+             "action": "auto_close", "to": "closed"}])
+        for cid in (c1, c2):
+            c = self.get(cid)
+            self.assertEqual(c["state"], "closed")
+            self.assertEqual([(e["actor"], e["action"]) for e in c["history"]],
+                             [("buyer:B1", "open"), ("system", "auto_agree"), ("system", "auto_close")])
+
+    def test_to_an_instant(self):
+        t0 = self.clock()
+        self.assertEqual(self.advance({"to": t0 + 90000}), {"now": t0 + 90000, "fired": []})
+        # the same instant again (a retry) moves nothing and fires nothing
+        self.assertEqual(self.advance({"to": t0 + 90000}), {"now": t0 + 90000, "fired": []})
+        t1 = t0 + 90000 + HOUR
+        rfc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t1 // 1000)) + ".%03dZ" % (t1 % 1000)
+        self.assertEqual(self.advance({"to": rfc}), {"now": t1, "fired": []})
+        self.assertError(self.req("POST", "/v1/clock/advance", {"to": t0}, PLATFORM),
+                         400, "bad_request")  # time never goes back
+        self.assertEqual(self.clock(), t1)
+
+    def test_only_the_platform_moves_it(self):
+        t0 = self.clock()
+        oid, cid = self.new_case()
+        before = self.get(cid)
+        for key in (S1, B1, LOG):
+            self.assertError(self.req("POST", "/v1/clock/advance", {"by": "48h"}, key),
+                             403, "forbidden")
+        self.assertError(self.req("POST", "/v1/clock/advance", {"by": "48h"}), 401, "unauthorized")
+        self.assertEqual(self.clock(), t0)
+        self.assertUnchanged(cid, before)
+
+    def test_bad_bodies_change_nothing(self):
+        t0 = self.clock()
+        oid, cid = self.new_case()
+        before = self.get(cid)
+        for body in ({"by": 0}, {"by": "0s"}, {"by": "-1h"}, {"by": -3600000}, {"by": "366d"},
+                     {"by": "365d1s"}, {"by": "soon"}, {"by": "48 h"}, {"by": ""}, {"by": None},
+                     {"by": "48h", "reason": "tests"}, {"when": "48h"}, {}, [], "48h",
+                     {"by": "48h", "to": t0 + 1}, {"to": -1}, {"to": "tomorrow"},
+                     {"to": t0 + 366 * DAY}, b"{\"by\": ", b""):
+            r = self.req("POST", "/v1/clock/advance", body, PLATFORM)
+            self.assertError(r, 400, "bad_request")
+        self.assertEqual(self.clock(), t0)
+        self.assertUnchanged(cid, before)
+        self.assertEqual(self.advance({"by": "365d"})["now"], t0 + 365 * DAY)  # the bound itself
+
+    def test_state_survives_a_restart(self):
+        t0 = self.clock()
+        oid, cid = self.new_case()
+        self.assertEqual(len(self.advance({"by": "48h"})["fired"]), 1)
+        self.server.kill()  # SIGKILL right after the answer: it was durable before it
+        self.server.restart()
+        c = self.get(cid)
+        self.assertEqual((c["state"], c["version"]), ("awaiting_return", 2), c)
+        # the clock resumes where the file's last transition is, not back at the wall clock
+        self.assertEqual(self.clock(), t0 + 48 * HOUR)
+        self.assertEqual(self.advance({"by": "7d"})["fired"],
+                         [{"case": cid, "deadline": "buyer_ship", "at": t0 + 48 * HOUR + 7 * DAY,
+                           "action": "auto_close", "to": "closed"}])
+        stop_checked(self, self.server)
+        self.server.restart()
+        self.assertEqual(self.get(cid)["state"], "closed")
+        self.assertEqual(self.clock(), t0 + 48 * HOUR + 7 * DAY)
+
+    def test_clock_start(self):
+        stop_checked(self, self.server)
+        self.server.args = ["--clock", "virtual", "--clock-start", "2026-03-01T00:00:00Z"]
+        self.server.start()
+        self.assertEqual(self.clock(), 1772323200000)
+
+
+class RealClock(ApiCase):
+    """The default server's clock is real: it is read, never moved (docs/api.md)."""
+
+    def test_clock_reads_real(self):
+        r = self.req("GET", "/v1/clock", None, B1)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["clock"], "real")
+        self.assertLess(abs(r.json["now"] - now_ms()), 60000)
+
+    def test_advance_refused(self):
+        oid, cid = self.new_case()
+        before = self.get(cid)
+        self.assertError(self.req("POST", "/v1/clock/advance", {"by": "48h"}, PLATFORM),
+                         409, "conflict")
+        self.assertError(self.req("POST", "/v1/clock/advance", {"by": "48h"}, S1), 403, "forbidden")
+        self.assertError(self.req("POST", "/v1/clock/advance", {"by": "0s"}, PLATFORM),
+                         400, "bad_request")  # the shape is checked first (docs/design.md#check-order)
+        self.assertUnchanged(cid, before)
+
+
 class ServeOptions(unittest.TestCase):
 
     def setUp(self):
@@ -2083,6 +2244,18 @@ class ServeOptions(unittest.TestCase):
             self.assertIn("--listen", err)
         rc, _, err = self.run_serve("--listen", "no-such-host:%d" % free_port(), keys_text="k platform\n")
         self.assertEqual(rc, 1)
+
+    def test_bad_clock(self):
+        for args, what in ((("--clock", "fake"), "--clock"), (("--clock", ""), "--clock"),
+                           (("--clock", "Virtual"), "--clock"),
+                           (("--clock-start", "2026-03-01T00:00:00Z"), "--clock virtual"),
+                           (("--clock", "virtual", "--clock-start", "yesterday"), "--clock-start")):
+            rc, _, err = self.run_serve("--listen", "127.0.0.1:%d" % free_port(), *args,
+                                        keys_text="k platform\n")
+            self.assertEqual(rc, 2, args)
+            self.assertIn(what, err, args)
+        rc, out, _ = self.run_serve("--help")
+        self.assertIn("--clock real|virtual", out)
 
     def test_unknown_option(self):
         rc, _, err = self.run_serve("--frobnicate", keys_text="k platform\n")

@@ -253,28 +253,28 @@ def read_all(sock, timeout=30.0):
 
 
 class Server:
-    def __init__(self, exe, root, tmp, webhook_port):
+    def __init__(self, exe, root, tmp, webhook_port, extra=(), name="api"):
         self.port = free_port()
         self.keys = {who: secrets.token_hex(16) for who in
                      ("platform", "merchant:S1", "merchant:S2", "buyer:B1", "buyer:B2", "logistics")}
-        keys_path = os.path.join(tmp, "keys.txt")
+        keys_path = os.path.join(tmp, name + "-keys.txt")
         with open(keys_path, "w") as f:
             f.write("# test keys\n")
             for who, key in self.keys.items():
                 f.write("%s %s\n" % (key, who))
-        secret_path = os.path.join(tmp, "webhook.secret")
+        secret_path = os.path.join(tmp, name + "-webhook.secret")
         with open(secret_path, "w") as f:
             f.write(secrets.token_hex(16) + "\n")
-        self.log_path = os.path.join(tmp, "serve.log")
+        self.log_path = os.path.join(tmp, name + "-serve.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [exe, "serve", "--listen", "127.0.0.1:%d" % self.port, "--db",
-             os.path.join(tmp, "api.db"), "--keys", keys_path, "--packs",
+             os.path.join(tmp, name + ".db"), "--keys", keys_path, "--packs",
              os.path.join(root, "plugins"), "--webhook",
              "http://127.0.0.1:%d/hooks/refunds" % webhook_port,
              "--webhook-secret-file", secret_path,
              # the 1025-connection check comes from one address: past the global limit
-             "--max-conns-per-client", "2000"],
+             "--max-conns-per-client", "2000"] + list(extra),
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -507,6 +507,7 @@ class Flow:
         self.metrics_and_rules()
         self.attempt_limit()
         self.routing()
+        self.clock_real()
         self.transport()
 
     # ---- service endpoints ----------------------------------------------------------------
@@ -829,6 +830,59 @@ class Flow:
                    "items": [{"sku": "A1", "qty": 1}]}, "buyer:B1", 422, code="attempt_limit")
 
     # ---- paths and methods the spec does not list -----------------------------------------
+    # ---- the clock ------------------------------------------------------------------------
+    def clock_real(self):
+        for who in ("platform", "buyer:B1", "merchant:S1", "logistics"):
+            r = self.call("the real clock, " + who, "GET", "/v1/clock", who=who, expect=200)
+            if r.status == 200 and r.json().get("clock") != "real":
+                fail("GET /v1/clock on the default server: %r" % r)
+        self.call("the clock without a key", "GET", "/v1/clock", expect=401)
+        self.call("advance a real clock", "POST", "/v1/clock/advance", {"by": "48h"}, "platform",
+                  409, code="conflict")
+        self.call("advance, merchant", "POST", "/v1/clock/advance", {"by": "48h"}, "merchant:S1",
+                  403, code="forbidden")
+
+    def clock_virtual(self):
+        """On a `--clock virtual` server: a case whose merchant_response fires on a move."""
+        t0 = self.call("the virtual clock", "GET", "/v1/clock", who="platform", expect=200).json()
+        if t0.get("clock") != "virtual":
+            fail("GET /v1/clock on --clock virtual: %r" % t0)
+        now = t0.get("now", 0)
+        self.order("V1", "S1", "B1", [{"sku": "T1", "category": "apparel", "qty": 1, "price": 19900}])
+        self.call("deliver V1", "POST", "/v1/orders/V1/deliver", None, "platform", 200)
+        self.call("open VC1", "POST", "/v1/cases",
+                  {"id": "VC1", "order": "V1", "type": "return_refund", "reason": "no_reason",
+                   "items": [{"sku": "T1", "qty": 1}]}, "buyer:B1", 201)
+        r = self.call("advance 48h", "POST", "/v1/clock/advance", {"by": "48h"}, "platform", 200)
+        want = {"now": now + 48 * 3600000, "fired": [
+            {"case": "VC1", "deadline": "merchant_response", "at": now + 48 * 3600000,
+             "action": "auto_agree", "to": "awaiting_return"}]}
+        if r.status == 200 and r.json() != want:
+            fail("advance 48h: %r, expected %r" % (r.json(), want))
+        self.call("advance to now", "POST", "/v1/clock/advance", {"to": now + 48 * 3600000},
+                  "platform", 200)
+        t1 = now + 49 * 3600000
+        rfc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t1 // 1000)) + ".%03dZ" % (t1 % 1000)
+        r = self.call("advance to an RFC 3339 instant", "POST", "/v1/clock/advance", {"to": rfc},
+                      "platform", 200)
+        if r.status == 200 and r.json() != {"now": t1, "fired": []}:
+            fail("advance to %s: %r" % (rfc, r.json()))
+        self.call("advance past a year on", "POST", "/v1/clock/advance",
+                  {"to": "2999-01-01T00:00:00Z"}, "platform", 400)
+        for label, body in (("both", {"by": "1h", "to": now}), ("neither", {}),
+                            ("unknown member", {"by": "1h", "x": 1}), ("garbage", {"by": "soon"}),
+                            ("a number", {"by": 3600000}), ("negative", {"by": "-1h"})):
+            self.call("advance, " + label, "POST", "/v1/clock/advance", body, "platform", 400,
+                      spec_rejects=True, code="bad_request")
+        self.call("advance 0s", "POST", "/v1/clock/advance", {"by": "0s"}, "platform", 400)
+        self.call("advance 366d", "POST", "/v1/clock/advance", {"by": "366d"}, "platform", 400)
+        self.call("advance, malformed", "POST", "/v1/clock/advance", "{\"by\":", "platform", 400)
+        self.call("advance, buyer", "POST", "/v1/clock/advance", {"by": "1h"}, "buyer:B1", 403)
+        self.call("advance, no key", "POST", "/v1/clock/advance", {"by": "1h"}, None, 401)
+        c = self.case("VC1")
+        if c.get("state") != "awaiting_return":
+            fail("VC1 after the move: %s" % c.get("state"))
+
     def routing(self):
         self.call("unknown path", "GET", "/nope", expect=404)
         self.call("unknown /v1 path", "GET", "/v1/nothing", who="platform", expect=404)
@@ -1049,6 +1103,12 @@ def main():
                 if c1 and (c1[0].get("case") != "C1" or c1[0].get("amount") != 19900):
                     fail("webhook: C1's refund is %s" % c1[0])
                 values = prometheus_checks(flow)
+                vsrv = Server(exe, root, tmp, hooks.port, extra=("--clock", "virtual"), name="virtual")
+                try:
+                    Flow(vsrv).clock_virtual()
+                finally:
+                    if vsrv.stop() != 0:
+                        fail("the --clock virtual server exited %s after SIGTERM" % vsrv.proc.returncode)
                 if values.get('aftersale_webhook_deliveries_total{result="delivered"}', 0) < 1 or \
                         values.get('aftersale_webhook_deliveries_total{result="failed"}', 0) < 1:
                     fail("/metrics: webhook counters %s" % {k: v for k, v in values.items() if "webhook" in k})

@@ -114,6 +114,10 @@ static void spin_cb(uv_idle_t *h)
     (void)h;
 }
 
+/* 0: the runtimes rt_open makes run on the loop's real clock; else on a virtual clock on the
+ * loop starting here (alloc_oom_sweep_clock_move), restored ones too. */
+static int64_t virtual_start;
+
 static void rt_open(W *w)
 {
     ck_assert_int_eq(uv_loop_init(&w->loop), 0);
@@ -122,6 +126,8 @@ static void rt_open(W *w)
     o.loop = &w->loop;
     o.outbox = on_outbox;
     o.lua_memory = 8 << 20;
+    o.virtual_clock = virtual_start != 0;
+    o.start_ms = virtual_start;
     as_error err;
     w->rt = unit_runtime(&o, &err);
     ck_assert_msg(as__durable_attach(w->rt, w->mem, &err) == 0, "attach: %s", err.msg);
@@ -561,6 +567,92 @@ START_TEST(alloc_oom_sweep_one_turn)
 }
 END_TEST
 
+
+/* aftersale.h as_runtime_clock_request on a durable virtual clock: each allocation of a move
+ * either succeeds or the move is refused with nomem and nothing changed -- but for a nomem
+ * met writing the answer once the move is made, whose sentence says so; a deadline that could
+ * not fire is not reported (it is tried again a second later, past this move's end); and
+ * whatever was answered, the store restores to what memory holds. C1 (flow steps 0-4) waits
+ * for merchant_response, 24 h after its open by S1's rules; the move goes exactly there. */
+START_TEST(alloc_oom_sweep_clock_move)
+{
+    enum { BASE = 5 };
+    const int64_t t0 = 1772323200000ll, due = t0 + 24 * 3600 * 1000ll;
+    static const char body[] = "{\"to\":1772409600000}";
+    static const char fired[] =
+        "{\"now\":1772409600000,\"fired\":[{\"case\":\"C1\",\"deadline\":\"merchant_response\","
+        "\"at\":1772409600000,\"action\":\"auto_agree\",\"to\":\"awaiting_return\"}]}";
+    static const char none[] = "{\"now\":1772409600000,\"fired\":[]}";
+    install();
+    fault.sticky = _i;
+    virtual_start = t0;
+    long points = 0;
+    int nomem = 0, moved_nomem = 0, unfired = 0;
+    W w;
+    replay(&w, BASE);
+    for (long n = 1;; n++) {
+        ck_assert_int_eq(as_runtime_now(w.rt), t0);
+        char *before = world(w.rt, 0), *stored = rows(w.mem);
+        unit_reply r = {0};
+        arm(n);
+        int rc =
+            as_runtime_clock_request(w.rt, "platform", body, sizeof body - 1, unit_reply_cb, &r);
+        pump(&w);
+        int hit = disarm();
+        points += hit;
+        int moved = as_runtime_now(w.rt) != t0;
+        /* returned 0 once the move is made; its answer may still be the nomem of writing it */
+        ck_assert_msg(r.calls == 1 && (r.code == rc || (rc == 0 && moved)),
+                      "allocation %ld: answered %d times, %s then %s", n, r.calls, as_err_name(rc),
+                      as_err_name(r.code));
+        rc = r.code;
+        char *c1 = as_case_get_json(w.rt, "C1");
+        ck_assert_ptr_nonnull(c1);
+        int agreed = strstr(c1, "\"state\":\"awaiting_return\"") != NULL;
+        as_free(c1);
+        if (rc == 0) {
+            ck_assert_int_eq(as_runtime_now(w.rt), due);
+            /* what the answer lists is what happened */
+            ck_assert_str_eq(r.text, agreed ? fired : none);
+            ck_assert(hit || agreed);
+            unfired += !agreed;
+        } else {
+            ck_assert_msg(hit && rc == AS_ENOMEM, "allocation %ld: answered %s: %s", n,
+                          as_err_name(rc), r.text);
+            if (moved) {
+                ck_assert_msg(strstr(r.text, "the clock moved") != NULL, "%s", r.text);
+                moved_nomem++;
+            } else {
+                char *after = world(w.rt, 0), *rows_after = rows(w.mem);
+                same("memory after a refused move", BASE, n, before, after);
+                same("the store after a refused move", BASE, n, stored, rows_after);
+                free(after), free(rows_after);
+                nomem++;
+            }
+        }
+        char *now = world(w.rt, 0), *back = restored(&w);
+        /* A deadline that could not fire is tried again a second later; that retry is the
+         * scheduler's, in memory, and the file keeps the due time it had (a restart fires
+         * it then, at once) -- the one difference allowed between the two. */
+        char *retry = strstr(now, "\"due\":1772409601000");
+        if (moved && !agreed && retry) memcpy(retry, "\"due\":1772409600000", 19);
+        same("the restored runtime", BASE, n, now, back);
+        free(now), free(back), free(before), free(stored);
+        unit_reply_clear(&r);
+        if (!hit) break;
+        if (moved) {
+            discard(&w);
+            replay(&w, BASE);
+        }
+    }
+    discard(&w);
+    virtual_start = 0;
+    printf("alloc sweep of a clock move (%s): %ld allocation points: %d refused with nomem, "
+           "%d nomem after the move, %d deadlines not fired\n",
+           _i ? "from the n-th on" : "the n-th only", points, nomem, moved_nomem, unfired);
+}
+END_TEST
+
 /* ==========================================================================================
  * The API
  * ======================================================================================== */
@@ -607,6 +699,7 @@ static Suite *alloc_suite(void)
     tcase_set_timeout(sweep, 110);
     tcase_add_loop_test(sweep, alloc_oom_sweep_every_command, 0, 2);
     tcase_add_loop_test(sweep, alloc_oom_sweep_one_turn, 0, 2);
+    tcase_add_loop_test(sweep, alloc_oom_sweep_clock_move, 0, 2);
     suite_add_tcase(s, sweep);
     return s;
 }

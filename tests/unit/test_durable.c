@@ -1157,7 +1157,7 @@ static int remove_db(const char *path)
     return was;
 }
 
-/* aftersale.h: attach "Needs a real clock (as_options.loop), the bundled packs already loaded,
+/* aftersale.h: attach "Needs a loop (as_options.loop ...), the bundled packs already loaded,
  * and no command run yet", and "a refused call changes nothing" -- no file is created for a
  * refused attach. */
 START_TEST(durable_attach_refused_twice_or_after_commands)
@@ -1206,7 +1206,7 @@ START_TEST(durable_attach_refused_twice_or_after_commands)
     uv_run(&d.loop, UV_RUN_NOWAIT);
     ck_assert_int_eq(uv_loop_close(&d.loop), 0);
 
-    /* a virtual clock: refused */
+    /* headless (a virtual clock without a loop): refused */
     as_options o = {0};
     o.start_ms = 1772323200000ll;
     as_runtime *v = as_runtime_new(&o, &d.err);

@@ -31,6 +31,8 @@ static const struct {
     {"POST", "/v1/orders/O1/confirm", AS_ROUTE_ORDER_CONFIRM, 1, {"O1"}},
     {"POST", "/v1/cases", AS_ROUTE_CASE_OPEN, 0, {NULL}},
     {"POST", "/v1/cases/C1/actions", AS_ROUTE_CASE_ACT, 1, {"C1"}},
+    {"GET", "/v1/clock", AS_ROUTE_CLOCK_GET, 0, {NULL}},
+    {"POST", "/v1/clock/advance", AS_ROUTE_CLOCK_ADVANCE, 0, {NULL}},
 };
 #define NSERVED ((int)(sizeof served / sizeof served[0]))
 

@@ -2,7 +2,8 @@
  *
  * This header is the specification (docs/design.md#interfaces is its tour). A runtime holds
  * orders, cases, the rule packs and one deadline scheduler. It runs on a real clock (a libuv
- * loop you own) or a virtual clock (headless, driven by as_runtime_advance).
+ * loop you own) or a virtual clock (time moves only when told: as_runtime_advance), either
+ * headless or on a loop that serves its I/O (as_options.virtual_clock).
  *
  * Rules that hold for every call unless its comment says otherwise:
  * - Threads: every call on a runtime is for one thread, the thread of its loop (or, on a
@@ -115,10 +116,14 @@ typedef void (*as_outbox_cb)(void *data, const char *kind, const char *case_id,
 /* Options of as_runtime_new. Zero is every field's default, so `as_options o = {0}` is a
  * virtual clock at 0 with the defaults. `reserved` must stay zero: fields added later take
  * its room, so a program compiled against this header keeps working with a later library
- * (as_runtime_new refuses non-zero reserved words with AS_EBAD_REQUEST). */
+ * (as_runtime_new refuses non-zero reserved words with AS_EBAD_REQUEST), and the struct keeps
+ * its size (lib/embed.c asserts it). */
 typedef struct as_options {
-    struct uv_loop_s *loop; /* NULL: virtual clock starting at start_ms */
-    int64_t start_ms;
+    /* The loop the runtime does its I/O on (the store's threads wake it, as_runtime_defer
+     * queues for its step), which must outlive the runtime; NULL: headless, no I/O, and a
+     * virtual clock. With a loop the clock is the loop's real time, unless virtual_clock. */
+    struct uv_loop_s *loop;
+    int64_t start_ms;       /* a virtual clock's first instant (ms UTC); unused on a real one */
     int auto_pay;           /* 1: a refund instruction is paid at once (scenarios) */
     long lua_instructions;  /* per hook call; 0 for the default (1,000,000) */
     size_t lua_memory;      /* bytes per pack; 0 for the default (32 MiB) */
@@ -128,14 +133,23 @@ typedef struct as_options {
     void *outbox_data;
     int64_t idempotency_ms; /* a durable runtime remembers an idempotency key's answer this
                              * long, then forgets it (memory and file); 0 for the default */
-    uint64_t reserved[8];
+    /* 1 with a `loop`: I/O on the loop, but a virtual clock starting at start_ms that moves
+     * only with as_runtime_advance or as_runtime_clock_advance -- no libuv timer fires a
+     * deadline, and a deadline fires only when a move passes its instant (or in the next step
+     * when it is already due, a zero duration or one restored from a store). Such a runtime
+     * can be durable (as_runtime_attach_store); the dev server `aftersale serve --clock
+     * virtual` is one. 0: the loop's real clock. Without a loop the clock is virtual anyway.
+     * Any other value: AS_EBAD_REQUEST. */
+    int virtual_clock;
+    uint64_t reserved[7];
 } as_options;
 
 #define AS_IDEMPOTENCY_DEFAULT_MS (24 * 3600 * 1000LL) /* 24 h */
 
 /* Creates a runtime with no packs loaded, owned by the caller (free with as_runtime_free).
  * `opts` may be NULL (all defaults). NULL on failure with err filled: AS_ENOMEM, or
- * AS_EBAD_REQUEST for a non-zero reserved word. The loop, when given, must outlive it. */
+ * AS_EBAD_REQUEST for a non-zero reserved word or a virtual_clock other than 0 and 1. The
+ * loop, when given, must outlive it. */
 AS_EXTERN as_runtime *as_runtime_new(const as_options *opts, as_error *err);
 /* Frees the runtime and everything it owns; NULL is a no-op. A durable runtime first waits
  * for the batch its writer holds (nothing acknowledged is lost; what was not acknowledged
@@ -171,11 +185,14 @@ AS_EXTERN int as_runtime_load_merchant_source(as_runtime *rt, const char *shop,
 /* Makes the runtime durable on the SQLite file `db_path` (created when missing) and restores
  * what the file holds: orders, cases, histories, pinned merchant pack versions, pending
  * deadlines (those already due fire at once, in due order), undelivered outbox entries (they
- * are delivered again) and idempotency keys. Needs a real clock (as_options.loop), the
- * bundled packs already loaded, and no command run yet (else AS_EBAD_REQUEST, the file
- * untouched). A file another process writes, one that is not aftersale's, of a newer schema,
- * or damaged is refused with AS_EIO. From then on every change is written in one transaction
- * per loop turn, off the loop thread; answers wait for it. */
+ * are delivered again) and idempotency keys. Needs a loop (as_options.loop; its clock real or
+ * virtual), the bundled packs already loaded, and no command run yet (else AS_EBAD_REQUEST,
+ * the file untouched). The file does not keep a virtual clock's time: on attach a virtual
+ * clock moves on to the last transition the file records when that is later than its start,
+ * so that time never goes back across a restart. A file another process writes, one that is
+ * not aftersale's, of a newer schema, or damaged is refused with AS_EIO. From then on every
+ * change is written in one transaction per loop turn, off the loop thread; answers wait for
+ * it. */
 AS_EXTERN int as_runtime_attach_store(as_runtime *rt, const char *db_path, as_error *err);
 /* NULL, or the sentence of the store failure after which the runtime refuses writes (a
  * restart restores what is on disk). Valid until the runtime is freed. */
@@ -188,10 +205,16 @@ AS_EXTERN int as_runtime_idle(const as_runtime *rt);
 
 /* The runtime's clock now. */
 AS_EXTERN int64_t as_runtime_now(const as_runtime *rt);
+/* 1 when the runtime's clock is virtual (headless, or as_options.virtual_clock), 0 when it
+ * is a loop's real clock. */
+AS_EXTERN int as_runtime_clock_virtual(const as_runtime *rt);
 /* Virtual clock: fires every deadline due up to `to_ms` in due order, each at its own
  * instant, and moves time to `to_ms` (never back). A no-op on a real clock. Not from a
- * callback of this runtime. */
+ * callback of this runtime. On a loop (as_options.virtual_clock) call it from a function
+ * queued with as_runtime_defer: what it fires goes into that turn's group commit, which it
+ * does not wait for (as_runtime_clock_advance does). */
 AS_EXTERN void as_runtime_advance(as_runtime *rt, int64_t to_ms);
+
 
 /* ---- The loop turn ---------------------------------------------------------------------- */
 
@@ -281,6 +304,40 @@ AS_EXTERN int as_case_open_json(as_runtime *rt, const char *principal, const cha
 AS_EXTERN int as_case_act_json(as_runtime *rt, const char *principal, const char *case_id,
                                const char *action, const char *payload_json, int64_t version,
                                as_error *err);
+
+/* ---- Moving a virtual clock ------------------------------------------------------------ */
+
+/* A deadline a move of the clock fired: the case `case_id`, the deadline's kind
+ * ("merchant_response", docs/design.md#states), the instant `at_ms` it fired at (its due
+ * time), the system action it took ("auto_agree") and the state the case is in after it
+ * ("awaiting_return"). Strings are valid during the call only. */
+typedef void (*as_fired_cb)(void *ud, const char *case_id, const char *deadline, int64_t at_ms,
+                            const char *action, const char *state);
+/* as_runtime_advance as a command: on a virtual clock fires every deadline due up to `to_ms`
+ * in due order, each at its own instant, calling `fired` (may be NULL) after each one it
+ * applied, in that order and before this returns; moves time to `to_ms`; then calls `done`
+ * (may be NULL) once everything the move changed is durable (at once without a store), as
+ * as_runtime_command answers. On a loop call it from a function queued with
+ * as_runtime_defer, like a command. `ud` goes to both callbacks. Returns the code `done`
+ * gets: 0; AS_ECONFLICT on a real clock (its time moves by itself; nothing fired);
+ * AS_EBAD_REQUEST for a `to_ms` before now (time never goes back) or past the end of year
+ * 9999; AS_EIO once the store has failed (nothing fired); AS_ENOMEM before anything moved.
+ * A deadline that fails to fire for want of memory is not reported and is tried again a
+ * second later, as every deadline is. Not from an as_done_cb, as_read_cb or as_outbox_cb. */
+AS_EXTERN int as_runtime_clock_advance(as_runtime *rt, int64_t to_ms, as_fired_cb fired,
+                                       as_done_cb done, void *ud);
+/* A move of the clock as a request from outside (the HTTP server's POST /v1/clock/advance,
+ * docs/api.md): `principal` must be "platform" (else AS_EFORBIDDEN); `body` (`len` bytes,
+ * borrowed) is the JSON object {"by": DURATION} (as_duration_parse, above 0 and at most 365
+ * days) or {"to": INSTANT} (ms UTC, or an RFC 3339 string; from now to 365 days on), any
+ * other member or shape AS_EBAD_REQUEST; then as_runtime_clock_advance (AS_ECONFLICT on a
+ * real clock). Calls `cb` once: code 0 and the JSON text {"now": MS, "fired": [{"case",
+ * "deadline", "at", "action", "to"}...]} (in firing order) once the move is durable, or the
+ * refusal's code and sentence. Returns the refusal's code, or 0 once the move is made (on a
+ * durable runtime before it is on disk). A refusal changes nothing, but for an AS_ENOMEM met
+ * while writing the answer after the move: its sentence then says the clock moved. */
+AS_EXTERN int as_runtime_clock_request(as_runtime *rt, const char *principal, const char *body,
+                                       size_t len, as_read_cb cb, void *ud);
 
 /* ---- Reads ------------------------------------------------------------------------------- */
 /* A read hands its JSON to `cb` once everything it shows is durable: at once when nothing it
