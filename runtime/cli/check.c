@@ -11,7 +11,29 @@ static void usage(FILE *f)
                "\n"
                "Loads a rule pack (a Lua file in the sandbox, or a native plugin from its\n"
                "folder), validates it and its hooks, and prints its name, version, categories\n"
-               "and hooks. Exit status 0 when valid, 1 otherwise.\n");
+               "and hooks, then a warning for each hook the layer it would run in never asks\n"
+               "(a pack without categories is a merchant's or the platform's: order_check is\n"
+               "asked of the platform and category packs only). Exit status 0 when valid\n"
+               "(warnings or not), 1 otherwise.\n");
+}
+
+/* Hooks a pack without categories may define that a merchant layer never asks, and why. */
+static const struct {
+    const char *hook, *why;
+} merchant_ignores[] = {
+    {"order_check", "an order is checked by the platform and category packs only, when it is "
+                    "created; as a merchant pack this hook never runs"},
+};
+
+static void warn_ignored(json_t *j)
+{
+    if (json_array_size(json_object_get(j, "categories"))) return;
+    size_t k;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "hooks"), k, v)
+    for (size_t i = 0; i < sizeof merchant_ignores / sizeof *merchant_ignores; i++)
+        if (strcmp(json_string_value(v), merchant_ignores[i].hook) == 0)
+            printf("warning: %s: %s\n", merchant_ignores[i].hook, merchant_ignores[i].why);
 }
 
 int as__cli_check(int argc, char **argv)
@@ -39,6 +61,7 @@ int as__cli_check(int argc, char **argv)
     printf("%s\nhooks:", json_array_size(cats) ? "" : " (none: a platform or merchant pack)");
     json_array_foreach(json_object_get(j, "hooks"), k, v) printf(" %s", json_string_value(v));
     printf("\nmemory: %lld bytes\n", (long long)json_integer_value(json_object_get(j, "memory")));
+    warn_ignored(j);
     json_decref(j);
     return 0;
 }

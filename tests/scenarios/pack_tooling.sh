@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `aftersale run --explain` / `test -v` print each step's decisions with their provenance
-# (docs/design.md#provenance), and a failed expectation prints the history that led there.
+# The pack tooling that explains: `aftersale run --explain` / `test -v` print each step's
+# decisions with their provenance (docs/design.md#provenance), a failed expectation prints the
+# history that led there, and `aftersale check` warns of hooks a merchant layer never asks.
 # Runs the real binary from the source root, so that file:line paths are known.
 set -uo pipefail
 bin=$(realpath "$1") root=$2
@@ -35,4 +36,11 @@ has "the failed entry" "$out" 'case C1: expected a history entry {"action":"agre
 has "the history under it" "$out" "  the history of C1:
   C1 +1d2h buyer:B1 open (new) -> requested, decided by buyer:B1"
 has "the decision behind it" "$out" "decided by rule:auto_decide [category fresh_food@4 auto_decide]"
+# check: a pack without categories defining order_check is warned about, still valid (0)
+printf 'return { name = "m", version = "1", order_check = function(o) return nil end,\n  priority = function(c, o) return 2 end }\n' > "$tmp/m.lua"
+out=$("$bin" check "$tmp/m.lua" 2>&1); rc=$?
+[ $rc -eq 0 ] || { echo "FAIL check with a warning: exit $rc, expected 0"; fails=$((fails+1)); }
+has "check warns of an ignored hook" "$out" "warning: order_check: an order is checked by the platform and category packs only"
+out=$("$bin" check plugins/electronics/electronics.lua 2>&1)
+case "$out" in *warning*) echo "FAIL a category pack's order_check is not warned about: $out"; fails=$((fails+1));; *) echo "ok   no warning for a category pack";; esac
 exit $fails
