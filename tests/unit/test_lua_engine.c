@@ -1076,10 +1076,10 @@ START_TEST(lua_engine_text_answers_are_text)
         {"'\\xed\\xa0\\x80'", 0}, /* a surrogate */
         {"12", 0},
     };
+    as_answer ans;
+    as_error err;
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         char src[1024];
-        as_answer ans;
-        as_error err;
         snprintf(src, sizeof src, ELIG("return { error = 'not_eligible', message = %s }"), texts[i].v);
         int rc = call_once(src, AS_HOOK_ELIGIBILITY, &ans, &err);
         ck_assert_msg(rc == (texts[i].ok ? 0 : AS_ERULE_ERROR), "%s: rc %d (%s)", src, rc, err.msg);
@@ -1088,9 +1088,23 @@ START_TEST(lua_engine_text_answers_are_text)
         rc = call_once(src, AS_HOOK_AUTO_DECIDE, &ans, &err);
         ck_assert_msg(rc == (texts[i].ok ? 0 : AS_ERULE_ERROR), "%s: rc %d (%s)", src, rc, err.msg);
         if (rc == 0) ck_assert(strlen(ans.msg) >= 4);
+        /* a why (docs/design.md#provenance), on an agree and on a reject: the same text */
+        snprintf(src, sizeof src, PACK1("auto_decide", "c, o, now", "return { action = 'agree', why = %s }"),
+                 texts[i].v);
+        rc = call_once(src, AS_HOOK_AUTO_DECIDE, &ans, &err);
+        ck_assert_msg(rc == (texts[i].ok ? 0 : AS_ERULE_ERROR), "%s: rc %d (%s)", src, rc, err.msg);
+        if (rc == 0) ck_assert(ans.kind == AS_ANS_AGREE && strlen(ans.why) >= 4);
+        if (rc != 0) ck_assert_msg(has(err.msg, "a why that is not 1-256 bytes of text"), "%s", err.msg);
+        snprintf(src, sizeof src, PACK1("auto_decide", "c, o, now", "return { action = 'reject', reason = 'late', why = %s }"),
+                 texts[i].v);
+        rc = call_once(src, AS_HOOK_AUTO_DECIDE, &ans, &err);
+        ck_assert_msg(rc == (texts[i].ok ? 0 : AS_ERULE_ERROR), "%s: rc %d (%s)", src, rc, err.msg);
+        if (rc == 0) ck_assert(ans.kind == AS_ANS_REJECT && strcmp(ans.msg, "late") == 0);
     }
-    as_answer ans;
-    as_error err;
+    /* no why: "" (an answer never carries the last call's) */
+    ck_assert_int_eq(call_once(PACK1("auto_decide", "c, o, now", "return { action = 'agree' }"),
+                               AS_HOOK_AUTO_DECIDE, &ans, &err), 0);
+    ck_assert_str_eq(ans.why, "");
     ck_assert_int_eq(call_once(ELIG("return { error = 'io' }"), AS_HOOK_ELIGIBILITY, &ans, &err),
                      AS_ERULE_ERROR);
     ck_assert_int_eq(call_once(PACK1("auto_decide", "c, o, now", "return { action = 'reject', reason = string.rep('y', 256) }"),

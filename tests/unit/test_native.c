@@ -364,6 +364,34 @@ START_TEST(native_loads_good_plugin)
 }
 END_TEST
 
+/* docs/design.md#provenance: a native auto_decide's reason is an agree's why, as a Lua hook's
+ * `why`; a reject keeps it as the reason and gives no why. */
+START_TEST(native_agree_reason_is_its_why)
+{
+    as_pack *p = load_ok(AS_TEST_PLUGIN_DIR, "decides.so");
+    ck_assert_uint_eq(p->hooks, H(AUTO_DECIDE));
+    as_order *o = mk_order();
+    as_case *c =
+        mk_case(o, "C1", AS_TYPE_RETURN_REFUND, AS_REASON_QUALITY, AS_STATE_REQUESTED, phone, 1);
+    as_hook_args a = {.order = o, .c = c, .v = &c->v, .now_ms = T0};
+    as_answer ans;
+    as_error err = {0};
+    memset(&ans, 'x', sizeof ans); /* nothing of a last answer may show through */
+    ck_assert_int_eq(p->engine->call(p, AS_HOOK_AUTO_DECIDE, &a, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_AGREE);
+    ck_assert_str_eq(ans.why, "a quality claim: the merchant agrees to all of them");
+    c->v.reason = AS_REASON_NO_REASON;
+    memset(&ans, 'x', sizeof ans);
+    ck_assert_int_eq(p->engine->call(p, AS_HOOK_AUTO_DECIDE, &a, &ans, &err), 0);
+    ck_assert_int_eq(ans.kind, AS_ANS_REJECT);
+    ck_assert_str_eq(ans.msg, "as_described");
+    ck_assert_str_eq(ans.why, "");
+    free(c);
+    free(o);
+    as__pack_unref(p);
+}
+END_TEST
+
 /* Two versions of one object may be loaded side by side (a case pins the one it opened
  * under); dropping one leaves the other working. */
 START_TEST(native_loads_twice_and_unloads_independently)
@@ -710,6 +738,7 @@ static Suite *native_suite(void)
     tcase_add_test(tc, native_refuses_unloadable_file);
     tcase_add_test(tc, native_refuses_paths_outside_the_directory);
     tcase_add_test(tc, native_loads_good_plugin);
+    tcase_add_test(tc, native_agree_reason_is_its_why);
     tcase_add_test(tc, native_loads_twice_and_unloads_independently);
     tcase_add_test(tc, native_hook_failure_is_rule_error);
     suite_add_tcase(s, tc);
