@@ -89,7 +89,8 @@ typedef struct as_hist {
     int64_t at_ms;
     int64_t refund; /* fen, with AS_HF_REFUND: the refund as the entry left it */
     char *note;     /* owned, or NULL */
-    char *why;      /* owned, or NULL: the deciding hook's own words */
+    char *why;      /* owned, or NULL: the deciding hook's own words; on the entry of a
+                     * failed hook (AS_HF_FAILED), the file:line it raised at */
     uint8_t action, role, from, to;
     uint8_t flags;     /* AS_HF_* */
     uint8_t rule;      /* as__hist_rule: the hook whose answer decided the entry and its layer

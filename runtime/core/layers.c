@@ -24,20 +24,29 @@ void as__layers_init(as_layers *L, as_pack *const *packs, const as_order *o, con
 
 void as__layers_clear_notes(as_layers *L)
 {
-    for (int i = 0; i < L->nnotes; i++) as__free(L->notes[i].text);
+    for (int i = 0; i < L->nnotes; i++) {
+        as__free(L->notes[i].text);
+        as__free(L->notes[i].where);
+    }
     L->nnotes = 0;
 }
 
-/* Writes down a dropped answer or a failure of layer l's hook h. */
-static void note(as_layers *L, int l, as_hook h, int failed, const char *fmt, const char *a,
-                 const char *b)
+/* Writes down a dropped answer or a failure of layer l's hook h (`where` its file:line, or
+ * ""). A note that cannot be kept for want of memory is lost, not the command. */
+static void note(as_layers *L, int l, as_hook h, const char *where, const char *fmt,
+                 const char *a, const char *b)
 {
     if (L->nnotes == AS_MAX_NOTES) return;
     char buf[512];
     snprintf(buf, sizeof buf, fmt, as__layer_name(l), a, b);
     as_note *n = &L->notes[L->nnotes];
-    *n = (as_note){as__strdup(buf), (uint8_t)l, (uint8_t)h, (uint8_t)failed};
-    if (n->text) L->nnotes++;
+    *n = (as_note){as__strdup(buf), where && *where ? as__strdup(where) : NULL, (uint8_t)l,
+                   (uint8_t)h, where != NULL};
+    if (n->text == NULL) {
+        as__free(n->where);
+        return;
+    }
+    L->nnotes++;
 }
 
 int as__answer_text_ok(const char *s, size_t len)
@@ -114,7 +123,7 @@ static void drop(as_layers *L, int l, as_hook h, const char *why)
         L->dropped++;
         L->packs[l]->dropped++;
     }
-    note(L, l, h, 0, "%s answer to %s dropped: %s", as__hook_name(h), why);
+    note(L, l, h, NULL, "%s answer to %s dropped: %s", as__hook_name(h), why);
 }
 
 /* Asks layer `l`. Returns 1 with an answer to weigh, 0 to skip the layer (no hook, nil, or a
@@ -135,7 +144,7 @@ static int ask(as_layers *L, int l, as_hook h, int64_t cap, as_answer *ans, as_e
         L->failures[l]++;
         if (l == AS_LAYER_MERCHANT || L->lenient) {
             if (l == AS_LAYER_MERCHANT) L->dropped++, p->dropped++;
-            note(L, l, h, 1, "%s rule failed and was dropped: %s%s", e.msg, "");
+            note(L, l, h, ans->where, "%s rule failed and was dropped: %s%s", e.msg, "");
             return 0;
         }
         return as__err(err, AS_ERULE_ERROR, "%s", e.msg);

@@ -24,7 +24,8 @@ int as__refusal_code_ok(int code);
 
 /* A dropped answer or a failed hook, for the history. */
 typedef struct as_note {
-    char *text; /* owned until taken by the history */
+    char *text;  /* owned until taken by the history */
+    char *where; /* owned until taken: a failed hook's file:line, or NULL */
     uint8_t layer, hook, failed;
 } as_note;
 

@@ -43,6 +43,7 @@ static int failed_call(as_pack *p, as_hook h, const as_hook_args *a, as_answer *
 {
     (void)a;
     ans->kind = AS_ANS_NIL;
+    ans->why[0] = ans->where[0] = '\0';
     p->failures++;
     return as__err(err, AS_ERULE_ERROR, "%s@%s: hook %s did not run: the pack failed to load (%s)",
                    p->name, p->version, as__hook_name(h), (const char *)p->impl);

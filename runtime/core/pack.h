@@ -56,6 +56,9 @@ typedef enum {
 
 /* A text answer (a refusal's message, a reject reason): docs/design.md#limits text, 1-256 bytes. */
 #define AS_ANSWER_TEXT_MAX 256
+/* "file:line" of the Lua code a failing hook raised at: Lua's short source (at most 60 bytes)
+ * and a line number. */
+#define AS_WHERE_MAX 80
 
 typedef struct as_answer {
     as_answer_kind kind;
@@ -65,6 +68,7 @@ typedef struct as_answer {
     int64_t dl[AS_DL_COUNT];
     char msg[AS_ANSWER_TEXT_MAX + 1];
     char why[AS_ANSWER_TEXT_MAX + 1]; /* auto_decide: the hook's reason for it, or "" */
+    char where[AS_WHERE_MAX];         /* a failed call: the file:line it raised at, or "" */
 } as_answer;
 
 typedef struct as_pack as_pack;
@@ -72,8 +76,9 @@ typedef struct as_pack as_pack;
 typedef struct as_engine {
     const char *kind; /* "lua" or "native" */
     /* Runs hook `h`. Returns 0 with `ans` filled (its `why` "" unless the answer gave one), or
-     * AS_ERULE_ERROR with the reason in
-     * `err` (a throw, a wrong type, a spent budget). Never longjmps out. */
+     * AS_ERULE_ERROR with the reason in `err` (a throw, a wrong type, a spent budget) and in
+     * ans->where the file:line it raised at when the engine knows one ("" otherwise). Never
+     * longjmps out. */
     int (*call)(as_pack *p, as_hook h, const as_hook_args *a, as_answer *ans, as_error *err);
     /* Bytes the pack's engine holds now. */
     size_t (*memory)(const as_pack *p);

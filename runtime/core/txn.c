@@ -160,7 +160,8 @@ void as__txn_notes(as_txn *t, const as_principal *who, int action)
     int state = t->c->v.state;
     for (int i = 0; i < t->L.nnotes; i++) {
         const as_note *n = &t->L.notes[i];
-        as__hist_append(t, who, action, state, state, n->text, NULL);
+        /* a failed hook's file:line takes the place of a why, which a drop never has */
+        as__hist_append(t, who, action, state, state, n->text, n->where);
         as_hist *h = &t->c->hist[t->c->nhist - 1];
         h->flags = (uint8_t)((h->flags & AS_HF_PARTY) | AS_HF_DROPPED | (n->failed ? AS_HF_FAILED : 0));
         h->rule = as__hist_rule(n->hook, n->layer);
@@ -220,7 +221,8 @@ int as__txn_room(as_txn *t, uint32_t entries, size_t note_bytes)
     as_case *c = t->c;
     uint32_t more = entries + (uint32_t)t->L.nnotes;
     for (int i = 0; i < t->L.nnotes; i++)
-        note_bytes += strlen(t->L.notes[i].text);
+        note_bytes += strlen(t->L.notes[i].text) +
+                      (t->L.notes[i].where ? strlen(t->L.notes[i].where) : 0);
     if (hist_reserve(c, more) != 0 ||
         as__events_reserve(&c->order->shop_ref->events,
                            AS_TRANSITION_EVENTS + (uint32_t)t->L.nnotes) != 0 ||

@@ -39,6 +39,7 @@ typedef struct lua_pack {
     size_t mem_used, mem_cap;
     as_pack_group *group;     /* one reference, or NULL */
     long allocs, fail_alloc; /* fault injection for OOM sweeps */
+    char where[AS_WHERE_MAX]; /* where_handler's file:line of the last call's error */
     int cap_hit;             /* 1: the last failed allocation was refused by the state's cap,
                               * 2: by the shop's, 3: it was a string above the string cap */
     int armed;               /* a call (or the chunk at load) runs under the budget */
@@ -1352,6 +1353,24 @@ static const char *const hook_args[AS_HOOK_COUNT] = {
     [AS_HOOK_INSTANT_REFUND] = "co",
 };
 
+/* The message handler of a hook call: runs where the error was raised, before the stack
+ * unwinds, and writes down the file:line of the innermost Lua function there (for a budget
+ * spent, the line that was running). It only reads debug information, which allocates
+ * nothing, and leaves the error object as it is. */
+static int where_handler(lua_State *L)
+{
+    lua_pack *lp = pack_of(L);
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+        snprintf(lp->where, sizeof lp->where, "%s:%d", ar.short_src, ar.currentline);
+        for (char *p = lp->where; *p; p++) /* histories and logs take no control characters */
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+        break;
+    }
+    return 1;
+}
+
 /* Pushes the hook and its arguments, none allocating; returns the number of arguments. */
 static int push_call(lua_State *L, const call_ctx *x)
 {
@@ -1379,7 +1398,7 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
     lua_pack *lp = p->impl;
     lua_State *L = lp->L;
     ans->kind = AS_ANS_NIL;
-    ans->why[0] = '\0';
+    ans->why[0] = ans->where[0] = '\0';
     if (lp->hook_ref[h] == LUA_NOREF) return 0;
     call_ctx x = {p, h, a, ans, err, 0};
     lp->args = a;
@@ -1388,7 +1407,10 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
     arm_budget(lp);
     /* Neither the push nor the answer's raw read allocates or runs pack code, so neither can
      * raise outside the protected call (lua_atpanic is never reached). */
-    int st = lua_pcall(L, push_call(L, &x), 1, 0);
+    lp->where[0] = '\0';
+    int handler = lua_gettop(L) + 1;
+    lua_pushcfunction(L, where_handler); /* a light C function: no allocation */
+    int st = lua_pcall(L, push_call(L, &x), 1, handler);
     if (st == LUA_OK) x.rc = read_answer(L, &x);
     disarm_budget(lp);
     int rc = x.rc;
@@ -1398,6 +1420,7 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
         int code = failure(lp, L, st, m, sizeof m);
         rc = as__err(err, code, "%s@%s: hook %s failed: %s", p->name, p->version,
                      as__hook_name(h), m);
+        memcpy(ans->where, lp->where, sizeof ans->where);
     }
     if (rc) ans->kind = AS_ANS_NIL;
     lp->args = NULL;

@@ -179,7 +179,7 @@ static int native_call(as_pack *p, as_hook h, const as_hook_args *a, as_answer *
     as_view c = a->c ? case_view(a->c, a->v) : o;
     int rc = AS_PLUGIN_NIL;
     ans->kind = AS_ANS_NIL;
-    ans->why[0] = '\0';
+    ans->why[0] = ans->where[0] = '\0'; /* a plugin's failure has no file:line */
     if (!as__pack_has(p, h)) return 0; /* no hook: no opinion, as in a Lua pack */
     switch (h) {
     case AS_HOOK_ORDER_CHECK:

@@ -357,21 +357,6 @@ static void set_rule(json_t *o, const as_case *c, int hook, int layer)
     if (p) json_object_set_new(o, "pack", p);
 }
 
-/* The file:line a Lua error names ("plugins/x.lua:12: boom" -> "plugins/x.lua:12"): the first
- * word followed by a colon, digits and a colon. NULL when it names none (a native plugin's). */
-static json_t *error_where(const char *msg)
-{
-    for (const char *p = msg; (p = strchr(p, ':')) != NULL; p++) {
-        const char *d = p + 1;
-        while (*d >= '0' && *d <= '9') d++;
-        if (d == p + 1 || *d != ':') continue;
-        const char *w = p;
-        while (w > msg && w[-1] != ' ') w--;
-        return w < p ? json_stringn(w, (size_t)(d - w)) : NULL;
-    }
-    return NULL;
-}
-
 static const char *const refund_sources[AS_RS_COUNT] = {"default", "requested", "offer", "rule"};
 
 /* One history entry with its provenance (docs/design.md#provenance). */
@@ -394,8 +379,7 @@ static json_t *hist_json(const as_case *c, const as_hist *h, int first)
         set_rule(d, c, hook, layer);
         if (h->flags & AS_HF_FAILED) {
             json_object_set_new(d, "failed", json_true());
-            json_t *w = h->note ? error_where(h->note) : NULL;
-            if (w) json_object_set_new(d, "where", w);
+            if (h->why) json_object_set_new(d, "where", json_string(h->why));
         }
         json_object_set_new(e, "dropped", d);
         return e;

@@ -1633,6 +1633,43 @@ class MerchantRulesUpload(ApiCase):
         self.assertEqual(self.get(cid)["rules"], {"platform": "platform@3", "category": "apparel@2",
                                                   "merchant": "r1-returns@7"})
 
+    def test_history_says_who_decided_and_why(self):
+        """docs/design.md#provenance over HTTP: a category rule's auto-agreement with its pack,
+        hook, why and the refund's parts; a merchant hook that throws, dropped with its file:line;
+        a merchant's auto-decision with its own why."""
+        fresh = [{"sku": "F1", "category": "fresh_food", "qty": 1, "price": 3000}]
+        oid = self.make_order("R3", "B1", items=fresh)
+        cid = self.open_case(oid, type="refund_only", reason="spoiled", sku="F1",
+                             evidence=["photo-1"])
+        c = self.wait_state(cid, "refunding")
+        agree = c["history"][1]
+        self.assertEqual(agree, {
+            "at": agree["at"], "actor": "system", "action": "agree", "from": "requested",
+            "to": "refunding", "decided_by": "rule:auto_decide", "hook": "auto_decide",
+            "layer": "category", "pack": "fresh_food@4",
+            "why": "a claim of at most 50 yuan with evidence: fresh food cannot wait for a reply",
+            "refund": {"amount": 3000, "paid": 3000, "shipping_fee": 0, "return_shipping": 0,
+                       "source": "default"},
+            "rules": {"platform": "platform@3", "category": "fresh_food@4"}})
+        src = ('return { name = "r3-rules", version = "1",\n'
+               '  priority = function(c, o) error("priority exploded") end,\n'
+               '  auto_decide = function(c, o, now)\n'
+               '    return { action = "agree", why = "we trust our buyers" } end }\n')
+        self.assertOk(self.req("PUT", "/v1/shops/R3/rules", src, PLATFORM))
+        oid = self.make_order("R3", "B1")
+        cid = self.open_case(oid, type="refund_only", reason="quality", evidence=["photo-2"])
+        h = self.wait_state(cid, "refunding")["history"]
+        dropped = [e for e in h if "dropped" in e]
+        self.assertEqual(len(dropped), 1, h)
+        self.assertEqual(dropped[0]["dropped"], {"hook": "priority", "layer": "merchant",
+                                                 "pack": "r3-rules@1", "failed": True,
+                                                 "where": "merchant rules of R3:2"}, dropped)
+        self.assertIn("priority exploded", dropped[0]["note"])
+        self.assertNotIn("decided_by", dropped[0])
+        agree = [e for e in h if e["action"] == "agree"][0]
+        self.assertEqual((agree["decided_by"], agree["layer"], agree["pack"], agree["why"]),
+                         ("rule:auto_decide", "merchant", "r3-rules@1", "we trust our buyers"))
+
     def test_history_names_the_packs_each_entry_ran_under(self):
         def rules(version):
             return self.RULES.replace("r1-returns", "r2-returns").replace('"7"', '"%d"' % version)

@@ -1054,6 +1054,42 @@ START_TEST(lua_engine_numbers_convert_exactly)
 }
 END_TEST
 
+/* docs/design.md#provenance: a failed hook's history entry names the file:line it raised at,
+ * found where the error happened (not parsed from its message): a throw, a runtime error in a
+ * function it called, an error object that is not a string, a spent budget; a wrong answer
+ * (no raise) names none. */
+START_TEST(lua_engine_failure_names_its_line)
+{
+    static const struct {
+        const char *src;
+        const char *where;
+    } cases[] = {
+        {"return { name = 'p', version = '1',\n priority = function(c, o)\n error('boom') end }",
+         "test:3"},
+        {"local function deep(t) return t.x.y end\n"
+         "return { name = 'p', version = '1', priority = function(c, o)\n return deep({}) end }",
+         "test:1"},
+        {"return { name = 'p', version = '1', priority = function(c, o)\n\n error({}) end }",
+         "test:3"},
+        {"return { name = 'p', version = '1', priority = function(c, o)\n while true do end end }",
+         "test:2"},
+        {"return { name = 'p', version = '1', priority = function(c, o) return 'high' end }", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        as_pack *p = fx_load(cases[i].src, &SMALL, 0, NULL);
+        fx f = fx_new();
+        as_answer ans;
+        as_error err = {0};
+        memset(&ans, 'x', sizeof ans);
+        ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), AS_ERULE_ERROR);
+        ck_assert_msg(strcmp(ans.where, cases[i].where) == 0, "%s: where '%s', want '%s' (%s)",
+                      cases[i].src, ans.where, cases[i].where, err.msg);
+        fx_free(&f);
+        as__pack_unref(p);
+    }
+}
+END_TEST
+
 /* docs/design.md#limits text for a refusal's message and a reject reason: 1-256 bytes of UTF-8, no
  * control characters, copied whole or refused (never cut). */
 START_TEST(lua_engine_text_answers_are_text)
@@ -1316,6 +1352,7 @@ static Suite *lua_engine_suite(void)
     tcase_add_test(calls, lua_engine_answers_with_metatables_never_run_them);
     tcase_add_test(calls, lua_engine_numbers_convert_exactly);
     tcase_add_test(calls, lua_engine_text_answers_are_text);
+    tcase_add_test(calls, lua_engine_failure_names_its_line);
     tcase_add_test(calls, lua_engine_no_addresses);
     tcase_add_test(calls, lua_engine_no_math_random);
     tcase_add_test(calls, lua_engine_memory_group_is_shared);
