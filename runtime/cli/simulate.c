@@ -956,8 +956,9 @@ static void count(json_t *obj, const char *key, json_int_t n)
 }
 
 /* Each case's final state, and the system's actions in its history: the deadlines' auto_*
- * and the auto_decide hooks' answers at open. */
-static int scan_cases(sim *s, json_t *states, json_t *autos)
+ * and the auto_decide hooks' answers at open, in all and by the pack the entry names
+ * (docs/design.md#provenance: the rule that decided, or set the deadline; "host" when none). */
+static int scan_cases(sim *s, json_t *states, json_t *autos, json_t *by_pack)
 {
     for (uint32_t i = 0; i < (uint32_t)s->o->orders; i++) {
         if (!s->orders[i].opened) continue;
@@ -977,6 +978,11 @@ static int scan_cases(sim *s, json_t *states, json_t *autos)
             char key[64];
             snprintf(key, sizeof key, "%s%s", strncmp(a, "auto_", 5) ? "auto_decide:" : "", a);
             count(autos, key, 1);
+            const char *pack = json_string_value(json_object_get(h, "pack"));
+            json_t *per = json_object_get(by_pack, pack ? pack : "host");
+            if (per == NULL) json_object_set_new(by_pack, pack ? pack : "host", per = json_object());
+            if (per == NULL) return AS_ENOMEM;
+            count(per, key, 1);
         }
         json_decref(c);
     }
@@ -1051,10 +1057,12 @@ static json_t *shops_json(const sim *s, json_t *flagged)
 /* The whole report as one document; the text output is printed from it. */
 static json_t *report(sim *s, double elapsed)
 {
-    json_t *states = json_object(), *autos = json_object(), *refusals = json_object();
+    json_t *states = json_object(), *autos = json_object(), *refusals = json_object(),
+           *by_pack = json_object();
     json_int_t transitions = 0, fired = 0;
-    if (scan_cases(s, states, autos) != 0 || runtime_counts(s, &transitions, &fired) != 0) {
-        json_decref(states), json_decref(autos), json_decref(refusals);
+    if (scan_cases(s, states, autos, by_pack) != 0 ||
+        runtime_counts(s, &transitions, &fired) != 0) {
+        json_decref(states), json_decref(autos), json_decref(refusals), json_decref(by_pack);
         return NULL;
     }
     for (int k = 0; k < NCODES; k++)
@@ -1064,12 +1072,13 @@ static json_t *report(sim *s, double elapsed)
     char y[32], at[32];
     as_instant_format(s->o->start_ms + s->o->days * DAY_MS, at, sizeof at);
     json_t *doc = json_pack(
-        "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:o, s:o, s:I, s:I, s:s, s:o, s:o}",
+        "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:o, s:o, s:o, s:o, s:I, s:I, s:s, s:o, s:o}",
         "options", options_json(s->o), "orders", (json_int_t)s->o->orders, "cases_opened",
         (json_int_t)s->cases_opened, "opens_refused", (json_int_t)s->opens_refused, "commands",
         (json_int_t)s->commands, "refunds", (json_int_t)s->refunds, "refunded_fen",
         (json_int_t)s->refunded_fen, "refunded_yuan", yuan(s->refunded_fen, y, sizeof y),
-        "cases_by_state", states, "auto_decisions", autos, "refusals", refusals, "transitions",
+        "cases_by_state", states, "auto_decisions", autos, "auto_decisions_by_pack", by_pack,
+        "refusals", refusals, "transitions",
         transitions, "deadlines_fired", fired, "metrics_at", at, "flagged", flagged, "shops",
         shops);
     if (doc && s->o->timing)
@@ -1163,6 +1172,14 @@ static int print_text(json_t *d)
            I(d, "refunds"));
     print_counts("cases by final state", json_object_get(d, "cases_by_state"));
     print_counts("auto decisions (deadlines, auto_decide)", json_object_get(d, "auto_decisions"));
+    const char *pack;
+    json_t *per;
+    json_object_foreach(json_object_get(d, "auto_decisions_by_pack"), pack, per)
+    {
+        char title[160];
+        snprintf(title, sizeof title, "  of them under %s", pack);
+        print_counts(title, per);
+    }
     print_counts("refusals by code", json_object_get(d, "refusals"));
     printf("metrics at %s, over the 30 days before it\n",
            json_string_value(json_object_get(d, "metrics_at")));

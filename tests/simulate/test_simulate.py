@@ -120,6 +120,17 @@ class Totals(unittest.TestCase):
         self.assertGreater(self.r["refusals"].get("window_expired", 0), 0)
         self.assertGreater(self.r["transitions"], self.r["cases_opened"])
 
+    def test_auto_decisions_by_pack_add_up(self):
+        # each system decision is counted once under the pack its history entry names
+        by_pack = self.r["auto_decisions_by_pack"]
+        total = {}
+        for per in by_pack.values():
+            for k, v in per.items():
+                total[k] = total.get(k, 0) + v
+        self.assertEqual(total, self.r["auto_decisions"])
+        self.assertGreater(by_pack.get("fresh_food@4", {}).get("auto_decide:agree", 0), 0, by_pack)
+        self.assertGreater(by_pack.get("platform@3", {}).get("auto_close", 0), 0, by_pack)
+
     def test_auto_agreed_metric_matches_the_histories(self):
         # the metrics are read at the end of the span; cases go on timing out after it
         in_window = sum(s["metrics"]["auto_agreed"] for s in self.r["shops"])
