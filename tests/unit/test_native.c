@@ -323,6 +323,22 @@ static const int phone[] = {PHONE};
  * good.so and throws.so
  * ======================================================================================== */
 
+/* Calls hook h of p on a fresh return_refund case C1 of the phone order in `state`, for
+ * `reason`, with an answer buffer filled with junk first (nothing of a last answer may show
+ * through); returns the call's code. */
+static int call_on_case(as_pack *p, as_hook h, as_reason reason, as_state state, as_answer *ans)
+{
+    as_order *o = mk_order();
+    as_case *c = mk_case(o, "C1", AS_TYPE_RETURN_REFUND, reason, state, phone, 1);
+    as_hook_args a = {.order = o, .c = c, .v = &c->v, .now_ms = T0};
+    as_error err = {0};
+    memset(ans, 'x', sizeof *ans);
+    int rc = p->engine->call(p, h, &a, ans, &err);
+    free(c);
+    free(o);
+    return rc;
+}
+
 /* docs/design.md#hooks-and-layers: a native plugin exposes the same pack as a Lua one: name, version, categories,
  * the hooks it defines; its answers come through the same engine vtable. */
 START_TEST(native_loads_good_plugin)
@@ -337,29 +353,19 @@ START_TEST(native_loads_good_plugin)
     ck_assert(!as__pack_serves(p, "electronics"));
     ck_assert_uint_eq(p->hooks, H(DEADLINES));
 
-    as_order *o = mk_order();
-    as_case *c =
-        mk_case(o, "C1", AS_TYPE_RETURN_REFUND, AS_REASON_QUALITY, AS_STATE_REQUESTED, phone, 1);
-    as_hook_args a = {.order = o, .c = c, .v = &c->v, .now_ms = T0};
     as_answer ans;
-    as_error err = {0};
-    memset(&ans, 0, sizeof ans);
     /* good.so's deadlines fails unless it gets the state its init made */
-    ck_assert_int_eq(p->engine->call(p, AS_HOOK_DEADLINES, &a, &ans, &err), 0);
+    ck_assert_int_eq(call_on_case(p, AS_HOOK_DEADLINES, AS_REASON_QUALITY, AS_STATE_REQUESTED, &ans), 0);
     ck_assert_int_eq(ans.kind, AS_ANS_DEADLINES);
     ck_assert_uint_eq(ans.dl_set, 1u << AS_DL_MERCHANT_RESPONSE);
     ck_assert_int_eq(ans.dl[AS_DL_MERCHANT_RESPONSE], 5 * AS_HOUR);
 
     /* Asked in a state without a deadline, the answer names none. */
-    c->v.state = AS_STATE_PLATFORM_REVIEW;
-    memset(&ans, 0, sizeof ans);
-    ck_assert_int_eq(p->engine->call(p, AS_HOOK_DEADLINES, &a, &ans, &err), 0);
+    ck_assert_int_eq(
+        call_on_case(p, AS_HOOK_DEADLINES, AS_REASON_QUALITY, AS_STATE_PLATFORM_REVIEW, &ans), 0);
     ck_assert_int_eq(ans.kind, AS_ANS_DEADLINES);
     ck_assert_uint_eq(ans.dl_set, 0);
     ck_assert_uint_eq(p->failures, 0);
-
-    free(c);
-    free(o);
     as__pack_unref(p); /* runs fini, which aborts on a lost state */
 }
 END_TEST
@@ -370,24 +376,15 @@ START_TEST(native_agree_reason_is_its_why)
 {
     as_pack *p = load_ok(AS_TEST_PLUGIN_DIR, "decides.so");
     ck_assert_uint_eq(p->hooks, H(AUTO_DECIDE));
-    as_order *o = mk_order();
-    as_case *c =
-        mk_case(o, "C1", AS_TYPE_RETURN_REFUND, AS_REASON_QUALITY, AS_STATE_REQUESTED, phone, 1);
-    as_hook_args a = {.order = o, .c = c, .v = &c->v, .now_ms = T0};
     as_answer ans;
-    as_error err = {0};
-    memset(&ans, 'x', sizeof ans); /* nothing of a last answer may show through */
-    ck_assert_int_eq(p->engine->call(p, AS_HOOK_AUTO_DECIDE, &a, &ans, &err), 0);
+    ck_assert_int_eq(call_on_case(p, AS_HOOK_AUTO_DECIDE, AS_REASON_QUALITY, AS_STATE_REQUESTED, &ans), 0);
     ck_assert_int_eq(ans.kind, AS_ANS_AGREE);
     ck_assert_str_eq(ans.why, "a quality claim: the merchant agrees to all of them");
-    c->v.reason = AS_REASON_NO_REASON;
-    memset(&ans, 'x', sizeof ans);
-    ck_assert_int_eq(p->engine->call(p, AS_HOOK_AUTO_DECIDE, &a, &ans, &err), 0);
+    ck_assert_int_eq(
+        call_on_case(p, AS_HOOK_AUTO_DECIDE, AS_REASON_NO_REASON, AS_STATE_REQUESTED, &ans), 0);
     ck_assert_int_eq(ans.kind, AS_ANS_REJECT);
     ck_assert_str_eq(ans.msg, "as_described");
     ck_assert_str_eq(ans.why, "");
-    free(c);
-    free(o);
     as__pack_unref(p);
 }
 END_TEST
