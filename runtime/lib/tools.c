@@ -9,6 +9,7 @@
 
 #include "../core/alloc.h"
 #include "../core/err.h"
+#include "../core/journal.h"
 #include "../core/runtime.h"
 #include "../lua/lua_engine.h"
 #include "../native/native_engine.h"
@@ -56,6 +57,7 @@ static int snapshot_runtime(const char *packs, as_runtime **rt, as_error *err)
 typedef struct check_ctx {
     as_db_problem_cb problem;
     void *ud;
+    as_runtime *rt; /* the restored file, for the commands' cases */
 } check_ctx;
 
 static void problem(void *ud, const char *table, const char *key, const char *why)
@@ -70,10 +72,29 @@ static int refused(void *ud, const char *table, const char *key, const char *why
     return 0;
 }
 
+/* A commands row that does not decode, or names no stored case, is a problem of its own:
+ * no restore reads the table, and `backtest` would refuse the file. */
+static int check_command(void *ud, const char *case_id, uint32_t n, const void *data,
+                         size_t len)
+{
+    check_ctx *x = ud;
+    char key[128];
+    snprintf(key, sizeof key, "%.64s#%u", case_id, (unsigned)n);
+    as_journal_cmd j;
+    as_error e = {0};
+    int rc = as__journal_read_command(data, len, &j, &e);
+    if (rc == AS_ENOMEM) return rc;
+    if (rc == 0) as__journal_cmd_free(&j);
+    if (rc || n == UINT32_MAX) problem(x, "commands", key, "its data does not decode as a command");
+    else if (as__case_get(x->rt, case_id) == NULL)
+        problem(x, "commands", key, "its case is not stored, or could not be restored");
+    return 0;
+}
+
 int as_db_check(const char *path, const char *packs_dir, as_db_problem_cb cb, void *ud,
                 as_db_counts *counts, as_error *err)
 {
-    check_ctx x = {cb, ud};
+    check_ctx x = {cb, ud, NULL};
     as_store_counts n = {0};
     as_store *s = NULL;
     as_runtime *rt;
@@ -82,7 +103,12 @@ int as_db_check(const char *path, const char *packs_dir, as_db_problem_cb cb, vo
     if (rc == 0) rc = as__store_sqlite_check(s, problem, &x, &n, err);
     if (rc == 0 && (rc = as__runtime_restore(rt, s, refused, &x, err)) != AS_ENOMEM) {
         if (rc) cb(ud, "database", NULL, err->msg); /* a table it could not read at all */
-        rc = 0;
+        x.rt = rt;
+        as_error e = {0};
+        rc = as__store_sqlite_commands(s, check_command, &x, &e);
+        if (rc && rc != AS_ENOMEM) cb(ud, "commands", NULL, e.msg);
+        if (rc == AS_ENOMEM) *err = e;
+        else rc = 0;
     }
     as_runtime_free(rt);
     if (s) s->engine->close(s);
