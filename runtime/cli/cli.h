@@ -44,6 +44,7 @@ size_t as__explain_history(FILE *f, const char *case_id, int64_t start_ms, json_
                            size_t from);
 /* `aftersale simulate` (simulate.c): seeded synthetic traffic on a virtual clock. */
 int as__cli_simulate(int argc, char **argv);
+int as__cli_backtest(int argc, char **argv);
 /* `aftersale db` (db.c) and its check and export (db_check.c, db_export.c). */
 int as__cli_db(int argc, char **argv);
 int as__cli_db_check(int argc, char **argv);

@@ -61,6 +61,7 @@ static void usage(FILE *f)
                "  serve             the HTTP JSON API on the SQLite store (docs/api.md)\n"
                "  db COMMAND FILE   check, back up or export a database file (docs/db.md)\n"
                "  simulate          seeded synthetic traffic on a virtual clock, its metrics\n"
+               "  backtest          replay a shop's recorded cases under candidate rules\n"
                "\n"
                "environment:\n"
                "  AFTERSALE_PACKS   the bundled Lua packs (default: %s)\n"
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "serve") == 0) return as__cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "db") == 0) return as__cli_db(argc - 1, argv + 1);
     if (strcmp(cmd, "simulate") == 0) return as__cli_simulate(argc - 1, argv + 1);
+    if (strcmp(cmd, "backtest") == 0) return as__cli_backtest(argc - 1, argv + 1);
     fprintf(stderr, "aftersale: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

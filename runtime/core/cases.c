@@ -138,6 +138,7 @@ int as__case_open(as_runtime *rt, as_cmd *cmd, as_error *err)
     c->refund_source = t.refund_source;
     c->refund_layer = t.refund_layer;
     if (t.deadline_ms >= 0) c->deadline_layer = t.deadline_layer;
+    as__txn_command(&t); /* entry 0, about to be appended */
     as__hist_append(&t, &cmd->who, AS_ACT_OPEN, AS_STATE_REQUESTED, AS_STATE_REQUESTED, NULL, NULL);
     as__worklist_add(&o->shop_ref->cases, c);
     as__txn_notes(&t, NULL, AS_ACT_OPEN);

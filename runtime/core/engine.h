@@ -61,6 +61,12 @@ void as__txn_refund_by_rule(as_txn *t);
 int as__txn_deadline(as_txn *t);
 /* Reserves everything a change of t->c needs before it is made: 0 or AS_ENOMEM in t->err. */
 int as__txn_room(as_txn *t, uint32_t entries, size_t note_bytes);
+/* 1 when t's command is journaled as a COMMAND record: a party's own command (not a system
+ * action, nor the auto-pay inside another command) on a durable runtime. */
+int as__txn_logged(const as_txn *t);
+/* Writes t's command record, naming the history entry about to be appended, in the room
+ * as__txn_room reserved: cannot fail. A no-op unless as__txn_logged. */
+void as__txn_command(const as_txn *t);
 /* Commits the staged transition to state `to`; `note` (may be NULL) is taken over either way.
  * 0, or AS_ENOMEM with nothing changed. */
 int as__txn_commit(as_txn *t, const as_principal *who, int action, int to, char *note);

@@ -427,3 +427,149 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
     c->saved_hist = c->nhist;
     return 0;
 }
+
+/* ==========================================================================================
+ * Commands (store.h COMMAND): what a party asked, with every payload field, so that a
+ * backtest can replay a shop's cases under other rules
+ * ======================================================================================== */
+
+/* An int field that is -1 when not given (reason, result, type) as one byte: FF for -1. */
+static uint8_t small_u8(int v)
+{
+    return v < 0 ? AS_NONE_U8 : (uint8_t)v;
+}
+
+static void put_command(as_wbuf *b, int64_t at_ms, const as_cmd *cmd)
+{
+    int open = cmd->action == AS_ACT_OPEN;
+    as__wbuf_i64(b, at_ms);
+    as__wbuf_u8(b, (uint8_t)cmd->action);
+    as__wbuf_u8(b, (uint8_t)cmd->who.role);
+    as__wbuf_str(b, cmd->who.id);
+    as__wbuf_i64(b, cmd->version);
+    as__wbuf_u32(b, cmd->given);
+    as__wbuf_str(b, cmd->text);
+    as__wbuf_str(b, cmd->tracking);
+    as__wbuf_str(b, cmd->serial);
+    as__wbuf_u8(b, small_u8(cmd->reason));
+    as__wbuf_u8(b, small_u8(cmd->result));
+    as__wbuf_i64(b, cmd->amount);
+    as__wbuf_i64(b, cmd->shipping_cost);
+    as__wbuf_i64(b, cmd->requested_amount);
+    as__wbuf_i64(b, cmd->bad_permille);
+    as__wbuf_u8(b, (uint8_t)cmd->nevidence);
+    for (int i = 0; i < cmd->nevidence; i++) as__wbuf_str(b, cmd->evidence[i]);
+    /* an open's own fields; another action has none (NULL, FF, 0 items) */
+    as__wbuf_str(b, open ? cmd->order_id : NULL);
+    as__wbuf_u8(b, open ? small_u8(cmd->type) : AS_NONE_U8);
+    as__wbuf_u8(b, (uint8_t)(open ? cmd->nitems : 0));
+    for (int i = 0; open && i < cmd->nitems; i++) {
+        as__wbuf_str(b, cmd->items[i].sku);
+        as__wbuf_i64(b, cmd->items[i].qty);
+    }
+}
+
+void as__journal_command(as_wbuf *b, const char *case_id, uint32_t n, int64_t at_ms,
+                         const as_cmd *cmd)
+{
+    size_t m;
+    as__wbuf_u8(b, AS_REC_COMMAND);
+    as__wbuf_str(b, case_id);
+    as__wbuf_u32(b, n);
+    put_blob_start(b, &m);
+    put_command(b, at_ms, cmd);
+    put_blob_end(b, m);
+}
+
+size_t as__journal_command_size(const char *case_id, const as_cmd *cmd)
+{
+    as_wbuf m = {.measure = 1};
+    as__journal_command(&m, case_id, 0, 0, cmd);
+    return m.len;
+}
+
+/* A string field copied NUL-terminated into the arena at *at (which has room: each string
+ * takes its length + 4 bytes in the record, + 1 here); NULL when absent. A NUL inside marks
+ * the record bad, as take_str does. */
+static const char *arena_str(as_rbuf *r, char **at)
+{
+    size_t n;
+    const char *p = as__rbuf_str(r, &n);
+    if (p == NULL) return NULL;
+    if (memchr(p, '\0', n) != NULL) {
+        r->bad = 1;
+        return NULL;
+    }
+    char *s = *at;
+    memcpy(s, p, n);
+    s[n] = '\0';
+    *at += n + 1;
+    return s;
+}
+
+static int from_u8(uint8_t v)
+{
+    return v == AS_NONE_U8 ? -1 : v;
+}
+
+void as__journal_cmd_free(as_journal_cmd *j)
+{
+    as__free(j->mem);
+    j->mem = NULL;
+}
+
+int as__journal_read_command(const void *data, size_t len, as_journal_cmd *out, as_error *err)
+{
+    as_rbuf r = {data, len, 0, 0};
+    as_cmd *cmd = &out->cmd;
+    as__cmd_init(cmd, (as_principal){AS_ROLE_SYSTEM, NULL}, -1);
+    cmd->nevidence = cmd->nitems = 0;
+    out->mem = as__malloc(len + 1); /* every string of the record fits: see arena_str */
+    if (out->mem == NULL) return as__err(err, AS_ENOMEM, "out of memory");
+    char *at = out->mem;
+    out->at_ms = as__rbuf_i64(&r);
+    cmd->action = as__rbuf_u8(&r);
+    cmd->who.role = as__rbuf_u8(&r);
+    cmd->who.id = arena_str(&r, &at);
+    cmd->version = as__rbuf_i64(&r);
+    cmd->given = as__rbuf_u32(&r);
+    cmd->text = arena_str(&r, &at);
+    cmd->tracking = arena_str(&r, &at);
+    cmd->serial = arena_str(&r, &at);
+    cmd->reason = from_u8(as__rbuf_u8(&r));
+    cmd->result = from_u8(as__rbuf_u8(&r));
+    cmd->amount = as__rbuf_i64(&r);
+    cmd->shipping_cost = as__rbuf_i64(&r);
+    cmd->requested_amount = as__rbuf_i64(&r);
+    cmd->bad_permille = as__rbuf_i64(&r);
+    unsigned ne = as__rbuf_u8(&r);
+    if (ne > AS_MAX_EVIDENCE) r.bad = 1;
+    for (unsigned i = 0; i < ne && !r.bad; i++)
+        if ((cmd->evidence[i] = arena_str(&r, &at)) == NULL) r.bad = 1;
+    if (!r.bad) cmd->nevidence = (int)ne;
+    cmd->order_id = arena_str(&r, &at);
+    cmd->type = from_u8(as__rbuf_u8(&r));
+    unsigned ni = as__rbuf_u8(&r);
+    if (ni > AS_MAX_CASE_ITEMS) r.bad = 1;
+    for (unsigned i = 0; i < ni && !r.bad; i++) {
+        if ((cmd->items[i].sku = arena_str(&r, &at)) == NULL) r.bad = 1;
+        cmd->items[i].qty = as__rbuf_i64(&r);
+    }
+    if (!r.bad) cmd->nitems = (int)ni;
+    read_to_end(&r);
+    /* only a party's accepted command is written: a party's role (with its id exactly when
+     * the role has one), a known action, the payload bits this build names, an open with
+     * its order, type and items and nothing else with any */
+    int open = cmd->action == AS_ACT_OPEN;
+    int with_id = cmd->who.role == AS_ROLE_BUYER || cmd->who.role == AS_ROLE_MERCHANT;
+    if (r.bad || cmd->action >= AS_ACT_COUNT || cmd->who.role >= AS_ROLE_SYSTEM ||
+        (cmd->who.id != NULL) != with_id || (cmd->given & ~0xFFu) || cmd->version < -1 ||
+        (cmd->reason >= 0 && cmd->reason >= AS_REASON_COUNT) || cmd->result > 1 ||
+        (open ? cmd->order_id == NULL || cmd->type < 0 || cmd->type >= AS_TYPE_COUNT ||
+                    cmd->nitems == 0
+              : cmd->order_id != NULL || cmd->type >= 0 || cmd->nitems != 0)) {
+        as__journal_cmd_free(out);
+        return bad_row(err, 0, "a command");
+    }
+    return 0;
+}

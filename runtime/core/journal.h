@@ -3,6 +3,7 @@
 #ifndef AS_JOURNAL_H
 #define AS_JOURNAL_H
 
+#include "command.h"
 #include "wbuf.h"
 #include "runtime.h"
 
@@ -30,5 +31,23 @@ int as__journal_read_case(as_runtime *rt, const void *data, size_t len,
 /* Appends history entry `n` (which must be the next one) to `c`. */
 int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *data, size_t len,
                            as_error *err);
+
+/* Appends the COMMAND record of a party's command `cmd` on case `case_id`, taken at `at_ms`,
+ * whose history entry is entry `n` (store.h). */
+void as__journal_command(as_wbuf *b, const char *case_id, uint32_t n, int64_t at_ms,
+                         const as_cmd *cmd);
+/* The bytes as__journal_command writes for `cmd` on `case_id` (n and at_ms do not change it). */
+size_t as__journal_command_size(const char *case_id, const as_cmd *cmd);
+
+/* A command read back: `cmd`'s strings point into `mem` (owned; as__journal_cmd_free). */
+typedef struct as_journal_cmd {
+    as_cmd cmd; /* case_id is not set: the row's key holds it */
+    int64_t at_ms;
+    char *mem;
+} as_journal_cmd;
+/* Decodes a COMMAND row's data into *out: 0, or AS_EIO (a truncated, longer or foreign
+ * record; nothing to free) or AS_ENOMEM with a sentence. */
+int as__journal_read_command(const void *data, size_t len, as_journal_cmd *out, as_error *err);
+void as__journal_cmd_free(as_journal_cmd *j);
 
 #endif

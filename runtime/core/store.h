@@ -32,6 +32,15 @@
  *                bytes source, u8 current, str sha256 (hex), i64 uploaded_at
  *   PACK_PRUNE   str shop, str name, str version: that version (not current) keeps its row
  *                and identity, its source is dropped (stored as ''): no case pins it
+ *   COMMAND      str case, u32 n (the index of the history entry the command made: a party's
+ *                command makes exactly one, an open entry 0), bytes data: a party's command
+ *                (never a system action, which a replay derives again) as journal.c
+ *                writes it: i64 at, u8 action, u8 role, str principal id, i64 version
+ *                (-1: none), u32 given (AS_P_*), str text, str tracking, str serial, u8
+ *                reason, u8 result (FF: none), i64 amount, i64 shipping_cost, i64
+ *                requested_amount, i64 bad_permille, u8 evidence count, str each, then an
+ *                open's str order, u8 type (FF), u8 item count, each str sku + i64 qty
+ *                (another action: NULL, FF, 0)
  *   PRUNE        i64 before: idempotency keys answered before `before` are forgotten, and
  *                outbox entries done for every URL (they are never read again) go
  * where bytes = u32 length + the bytes. */
@@ -45,6 +54,7 @@ enum {
     AS_REC_PACK,
     AS_REC_PRUNE,
     AS_REC_PACK_PRUNE,
+    AS_REC_COMMAND,
 };
 
 /* What load() hands back, row by row, in this order: packs (by upload time), orders, cases,

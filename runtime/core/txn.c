@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "durable.h"
 #include "engine.h"
 #include "err.h"
 #include "journal.h"
@@ -215,10 +216,17 @@ int as__is_news(int action)
  * is under way nothing can fail (a failure halfway would leave a refused command's traces,
  * or an acknowledged one without its rows): `entries` history entries plus one per layer
  * note, `note_bytes` for the entries' own notes, their metrics events, the deadline's node,
- * and the journal's room for the case with the staged values and for its order. */
+ * and the journal's room for the case with the staged values, for its order and for the
+ * party's command (as__txn_command writes it). */
+int as__txn_logged(const as_txn *t)
+{
+    return t->rt->dur && t->cmd && t->cmd->who.role != AS_ROLE_SYSTEM && t->rt->depth == 0;
+}
+
 int as__txn_room(as_txn *t, uint32_t entries, size_t note_bytes)
 {
     as_case *c = t->c;
+    size_t command = as__txn_logged(t) ? as__journal_command_size(c->id, t->cmd) : 0;
     uint32_t more = entries + (uint32_t)t->L.nnotes;
     for (int i = 0; i < t->L.nnotes; i++)
         note_bytes += strlen(t->L.notes[i].text) +
@@ -229,7 +237,7 @@ int as__txn_room(as_txn *t, uint32_t entries, size_t note_bytes)
         as__sched_reserve(&t->rt->sched, 1) != 0 ||
         (t->rt->dur && /* measured only when something is journaled */
          as__durable_reserve(t->rt, as__journal_case_bound(c, &t->nv, more, note_bytes) +
-                                        as__journal_order_size(c->order)) != 0))
+                                        as__journal_order_size(c->order) + command) != 0))
         return as__err(t->err, AS_ENOMEM, "out of memory");
     return 0;
 }
@@ -262,6 +270,21 @@ static void stage_amount(as_txn *t, int from, int to)
         }
     }
     if (as__state_terminal(to) && to != AS_STATE_REFUNDED) t->nv.refund_amount = 0;
+}
+
+void as__txn_command(const as_txn *t)
+{
+    if (!as__txn_logged(t)) return;
+    struct as_durable *d = t->rt->dur;
+    size_t before = d->next.rec.len;
+    as__journal_command(&d->next.rec, t->c->id, t->c->nhist, t->now, t->cmd);
+    d->owed -= d->next.rec.len - before; /* written in the room as__txn_room reserved */
+}
+
+/* Before step_history, so that the command names the entry it makes. */
+static void step_command(change *x)
+{
+    as__txn_command(x->t);
 }
 
 static void step_history(change *x)
@@ -379,14 +402,15 @@ static void step_worklist(change *x)
         as__worklist_changed(&x->t->c->order->shop_ref->cases, x->t->c);
 }
 
-/* The side effects of a commit, in the order they run: the history entry before the values
- * (it records the old state), the values before the notes (which record the new one) and
+/* The side effects of a commit, in the order they run: a party's command before its history
+ * entry (the command names that entry's index), the history entry before the values (it
+ * records the old state), the values before the notes (which record the new one) and
  * before every step that reads c->v, the resolution before the worklist (which moves an
  * ended case to the closed list). None can fail: their room was reserved. */
 static void (*const commit_steps[])(change *) = {
-    step_history,     step_deadline, step_values,        step_notes,    step_journal,
-    step_repair_days, step_response, step_system_events, step_counters, step_instruct,
-    step_refunded,    step_resolved, step_worklist,
+    step_command,       step_history,  step_deadline, step_values,   step_notes,
+    step_journal,       step_repair_days, step_response, step_system_events,
+    step_counters,      step_instruct, step_refunded, step_resolved, step_worklist,
 };
 
 /* Commits the staged transition. Everything that can fail comes first, while the case is as

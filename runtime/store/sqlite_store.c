@@ -25,6 +25,8 @@
  *   cases(id, order_id, due, data)      the case record; `due` is the pending deadline, NULL
  *                                       when none: the pending deadlines are the rows with a due
  *   events(rowid, case_id, n, data)     the append-only history, in commit order
+ *   commands(case_id, n, data)          a party's command that made entry n (schema 4); the
+ *                                       restore does not read them, `backtest` does
  *   outbox(key, kind, case_id, amount, acked)    acked: for every URL (the entry is done)
  *   outbox_acks(key, url)               the URLs that acknowledged an entry not yet done
  *   idempotency(key, code, message, at)   at: when first answered (runtime ms); pruned
@@ -101,13 +103,18 @@ static const char *const migrations[SCHEMA_VERSION] = {
      * deadline layer, the default refund, no refund layer; no rule, refund or deadline, no
      * why, a refund of 0. Every row then has the members, and a row cut short stays damaged. */
     "UPDATE cases SET data = CAST(data || X'FF00FF' AS BLOB);"
-    "UPDATE events SET data = CAST(data || X'FFFFFFFFFFFFFF0000000000000000' AS BLOB);",
+    "UPDATE events SET data = CAST(data || X'FFFFFFFFFFFFFF0000000000000000' AS BLOB);"
+    /* the parties' commands with their payloads, one per history entry a party made, for
+     * `aftersale backtest`; a file of an older schema has none (nothing to migrate) */
+    "CREATE TABLE commands(case_id TEXT NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY(case_id, n)) WITHOUT ROWID;",
 };
 
 enum {
     S_ORDER,
     S_CASE,
     S_EVENT,
+    S_COMMAND,
     S_OUTBOX,
     S_OUTBOX_ACK,
     S_OUTBOX_ACK_URL,
@@ -130,6 +137,7 @@ static const char *const sql[S_COUNT] = {
     [S_CASE] = "INSERT INTO cases(id, order_id, due, data) VALUES(?1, ?2, ?3, ?4)"
                " ON CONFLICT(id) DO UPDATE SET due = excluded.due, data = excluded.data",
     [S_EVENT] = "INSERT INTO events(case_id, n, data) VALUES(?1, ?2, ?3)",
+    [S_COMMAND] = "INSERT INTO commands(case_id, n, data) VALUES(?1, ?2, ?3)",
     /* a key names one instruction (a refund instructed again has a key of its own) */
     [S_OUTBOX] = "INSERT INTO outbox(key, kind, case_id, amount) VALUES(?1, ?2, ?3, ?4)"
                  " ON CONFLICT(key) DO NOTHING",
@@ -224,6 +232,7 @@ static const struct {
     [AS_REC_ORDER] = {S_ORDER, "sb"},          /* id, blob */
     [AS_REC_CASE] = {S_CASE, "sstb"},          /* id, order, due, blob */
     [AS_REC_EVENT] = {S_EVENT, "s4b"},         /* case, seq, blob */
+    [AS_REC_COMMAND] = {S_COMMAND, "s4b"},     /* case, entry, blob */
     [AS_REC_OUTBOX] = {S_OUTBOX, "sss8"},      /* key, kind, case, amount */
     [AS_REC_IDEM] = {S_IDEM, "sis8"},          /* key, code, message, at */
     [AS_REC_PACK_PRUNE] = {S_PRUNE_PACK, "sss"}, /* shop, name, version */

@@ -154,6 +154,29 @@ int as__store_sqlite_check(as_store *s, as_store_problem_fn problem, void *ud,
     return rc;
 }
 
+int as__store_sqlite_commands(as_store *s, as_store_command_fn row, void *ud, as_error *err)
+{
+    sqlite3 *db = as__store_sqlite_handle(s);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT case_id, n, data FROM commands ORDER BY case_id, n", -1,
+                           &st, NULL) != SQLITE_OK)
+        return as__err(err, AS_EIO, "sqlite: reading the commands: %s", sqlite3_errmsg(db));
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        sqlite3_int64 n = sqlite3_column_int64(st, 1);
+        const void *data = sqlite3_column_blob(st, 2);
+        int len = sqlite3_column_bytes(st, 2);
+        /* a key SQLite cannot type as this build wrote it is the row's own damage */
+        if (id == NULL || n < 0 || n > UINT32_MAX) rc = row(ud, id ? id : "", UINT32_MAX, "", 0);
+        else rc = row(ud, id, (uint32_t)n, data ? data : "", (size_t)len);
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = as__err(err, AS_EIO, "sqlite: reading the commands: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Backup
  * ---------------------------------------------------------------------------------------- */

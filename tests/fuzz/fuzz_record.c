@@ -5,6 +5,7 @@
  *   2  an EVENT row's data          as__journal_read_event  (v_event), onto a stored case
  *   3  a batch of records           the memory store's commit (the batch record reader of
  *                                   store.h) and then its load, through the three readers
+ *   4  a COMMAND row's data         as__journal_read_command (`aftersale backtest`, db check)
  * and the rest of the input is the bytes. Whatever they are, the reader must not crash, read
  * out of bounds, leak or hit undefined behaviour, and it either refuses them with an error or
  * returns a value that renders (the case and order views) and re-encodes (journal.c's writer)
@@ -171,6 +172,28 @@ static void check_event(const uint8_t *data, size_t len)
     host->nhist = host->saved_hist = n0;
 }
 
+/* A command decodes to what re-encodes as exactly its bytes, or is refused with a sentence. */
+static void check_command(const uint8_t *data, size_t len)
+{
+    as_error err = {0};
+    as_journal_cmd j;
+    int rc = as__journal_read_command(data, len, &j, &err);
+    if (rc) {
+        if (err.code != rc || err.msg[0] == '\0') abort();
+        return;
+    }
+    as_wbuf b = {0};
+    as__journal_command(&b, "C", 7, j.at_ms, &j.cmd);
+    if (b.oom) abort();
+    as_rbuf r = {b.p, b.len, 0, 0};
+    size_t n;
+    const char *p = blob_of(&r, AS_REC_COMMAND, 1, 1, 0, &n);
+    same("command", p, n, data, len);
+    if (r.pos != r.len) abort();
+    as__wbuf_free(&b);
+    as__journal_cmd_free(&j);
+}
+
 /* ------------------------------------------------------------------------------------------
  * A batch through the memory store
  * ---------------------------------------------------------------------------------------- */
@@ -312,11 +335,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rt && ++runs % 20000 == 0) teardown(); /* interned names of refused rows add up */
     if (rt == NULL) setup();
     if (size == 0) return 0;
-    switch (data[0] & 3) {
+    switch (data[0] % 5) {
     case 0: check_order(data + 1, size - 1); break;
     case 1: check_case(data + 1, size - 1); break;
     case 2: check_event(data + 1, size - 1); break;
-    default: check_batch(data + 1, size - 1); break;
+    case 3: check_batch(data + 1, size - 1); break;
+    default: check_command(data + 1, size - 1); break;
     }
     return 0;
 }

@@ -5,8 +5,9 @@ Usage: make_corpus_record.py AFTERSALE_BINARY PACKS_DIR [OUT_DIR]
 Runs `aftersale pipe` on a fresh database with the orders of fuzz_record.c (same ids, lines,
 categories) and cases at their limits (64-byte ids, 32 evidence entries of 256 bytes of 3- and
 4-byte UTF-8, reasons and carriers of 256 bytes, amounts at 10^10 fen) driven through several
-actions, then writes each stored ORDER, CASE and EVENT row's data (`select data from ...`) as
-a seed: the selector byte of fuzz_record.c (0 order, 1 case, 2 event, 3 batch) and the bytes.
+actions, then writes each stored ORDER, CASE, EVENT and COMMAND row's data (`select data from
+...`) as a seed: the selector byte of fuzz_record.c (0 order, 1 case, 2 event, 3 batch, 4
+command) and the bytes.
 It adds batches made of those rows and hand-made edge cases (truncations, absent and huge
 lengths, counts past their limits, trailing bytes, a NUL inside a string). Not run by the
 tests: the seeds are committed; run it again when the record layout changes."""
@@ -90,12 +91,14 @@ def main():
     con = sqlite3.connect(db)
     rows = {"order": [r for (r,) in con.execute("select data from orders")],
             "case": [r for (r,) in con.execute("select data from cases")],
-            "event": [r for (r,) in con.execute("select data from events order by rowid")]}
+            "event": [r for (r,) in con.execute("select data from events order by rowid")],
+            "command": [r for (r,) in con.execute("select data from commands order by case_id, n")]}
+    commands = list(con.execute("select case_id, n, data from commands order by case_id, n"))
     events = list(con.execute("select case_id, n, data from events order by rowid"))
     cases = list(con.execute("select id, order_id, due, data from cases"))
     con.close()
     seeds = {}
-    sel = {"order": b"\0", "case": b"\1", "event": b"\2"}
+    sel = {"order": b"\0", "case": b"\1", "event": b"\2", "command": b"\4"}
     for kind, blobs in rows.items():
         for i, b in enumerate(blobs):
             seeds["%s%02d" % (kind, i)] = sel[kind] + bytes(b)
@@ -118,7 +121,8 @@ def main():
         b"\5" + s("K2:refund:1") + struct.pack("<I", 0xFFFFFFFF),
         b"\6" + s("key-1") + struct.pack("<i", -3) + s("bad request"),
         b"\7" + s("") + s("platform") + s("1") + s("return {}") + b"\1" + s("0" * 64)
-        + struct.pack("<q", 1)])
+        + struct.pack("<q", 1)]
+        + [b"\x0a" + s(cid) + struct.pack("<I", n) + s(bytes(b)) for cid, n, b in commands[:3]])
     # edge cases around the real rows
     order0, case0, ev0 = bytes(rows["order"][0]), bytes(rows["case"][0]), bytes(rows["event"][0])
     seeds["edge_empty_order"] = b"\0"
@@ -131,13 +135,18 @@ def main():
     seeds["edge_case_trailing"] = b"\1" + case0 + b"x"
     seeds["edge_event_cut"] = b"\2" + ev0[:9]
     seeds["edge_event_trailing"] = b"\2" + ev0 + b"\0"
+    cmd0 = bytes(rows["command"][0])
+    seeds["edge_command_cut"] = b"\4" + cmd0[:-1]
+    seeds["edge_command_trailing"] = b"\4" + cmd0 + b"\0"
+    seeds["edge_command_system_role"] = b"\4" + cmd0[:9] + b"\4" + cmd0[10:]
     seeds["edge_batch_unknown_kind"] = b"\3\x09" + s("x")
     seeds["edge_batch_cut"] = seeds["batch_rows"][:40]
     for name, b in seeds.items():
         with open(os.path.join(out, name), "wb") as f:
             f.write(b)
-    print("%d seeds in %s (%d orders, %d cases, %d events)"
-          % (len(seeds), out, len(rows["order"]), len(rows["case"]), len(rows["event"])))
+    print("%d seeds in %s (%d orders, %d cases, %d events, %d commands)"
+          % (len(seeds), out, len(rows["order"]), len(rows["case"]), len(rows["event"]),
+             len(rows["command"])))
 
 
 if __name__ == "__main__":

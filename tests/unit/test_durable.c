@@ -20,6 +20,7 @@
 
 #include "aftersale/aftersale.h"
 #include "core/err.h"
+#include "core/journal.h"
 #include "core/runtime.h"
 #include "store/stores.h"
 #include "core/timefmt.h"
@@ -1680,6 +1681,93 @@ START_TEST(durable_removed_log_refuses_writes_and_keeps_what_was_acknowledged)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------------------------------
+ * The command log (store.h COMMAND): each party's command beside the entry it made
+ * ---------------------------------------------------------------------------------------- */
+
+/* The commands rows of the file, in (case, n) order, decoded: at most `cap` into `out` (each
+ * freed by the caller with as__journal_cmd_free); returns how many rows there are. */
+static int stored_commands(D *d, const char *case_id, uint32_t *ns, as_journal_cmd *out, int cap)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT n, data FROM commands WHERE case_id = ?1"
+                                            " ORDER BY n", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+    int k = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ck_assert_int_lt(k, cap);
+        ns[k] = (uint32_t)sqlite3_column_int64(st, 0);
+        as_error err = {0};
+        ck_assert_msg(as__journal_read_command(sqlite3_column_blob(st, 1),
+                                               (size_t)sqlite3_column_bytes(st, 1), &out[k],
+                                               &err) == 0, "row %d: %s", k, err.msg);
+        k++;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return k;
+}
+
+/* The action of history entry n of case `id`. */
+static char *entry_action(D *d, const char *id, uint32_t n)
+{
+    json_t *j = case_obj(d, id);
+    json_t *h = json_array_get(json_object_get(j, "history"), n);
+    ck_assert_ptr_nonnull(h);
+    char *a = strdup(json_string_value(json_object_get(h, "action")));
+    json_decref(j);
+    return a;
+}
+
+START_TEST(durable_party_commands_logged_with_their_entry)
+{
+    D d;
+    d_init(&d, "commands.db");
+    rt_start(&d);
+    delivered_order(&d, "O1", "S1", "B1");
+    OK(&d, OPEN("buyer:B1", "C1", "O1", "return_refund", "no_reason", "T1"));
+    /* refused: no row */
+    ck_assert_int_eq(run(&d, "{\"op\":\"case.act\",\"as\":\"merchant:S1\",\"case\":\"C1\","
+                             "\"action\":\"offer\",\"payload\":{\"amount\":100}}"),
+                     AS_EINVALID_STATE);
+    OK(&d, ACT("merchant:S1", "C1", "agree"));
+    OK(&d, "{\"op\":\"case.act\",\"as\":\"buyer:B1\",\"case\":\"C1\",\"action\":\"ship_return\","
+           "\"payload\":{\"carrier\":\"SF\",\"tracking\":\"SF1\",\"shipping_cost\":1200}}");
+    rt_stop(&d);
+    rt_start(&d); /* the file restores with the table beside it, and goes on logging */
+    OK(&d, ACT("logistics", "C1", "return_delivered"));
+    as_journal_cmd j[8];
+    uint32_t ns[8];
+    int k = stored_commands(&d, "C1", ns, j, 8);
+    ck_assert_int_eq(k, 4);
+    static const char *const want[] = {"open", "agree", "ship_return", "return_delivered"};
+    for (int i = 0; i < k; i++) {
+        char *a = entry_action(&d, "C1", ns[i]);
+        ck_assert_str_eq(a, want[i]);
+        ck_assert_str_eq(as__action_name(j[i].cmd.action), want[i]);
+        free(a);
+    }
+    ck_assert_uint_eq(ns[0], 0);
+    ck_assert_int_eq(j[0].cmd.who.role, AS_ROLE_BUYER);
+    ck_assert_str_eq(j[0].cmd.who.id, "B1");
+    ck_assert_str_eq(j[0].cmd.order_id, "O1");
+    ck_assert_int_eq(j[0].cmd.nitems, 1);
+    ck_assert_str_eq(j[0].cmd.items[0].sku, "T1");
+    ck_assert_str_eq(j[1].cmd.who.id, "S1");
+    ck_assert_str_eq(j[2].cmd.text, "SF");
+    ck_assert_str_eq(j[2].cmd.tracking, "SF1");
+    ck_assert_int_eq(j[2].cmd.shipping_cost, 1200);
+    ck_assert_int_eq(j[3].cmd.who.role, AS_ROLE_LOGISTICS);
+    ck_assert_ptr_null(j[3].cmd.who.id);
+    for (int i = 1; i < k; i++) ck_assert_int_ge(j[i].at_ms, j[i - 1].at_ms);
+    for (int i = 0; i < k; i++) as__journal_cmd_free(&j[i]);
+    rt_stop(&d);
+}
+END_TEST
+
 static Suite *durable_suite(void)
 {
     Suite *s = suite_create("durable");
@@ -1695,6 +1783,7 @@ static Suite *durable_suite(void)
     tcase_add_unchecked_fixture(restart, root_make, root_remove);
     tcase_set_timeout(restart, 60);
     tcase_add_test(restart, durable_restart_restores_cases_exactly);
+    tcase_add_test(restart, durable_party_commands_logged_with_their_entry);
     tcase_add_test(restart, durable_snapshot_restores_what_a_restart_would);
     tcase_add_test(restart, durable_restart_keeps_shop_metrics);
     tcase_add_test(restart, durable_idempotency_key_answers_first_outcome_after_restart);

@@ -714,6 +714,214 @@ START_TEST(journal_history_gap_or_repeat_refused)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------------------------------
+ * Commands (store.h COMMAND): a party's command with its whole payload
+ * ---------------------------------------------------------------------------------------- */
+
+static char cmd_text[AS_MAX_EVIDENCE][AS_MAX_TEXT + 1];
+static char cmd_skus[AS_MAX_CASE_ITEMS][AS_MAX_ID + 1];
+
+/* A string of `n` bytes, each `ch`, into `buf`. */
+static const char *fill(char *buf, size_t n, char ch)
+{
+    memset(buf, ch, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* An open at its limits: 64-byte ids, 100 items, 32 evidence entries of 256 bytes. */
+static void open_at_limits(as_cmd *cmd)
+{
+    static char id[AS_MAX_ID + 1], order[AS_MAX_ID + 1], buyer[AS_MAX_ID + 1];
+    as__cmd_init(cmd, (as_principal){AS_ROLE_BUYER, fill(buyer, AS_MAX_ID, 'b')},
+                 AS_ACT_OPEN);
+    cmd->case_id = fill(id, AS_MAX_ID, 'c');
+    cmd->order_id = fill(order, AS_MAX_ID, 'o');
+    cmd->type = AS_TYPE_COUNT - 1;
+    cmd->reason = AS_REASON_COUNT - 1;
+    cmd->given = AS_P_REASON | AS_P_EVIDENCE | AS_P_REQUESTED | AS_P_PERMILLE;
+    cmd->requested_amount = AS_MAX_MONEY;
+    cmd->bad_permille = 1000;
+    cmd->nevidence = AS_MAX_EVIDENCE;
+    for (int i = 0; i < AS_MAX_EVIDENCE; i++)
+        cmd->evidence[i] = fill(cmd_text[i], AS_MAX_TEXT, (char)('A' + i));
+    cmd->nitems = AS_MAX_CASE_ITEMS;
+    for (int i = 0; i < AS_MAX_CASE_ITEMS; i++) {
+        snprintf(cmd_skus[i], sizeof cmd_skus[i], "%-64d", i);
+        cmd->items[i].sku = cmd_skus[i];
+        cmd->items[i].qty = i == 0 ? 1 : 10000;
+    }
+}
+
+/* An action with every non-open field set at its limit. */
+static void act_at_limits(as_cmd *cmd)
+{
+    static char shop[AS_MAX_ID + 1], text[AS_MAX_TEXT + 1],
+        tracking[AS_MAX_TEXT + 1], serial[AS_MAX_TEXT + 1];
+    as__cmd_init(cmd, (as_principal){AS_ROLE_MERCHANT, fill(shop, AS_MAX_ID, 's')},
+                 AS_ACT_COUNT - 1);
+    cmd->case_id = "C1";
+    cmd->version = INT32_MAX;
+    cmd->given = 0xFF;
+    cmd->text = fill(text, AS_MAX_TEXT, 't');
+    cmd->tracking = fill(tracking, AS_MAX_TEXT, 'k');
+    cmd->serial = fill(serial, AS_MAX_TEXT, 'n');
+    cmd->reason = 0;
+    cmd->result = 1;
+    cmd->amount = AS_MAX_MONEY;
+    cmd->shipping_cost = AS_MAX_MONEY;
+    cmd->requested_amount = 1;
+    cmd->bad_permille = 1;
+    cmd->nevidence = 1;
+    cmd->evidence[0] = "";
+}
+
+static void str_eq(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL) ck_assert_ptr_eq(a, b);
+    else ck_assert_str_eq(a, b);
+}
+
+/* Writes `cmd`, checks the record's key fields, and returns its data (the caller frees). */
+static unsigned char *command_blob(const as_cmd *cmd, uint32_t n, int64_t at, size_t *len)
+{
+    as_wbuf b = {0};
+    as__journal_command(&b, cmd->case_id, n, at, cmd);
+    ck_assert(!b.oom);
+    ck_assert_uint_eq(b.len, as__journal_command_size(cmd->case_id, cmd));
+    as_rbuf r = {b.p, b.len, 0, 0};
+    ck_assert_int_eq(as__rbuf_u8(&r), AS_REC_COMMAND);
+    size_t kl;
+    const char *key = as__rbuf_str(&r, &kl);
+    ck_assert_uint_eq(kl, strlen(cmd->case_id));
+    ck_assert_int_eq(memcmp(key, cmd->case_id, kl), 0);
+    ck_assert_uint_eq(as__rbuf_u32(&r), n);
+    const char *blob = as__rbuf_str(&r, len);
+    ck_assert(!r.bad && r.pos == r.len);
+    unsigned char *d = exact(blob, *len);
+    as__wbuf_free(&b);
+    return d;
+}
+
+static void commands_equal(const as_cmd *a, const as_cmd *b)
+{
+    ck_assert_int_eq(a->action, b->action);
+    ck_assert_int_eq(a->who.role, b->who.role);
+    str_eq(a->who.id, b->who.id);
+    ck_assert_int_eq(a->version, b->version);
+    ck_assert_uint_eq(a->given, b->given);
+    str_eq(a->text, b->text);
+    str_eq(a->tracking, b->tracking);
+    str_eq(a->serial, b->serial);
+    ck_assert_int_eq(a->reason, b->reason);
+    ck_assert_int_eq(a->result, b->result);
+    ck_assert_int_eq(a->amount, b->amount);
+    ck_assert_int_eq(a->shipping_cost, b->shipping_cost);
+    ck_assert_int_eq(a->requested_amount, b->requested_amount);
+    ck_assert_int_eq(a->bad_permille, b->bad_permille);
+    ck_assert_int_eq(a->nevidence, b->nevidence);
+    for (int i = 0; i < a->nevidence; i++) str_eq(a->evidence[i], b->evidence[i]);
+    int open = a->action == AS_ACT_OPEN;
+    str_eq(open ? a->order_id : NULL, b->order_id);
+    ck_assert_int_eq(open ? a->type : -1, b->type);
+    ck_assert_int_eq(open ? a->nitems : 0, b->nitems);
+    for (int i = 0; open && i < a->nitems; i++) {
+        str_eq(a->items[i].sku, b->items[i].sku);
+        ck_assert_int_eq(a->items[i].qty, b->items[i].qty);
+    }
+}
+
+START_TEST(journal_command_round_trip_at_limits)
+{
+    static as_cmd cmds[4];
+    open_at_limits(&cmds[0]);
+    act_at_limits(&cmds[1]);
+    /* the least: logistics news with nothing given, and a buyer's bare action */
+    as__cmd_init(&cmds[2], (as_principal){AS_ROLE_LOGISTICS, NULL}, AS_ACT_RETURN_DELIVERED);
+    cmds[2].case_id = "C";
+    as__cmd_init(&cmds[3], (as_principal){AS_ROLE_BUYER, "B"}, AS_ACT_WITHDRAW);
+    cmds[3].case_id = "C";
+    const int64_t ats[4] = {INT64_MAX, 0, -1, 1796319288346};
+    for (int k = 0; k < 4; k++) {
+        size_t len;
+        unsigned char *d = command_blob(&cmds[k], (uint32_t)k * 1000u, ats[k], &len);
+        as_journal_cmd j;
+        as_error err = {0};
+        ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), 0);
+        ck_assert_int_eq(j.at_ms, ats[k]);
+        commands_equal(&cmds[k], &j.cmd);
+        /* written again from what was read, it is the same bytes */
+        j.cmd.case_id = cmds[k].case_id;
+        size_t len2;
+        unsigned char *d2 = command_blob(&j.cmd, 0, j.at_ms, &len2);
+        ck_assert_uint_eq(len2, len);
+        ck_assert_int_eq(memcmp(d, d2, len), 0);
+        free(d2);
+        as__journal_cmd_free(&j);
+        free(d);
+    }
+}
+END_TEST
+
+START_TEST(journal_command_truncated_longer_or_foreign_refused)
+{
+    static as_cmd cmd;
+    open_at_limits(&cmd);
+    size_t len;
+    unsigned char *d = command_blob(&cmd, 0, 5, &len);
+    as_journal_cmd j;
+    as_error err = {0};
+    for (size_t n = 0; n < len; n++) {
+        unsigned char *cut = exact(d, n);
+        ck_assert_msg(as__journal_read_command(cut, n, &j, &err) == AS_EIO,
+                      "a command cut at %zu of %zu bytes was taken", n, len);
+        free(cut);
+    }
+    ck_assert_ptr_nonnull(strstr(err.msg, "does not decode as a command"));
+    unsigned char *longer = malloc(len + 1);
+    memcpy(longer, d, len);
+    longer[len] = 0;
+    ck_assert_int_eq(as__journal_read_command(longer, len + 1, &j, &err), AS_EIO);
+    free(longer);
+    free(d);
+    /* what a party's accepted command never is: a system action, a principal id the role
+     * does not have (or lacks), an open without items, an action with an open's fields */
+    as_cmd bad;
+    as__cmd_init(&bad, (as_principal){AS_ROLE_SYSTEM, NULL}, AS_ACT_AGREE);
+    bad.case_id = "C1";
+    d = command_blob(&bad, 1, 5, &len);
+    ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), AS_EIO);
+    free(d);
+    as__cmd_init(&bad, (as_principal){AS_ROLE_PLATFORM, "P"}, AS_ACT_REFUND_SUCCEEDED);
+    bad.case_id = "C1";
+    d = command_blob(&bad, 1, 5, &len);
+    ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), AS_EIO);
+    free(d);
+    as__cmd_init(&bad, (as_principal){AS_ROLE_MERCHANT, NULL}, AS_ACT_AGREE);
+    bad.case_id = "C1";
+    d = command_blob(&bad, 1, 5, &len);
+    ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), AS_EIO);
+    free(d);
+    open_at_limits(&cmd);
+    cmd.nitems = 0;
+    d = command_blob(&cmd, 0, 5, &len);
+    ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), AS_EIO);
+    free(d);
+    /* the same open's bytes with the action byte (after the 8-byte time) made agree's */
+    open_at_limits(&cmd);
+    d = command_blob(&cmd, 0, 5, &len);
+    d[8] = AS_ACT_AGREE;
+    ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), AS_EIO);
+    d[8] = AS_ACT_COUNT;
+    ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), AS_EIO);
+    d[8] = AS_ACT_OPEN;
+    ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), 0);
+    as__journal_cmd_free(&j);
+    free(d);
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
     Suite *s = suite_create("journal");
@@ -722,6 +930,7 @@ static Suite *journal_suite(void)
     tcase_add_test(rt, journal_order_round_trip_at_limits);
     tcase_add_test(rt, journal_case_and_history_round_trip_at_limits);
     tcase_add_test(rt, journal_size_and_bound_cover_what_is_written);
+    tcase_add_test(rt, journal_command_round_trip_at_limits);
     suite_add_tcase(s, rt);
     TCase *bad = tcase_create("damaged");
     tcase_set_timeout(bad, 110);
@@ -730,6 +939,7 @@ static Suite *journal_suite(void)
     tcase_add_test(bad, journal_every_byte_flipped_is_refused_or_exact);
     tcase_add_test(bad, journal_case_without_its_order_or_pins_refused);
     tcase_add_test(bad, journal_history_gap_or_repeat_refused);
+    tcase_add_test(bad, journal_command_truncated_longer_or_foreign_refused);
     suite_add_tcase(s, bad);
     return s;
 }

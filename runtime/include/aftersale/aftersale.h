@@ -433,6 +433,16 @@ typedef int (*as_db_line_cb)(void *ud, const char *kind, const char *json);
 AS_EXTERN int as_db_export(const char *path, const char *packs_dir, as_db_line_cb line,
                            void *ud, as_error *err);
 
+/* A shop's recorded history, for a replay (`aftersale backtest`): hands `line` first
+ * {"rules": {"shop", "version", "source"}} for the shop's merchant pack in force (when the
+ * file keeps its source), then each of the shop's orders by id as as_db_export writes them
+ * (kind "order"), then each party's command on its cases (kind "command", by case and entry):
+ * {"command": {"at": MS, "case", "n": ENTRY, "as": PRINCIPAL, "action", "body"}}, `body`
+ * the case object of an open or the payload of an action. AS_EBAD_REQUEST when the shop has
+ * more than `max_cases` cases (nothing handed over); the rest as as_db_export. */
+AS_EXTERN int as_db_history(const char *path, const char *packs_dir, const char *shop,
+                            long max_cases, as_db_line_cb line, void *ud, as_error *err);
+
 #ifdef __cplusplus
 }
 #endif
