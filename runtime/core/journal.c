@@ -204,15 +204,21 @@ size_t as__journal_case_bound(as_case *c, const as_case_vals *v, uint32_t more, 
  * absent or the record bad; a failed copy marks the record bad and sets *oom. A NUL inside
  * the bytes marks the record bad too: no accepted value holds one (limits.h), and the copy
  * would silently end there (found by fuzz_record). */
+/* A string field's bytes (*n of them, not terminated), or NULL when absent or bad; a NUL
+ * inside marks the record bad (see take_str). */
+static const char *str_bytes(as_rbuf *r, size_t *n)
+{
+    const char *p = as__rbuf_str(r, n);
+    if (p == NULL || memchr(p, '\0', *n) == NULL) return p;
+    r->bad = 1;
+    return NULL;
+}
+
 static char *take_str(as_rbuf *r, int *oom)
 {
     size_t n;
-    const char *p = as__rbuf_str(r, &n);
+    const char *p = str_bytes(r, &n);
     if (p == NULL) return NULL;
-    if (memchr(p, '\0', n) != NULL) {
-        r->bad = 1;
-        return NULL;
-    }
     char *s = as__malloc(n + 1);
     if (s == NULL) {
         *oom = r->bad = 1;
@@ -494,12 +500,8 @@ size_t as__journal_command_size(const char *case_id, const as_cmd *cmd)
 static const char *arena_str(as_rbuf *r, char **at)
 {
     size_t n;
-    const char *p = as__rbuf_str(r, &n);
+    const char *p = str_bytes(r, &n);
     if (p == NULL) return NULL;
-    if (memchr(p, '\0', n) != NULL) {
-        r->bad = 1;
-        return NULL;
-    }
     char *s = *at;
     memcpy(s, p, n);
     s[n] = '\0';
