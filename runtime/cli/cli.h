@@ -49,6 +49,10 @@ int as__cli_backtest(int argc, char **argv);
 int as__cli_db(int argc, char **argv);
 int as__cli_db_check(int argc, char **argv);
 int as__cli_db_export(int argc, char **argv);
+/* db_scenario.c: `db export --scenario --shop SHOP FILE`, the shop's recorded history as a
+ * scenario on stdout; returns the exit status (0, or 1 with the reason on stderr). */
+#define AS_DB_SCENARIO_MAX_CASES 100000
+int as__db_scenario(const char *file, const char *packs, const char *shop);
 /* Parses `db check` and `db export` options: [--packs DIR] FILE. Returns -1 to go on (FILE at
  * argv[optind], *packs the bundled packs' folder), or the exit status (after --help, or a
  * usage error). */

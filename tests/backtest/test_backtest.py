@@ -7,7 +7,8 @@ shop's case is on the same file. A candidate that auto-agrees claims of at most 
 change exactly C1 (auto-decided now, same refund) and C2 (refunding 8000 instead of platform
 review), skip the three merchant and buyer commands it made moot, and report the money Δ
 +8000 fen, auto-agreed Δ +2, disputes Δ -1. A candidate with the source already in force
-changes nothing. Usage errors exit 2, a missing file 1.
+changes nothing. Usage errors exit 2, a missing file 1. `db export --scenario` writes the same
+history as a scenario that passes when run.
 
 Usage: test_backtest.py AFTERSALE_BINARY PACKS_DIR [unittest args]"""
 import json
@@ -189,6 +190,83 @@ class Backtest(unittest.TestCase):
         rc, out, err = backtest("--help")
         self.assertEqual(rc, 0)
         self.assertIn("usage: aftersale backtest", out)
+
+
+def run(*args, stdin=None):
+    p = subprocess.run([EXE] + list(args), input=stdin, capture_output=True, timeout=60)
+    err = p.stderr.decode()
+    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        if marker in err:
+            raise AssertionError(err)
+    return p.returncode, p.stdout.decode(), err
+
+
+class ExportScenario(unittest.TestCase):
+    """`db export --scenario`: the same recorded history as a scenario file a pack's tests
+    can keep; run as it is, it passes (the replay ends where the file did); a recorded
+    outcome the replay does not reach fails, with the history under it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.db = os.path.join(cls.tmp.name, "shop.db")
+        record(cls.db)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def export(self, shop="S1"):
+        rc, out, err = run("db", "export", "--scenario", "--shop", shop, "--packs", PACKS, self.db)
+        self.assertEqual(rc, 0, err)
+        return json.loads(out)
+
+    def run_scenario(self, doc):
+        path = os.path.join(self.tmp.name, "exported.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        return run("run", "--packs", PACKS, path)
+
+    def test_the_shops_cases_and_commands_in_time_order(self):
+        doc = self.export()
+        self.assertTrue(doc["name"].startswith("design.md#scenario-files: the recorded cases of shop S1"))
+        self.assertEqual(doc["payments"], "manual")
+        steps = doc["steps"]
+        opened = [s["case"]["id"] for s in steps if s.get("do") == "case.open"]
+        self.assertEqual(opened, ["C1", "C2", "C3"])  # not S9's C9
+        acts = [(s["as"], s["case"], s["action"]) for s in steps if s.get("do") == "case.act"]
+        self.assertEqual(acts, [("merchant:S1", "C1", "agree"), ("merchant:S1", "C2", "reject"),
+                                ("buyer:B2", "C2", "escalate"), ("merchant:S1", "C3", "agree")])
+        self.assertEqual([s["payload"] for s in steps if s.get("action") == "reject"],
+                         [{"reason": "worn"}])
+        creates = [s["order"]["id"] for s in steps if s.get("do") == "order.create"]
+        self.assertEqual(creates, ["O1", "O2", "O3"])
+        expects = {s["expect"]["case"]: s["expect"] for s in steps if "expect" in s}
+        self.assertEqual(expects["C2"], {"case": "C2", "state": "platform_review",
+                                         "refund_amount": 8000})
+        self.assertEqual(expects["C1"]["state"], "refunding")
+
+    def test_it_runs_as_a_scenario_and_passes(self):
+        rc, out, err = self.run_scenario(self.export())
+        self.assertEqual((rc, out.splitlines()[-1]), (0, "1 passed, 0 failed"), out + err)
+
+    def test_an_outcome_the_replay_does_not_reach_fails(self):
+        doc = self.export()
+        for s in doc["steps"]:
+            if s.get("expect", {}).get("case") == "C2":
+                s["expect"]["state"] = "refunded"
+        rc, out, err = self.run_scenario(doc)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("case C2: expected state \"refunded\", found \"platform_review\"", out)
+        self.assertIn("  the history of C2:", out)
+
+    def test_usage_and_unknown_shop(self):
+        for args in (["--scenario", self.db], ["--shop", "S1", self.db], ["--scenario", "--shop"]):
+            rc, out, err = run("db", "export", *args)
+            self.assertEqual((rc, out), (2, ""), args)
+        rc, out, err = run("db", "export", "--scenario", "--shop", "NOPE", "--packs", PACKS, self.db)
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("shop 'NOPE' has no recorded orders", err)
 
 
 if __name__ == "__main__":

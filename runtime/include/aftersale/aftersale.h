@@ -94,8 +94,9 @@ typedef enum as_party {
  * text names no principal (the id part must be an identifier). */
 AS_EXTERN as_party as_principal_parse(const char *principal, const char **id);
 
-/* Durations "90s", "15m", "48h", "7d", "500ms" (docs/design.md#scenario-files) into *ms: 0,
- * or AS_EBAD_REQUEST for anything else (nothing written). */
+/* Durations "90s", "15m", "48h", "7d", "7d12h" (docs/design.md#scenario-files: the units d, h,
+ * m, s, each at most once, in that order) into *ms: 0, or AS_EBAD_REQUEST for anything else
+ * (nothing written). */
 AS_EXTERN int as_duration_parse(const char *text, int64_t *ms);
 /* An RFC 3339 UTC instant "2026-03-01T00:00:00Z" (".123" milliseconds allowed) into *ms: 0
  * or AS_EBAD_REQUEST. */
