@@ -134,6 +134,7 @@ struct as_http {
     uint64_t latency[12];  /* answers by latency bucket (LATENCY), the last one +Inf */
     uint64_t latency_ns_sum;
     char *ok_body; /* owned: {"ok":true}, by jansson once for every answer that is only that */
+    int backtests; /* running on libuv's thread pool (MAX_BACKTESTS) */
 };
 
 int as__http_status(int code)
@@ -546,6 +547,87 @@ static void upload_rules(req *q)
     command(q, AS_OP_RULES_LOAD, q->m->params[0], 0);
 }
 
+/* At most this many backtests run at once. Each holds two runtimes with the shop's cases and
+ * a thread of libuv's pool (4 threads by default) for up to its 10 s budget: two leave the
+ * pool to the store's and the resolver's work, and bound the memory a few merchants can
+ * take. */
+enum { MAX_BACKTESTS = 2 };
+
+/* A backtest on the pool: the worker fills report or err, the loop answers. */
+typedef struct backtest_job {
+    uv_work_t work;
+    as_http *srv;
+    answer_ctx *a;
+    char shop[AS_ROUTE_PARAM_MAX + 1];
+    char *source; /* owned: a copy of the body (the request's goes when dispatch returns) */
+    size_t len;
+    char *report; /* owned: as_db_backtest's answer, NULL with err */
+    as_error err;
+} backtest_job;
+
+/* On a pool thread: only the job's own copies and the server's options, which do not change
+ * while it serves; as_db_backtest makes and frees runtimes of its own. */
+static void backtest_work(uv_work_t *w)
+{
+    backtest_job *j = w->data;
+    j->report = as_db_backtest(j->srv->o.db_path, j->srv->o.packs_dir, j->shop, j->source,
+                               j->len, NULL, &j->err);
+}
+
+/* Back on the loop: the answer goes into the request's place, as a read's would. */
+static void backtest_done(uv_work_t *w, int status)
+{
+    backtest_job *j = w->data;
+    (void)status; /* never cancelled: the job always ran */
+    j->srv->backtests--;
+    int code = j->report ? 0 : j->err.code ? j->err.code : AS_ENOMEM;
+    answered(j->a, code, j->report ? j->report : j->err.msg);
+    as_free(j->report);
+    as_free(j->source);
+    as_free(j);
+}
+
+/* POST /v1/shops/{shop}/rules/backtest: the body is a candidate merchant pack, taken as PUT
+ * .../rules takes one; the shop's recorded cases are replayed under it off the loop, so the
+ * server keeps answering meanwhile, and nothing is written. */
+static void backtest_rules(req *q)
+{
+    as_http *h = q->c->srv;
+    const char *shop = q->m->params[0], *id;
+    as_party p = as_principal_parse(q->principal, &id);
+    if (p != AS_PARTY_PLATFORM && !(p == AS_PARTY_MERCHANT && strcmp(id, shop) == 0))
+        return fill_error(q->r, AS_EFORBIDDEN, "only the shop's merchant and the platform "
+                          "backtest its rules", !q->ka);
+    if (h->o.db_path == NULL)
+        return fill_error(q->r, AS_EIO, "this server has no database file to replay", !q->ka);
+    if (h->backtests >= MAX_BACKTESTS)
+        return fill_error(q->r, AS_EIO, "two backtests are running: try again once one has "
+                          "answered", !q->ka);
+    backtest_job *j = as_calloc(1, sizeof *j); /* owned by backtest_done */
+    char *src = j ? as_malloc(q->rq->body_len + 1) : NULL;
+    if (src == NULL) {
+        as_free(j);
+        return fill_error(q->r, AS_ENOMEM, "out of memory", 1);
+    }
+    if (q->rq->body_len) memcpy(src, q->rq->body, q->rq->body_len);
+    src[q->rq->body_len] = '\0';
+    *j = (backtest_job){.srv = h, .source = src, .len = q->rq->body_len};
+    memcpy(j->shop, shop, sizeof j->shop);
+    j->work.data = j;
+    if ((j->a = await(q->c, q->r, q->ka, 0, 1)) == NULL) {
+        as_free(src);
+        as_free(j);
+        return;
+    }
+    if (uv_queue_work(h->loop, &j->work, backtest_work, backtest_done) != 0) {
+        answer_ctx *a = j->a;
+        as_free(src);
+        as_free(j);
+        return answered(a, AS_EIO, "the backtest could not be started");
+    }
+    h->backtests++;
+}
+
 /* GET /v1/clock: the runtime's time and which clock it is, for any key (a test suite asks a
  * virtual-clock server where its time stands). */
 static void get_clock(req *q)
@@ -580,6 +662,7 @@ static void (*const handlers[AS__ROUTE_COUNT])(req *q) = {
     [AS_ROUTE_SHOP_RULES] = shop_rules,
     [AS_ROUTE_SHOP_RULE] = shop_rules,
     [AS_ROUTE_SHOP_RULES_PUT] = upload_rules,
+    [AS_ROUTE_SHOP_RULES_BACKTEST] = backtest_rules,
     [AS_ROUTE_ORDER_CREATE] = create_order,
     [AS_ROUTE_ORDER_SHIP] = ship_order,
     [AS_ROUTE_ORDER_DELIVER] = deliver_order,

@@ -24,6 +24,10 @@ typedef struct as_http_options {
     unsigned max_connections; /* default 1024 (503 beyond) */
     unsigned max_conns_per_client; /* open connections from one IPv4 address; default 64 (503) */
     const struct as_webhook_stats *webhooks; /* shown in /metrics when not NULL */
+    /* The runtime's database file and bundled packs, which POST .../rules/backtest replays
+     * (as_db_backtest); borrowed for the server's life. NULL db_path: that route answers 503. */
+    const char *db_path;
+    const char *packs_dir;
 } as_http_options;
 
 /* Reads a keys file: one `KEY PRINCIPAL` per line, `#` comments, principals `platform`,

@@ -22,6 +22,7 @@
     XX(SHOP_RULES, "GET", "/v1/shops/{shop}/rules")                                                \
     XX(SHOP_RULE, "GET", "/v1/shops/{shop}/rules/{version}")                                       \
     XX(SHOP_RULES_PUT, "PUT", "/v1/shops/{shop}/rules")                                            \
+    XX(SHOP_RULES_BACKTEST, "POST", "/v1/shops/{shop}/rules/backtest")                             \
     XX(ORDER_CREATE, "POST", "/v1/orders")                                                         \
     XX(ORDER_SHIP, "POST", "/v1/orders/{order}/ship")                                              \
     XX(ORDER_DELIVER, "POST", "/v1/orders/{order}/deliver")                                        \

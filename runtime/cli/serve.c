@@ -355,6 +355,8 @@ int as__cli_serve(int argc, char **argv)
     as_http_options ho = so.http;
     ho.host = host;
     ho.port = port;
+    ho.db_path = db;
+    ho.packs_dir = packs;
     if (x.rt && nhooks && as__webhooks_new(x.loop, x.rt, &so.wh, &x.hooks, &err) == 0)
         ho.webhooks = as__webhooks_stats(x.hooks);
     if (x.rt == NULL || (nhooks && x.hooks == NULL) ||

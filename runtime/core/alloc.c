@@ -14,8 +14,10 @@ as_allocator as__allocator = {malloc, realloc, calloc, free};
 static int locked;
 
 /* jansson inside as__json_parse_begin/end (see alloc.h): the refusals counted, and the blocks
- * taken from the C library instead (owned, C library's memory), to be freed with free(). */
-static struct {
+ * taken from the C library instead (owned, C library's memory), to be freed with free().
+ * One per thread: as_db_backtest parses on a worker thread while the loop's thread parses
+ * requests, and a parse begins, allocates and ends on one thread. */
+static _Thread_local struct {
     int on;
     unsigned long refused;
     void **blocks;
@@ -67,10 +69,11 @@ void as__allocator_lock(void)
      * as_replace_allocator), seen through the wrapper: no block changes hands. An embedder
      * that gave jansson an allocator of its own keeps it (its values would otherwise be
      * freed by another allocator); the library's parses are then as safe as that one. */
+    if (locked) return; /* only read from then on: a worker thread's runtime comes here too */
     json_malloc_t m;
     json_free_t f;
     json_get_alloc_funcs(&m, &f);
-    if (!locked && m == malloc && f == free) json_set_alloc_funcs(json_malloc, json_free);
+    if (m == malloc && f == free) json_set_alloc_funcs(json_malloc, json_free);
     locked = 1;
 }
 

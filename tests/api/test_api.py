@@ -49,6 +49,7 @@ k-w1 merchant:W1   # worklist shop
 k-wb buyer:WB
 k-r1 merchant:R1   # rule upload shop
 k-v1 merchant:V1   # rule versions shop
+k-bt1 merchant:BT1 # backtest shop
 """
 PLATFORM, B1, B2, S1, S2, LOG = "k-platform", "k-b1", "k-b2", "k-s1", "k-s2", "k-log"
 
@@ -1605,6 +1606,105 @@ class WorklistAndMetrics(ApiCase):
         self.assertEqual(b["aftersale_pending_deadlines"], with_deadline)
         self.assertEqual(b["aftersale_open_cases"], open_cases,
                          "aftersale_open_cases is not the number of cases not yet ended")
+
+
+class RulesBacktest(ApiCase):
+    """POST /v1/shops/{shop}/rules/backtest (docs/api.md): the shop's recorded cases replayed
+    under a candidate, on a worker thread, nothing written."""
+
+    SMALL_CLAIMS = ('return { name = "bt-small-claims", version = "1",\n'
+                    '  auto_decide = function(case, order, now)\n'
+                    '    if case.refund_amount <= 10000 then\n'
+                    '      return { action = "agree", why = "a small claim" } end end }\n')
+    # each call as long as the Lua budget lets it be (then dropped as a rule failure)
+    SLOW = ('return { name = "bt-slow", version = "1",\n'
+            '  auto_decide = function(case, order, now) while true do end end }\n')
+
+    def record(self, shop, sku, cat, price, reason, answer):
+        oid = self.make_order(shop, "B1", items=[{"sku": sku, "category": cat, "qty": 1,
+                                                   "price": price}])
+        cid = self.open_case(oid, B1, ctype="refund_only", reason=reason, sku=sku,
+                             evidence=["photo"])
+        if answer == "agree":
+            self.assertOk(self.act(cid, PLATFORM, "agree", as_="merchant:" + shop))
+        elif answer == "reject":
+            self.assertOk(self.act(cid, PLATFORM, "reject", {"reason": "worn"},
+                                   as_="merchant:" + shop))
+        return cid
+
+    def backtest(self, shop, source, key):
+        return self.req("POST", "/v1/shops/%s/rules/backtest" % shop, source, key)
+
+    def test_small_claims(self):
+        food = self.record("BT1", "F1", "fresh_food", 30000, "spoiled", "agree")
+        small = self.record("BT1", "T1", "apparel", 5000, "quality", "agree")
+        worn = self.record("BT1", "T2", "apparel", 8000, "quality", "reject")
+        before = self.get(worn)
+        r = self.backtest("BT1", self.SMALL_CLAIMS, "k-bt1")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers.get("content-type"), "application/json")
+        self.assertEqual((r.json["shop"], r.json["baseline_rules"]), ("BT1", None))
+        changed = {c["case"]: c for c in r.json["changed"]}
+        self.assertEqual(sorted(changed), sorted([small, worn]))
+        self.assertNotIn(food, changed)  # above 100 yuan: the candidate leaves it alone
+        self.assertEqual(changed[small]["baseline"]["auto_decisions"], 0)
+        self.assertEqual(changed[small]["candidate"], {"state": "refunding", "refund_amount": 5000,
+                                                       "auto_decisions": 1, "deadlines": []})
+        self.assertEqual(changed[worn]["candidate"]["state"], "refunding")
+        self.assertNotEqual(changed[worn]["baseline"]["state"], "refunding")
+        t = r.json["totals"]
+        self.assertEqual(t["refunded"], {"baseline": 35000, "candidate": 43000, "delta": 8000})
+        self.assertEqual(t["auto_agreed"]["delta"], 2)
+        self.assertEqual((t["cases"], t["changed"]), (3, 2))
+        self.assertEqual(t["skipped"], {"baseline": 0, "candidate": 2})  # the two merchant answers
+        self.assertEqual(self.get(worn), before, "a backtest changed a case")
+        self.assertNotIn("BT1", self.req("GET", "/v1/rules", key=PLATFORM).json["merchants"])
+        # the platform may too; another shop's merchant and a buyer may not
+        self.assertEqual(self.backtest("BT1", self.SMALL_CLAIMS, PLATFORM).json, r.json)
+        self.assertError(self.backtest("BT1", self.SMALL_CLAIMS, S1), 403, "forbidden")
+        self.assertError(self.backtest("BT1", self.SMALL_CLAIMS, B1), 403, "forbidden")
+        self.assertError(self.backtest("BT1", self.SMALL_CLAIMS, None), 401, "unauthorized")
+        r = self.backtest("BT1", "return { name = ", "k-bt1")
+        self.assertError(r, 400, "bad_request")
+        self.assertIn("merchant rules of BT1", r.json["message"])
+        self.assertError(self.backtest("BT1", "return { name = \"x\", version = \"1\",\n"
+                                       "  categories = { \"apparel\" } }", "k-bt1"),
+                         400, "bad_request")
+
+    def test_same_source_changes_nothing(self):
+        self.assertOk(self.req("PUT", "/v1/shops/BT2/rules", self.SMALL_CLAIMS, PLATFORM))
+        self.record("BT2", "T1", "apparel", 5000, "quality", None)
+        self.record("BT2", "F1", "fresh_food", 30000, "spoiled", "agree")
+        r = self.backtest("BT2", self.SMALL_CLAIMS, PLATFORM)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json["baseline_rules"], r.json["changed"]), ("1", []))
+        t = r.json["totals"]
+        self.assertEqual((t["cases"], t["changed"], t["refunded"]["delta"]), (2, 0, 0))
+        self.assertEqual(t["skipped"], {"baseline": 0, "candidate": 0})
+
+    def test_the_server_answers_during_a_backtest(self):
+        for i in range(100):
+            self.record("BT3", "T%d" % i, "apparel", 5000, "quality", None)
+        result = {}
+
+        def run():
+            t0 = time.monotonic()
+            result["r"] = self.backtest("BT3", self.SLOW, PLATFORM)
+            result["s"] = time.monotonic() - t0
+
+        th = threading.Thread(target=run)
+        th.start()
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        h = self.req("GET", "/healthz")
+        healthz_s = time.monotonic() - t0
+        still_running = th.is_alive()
+        th.join(60)
+        self.assertEqual(h.status, 200, h)
+        self.assertEqual(result["r"].status, 200, result["r"])
+        self.assertTrue(still_running, "the backtest was over in %.2f s: too short to tell"
+                        % result["s"])
+        self.assertLess(healthz_s, result["s"] / 2, "healthz waited for the backtest")
 
 
 class MerchantRulesUpload(ApiCase):

@@ -796,6 +796,17 @@ class Flow:
         self.call("another source under s1-30-day@2", "PUT", rules, good + "-- changed\n",
                   "merchant:S1", 409, code="conflict")
         self.call("S1's versions", "GET", rules, who="merchant:S1", expect=200)
+        small = ('return { name = "s1-small", version = "1",\n  auto_decide = function(c, o, now)\n'
+                 '    if c.refund_amount <= 10000 then return { action = "agree" } end end }\n')
+        self.call("backtest S1's cases", "POST", rules + "/backtest", small, "merchant:S1", 200)
+        self.call("backtest by the platform", "POST", rules + "/backtest", small, "platform", 200)
+        self.call("S2 backtests S1's", "POST", rules + "/backtest", small, "merchant:S2", 403)
+        self.call("a buyer backtests", "POST", rules + "/backtest", small, "buyer:B1", 403)
+        self.call("backtest without a key", "POST", rules + "/backtest", small, None, 401)
+        self.call("backtest a syntax error", "POST", rules + "/backtest", "return { name = ",
+                  "merchant:S1", 400)
+        self.call("backtest a throwing top level", "POST", rules + "/backtest", 'error("boom")',
+                  "merchant:S1", 500, code="rule_error")
         self.call("S1's versions by S2", "GET", rules, who="merchant:S2", expect=403)
         self.call("S1's versions without a key", "GET", rules, expect=401)
         self.call("S1's version 2", "GET", rules + "/2", who="platform", expect=200)

@@ -25,6 +25,7 @@ static const struct {
     {"GET", "/v1/shops/S1/rules", AS_ROUTE_SHOP_RULES, 1, {"S1"}},
     {"GET", "/v1/shops/S1/rules/v3", AS_ROUTE_SHOP_RULE, 2, {"S1", "v3"}},
     {"PUT", "/v1/shops/S1/rules", AS_ROUTE_SHOP_RULES_PUT, 1, {"S1"}},
+    {"POST", "/v1/shops/S1/rules/backtest", AS_ROUTE_SHOP_RULES_BACKTEST, 1, {"S1"}},
     {"POST", "/v1/orders", AS_ROUTE_ORDER_CREATE, 0, {NULL}},
     {"POST", "/v1/orders/O1/ship", AS_ROUTE_ORDER_SHIP, 1, {"O1"}},
     {"POST", "/v1/orders/O1/deliver", AS_ROUTE_ORDER_DELIVER, 1, {"O1"}},

@@ -444,6 +444,47 @@ AS_EXTERN int as_db_export(const char *path, const char *packs_dir, as_db_line_c
 AS_EXTERN int as_db_history(const char *path, const char *packs_dir, const char *shop,
                             long max_cases, as_db_line_cb line, void *ud, as_error *err);
 
+/* Bounds of as_db_backtest. Zero is every field's default. */
+typedef struct as_backtest_limits {
+    long max_cases;      /* a shop with more cases is refused; 0 for 100,000 */
+    int64_t budget_ms;   /* wall time for the replays; 0 for 10,000 (10 s) */
+    uint64_t reserved[4]; /* must be zero (AS_EBAD_REQUEST), for fields added later */
+} as_backtest_limits;
+
+/* What the candidate merchant pack `source` (`len` bytes, borrowed) would have changed for
+ * `shop`: the shop's recorded history in the server file `db_path` (as_db_history: opened
+ * read-only, nothing written, a server may hold it) is replayed on a virtual clock by two
+ * headless runtimes of this call's own, each with the bundled packs of `packs_dir`: the
+ * baseline under the shop's merchant pack in force in the file (or none), the candidate under
+ * `source`. The parties' commands come at their recorded times; deadlines and auto-decisions
+ * are derived again; a command a runtime refuses is skipped and counted. `lim` may be NULL
+ * (the defaults).
+ *
+ * Returns the report as JSON text, the caller's (free with as_free):
+ * {"shop", "baseline_rules": VERSION or null, "changed": [{"case", "baseline": OUTCOME,
+ * "candidate": OUTCOME}...], "totals": {"refunded", "auto_agreed", "disputes" (each
+ * {"baseline", "candidate", "delta"}), "cases", "changed", "skipped": {"baseline",
+ * "candidate"}}}, an OUTCOME being {"state" (null: not opened), "refund_amount" (fen),
+ * "auto_decisions", "deadlines": [DECIDED_BY...]}. "changed" lists the shop's cases in the
+ * order they were opened whose outcome differs; "refunded" counts the refunds of the cases
+ * refunding or refunded, "auto_agreed" and "disputes" the cases auto-agreed and escalated.
+ *
+ * NULL with err on refusal: the source is loaded first, as PUT /v1/shops/{shop}/rules loads
+ * one (the codes of as_runtime_load_merchant_source: AS_EBAD_REQUEST for a source over 1 MiB,
+ * not UTF-8 without NUL bytes, or not a valid merchant pack, AS_ERULE_ERROR for a top level
+ * that throws or runs out of budget), before the file is read; then AS_EIO for a file that
+ * cannot be opened as aftersale's, a row that cannot be restored, or a merchant pack in force
+ * in the file that no longer loads; AS_EBAD_REQUEST for more than `max_cases` cases, for the
+ * replays passing `budget_ms` (checked between events; one hook call is bounded by the Lua
+ * budget), or a non-zero reserved word or negative limit; AS_ENOMEM.
+ *
+ * Threads: unlike the rest of this header this call uses no runtime of the caller's, only
+ * objects it makes and frees itself, so it may run on any thread, several at once (a server
+ * runs it on a worker thread, off its loop). as_replace_allocator must not run meanwhile. */
+AS_EXTERN char *as_db_backtest(const char *db_path, const char *packs_dir, const char *shop,
+                               const char *source, size_t len, const as_backtest_limits *lim,
+                               as_error *err);
+
 #ifdef __cplusplus
 }
 #endif
