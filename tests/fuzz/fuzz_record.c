@@ -95,6 +95,20 @@ static void same(const char *what, const char *p, size_t n, const uint8_t *data,
     }
 }
 
+/* What the writer wrote into `b` (freed here) is one record of `kind` whose data blob is the
+ * input's bytes again, and nothing after it. */
+static void reencodes(as_wbuf *b, const char *what, int kind, int strs, int u32s, int i64s,
+                      const uint8_t *data, size_t len)
+{
+    if (b->oom) abort();
+    as_rbuf r = {b->p, b->len, 0, 0};
+    size_t n;
+    const char *p = blob_of(&r, kind, strs, u32s, i64s, &n);
+    same(what, p, n, data, len);
+    if (r.pos != r.len) abort();
+    as__wbuf_free(b);
+}
+
 /* ------------------------------------------------------------------------------------------
  * The three readers
  * ---------------------------------------------------------------------------------------- */
@@ -112,12 +126,7 @@ static void check_order(const uint8_t *data, size_t len)
     json_decref(j);
     as_wbuf b = {0};
     as__journal_order(&b, o);
-    if (b.oom) abort();
-    as_rbuf r = {b.p, b.len, 0, 0};
-    size_t n;
-    const char *p = blob_of(&r, AS_REC_ORDER, 1, 0, 0, &n);
-    same("order", p, n, data, len);
-    as__wbuf_free(&b);
+    reencodes(&b, "order", AS_REC_ORDER, 1, 0, 0, data, len);
     free(o);
 }
 
@@ -134,13 +143,7 @@ static void check_case(const uint8_t *data, size_t len)
     json_decref(j);
     as_wbuf b = {0};
     as__journal_case(&b, c); /* no history entries: nhist == saved_hist == 0 */
-    if (b.oom) abort();
-    as_rbuf r = {b.p, b.len, 0, 0};
-    size_t n;
-    const char *p = blob_of(&r, AS_REC_CASE, 2, 0, 1, &n);
-    same("case", p, n, data, len);
-    if (r.pos != r.len) abort();
-    as__wbuf_free(&b);
+    reencodes(&b, "case", AS_REC_CASE, 2, 0, 1, data, len);
     free(c->v.evidence);
     free(c);
 }
@@ -184,13 +187,7 @@ static void check_command(const uint8_t *data, size_t len)
     }
     as_wbuf b = {0};
     as__journal_command(&b, "C", 7, j.at_ms, &j.cmd);
-    if (b.oom) abort();
-    as_rbuf r = {b.p, b.len, 0, 0};
-    size_t n;
-    const char *p = blob_of(&r, AS_REC_COMMAND, 1, 1, 0, &n);
-    same("command", p, n, data, len);
-    if (r.pos != r.len) abort();
-    as__wbuf_free(&b);
+    reencodes(&b, "command", AS_REC_COMMAND, 1, 1, 0, data, len);
     as__journal_cmd_free(&j);
 }
 
