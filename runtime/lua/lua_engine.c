@@ -1097,6 +1097,8 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
 
 static const as_engine lua_engine = {"lua", lua_call_hook, lua_memory, lua_free_impl};
 
+static int where_handler(lua_State *L);
+
 int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
                       const as_pack_limits *limits, as_pack **out, as_error *err)
 {
@@ -1138,7 +1140,10 @@ int as__lua_pack_load(const char *source, size_t len, const char *chunkname,
         as__free(lp);
         return x.code;
     }
+    /* between calls the stack holds the message handler alone, at 1: a call pushes nothing
+     * for it (each push is work on every hook call) */
     lua_settop(L, 0);
+    lua_pushcfunction(L, where_handler); /* a light C function: no allocation */
     x.pack->engine = &lua_engine;
     x.pack->impl = lp;
     *out = x.pack;
@@ -1408,9 +1413,7 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
     /* Neither the push nor the answer's raw read allocates or runs pack code, so neither can
      * raise outside the protected call (lua_atpanic is never reached). */
     lp->where[0] = '\0';
-    int handler = lua_gettop(L) + 1;
-    lua_pushcfunction(L, where_handler); /* a light C function: no allocation */
-    int st = lua_pcall(L, push_call(L, &x), 1, handler);
+    int st = lua_pcall(L, push_call(L, &x), 1, 1); /* where_handler, at 1 since the load */
     if (st == LUA_OK) x.rc = read_answer(L, &x);
     disarm_budget(lp);
     int rc = x.rc;
@@ -1424,7 +1427,7 @@ static int lua_call_hook(as_pack *p, as_hook h, const as_hook_args *a, as_answer
     }
     if (rc) ans->kind = AS_ANS_NIL;
     lp->args = NULL;
-    lua_settop(L, 0);
+    lua_settop(L, 1);
     if (rc && rc != AS_ENOMEM) p->failures++;
     return rc;
 }
