@@ -1369,8 +1369,11 @@ static int where_handler(lua_State *L)
     for (int level = 1; lua_getstack(L, level, &ar); level++) {
         if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
         snprintf(lp->where, sizeof lp->where, "%s:%d", ar.short_src, ar.currentline);
-        for (char *p = lp->where; *p; p++) /* histories and logs take no control characters */
-            if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+        /* it goes into a history row, which is read back as text (docs/design.md#limits): no
+         * control characters, and ASCII only, since Lua cuts a long path to its last bytes and
+         * may cut a UTF-8 character in two */
+        for (char *p = lp->where; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
         break;
     }
     return 1;

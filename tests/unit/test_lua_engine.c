@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "aftersale/error.h"
+#include "core/layers.h"
 #include "core/pack.h"
 #include "lua/lua_engine.h"
 #include "unit_fixtures.h"
@@ -1087,6 +1088,21 @@ START_TEST(lua_engine_failure_names_its_line)
         fx_free(&f);
         as__pack_unref(p);
     }
+    /* a chunk named by a long non-ASCII path, which Lua cuts to its last bytes: the file:line
+     * is still text the history can store (docs/design.md#limits) */
+    const char *src = "return { name = 'p', version = '1', priority = function(c, o) error('x') end }";
+    as_pack *p = (as_pack *)0x1;
+    as_error err = {0};
+    char chunk[200] = "@";
+    for (int i = 0; i < 40; i++) strcat(chunk, "\xe4\xb8\xad"); /* 中 x 40, 120 bytes */
+    ck_assert_int_eq(as__lua_pack_load(src, strlen(src), chunk, &SMALL, &p, &err), 0);
+    fx f = fx_new();
+    as_answer ans;
+    ck_assert_int_eq(fx_call(p, AS_HOOK_PRIORITY, &f, &ans, &err), AS_ERULE_ERROR);
+    ck_assert_msg(as__answer_text_ok(ans.where, strlen(ans.where)), "where '%s'", ans.where);
+    ck_assert_msg(strstr(ans.where, ":1") != NULL, "where '%s'", ans.where);
+    fx_free(&f);
+    as__pack_unref(p);
 }
 END_TEST
 
