@@ -77,14 +77,20 @@ def record(db, first=(), refusals=0):
         raise AssertionError("pipe: rc %d, refused %r" % (p.returncode, refused))
 
 
-def backtest(*args):
-    p = subprocess.run([EXE, "backtest", "--packs", PACKS] + list(args),
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+def run(*args):
+    """The binary with `args` and no input: (exit status, stdout, stderr); a sanitizer's
+    report fails the test."""
+    p = subprocess.run([EXE] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=60)
     err = p.stderr.decode()
     for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
         if marker in err:
             raise AssertionError(err)
     return p.returncode, p.stdout.decode(), err
+
+
+def backtest(*args):
+    return run("backtest", "--packs", PACKS, *args)
 
 
 class Backtest(unittest.TestCase):
@@ -191,14 +197,6 @@ class Backtest(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertIn("usage: aftersale backtest", out)
 
-
-def run(*args, stdin=None):
-    p = subprocess.run([EXE] + list(args), input=stdin, capture_output=True, timeout=60)
-    err = p.stderr.decode()
-    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-        if marker in err:
-            raise AssertionError(err)
-    return p.returncode, p.stdout.decode(), err
 
 
 class ExportScenario(unittest.TestCase):
