@@ -162,6 +162,7 @@ typedef struct as_case {
     uint8_t refund_layer;   /* with AS_RS_RULE: the layer whose refund_amount stood */
     uint32_t seq;  /* the low bits of the batch that journaled its last change (durable.c) */
     uint32_t wl_pos; /* its slot in its shop's worklist (worklist.h) */
+    uint32_t cmd_head; /* its first command staged in this turn (journal.h), 0: none */
     as_case_item items[]; /* followed by the id's bytes */
 } as_case;
 

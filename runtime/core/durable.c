@@ -137,12 +137,14 @@ static void collect(as_runtime *rt)
     }
     for (size_t i = 0; i < d->dirty_cases.len; i++) {
         as_case *c = d->dirty_cases.v[i];
-        as__journal_case(&d->next.rec, c);
+        as__journal_case(&d->next.rec, c, &d->cmds);
+        c->cmd_head = 0;
         c->seq = (uint32_t)(d->handed + 1); /* the seq hand_over gives this batch */
         c->saved_hist = c->nhist;
         c->dirty = 0;
     }
     d->dirty_orders.len = d->dirty_cases.len = 0;
+    as__cmd_stage_reset(&d->cmds);
     d->owed = 0;
 }
 
@@ -609,6 +611,7 @@ void as__durable_free(as_runtime *rt)
     }
     as__free(d->dirty_cases.v);
     as__free(d->dirty_orders.v);
+    as__cmd_stage_free(&d->cmds);
     size_t pos = 0;
     idem *e;
     while ((e = as__strmap_next(&d->idem, &pos)) != NULL) {

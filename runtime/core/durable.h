@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "journal.h"
 #include "runtime.h"
 #include "store.h"
 #include "strmap.h"
@@ -112,6 +113,7 @@ struct as_durable {
     /* loop only: record bytes promised by as__durable_reserve since the last collect(); the
      * turn's buffer has room for them on top of what it holds */
     size_t owed;
+    as_cmd_stage cmds; /* loop only: the turn's party commands, written with their entries */
     as_strmap idem;
     idem *oldest, *newest; /* the keys of `idem` by `at`, linked by `newer` */
     int64_t pruned_at;     /* when the last PRUNE record was journaled */

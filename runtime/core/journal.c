@@ -116,7 +116,10 @@ static const char *hist_actor(const as_order *o, const as_hist *h)
     return h->role == AS_ROLE_BUYER ? o->buyer : o->shop;
 }
 
-static void put_hist(as_wbuf *b, const as_case *c, uint32_t n, const as_hist *h)
+/* `cmd` is the party's command that made the entry, as as__cmd_stage_put encoded it, or NULL
+ * for an entry no party's command made (a deadline, a cascade, the restore's own). */
+static void put_hist(as_wbuf *b, const as_case *c, uint32_t n, const as_hist *h,
+                     const as_wbuf *cmd)
 {
     size_t m;
     as__wbuf_u8(b, AS_REC_EVENT);
@@ -139,9 +142,15 @@ static void put_hist(as_wbuf *b, const as_case *c, uint32_t n, const as_hist *h)
     as__wbuf_str(b, h->why);
     as__wbuf_i64(b, h->refund);
     put_blob_end(b, m);
+    if (cmd == NULL) {
+        as__wbuf_str(b, NULL);
+        return;
+    }
+    as__wbuf_u32(b, (uint32_t)cmd->len);
+    as__wbuf_bytes(b, cmd->p, cmd->len);
 }
 
-void as__journal_case(as_wbuf *b, as_case *c)
+void as__journal_case(as_wbuf *b, as_case *c, const as_cmd_stage *cmds)
 {
     size_t m;
     const as_case_vals *v = &c->v;
@@ -172,7 +181,17 @@ void as__journal_case(as_wbuf *b, as_case *c)
     as__wbuf_u8(b, c->refund_source);
     as__wbuf_u8(b, c->refund_layer);
     put_blob_end(b, m);
-    for (uint32_t n = c->saved_hist; n < c->nhist; n++) put_hist(b, c, n, &c->hist[n]);
+    /* the case's staged commands are chained in the order of the entries they made */
+    uint32_t next = cmds ? c->cmd_head : 0;
+    for (uint32_t n = c->saved_hist; n < c->nhist; n++) {
+        const as_staged_cmd *sc = next ? &cmds->v[next - 1] : NULL;
+        as_wbuf one = {0};
+        if (sc && sc->n == n) {
+            one = (as_wbuf){cmds->bytes.p + sc->off, sc->len, sc->len, 0, 0};
+            next = sc->next;
+        }
+        put_hist(b, c, n, &c->hist[n], one.p ? &one : NULL);
+    }
 }
 
 size_t as__journal_order_size(const as_order *o)
@@ -185,13 +204,13 @@ size_t as__journal_order_size(const as_order *o)
 size_t as__journal_case_bound(as_case *c, const as_case_vals *v, uint32_t more, size_t note_bytes)
 {
     as_wbuf m = {.measure = 1};
-    as__journal_case(&m, c);
+    as__journal_case(&m, c, NULL);
     for (int i = 0, n = as__vals_evidence_count(v); i < n; i++) as__wbuf_str(&m, v->evidence[i]);
     /* an entry's actor is the order's buyer or shop, its note and extra part counted apart */
     as_hist h = {.flags = AS_HF_PARTY,
                  .role = strlen(c->order->buyer) > strlen(c->order->shop) ? AS_ROLE_BUYER
                                                                           : AS_ROLE_MERCHANT};
-    for (uint32_t i = 0; i < more; i++) put_hist(&m, c, c->nhist + i, &h);
+    for (uint32_t i = 0; i < more; i++) put_hist(&m, c, c->nhist + i, &h, NULL);
     return m.len + note_bytes + (size_t)more * HIST_WHY_BOUND;
 }
 
@@ -435,8 +454,8 @@ int as__journal_read_event(as_runtime *rt, as_case *c, uint32_t n, const void *d
 }
 
 /* ==========================================================================================
- * Commands (store.h COMMAND): what a party asked, with every payload field, so that a
- * backtest can replay a shop's cases under other rules
+ * Commands (store.h EVENT's second part): what a party asked, with every payload field, so
+ * that a backtest can replay a shop's cases under other rules
  * ======================================================================================== */
 
 /* An int field that is -1 when not given (reason, result, type) as one byte: FF for -1. */
@@ -445,53 +464,82 @@ static uint8_t small_u8(int v)
     return v < 0 ? AS_NONE_U8 : (uint8_t)v;
 }
 
+/* Only what the command carries: a payload field whose AS_P_* bit is not given is not
+ * written (it reads back as as__cmd_init leaves it), nor an open's fields on another action.
+ * Every byte here is written again with each party's command, so none is spent on nothing. */
 static void put_command(as_wbuf *b, int64_t at_ms, const as_cmd *cmd)
 {
-    int open = cmd->action == AS_ACT_OPEN;
+    unsigned g = cmd->given;
     as__wbuf_i64(b, at_ms);
     as__wbuf_u8(b, (uint8_t)cmd->action);
     as__wbuf_u8(b, (uint8_t)cmd->who.role);
     as__wbuf_str(b, cmd->who.id);
     as__wbuf_i64(b, cmd->version);
-    as__wbuf_u32(b, cmd->given);
+    as__wbuf_u32(b, g);
     as__wbuf_str(b, cmd->text);
     as__wbuf_str(b, cmd->tracking);
-    as__wbuf_str(b, cmd->serial);
-    as__wbuf_u8(b, small_u8(cmd->reason));
-    as__wbuf_u8(b, small_u8(cmd->result));
-    as__wbuf_i64(b, cmd->amount);
-    as__wbuf_i64(b, cmd->shipping_cost);
-    as__wbuf_i64(b, cmd->requested_amount);
-    as__wbuf_i64(b, cmd->bad_permille);
-    as__wbuf_u8(b, (uint8_t)cmd->nevidence);
-    for (int i = 0; i < cmd->nevidence; i++) as__wbuf_str(b, cmd->evidence[i]);
-    /* an open's own fields; another action has none (NULL, FF, 0 items) */
-    as__wbuf_str(b, open ? cmd->order_id : NULL);
-    as__wbuf_u8(b, open ? small_u8(cmd->type) : AS_NONE_U8);
-    as__wbuf_u8(b, (uint8_t)(open ? cmd->nitems : 0));
-    for (int i = 0; open && i < cmd->nitems; i++) {
+    if (g & AS_P_SERIAL) as__wbuf_str(b, cmd->serial);
+    if (g & AS_P_REASON) as__wbuf_u8(b, small_u8(cmd->reason));
+    if (g & AS_P_RESULT) as__wbuf_u8(b, small_u8(cmd->result));
+    if (g & AS_P_AMOUNT) as__wbuf_i64(b, cmd->amount);
+    if (g & AS_P_SHIPPING) as__wbuf_i64(b, cmd->shipping_cost);
+    if (g & AS_P_REQUESTED) as__wbuf_i64(b, cmd->requested_amount);
+    if (g & AS_P_PERMILLE) as__wbuf_i64(b, cmd->bad_permille);
+    if (g & AS_P_EVIDENCE) {
+        as__wbuf_u8(b, (uint8_t)cmd->nevidence);
+        for (int i = 0; i < cmd->nevidence; i++) as__wbuf_str(b, cmd->evidence[i]);
+    }
+    if (cmd->action != AS_ACT_OPEN) return;
+    as__wbuf_str(b, cmd->order_id);
+    as__wbuf_u8(b, small_u8(cmd->type));
+    as__wbuf_u8(b, (uint8_t)cmd->nitems);
+    for (int i = 0; i < cmd->nitems; i++) {
         as__wbuf_str(b, cmd->items[i].sku);
         as__wbuf_i64(b, cmd->items[i].qty);
     }
 }
 
-void as__journal_command(as_wbuf *b, const char *case_id, uint32_t n, int64_t at_ms,
-                         const as_cmd *cmd)
-{
-    size_t m;
-    as__wbuf_u8(b, AS_REC_COMMAND);
-    as__wbuf_str(b, case_id);
-    as__wbuf_u32(b, n);
-    put_blob_start(b, &m);
-    put_command(b, at_ms, cmd);
-    put_blob_end(b, m);
-}
-
-size_t as__journal_command_size(const char *case_id, const as_cmd *cmd)
+size_t as__cmd_stage_size(const as_cmd *cmd)
 {
     as_wbuf m = {.measure = 1};
-    as__journal_command(&m, case_id, 0, 0, cmd);
+    put_command(&m, 0, cmd);
     return m.len;
+}
+
+int as__cmd_stage_reserve(as_cmd_stage *s, const as_cmd *cmd)
+{
+    if (s->len == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        as_staged_cmd *v = as__realloc(s->v, cap * sizeof *v);
+        if (v == NULL) return AS_ENOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    return as__wbuf_reserve(&s->bytes, as__cmd_stage_size(cmd));
+}
+
+void as__cmd_stage_put(as_cmd_stage *s, as_case *c, uint32_t n, int64_t at_ms, const as_cmd *cmd)
+{
+    size_t off = s->bytes.len;
+    put_command(&s->bytes, at_ms, cmd);
+    uint32_t self = (uint32_t)++s->len;
+    s->v[self - 1] = (as_staged_cmd){n, 0, off, s->bytes.len - off};
+    uint32_t *link = &c->cmd_head; /* to the end of the case's chain: entries come in order */
+    while (*link) link = &s->v[*link - 1].next;
+    *link = self;
+}
+
+void as__cmd_stage_reset(as_cmd_stage *s)
+{
+    s->len = 0;
+    as__wbuf_reset(&s->bytes);
+}
+
+void as__cmd_stage_free(as_cmd_stage *s)
+{
+    as__free(s->v);
+    as__wbuf_free(&s->bytes);
+    *s = (as_cmd_stage){0};
 }
 
 /* A string field copied NUL-terminated into the arena at *at (which has room: each string
@@ -535,29 +583,34 @@ int as__journal_read_command(const void *data, size_t len, as_journal_cmd *out, 
     cmd->who.id = arena_str(&r, &at);
     cmd->version = as__rbuf_i64(&r);
     cmd->given = as__rbuf_u32(&r);
+    unsigned g = cmd->given;
     cmd->text = arena_str(&r, &at);
     cmd->tracking = arena_str(&r, &at);
-    cmd->serial = arena_str(&r, &at);
-    cmd->reason = from_u8(as__rbuf_u8(&r));
-    cmd->result = from_u8(as__rbuf_u8(&r));
-    cmd->amount = as__rbuf_i64(&r);
-    cmd->shipping_cost = as__rbuf_i64(&r);
-    cmd->requested_amount = as__rbuf_i64(&r);
-    cmd->bad_permille = as__rbuf_i64(&r);
-    unsigned ne = as__rbuf_u8(&r);
-    if (ne > AS_MAX_EVIDENCE) r.bad = 1;
-    for (unsigned i = 0; i < ne && !r.bad; i++)
-        if ((cmd->evidence[i] = arena_str(&r, &at)) == NULL) r.bad = 1;
-    if (!r.bad) cmd->nevidence = (int)ne;
-    cmd->order_id = arena_str(&r, &at);
-    cmd->type = from_u8(as__rbuf_u8(&r));
-    unsigned ni = as__rbuf_u8(&r);
-    if (ni > AS_MAX_CASE_ITEMS) r.bad = 1;
-    for (unsigned i = 0; i < ni && !r.bad; i++) {
-        if ((cmd->items[i].sku = arena_str(&r, &at)) == NULL) r.bad = 1;
-        cmd->items[i].qty = as__rbuf_i64(&r);
+    if (g & AS_P_SERIAL) cmd->serial = arena_str(&r, &at);
+    if (g & AS_P_REASON) cmd->reason = from_u8(as__rbuf_u8(&r));
+    if (g & AS_P_RESULT) cmd->result = from_u8(as__rbuf_u8(&r));
+    if (g & AS_P_AMOUNT) cmd->amount = as__rbuf_i64(&r);
+    if (g & AS_P_SHIPPING) cmd->shipping_cost = as__rbuf_i64(&r);
+    if (g & AS_P_REQUESTED) cmd->requested_amount = as__rbuf_i64(&r);
+    if (g & AS_P_PERMILLE) cmd->bad_permille = as__rbuf_i64(&r);
+    if (g & AS_P_EVIDENCE) {
+        unsigned ne = as__rbuf_u8(&r);
+        if (ne > AS_MAX_EVIDENCE) r.bad = 1;
+        for (unsigned i = 0; i < ne && !r.bad; i++)
+            if ((cmd->evidence[i] = arena_str(&r, &at)) == NULL) r.bad = 1;
+        if (!r.bad) cmd->nevidence = (int)ne;
     }
-    if (!r.bad) cmd->nitems = (int)ni;
+    if (cmd->action == AS_ACT_OPEN) {
+        cmd->order_id = arena_str(&r, &at);
+        cmd->type = from_u8(as__rbuf_u8(&r));
+        unsigned ni = as__rbuf_u8(&r);
+        if (ni > AS_MAX_CASE_ITEMS) r.bad = 1;
+        for (unsigned i = 0; i < ni && !r.bad; i++) {
+            if ((cmd->items[i].sku = arena_str(&r, &at)) == NULL) r.bad = 1;
+            cmd->items[i].qty = as__rbuf_i64(&r);
+        }
+        if (!r.bad) cmd->nitems = (int)ni;
+    }
     read_to_end(&r);
     /* only a party's accepted command is written: a party's role (with its id exactly when
      * the role has one), a known action, the payload bits this build names, an open with

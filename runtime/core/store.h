@@ -22,7 +22,16 @@
 /* Batch records (see journal.c for the writer, the engines for the reader):
  *   ORDER        str id, bytes data
  *   CASE         str id, str order, i64 due (INT64_MIN: no deadline), bytes data
- *   EVENT        str case, u32 n (index in the case history), bytes data
+ *   EVENT        str case, u32 n (index in the case history), bytes data, str command
+ *                (absent: no party's command made the entry; else a party's command, never
+ *                a system action, which a replay derives again, as journal.c writes it:
+ *                i64 at, u8 action, u8 role, str principal id, i64 version (-1: none), u32
+ *                given (AS_P_*), str text, str tracking; then only the fields given, in
+ *                this order: str serial, u8 reason, u8 result (FF: none), i64 amount, i64
+ *                shipping_cost, i64 requested_amount, i64 bad_permille, u8 evidence count
+ *                and str each; then an open's str order, u8 type, u8 item count, each str
+ *                sku + i64 qty (another action: nothing)). A party's command makes exactly
+ *                one entry, an open entry 0.
  *   OUTBOX       str key, str kind, str case, i64 amount  (a key names one instruction: the
  *                same key again changes nothing)
  *   OUTBOX_ACK   str key, str url (absent: acknowledged for every URL, the entry is done)
@@ -32,15 +41,6 @@
  *                bytes source, u8 current, str sha256 (hex), i64 uploaded_at
  *   PACK_PRUNE   str shop, str name, str version: that version (not current) keeps its row
  *                and identity, its source is dropped (stored as ''): no case pins it
- *   COMMAND      str case, u32 n (the index of the history entry the command made: a party's
- *                command makes exactly one, an open entry 0), bytes data: a party's command
- *                (never a system action, which a replay derives again) as journal.c
- *                writes it: i64 at, u8 action, u8 role, str principal id, i64 version
- *                (-1: none), u32 given (AS_P_*), str text, str tracking, str serial, u8
- *                reason, u8 result (FF: none), i64 amount, i64 shipping_cost, i64
- *                requested_amount, i64 bad_permille, u8 evidence count, str each, then an
- *                open's str order, u8 type (FF), u8 item count, each str sku + i64 qty
- *                (another action: NULL, FF, 0)
  *   PRUNE        i64 before: idempotency keys answered before `before` are forgotten, and
  *                outbox entries done for every URL (they are never read again) go
  * where bytes = u32 length + the bytes. */
@@ -54,7 +54,6 @@ enum {
     AS_REC_PACK,
     AS_REC_PRUNE,
     AS_REC_PACK_PRUNE,
-    AS_REC_COMMAND,
 };
 
 /* What load() hands back, row by row, in this order: packs (by upload time), orders, cases,

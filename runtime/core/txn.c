@@ -226,7 +226,8 @@ int as__txn_logged(const as_txn *t)
 int as__txn_room(as_txn *t, uint32_t entries, size_t note_bytes)
 {
     as_case *c = t->c;
-    size_t command = as__txn_logged(t) ? as__journal_command_size(c->id, t->cmd) : 0;
+    int logged = as__txn_logged(t);
+    size_t command = logged ? as__cmd_stage_size(t->cmd) : 0;
     uint32_t more = entries + (uint32_t)t->L.nnotes;
     for (int i = 0; i < t->L.nnotes; i++)
         note_bytes += strlen(t->L.notes[i].text) +
@@ -235,6 +236,7 @@ int as__txn_room(as_txn *t, uint32_t entries, size_t note_bytes)
         as__events_reserve(&c->order->shop_ref->events,
                            AS_TRANSITION_EVENTS + (uint32_t)t->L.nnotes) != 0 ||
         as__sched_reserve(&t->rt->sched, 1) != 0 ||
+        (logged && as__cmd_stage_reserve(&t->rt->dur->cmds, t->cmd) != 0) ||
         (t->rt->dur && /* measured only when something is journaled */
          as__durable_reserve(t->rt, as__journal_case_bound(c, &t->nv, more, note_bytes) +
                                         as__journal_order_size(c->order) + command) != 0))
@@ -275,10 +277,7 @@ static void stage_amount(as_txn *t, int from, int to)
 void as__txn_command(const as_txn *t)
 {
     if (!as__txn_logged(t)) return;
-    struct as_durable *d = t->rt->dur;
-    size_t before = d->next.rec.len;
-    as__journal_command(&d->next.rec, t->c->id, t->c->nhist, t->now, t->cmd);
-    d->owed -= d->next.rec.len - before; /* written in the room as__txn_room reserved */
+    as__cmd_stage_put(&t->rt->dur->cmds, t->c, t->c->nhist, t->now, t->cmd);
 }
 
 /* Before step_history, so that the command names the entry it makes. */

@@ -31,50 +31,15 @@ int as__wbuf_reserve(as_wbuf *b, size_t n)
     return 0;
 }
 
-void as__wbuf_bytes(as_wbuf *b, const void *p, size_t n)
+void as__wbuf_grow_put(as_wbuf *b, const void *p, size_t n)
 {
     if (b->oom) return;
-    if (b->measure) {
-        b->len += n;
-        return;
-    }
     if (as__wbuf_reserve(b, n) != 0) {
         b->oom = 1;
         return;
     }
-    memcpy(b->p + b->len, p, n);
+    if (n) memcpy(b->p + b->len, p, n);
     b->len += n;
-}
-
-void as__wbuf_u8(as_wbuf *b, uint8_t v)
-{
-    as__wbuf_bytes(b, &v, 1);
-}
-
-void as__wbuf_u16(as_wbuf *b, uint16_t v)
-{
-    as__wbuf_bytes(b, &v, 2);
-}
-
-void as__wbuf_u32(as_wbuf *b, uint32_t v)
-{
-    as__wbuf_bytes(b, &v, 4);
-}
-
-void as__wbuf_i64(as_wbuf *b, int64_t v)
-{
-    as__wbuf_bytes(b, &v, 8);
-}
-
-void as__wbuf_str(as_wbuf *b, const char *s)
-{
-    if (s == NULL) {
-        as__wbuf_u32(b, UINT32_MAX);
-        return;
-    }
-    size_t n = strlen(s);
-    as__wbuf_u32(b, (uint32_t)n);
-    as__wbuf_bytes(b, s, n);
 }
 
 static const unsigned char *take(as_rbuf *r, size_t n)

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct as_wbuf {
     unsigned char *p; /* owned */
@@ -19,13 +20,43 @@ void as__wbuf_free(as_wbuf *b);
 /* Makes room for `n` more bytes, so that appends up to that many cannot fail; AS_ENOMEM. */
 int as__wbuf_reserve(as_wbuf *b, size_t n);
 void as__wbuf_reset(as_wbuf *b);
-void as__wbuf_u8(as_wbuf *b, uint8_t v);
-void as__wbuf_u16(as_wbuf *b, uint16_t v);
-void as__wbuf_u32(as_wbuf *b, uint32_t v);
-void as__wbuf_i64(as_wbuf *b, int64_t v);
+/* The appends are inline: the journal makes several a field, for every change, once to
+ * measure and once to write. `n - 1 <`: an empty append takes the slow path (never a
+ * memcpy to a NULL buffer). */
+void as__wbuf_grow_put(as_wbuf *b, const void *p, size_t n); /* the rest: grows, or oom */
+static inline void as__wbuf_bytes(as_wbuf *b, const void *p, size_t n)
+{
+    if (b->measure) b->len += n;
+    else if (!b->oom && n - 1 < b->cap - b->len) memcpy(b->p + b->len, p, n), b->len += n;
+    else as__wbuf_grow_put(b, p, n);
+}
+static inline void as__wbuf_u8(as_wbuf *b, uint8_t v)
+{
+    as__wbuf_bytes(b, &v, 1);
+}
+static inline void as__wbuf_u16(as_wbuf *b, uint16_t v)
+{
+    as__wbuf_bytes(b, &v, 2);
+}
+static inline void as__wbuf_u32(as_wbuf *b, uint32_t v)
+{
+    as__wbuf_bytes(b, &v, 4);
+}
+static inline void as__wbuf_i64(as_wbuf *b, int64_t v)
+{
+    as__wbuf_bytes(b, &v, 8);
+}
 /* NULL is written as an absent string, told apart from "". */
-void as__wbuf_str(as_wbuf *b, const char *s);
-void as__wbuf_bytes(as_wbuf *b, const void *p, size_t n);
+static inline void as__wbuf_str(as_wbuf *b, const char *s)
+{
+    if (s == NULL) {
+        as__wbuf_u32(b, UINT32_MAX);
+        return;
+    }
+    size_t n = strlen(s);
+    as__wbuf_u32(b, (uint32_t)n);
+    as__wbuf_bytes(b, s, n);
+}
 
 /* Reading: a cursor over bytes it does not own. Every read past the end sets `bad` and yields
  * zeros, so a truncated or foreign record is detected once at the end. */

@@ -2,7 +2,7 @@
  * changes (aftersale.h as_db_backtest, docs/design.md#interfaces).
  *
  * The file is read once, read-only (as_db_history: the shop's merchant pack in force, its
- * orders, and every party's command with its time and payload from the commands table).
+ * orders, and every party's command with its time and payload from its history entry).
  * Then two headless runtimes on a virtual clock replay the same events in time order through
  * the public API: the baseline under the store's merchant pack (or none), the candidate under
  * the given source. The system's own actions (deadlines, auto_decide) are not replayed: each

@@ -72,8 +72,8 @@ static int refused(void *ud, const char *table, const char *key, const char *why
     return 0;
 }
 
-/* A commands row that does not decode, or names no stored case, is a problem of its own:
- * no restore reads the table, and `backtest` would refuse the file. */
+/* An entry's command that does not decode, or names no stored case, is a problem of its
+ * own: no restore reads it, and `backtest` would refuse the file. */
 static int check_command(void *ud, const char *case_id, uint32_t n, const void *data,
                          size_t len)
 {
@@ -85,9 +85,9 @@ static int check_command(void *ud, const char *case_id, uint32_t n, const void *
     int rc = as__journal_read_command(data, len, &j, &e);
     if (rc == AS_ENOMEM) return rc;
     if (rc == 0) as__journal_cmd_free(&j);
-    if (rc || n == UINT32_MAX) problem(x, "commands", key, "its data does not decode as a command");
+    if (rc || n == UINT32_MAX) problem(x, "events", key, "its command does not decode");
     else if (as__case_get(x->rt, case_id) == NULL)
-        problem(x, "commands", key, "its case is not stored, or could not be restored");
+        problem(x, "events", key, "its command's case is not stored, or could not be restored");
     return 0;
 }
 
@@ -106,7 +106,7 @@ int as_db_check(const char *path, const char *packs_dir, as_db_problem_cb cb, vo
         x.rt = rt;
         as_error e = {0};
         rc = as__store_sqlite_commands(s, check_command, &x, &e);
-        if (rc && rc != AS_ENOMEM) cb(ud, "commands", NULL, e.msg);
+        if (rc && rc != AS_ENOMEM) cb(ud, "events", NULL, e.msg);
         if (rc == AS_ENOMEM) *err = e;
         else rc = 0;
     }
@@ -233,7 +233,7 @@ typedef struct history_ctx {
     as_error *err;
 } history_ctx;
 
-/* One commands row of a case of the shop as {"command": {"at", "case", "n", "as", "action",
+/* One entry's command of a case of the shop as {"command": {"at", "case", "n", "as", "action",
  * "body"}}; rows of other shops are skipped. */
 static int history_command(void *ud, const char *case_id, uint32_t n, const void *data,
                            size_t len)
@@ -243,7 +243,9 @@ static int history_command(void *ud, const char *case_id, uint32_t n, const void
     if (c == NULL || strcmp(c->order->shop, x->shop) != 0) return 0;
     as_journal_cmd j;
     int rc = as__journal_read_command(data, len, &j, x->err);
-    if (rc) return as__err(x->err, rc, "commands %s#%u: %s", case_id, (unsigned)n, x->err->msg);
+    if (rc)
+        return as__err(x->err, rc, "events %s#%u: its command: %s", case_id, (unsigned)n,
+                       x->err->msg);
     char who[AS_MAX_ID + 16];
     snprintf(who, sizeof who, "%s%s%s", as__role_name(j.cmd.who.role), j.cmd.who.id ? ":" : "",
              j.cmd.who.id ? j.cmd.who.id : "");

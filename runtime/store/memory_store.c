@@ -149,11 +149,8 @@ static int apply_record(memory_store *s, int kind, as_rbuf *r)
         w->key = take_str(r);
         w->n = as__rbuf_u32(r);
         w->data = take_bytes(r, &w->len);
+        skip(r); /* the command: kept by the SQLite engine for `backtest` only, no load reads it */
         return r->bad ? (row_free(w), AS_EIO) : append(&s->events, w);
-    case AS_REC_COMMAND: /* kept by the SQLite engine for `backtest` only: no load reads it */
-        row_free(w);
-        need(r), as__rbuf_u32(r), skip(r);
-        return r->bad ? AS_EIO : 0;
     case AS_REC_OUTBOX:
         w->key = take_str(r);
         w->a = take_str(r);
@@ -262,8 +259,7 @@ static int memory_commit(as_store *base, const unsigned char *batch, size_t len,
         switch (as__rbuf_u8(&check)) {
         case AS_REC_ORDER: need(&check), skip(&check); break;
         case AS_REC_CASE: need(&check), need(&check), as__rbuf_i64(&check), skip(&check); break;
-        case AS_REC_EVENT: need(&check), as__rbuf_u32(&check), skip(&check); break;
-        case AS_REC_COMMAND: need(&check), as__rbuf_u32(&check), skip(&check); break;
+        case AS_REC_EVENT: need(&check), as__rbuf_u32(&check), skip(&check), skip(&check); break;
         case AS_REC_OUTBOX: need(&check), need(&check), need(&check), as__rbuf_i64(&check); break;
         case AS_REC_OUTBOX_ACK: need(&check), skip(&check); break;
         /* an idempotency key's message and a pack's source are never absent (the writer

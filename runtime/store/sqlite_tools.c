@@ -158,8 +158,10 @@ int as__store_sqlite_commands(as_store *s, as_store_command_fn row, void *ud, as
 {
     sqlite3 *db = as__store_sqlite_handle(s);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT case_id, n, data FROM commands ORDER BY case_id, n", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db,
+                           "SELECT case_id, n, cmd FROM events WHERE cmd IS NOT NULL"
+                           " ORDER BY case_id, n",
+                           -1, &st, NULL) != SQLITE_OK)
         return as__err(err, AS_EIO, "sqlite: reading the commands: %s", sqlite3_errmsg(db));
     int rc = 0, step;
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {

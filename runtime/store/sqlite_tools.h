@@ -39,8 +39,8 @@ int as__store_sync_dir(const char *path, as_error *err);
 int as__store_sqlite_check(as_store *s, as_store_problem_fn problem, void *ud,
                            as_store_counts *counts, as_error *err);
 
-/* Hands `row` every row of the commands table (schema 4), by case id and entry: the case,
- * the entry n, the record's data (valid during the call). A `row` that returns non-zero
+/* Hands `row` every party's command the events table keeps (events.cmd), by case id and
+ * entry: the case, the entry n, the command's data (valid during the call). A `row` that returns non-zero
  * stops with its code; AS_EIO when the table cannot be read. */
 typedef int (*as_store_command_fn)(void *ud, const char *case_id, uint32_t n, const void *data,
                                    size_t len);

@@ -103,6 +103,27 @@ class DbTools(api.OwnServer):
         self.assertIn("cases %s" % cids[1], err)
         self.assertIn("aftersale db check", err)
 
+    def test_damaged_command_is_named_but_starts(self):
+        """An entry's command (events.cmd) is read by backtest only: check names it, a start
+        does not stop at it. Each party's command is in its entry's row, a system entry has
+        none."""
+        cids = self.populate(2)
+        self.stop_server()
+        con = sqlite3.connect(self.server.db)
+        rows = con.execute("SELECT n, cmd IS NOT NULL FROM events WHERE case_id = ?"
+                           " ORDER BY n", (cids[0],)).fetchall()
+        con.close()
+        self.assertEqual(rows[0], (0, 1))  # the buyer's open
+        self.assertEqual(rows[1], (1, 1))  # the merchant's agree
+        self.damage(("UPDATE events SET cmd = x'0102' WHERE case_id = ? AND n = 1",
+                     (cids[0],)))
+        rc, out, _ = self.check()
+        self.assertEqual(rc, 1, out)
+        self.assertIn("events %s#1: its command does not decode" % cids[0], out)
+        self.assertIn("1 problem", out.strip().splitlines()[-1])
+        self.server.restart()
+        self.assertEqual(self.get(cids[0])["state"], "awaiting_return")
+
     def test_damaged_order_row_is_named(self):
         self.populate(1)
         self.stop_server()

@@ -5,7 +5,7 @@
  *   2  an EVENT row's data          as__journal_read_event  (v_event), onto a stored case
  *   3  a batch of records           the memory store's commit (the batch record reader of
  *                                   store.h) and then its load, through the three readers
- *   4  a COMMAND row's data         as__journal_read_command (`aftersale backtest`, db check)
+ *   4  an EVENT row's command       as__journal_read_command (`aftersale backtest`, db check)
  * and the rest of the input is the bytes. Whatever they are, the reader must not crash, read
  * out of bounds, leak or hit undefined behaviour, and it either refuses them with an error or
  * returns a value that renders (the case and order views) and re-encodes (journal.c's writer)
@@ -142,7 +142,7 @@ static void check_case(const uint8_t *data, size_t len)
     json_t *j = as__case_json(c);
     json_decref(j);
     as_wbuf b = {0};
-    as__journal_case(&b, c); /* no history entries: nhist == saved_hist == 0 */
+    as__journal_case(&b, c, NULL); /* no history entries: nhist == saved_hist == 0 */
     reencodes(&b, "case", AS_REC_CASE, 2, 0, 1, data, len);
     free(c->v.evidence);
     free(c);
@@ -162,14 +162,15 @@ static void check_event(const uint8_t *data, size_t len)
     json_decref(j);
     as_wbuf b = {0};
     host->saved_hist = n0; /* the writer appends the entries not yet journaled: this one */
-    as__journal_case(&b, host);
+    as__journal_case(&b, host, NULL);
     if (b.oom) abort();
     as_rbuf r = {b.p, b.len, 0, 0};
     size_t n;
     blob_of(&r, AS_REC_CASE, 2, 0, 1, &n);
     const char *p = blob_of(&r, AS_REC_EVENT, 1, 1, 0, &n);
     same("event", p, n, data, len);
-    if (r.pos != r.len) abort();
+    size_t cn;
+    if (as__rbuf_str(&r, &cn) != NULL || r.pos != r.len) abort(); /* no command was staged */
     as__wbuf_free(&b);
     free(host->hist[n0].note);
     host->nhist = host->saved_hist = n0;
@@ -185,9 +186,13 @@ static void check_command(const uint8_t *data, size_t len)
         if (err.code != rc || err.msg[0] == '\0') abort();
         return;
     }
-    as_wbuf b = {0};
-    as__journal_command(&b, "C", 7, j.at_ms, &j.cmd);
-    reencodes(&b, "command", AS_REC_COMMAND, 1, 1, 0, data, len);
+    as_cmd_stage st = {0};
+    if (as__cmd_stage_reserve(&st, &j.cmd) != 0) abort();
+    as__cmd_stage_put(&st, host, 7, j.at_ms, &j.cmd);
+    host->cmd_head = 0;
+    if (st.bytes.oom || st.v[0].len != as__cmd_stage_size(&j.cmd)) abort();
+    same("command", (const char *)st.bytes.p + st.v[0].off, st.v[0].len, data, len);
+    as__cmd_stage_free(&st);
     as__journal_cmd_free(&j);
 }
 
@@ -315,7 +320,7 @@ static void setup(void)
     uint32_t saved = c1->saved_hist;
     c1->saved_hist = c1->nhist; /* the case record only */
     as_wbuf b = {0};
-    as__journal_case(&b, c1);
+    as__journal_case(&b, c1, NULL);
     c1->saved_hist = saved;
     as_rbuf r = {b.p, b.len, 0, 0};
     size_t n;

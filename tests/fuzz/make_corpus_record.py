@@ -5,8 +5,8 @@ Usage: make_corpus_record.py AFTERSALE_BINARY PACKS_DIR [OUT_DIR]
 Runs `aftersale pipe` on a fresh database with the orders of fuzz_record.c (same ids, lines,
 categories) and cases at their limits (64-byte ids, 32 evidence entries of 256 bytes of 3- and
 4-byte UTF-8, reasons and carriers of 256 bytes, amounts at 10^10 fen) driven through several
-actions, then writes each stored ORDER, CASE, EVENT and COMMAND row's data (`select data from
-...`) as a seed: the selector byte of fuzz_record.c (0 order, 1 case, 2 event, 3 batch, 4
+actions, then writes each stored ORDER, CASE and EVENT row's data and each entry's command
+(`select data from ...`, `select cmd from events`) as a seed: the selector byte of fuzz_record.c (0 order, 1 case, 2 event, 3 batch, 4
 command) and the bytes.
 It adds batches made of those rows and hand-made edge cases (truncations, absent and huge
 lengths, counts past their limits, trailing bytes, a NUL inside a string). Not run by the
@@ -92,9 +92,9 @@ def main():
     rows = {"order": [r for (r,) in con.execute("select data from orders")],
             "case": [r for (r,) in con.execute("select data from cases")],
             "event": [r for (r,) in con.execute("select data from events order by rowid")],
-            "command": [r for (r,) in con.execute("select data from commands order by case_id, n")]}
-    commands = list(con.execute("select case_id, n, data from commands order by case_id, n"))
-    events = list(con.execute("select case_id, n, data from events order by rowid"))
+            "command": [r for (r,) in con.execute("select cmd from events where cmd is not null"
+                                                  " order by case_id, n")]}
+    events = list(con.execute("select case_id, n, data, cmd from events order by rowid"))
     cases = list(con.execute("select id, order_id, due, data from cases"))
     con.close()
     seeds = {}
@@ -113,7 +113,9 @@ def main():
     rec_orders = [b"\1" + s(o["id"]) + s(bytes(b)) for o, b in zip(ORDERS, rows["order"])]
     rec_cases = [b"\2" + s(cid) + s(oid) + struct.pack("<q", due if due is not None else -2**63)
                  + s(bytes(b)) for cid, oid, due, b in cases]
-    rec_events = [b"\3" + s(cid) + struct.pack("<I", n) + s(bytes(b)) for cid, n, b in events]
+    rec_events = [b"\3" + s(cid) + struct.pack("<I", n) + s(bytes(b))
+                  + (s(bytes(c)) if c is not None else struct.pack("<I", 0xFFFFFFFF))
+                  for cid, n, b, c in events]
     seeds["batch_rows"] = batch(rec_orders + rec_cases + rec_events[:4])
     seeds["batch_other"] = batch([
         b"\4" + s("K2:refund:1") + s("refund") + s("K2") + struct.pack("<q", 359900),
@@ -121,8 +123,7 @@ def main():
         b"\5" + s("K2:refund:1") + struct.pack("<I", 0xFFFFFFFF),
         b"\6" + s("key-1") + struct.pack("<i", -3) + s("bad request"),
         b"\7" + s("") + s("platform") + s("1") + s("return {}") + b"\1" + s("0" * 64)
-        + struct.pack("<q", 1)]
-        + [b"\x0a" + s(cid) + struct.pack("<I", n) + s(bytes(b)) for cid, n, b in commands[:3]])
+        + struct.pack("<q", 1)])
     # edge cases around the real rows
     order0, case0, ev0 = bytes(rows["order"][0]), bytes(rows["case"][0]), bytes(rows["event"][0])
     seeds["edge_empty_order"] = b"\0"

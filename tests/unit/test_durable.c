@@ -1683,18 +1683,19 @@ END_TEST
 
 
 /* ------------------------------------------------------------------------------------------
- * The command log (store.h COMMAND): each party's command beside the entry it made
+ * The command log (store.h EVENT's command): each party's command in the row of the entry it
+ * made
  * ---------------------------------------------------------------------------------------- */
 
-/* The commands rows of the file, in (case, n) order, decoded: at most `cap` into `out` (each
+/* The commands the file's events rows hold, in (case, n) order, decoded: at most `cap` into `out` (each
  * freed by the caller with as__journal_cmd_free); returns how many rows there are. */
 static int stored_commands(D *d, const char *case_id, uint32_t *ns, as_journal_cmd *out, int cap)
 {
     sqlite3 *db;
     sqlite3_stmt *st;
     ck_assert_int_eq(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT n, data FROM commands WHERE case_id = ?1"
-                                            " ORDER BY n", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT n, cmd FROM events WHERE case_id = ?1"
+                                            " AND cmd IS NOT NULL ORDER BY n", -1, &st, NULL), SQLITE_OK);
     sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
     int k = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {

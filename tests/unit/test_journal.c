@@ -42,6 +42,8 @@ typedef struct rec {
     uint32_t n;        /* an event record: its number */
     const unsigned char *blob;
     size_t len;
+    const unsigned char *cmd; /* an event record: the command staged for it, or NULL */
+    size_t cmdlen;
 } rec;
 
 /* Reads the next record at `r` (the layouts of journal.c's writers). */
@@ -58,6 +60,7 @@ static rec next_rec(as_rbuf *r)
         x.n = as__rbuf_u32(r);
     }
     x.blob = (const unsigned char *)as__rbuf_str(r, &x.len);
+    if (x.kind == AS_REC_EVENT) x.cmd = (const unsigned char *)as__rbuf_str(r, &x.cmdlen);
     ck_assert_msg(!r->bad && x.blob != NULL, "the writer's output is not a record");
     return x;
 }
@@ -262,7 +265,7 @@ START_TEST(journal_case_and_history_round_trip_at_limits)
     c->saved_hist = 0;
 
     as_wbuf b = {0};
-    as__journal_case(&b, c);
+    as__journal_case(&b, c, NULL);
     ck_assert(!b.oom);
     as_rbuf r = {b.p, b.len, 0, 0};
     rec cr = next_rec(&r);
@@ -276,6 +279,7 @@ START_TEST(journal_case_and_history_round_trip_at_limits)
         ck_assert_int_eq(ev[i].kind, AS_REC_EVENT);
         key_is(&ev[i], "C1");
         ck_assert_uint_eq(ev[i].n, (uint32_t)i);
+        ck_assert_ptr_null(ev[i].cmd); /* none staged */
     }
     ck_assert_uint_eq(r.pos, r.len); /* the case and its two entries, nothing more */
 
@@ -327,7 +331,7 @@ START_TEST(journal_case_and_history_round_trip_at_limits)
     as_sched s;
     as__sched_init(&s);
     ck_assert_int_eq(as__sched_add(&s, &got->deadline, c->deadline.due_ms), 0);
-    as__journal_case(&b2, got);
+    as__journal_case(&b2, got, NULL);
     ck_assert_uint_eq(b2.len, b.len);
     ck_assert_int_eq(memcmp(b2.p, b.p, b.len), 0);
     as__sched_free(&s);
@@ -363,7 +367,7 @@ START_TEST(journal_size_and_bound_cover_what_is_written)
     /* the case as it is, everything journaled: the bound covers the record */
     c->saved_hist = c->nhist;
     size_t bound0 = as__journal_case_bound(c, &c->v, 0, 0);
-    as__journal_case(&b, c);
+    as__journal_case(&b, c, NULL);
     ck_assert_uint_ge(bound0, b.len);
     size_t plain = b.len;
     as__wbuf_reset(&b);
@@ -401,7 +405,7 @@ START_TEST(journal_size_and_bound_cover_what_is_written)
                                     .rule = as__hist_rule(AS_NONE_U8, AS_NONE_U8),
                                     .refund_by = as__hist_refund_by(AS_RS_DEFAULT, AS_NONE_U8),
                                     .deadline = AS_NONE_U8};
-    as__journal_case(&b, c);
+    as__journal_case(&b, c, NULL);
     ck_assert_msg(bound >= b.len, "bound %zu, written %zu", bound, b.len);
     ck_assert_uint_gt(b.len, plain);
     as__wbuf_free(&b);
@@ -424,7 +428,7 @@ static void blobs_of(as_case *c, blobs *B)
     memset(B, 0, sizeof *B);
     as__journal_order(&B->ob, c->order);
     c->saved_hist = 0;
-    as__journal_case(&B->cb, c);
+    as__journal_case(&B->cb, c, NULL);
     as_rbuf r = {B->ob.p, B->ob.len, 0, 0};
     B->order = next_rec(&r);
     as_rbuf r2 = {B->cb.p, B->cb.len, 0, 0};
@@ -783,24 +787,22 @@ static void str_eq(const char *a, const char *b)
     else ck_assert_str_eq(a, b);
 }
 
-/* Writes `cmd`, checks the record's key fields, and returns its data (the caller frees). */
+/* Stages `cmd` as the command of entry `n` of a case, checks its size, and returns its bytes
+ * (the caller frees). */
 static unsigned char *command_blob(const as_cmd *cmd, uint32_t n, int64_t at, size_t *len)
 {
-    as_wbuf b = {0};
-    as__journal_command(&b, cmd->case_id, n, at, cmd);
-    ck_assert(!b.oom);
-    ck_assert_uint_eq(b.len, as__journal_command_size(cmd->case_id, cmd));
-    as_rbuf r = {b.p, b.len, 0, 0};
-    ck_assert_int_eq(as__rbuf_u8(&r), AS_REC_COMMAND);
-    size_t kl;
-    const char *key = as__rbuf_str(&r, &kl);
-    ck_assert_uint_eq(kl, strlen(cmd->case_id));
-    ck_assert_int_eq(memcmp(key, cmd->case_id, kl), 0);
-    ck_assert_uint_eq(as__rbuf_u32(&r), n);
-    const char *blob = as__rbuf_str(&r, len);
-    ck_assert(!r.bad && r.pos == r.len);
-    unsigned char *d = exact(blob, *len);
-    as__wbuf_free(&b);
+    as_case c = {0};
+    as_cmd_stage st = {0};
+    ck_assert_int_eq(as__cmd_stage_reserve(&st, cmd), 0);
+    as__cmd_stage_put(&st, &c, n, at, cmd);
+    ck_assert(!st.bytes.oom);
+    ck_assert_uint_eq(st.len, 1);
+    ck_assert_uint_eq(st.v[0].n, n);
+    ck_assert_uint_eq(c.cmd_head, 1);
+    *len = st.v[0].len;
+    ck_assert_uint_eq(*len, as__cmd_stage_size(cmd));
+    unsigned char *d = exact(st.bytes.p + st.v[0].off, *len);
+    as__cmd_stage_free(&st);
     return d;
 }
 
@@ -843,6 +845,14 @@ START_TEST(journal_command_round_trip_at_limits)
     as__cmd_init(&cmds[3], (as_principal){AS_ROLE_BUYER, "B"}, AS_ACT_WITHDRAW);
     cmds[3].case_id = "C";
     const int64_t ats[4] = {INT64_MAX, 0, -1, 1796319288346};
+    /* store.h: "only the fields given": a bare action is its header and two absent strings,
+     * and a value without its AS_P_ bit is not kept */
+    ck_assert_uint_eq(as__cmd_stage_size(&cmds[3]), 8 + 1 + 1 + (4 + 1) + 8 + 4 + 4 + 4);
+    static as_cmd ungiven;
+    as__cmd_init(&ungiven, (as_principal){AS_ROLE_BUYER, "B"}, AS_ACT_WITHDRAW);
+    ungiven.amount = 5;
+    ungiven.reason = 1;
+    ck_assert_uint_eq(as__cmd_stage_size(&ungiven), as__cmd_stage_size(&cmds[3]));
     for (int k = 0; k < 4; k++) {
         size_t len;
         unsigned char *d = command_blob(&cmds[k], (uint32_t)k * 1000u, ats[k], &len);
@@ -861,6 +871,61 @@ START_TEST(journal_command_round_trip_at_limits)
         as__journal_cmd_free(&j);
         free(d);
     }
+}
+END_TEST
+
+/* journal.h: "A case's staged commands are chained from its cmd_head ... in entry order": each
+ * entry's record carries the command that made it and no other, though another case's
+ * command was staged between them. */
+START_TEST(journal_case_writes_each_staged_command_with_its_entry)
+{
+    as_case *c;
+    as_runtime *rt = world(&c);
+    ck_assert_uint_eq(c->nhist, 2);
+    c->saved_hist = 0;
+    static as_cmd open, agree, other;
+    open_at_limits(&open);
+    as__cmd_init(&agree, (as_principal){AS_ROLE_MERCHANT, "S1"}, AS_ACT_AGREE);
+    as__cmd_init(&other, (as_principal){AS_ROLE_BUYER, "B9"}, AS_ACT_WITHDRAW);
+    as_case elsewhere = {0};
+    as_cmd_stage st = {0};
+    ck_assert_int_eq(as__cmd_stage_reserve(&st, &open), 0);
+    as__cmd_stage_put(&st, c, 0, 10, &open);
+    ck_assert_int_eq(as__cmd_stage_reserve(&st, &other), 0);
+    as__cmd_stage_put(&st, &elsewhere, 0, 11, &other);
+    ck_assert_int_eq(as__cmd_stage_reserve(&st, &agree), 0);
+    as__cmd_stage_put(&st, c, 1, 12, &agree);
+    ck_assert_uint_eq(elsewhere.cmd_head, 2);
+
+    as_wbuf b = {0};
+    as__journal_case(&b, c, &st);
+    ck_assert(!b.oom);
+    as_rbuf r = {b.p, b.len, 0, 0};
+    next_rec(&r);
+    const int64_t ats[2] = {10, 12};
+    const as_cmd *want[2] = {&open, &agree};
+    for (uint32_t i = 0; i < 2; i++) {
+        rec ev = next_rec(&r);
+        ck_assert_uint_eq(ev.n, i);
+        ck_assert_ptr_nonnull(ev.cmd);
+        as_journal_cmd j;
+        as_error err = {0};
+        unsigned char *d = exact(ev.cmd, ev.cmdlen);
+        ck_assert_msg(as__journal_read_command(d, ev.cmdlen, &j, &err) == 0, "%s", err.msg);
+        ck_assert_int_eq(j.at_ms, ats[i]);
+        ck_assert_int_eq(j.cmd.action, want[i]->action);
+        ck_assert_uint_eq(ev.cmdlen, as__cmd_stage_size(want[i]));
+        as__journal_cmd_free(&j);
+        free(d);
+    }
+    ck_assert_uint_eq(r.pos, r.len);
+    /* the bound a change reserves covers the commands it stages */
+    size_t bound = as__journal_case_bound(c, &c->v, 0, 0);
+    ck_assert_uint_le(b.len, bound + as__cmd_stage_size(&open) + as__cmd_stage_size(&agree));
+    c->cmd_head = 0;
+    as__cmd_stage_free(&st);
+    as__wbuf_free(&b);
+    as_runtime_free(rt);
 }
 END_TEST
 
@@ -931,6 +996,7 @@ static Suite *journal_suite(void)
     tcase_add_test(rt, journal_case_and_history_round_trip_at_limits);
     tcase_add_test(rt, journal_size_and_bound_cover_what_is_written);
     tcase_add_test(rt, journal_command_round_trip_at_limits);
+    tcase_add_test(rt, journal_case_writes_each_staged_command_with_its_entry);
     suite_add_tcase(s, rt);
     TCase *bad = tcase_create("damaged");
     tcase_set_timeout(bad, 110);

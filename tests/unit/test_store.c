@@ -302,6 +302,7 @@ static void r_event(as_wbuf *b, const char *case_id, uint32_t n, const char *dat
     as__wbuf_u32(b, n);
     as__wbuf_u32(b, (uint32_t)strlen(data));
     as__wbuf_bytes(b, data, strlen(data));
+    as__wbuf_str(b, NULL); /* no party's command made it */
 }
 
 static void r_outbox(as_wbuf *b, const char *key, const char *kind, const char *case_id,
@@ -423,9 +424,9 @@ START_TEST(store_new_file_gets_schema)
     assert_loads(s, empty);
     s->engine->close(s);
 
-    /* the file is marked as aftersale's, schema 3, with the tables of sqlite_store.c */
+    /* the file is marked as aftersale's, schema 5, with the tables of sqlite_store.c */
     ck_assert_int_eq(sql_int(path, "PRAGMA application_id"), 0x41534c31);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 5);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
                                    " name IN ('meta', 'orders', 'cases', 'events', 'outbox',"
                                    " 'outbox_acks', 'idempotency', 'packs')"),
@@ -495,9 +496,9 @@ START_TEST(store_newer_schema_refused)
     path_of(path, sizeof path, "newer.db");
     as_store *s = open_ok(path);
     s->engine->close(s);
-    sql_exec(path, "PRAGMA user_version = 5;");
+    sql_exec(path, "PRAGMA user_version = 6;");
     assert_refused_untouched(path, "newer");
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 5);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 6);
 }
 END_TEST
 
@@ -530,7 +531,7 @@ START_TEST(store_schema_1_file_migrates_keeping_rows)
              "INSERT INTO outbox VALUES('C2:refund', 'refund', 'C2', 500, 1);");
     ck_assert_int_eq(0x41534c31, 1095978033);
     as_store *s = open_ok(path);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 5);
     static const char *const kept[] = {"reserve 1 0", "order [o1]",
                                        "outbox C1:refund refund C1 19900", NULL};
     assert_loads(s, kept);
@@ -545,9 +546,50 @@ START_TEST(store_schema_1_file_migrates_keeping_rows)
     s = open_ok(path); /* migrated once: opening again changes nothing */
     assert_loads(s, acked);
     s->engine->close(s);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 5);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM outbox_acks"), 1);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM outbox WHERE key = 'C2:refund'"), 0);
+    as__wbuf_free(&b);
+}
+END_TEST
+
+/* sqlite_store.c, schema 5: "The rows of schema 4 move there by their (case, entry)". A
+ * schema-4 file (made here from a new one: its command log a table of its own) keeps every
+ * entry, and each command lands in the row of its entry and no other. */
+START_TEST(store_schema_4_commands_move_into_their_entries)
+{
+    char path[256];
+    path_of(path, sizeof path, "v4.db");
+    as_store *s = open_ok(path);
+    as_wbuf b = {0};
+    r_case(&b, "C1", "O1", INT64_MIN, "c1");
+    r_event(&b, "C1", 0, "c1-e0");
+    r_event(&b, "C1", 1, "c1-e1");
+    r_event(&b, "C2", 0, "c2-e0");
+    commit_ok(s, &b);
+    s->engine->close(s);
+    sql_exec(path, "ALTER TABLE events DROP COLUMN cmd;"
+                   "CREATE TABLE commands(case_id TEXT NOT NULL, n INTEGER NOT NULL,"
+                   " data BLOB NOT NULL);"
+                   "INSERT INTO commands VALUES('C1', 1, X'c101'), ('C2', 0, X'c200'),"
+                   " ('C9', 0, X'c900');"
+                   "PRAGMA user_version = 4;");
+    s = open_ok(path);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 5);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'commands'"),
+                     0);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM events"), 3);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM events WHERE case_id = 'C1' AND n = 1"
+                                   " AND cmd = X'c101'"),
+                     1);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM events WHERE case_id = 'C2' AND n = 0"
+                                   " AND cmd = X'c200'"),
+                     1);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM events WHERE cmd IS NULL"), 1);
+    static const char *const kept[] = {"reserve 0 1", "case [c1] no-due", "event C1 0 [c1-e0]",
+                                       "event C1 1 [c1-e1]", "event C2 0 [c2-e0]", NULL};
+    assert_loads(s, kept);
+    s->engine->close(s);
     as__wbuf_free(&b);
 }
 END_TEST
@@ -1302,6 +1344,7 @@ static Suite *store_suite(void)
     tcase_add_test(open, store_newer_schema_refused);
     tcase_add_test(open, store_second_writer_refused_naming_the_holder);
     tcase_add_test(open, store_schema_1_file_migrates_keeping_rows);
+    tcase_add_test(open, store_schema_4_commands_move_into_their_entries);
     tcase_add_test(open, store_damaged_file_refused);
     tcase_add_test(open, store_readonly_open_reads_beside_the_writer);
     tcase_add_test(open, store_sqlite_sync_flushes_the_log);
