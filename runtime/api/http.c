@@ -129,7 +129,8 @@ struct as_http {
     conn *conns;
     unsigned nconns;
     int stopping;
-    void (*on_stopped)(as_http *);
+    void (*on_stopped)(void *ud);
+    void *stopped_ud;
     uint64_t by_status[6]; /* requests answered, by status class 1xx..5xx (index 1..5) */
     uint64_t latency[12];  /* answers by latency bucket (LATENCY), the last one +Inf */
     uint64_t latency_ns_sum;
@@ -189,6 +190,18 @@ static void reset_request(conn *c)
     c->too_big = 0;
 }
 
+/* Once stopping, the server has stopped when no connection is left and no backtest runs on
+ * the pool: a backtest's job points to the server, and its client (when still there) is
+ * owed its answer. */
+static void stopped_if_done(as_http *h)
+{
+    if (h->stopping && h->nconns == 0 && h->backtests == 0 && h->on_stopped) {
+        void (*done)(void *) = h->on_stopped;
+        h->on_stopped = NULL; /* once */
+        done(h->stopped_ud);
+    }
+}
+
 static void conn_maybe_free(conn *c)
 {
     if (c->handles > 0 || c->pending > 0) return;
@@ -205,7 +218,7 @@ static void conn_maybe_free(conn *c)
     reset_request(c);
     as_free(c->rest);
     as_free(c);
-    if (h->stopping && h->nconns == 0 && h->on_stopped) h->on_stopped(h);
+    stopped_if_done(h);
 }
 
 static void start_reading(conn *c);
@@ -579,12 +592,14 @@ static void backtest_done(uv_work_t *w, int status)
 {
     backtest_job *j = w->data;
     (void)status; /* never cancelled: the job always ran */
-    j->srv->backtests--;
+    as_http *h = j->srv;
+    h->backtests--;
     int code = j->report ? 0 : j->err.code ? j->err.code : AS_ENOMEM;
     answered(j->a, code, j->report ? j->report : j->err.msg);
     as_free(j->report);
     as_free(j->source);
     as_free(j);
+    stopped_if_done(h);
 }
 
 /* POST /v1/shops/{shop}/rules/backtest: the body is a candidate merchant pack, taken as PUT
@@ -1250,16 +1265,17 @@ int as__http_new_unbound(uv_loop_t *loop, as_runtime *rt, const as_http_options 
     return http_init(loop, rt, o, keys_path, out, err);
 }
 
-void as__http_shutdown(as_http *h, void (*done)(as_http *h))
+void as__http_shutdown(as_http *h, void (*done)(void *ud), void *ud)
 {
     h->stopping = 1;
     h->on_stopped = done;
+    h->stopped_ud = ud;
     if (h->listening && !uv_is_closing((uv_handle_t *)&h->listener))
         uv_close((uv_handle_t *)&h->listener, NULL);
     for (conn *c = h->conns; c; c = c->next_conn)
         if (c->pending == 0 && c->head == NULL) conn_close(c);
         else resume(c); /* what was kept is answered (closing) rather than left unparsed */
-    if (h->nconns == 0 && done) done(h);
+    stopped_if_done(h);
 }
 
 void as__http_free(as_http *h)

@@ -35,9 +35,10 @@ typedef struct as_http_options {
  * line in the message. */
 int as__http_new(uv_loop_t *loop, as_runtime *rt, const as_http_options *o, const char *keys_path,
                  as_http **out, as_error *err);
-/* Stops accepting, lets in-flight requests finish, closes idle connections. `done` runs
- * once every connection is closed. */
-void as__http_shutdown(as_http *h, void (*done)(as_http *h));
+/* Stops accepting, lets in-flight requests finish, closes idle connections. `done(ud)` runs
+ * once, when every connection is closed and no backtest runs on the pool (its answer is
+ * owed; its job holds the server). */
+void as__http_shutdown(as_http *h, void (*done)(void *ud), void *ud);
 void as__http_free(as_http *h);
 
 /* A connection with no socket, for tests and the fuzz target (tests/fuzz/fuzz_http.c): the

@@ -19,6 +19,7 @@ typedef struct serve_ctx {
     as_webhooks *hooks; /* NULL without --webhook */
     as_runtime *rt;
     int stopping;
+    int http_stopped; /* after a signal: every answer owed given, every connection closed */
 } serve_ctx;
 
 /* The runtime's outbox, once durable: to the webhooks, or to the log when there are none. */
@@ -36,9 +37,10 @@ static void outbox(void *data, const char *kind, const char *case_id, int64_t am
     as_free(line);
 }
 
-static void stopped(as_http *h)
+/* The server has answered what it owed (backtests included) and holds no connection. */
+static void stopped(void *ud)
 {
-    (void)h;
+    ((serve_ctx *)ud)->http_stopped = 1;
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -48,7 +50,7 @@ static void on_signal(uv_signal_t *s, int signum)
     fprintf(stderr, "aftersale serve: signal %d: finishing in-flight requests\n", signum);
     uv_close((uv_handle_t *)&x->sigterm, NULL);
     uv_close((uv_handle_t *)&x->sigint, NULL);
-    as__http_shutdown(x->http, stopped);
+    as__http_shutdown(x->http, stopped, x);
     if (x->hooks) as__webhooks_stop(x->hooks);
 }
 
@@ -382,7 +384,7 @@ int as__cli_serve(int argc, char **argv)
         fprintf(stderr, "aftersale serve: virtual clock at %s: it moves only on POST "
                         "/v1/clock/advance\n", at);
     }
-    while (!x.stopping || !as_runtime_idle(x.rt)) {
+    while (!x.stopping || !x.http_stopped || !as_runtime_idle(x.rt)) {
         if (uv_run(x.loop, UV_RUN_ONCE) == 0 && x.stopping) break;
     }
     as_runtime_free(x.rt);

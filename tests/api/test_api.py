@@ -1608,9 +1608,8 @@ class WorklistAndMetrics(ApiCase):
                          "aftersale_open_cases is not the number of cases not yet ended")
 
 
-class RulesBacktest(ApiCase):
-    """POST /v1/shops/{shop}/rules/backtest (docs/api.md): the shop's recorded cases replayed
-    under a candidate, on a worker thread, nothing written."""
+class BacktestCalls:
+    """The candidates and calls of the backtest tests."""
 
     SMALL_CLAIMS = ('return { name = "bt-small-claims", version = "1",\n'
                     '  auto_decide = function(case, order, now)\n'
@@ -1634,6 +1633,11 @@ class RulesBacktest(ApiCase):
 
     def backtest(self, shop, source, key):
         return self.req("POST", "/v1/shops/%s/rules/backtest" % shop, source, key)
+
+
+class RulesBacktest(BacktestCalls, ApiCase):
+    """POST /v1/shops/{shop}/rules/backtest (docs/api.md): the shop's recorded cases replayed
+    under a candidate, on a worker thread, nothing written."""
 
     def test_small_claims(self):
         food = self.record("BT1", "F1", "fresh_food", 30000, "spoiled", "agree")
@@ -1810,6 +1814,51 @@ class OwnServer(ApiCase):
             stop_checked(self, self.server)
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class BacktestAndStop(BacktestCalls, OwnServer):
+    """A backtest on the pool when its client goes away, or when the server is told to stop:
+    the server goes on serving, then stops cleanly once the backtest is over (SIGTERM waits
+    for it, as for any answer still owed)."""
+
+    def slow_backtest_in_flight(self, shop):
+        for i in range(150):
+            self.record(shop, "T%d" % i, "apparel", 5000, "quality", None)
+        result = {}
+
+        def run():
+            result["r"] = self.backtest(shop, self.SLOW, PLATFORM)
+
+        th = threading.Thread(target=run)
+        th.start()
+        time.sleep(0.1)
+        self.assertTrue(th.is_alive(), "the backtest was over too soon to tell: %r" % result)
+        return th, result
+
+    def test_client_gone_mid_backtest(self):
+        for i in range(150):
+            self.record("BT4", "T%d" % i, "apparel", 5000, "quality", None)
+        c = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
+        c.request("POST", "/v1/shops/BT4/rules/backtest", body=self.SLOW.encode(),
+                  headers={"Authorization": "Bearer %s" % PLATFORM})
+        time.sleep(0.1)
+        c.close()  # gone before the answer
+        th, result = self.slow_backtest_in_flight("BT5")
+        th.join(120)
+        self.assertEqual(result["r"].status, 200, result["r"])
+        self.assertEqual(self.req("GET", "/healthz").status, 200)
+
+    def test_sigterm_waits_for_a_running_backtest(self):
+        th, result = self.slow_backtest_in_flight("BT6")
+        t0 = time.monotonic()
+        rc = self.server.stop()
+        th.join(120)
+        self.assertEqual(rc, 0, self.server.stderr()[-3000:])
+        self.assertIsNone(self.server.sanitizer_report())
+        # the answer still owed was given before the exit
+        self.assertIn("r", result, "no answer: the server exited under a running backtest")
+        self.assertEqual(result["r"].status, 200, result["r"])
+        self.assertLess(time.monotonic() - t0, 120)
 
 
 class RuleVersions(OwnServer):
