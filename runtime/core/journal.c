@@ -184,7 +184,7 @@ void as__journal_case(as_wbuf *b, as_case *c, const as_cmd_stage *cmds)
     /* the case's staged commands are chained in the order of the entries they made */
     uint32_t next = cmds ? c->cmd_head : 0;
     for (uint32_t n = c->saved_hist; n < c->nhist; n++) {
-        const as_staged_cmd *sc = next ? &cmds->v[next - 1] : NULL;
+        const as_staged_cmd *sc = next && next <= cmds->len ? &cmds->v[next - 1] : NULL;
         as_wbuf one = {0};
         if (sc && sc->n == n) {
             one = (as_wbuf){cmds->bytes.p + sc->off, sc->len, sc->len, 0, 0};
