@@ -464,12 +464,17 @@ static uint8_t small_u8(int v)
     return v < 0 ? AS_NONE_U8 : (uint8_t)v;
 }
 
-/* Only what the command carries: a payload field whose AS_P_* bit is not given is not
- * written (it reads back as as__cmd_init leaves it), nor an open's fields on another action.
- * Every byte here is written again with each party's command, so none is spent on nothing. */
+/* A command's first byte names its layout. CMD_FULL (schema 4, moved into events.cmd by the
+ * migration to 5) has every field; CMD_GIVEN, what this build writes, only what the command
+ * carries: a payload field whose AS_P_* bit is not given is not written (it reads back as
+ * as__cmd_init leaves it), nor an open's fields on another action. Every byte here is written
+ * again with each party's command, so none is spent on nothing. */
+enum { CMD_FULL = 0, CMD_GIVEN = 1 };
+
 static void put_command(as_wbuf *b, int64_t at_ms, const as_cmd *cmd)
 {
     unsigned g = cmd->given;
+    as__wbuf_u8(b, CMD_GIVEN);
     as__wbuf_i64(b, at_ms);
     as__wbuf_u8(b, (uint8_t)cmd->action);
     as__wbuf_u8(b, (uint8_t)cmd->who.role);
@@ -577,22 +582,32 @@ int as__journal_read_command(const void *data, size_t len, as_journal_cmd *out, 
     out->mem = as__malloc(len + 1); /* every string of the record fits: see arena_str */
     if (out->mem == NULL) return as__err(err, AS_ENOMEM, "out of memory");
     char *at = out->mem;
+    uint8_t layout = as__rbuf_u8(&r);
+    int full = layout == CMD_FULL; /* every field there, given or not */
+    if (layout != CMD_FULL && layout != CMD_GIVEN) r.bad = 1;
     out->at_ms = as__rbuf_i64(&r);
     cmd->action = as__rbuf_u8(&r);
     cmd->who.role = as__rbuf_u8(&r);
     cmd->who.id = arena_str(&r, &at);
     cmd->version = as__rbuf_i64(&r);
     cmd->given = as__rbuf_u32(&r);
-    unsigned g = cmd->given;
+    unsigned g = full ? ~0u : cmd->given;
     cmd->text = arena_str(&r, &at);
     cmd->tracking = arena_str(&r, &at);
     if (g & AS_P_SERIAL) cmd->serial = arena_str(&r, &at);
     if (g & AS_P_REASON) cmd->reason = from_u8(as__rbuf_u8(&r));
     if (g & AS_P_RESULT) cmd->result = from_u8(as__rbuf_u8(&r));
-    if (g & AS_P_AMOUNT) cmd->amount = as__rbuf_i64(&r);
-    if (g & AS_P_SHIPPING) cmd->shipping_cost = as__rbuf_i64(&r);
-    if (g & AS_P_REQUESTED) cmd->requested_amount = as__rbuf_i64(&r);
-    if (g & AS_P_PERMILLE) cmd->bad_permille = as__rbuf_i64(&r);
+    if (full) { /* schema 4 wrote the money fields in this order */
+        cmd->amount = as__rbuf_i64(&r);
+        cmd->shipping_cost = as__rbuf_i64(&r);
+        cmd->requested_amount = as__rbuf_i64(&r);
+        cmd->bad_permille = as__rbuf_i64(&r);
+    } else {
+        if (g & AS_P_AMOUNT) cmd->amount = as__rbuf_i64(&r);
+        if (g & AS_P_SHIPPING) cmd->shipping_cost = as__rbuf_i64(&r);
+        if (g & AS_P_REQUESTED) cmd->requested_amount = as__rbuf_i64(&r);
+        if (g & AS_P_PERMILLE) cmd->bad_permille = as__rbuf_i64(&r);
+    }
     if (g & AS_P_EVIDENCE) {
         unsigned ne = as__rbuf_u8(&r);
         if (ne > AS_MAX_EVIDENCE) r.bad = 1;
@@ -600,7 +615,7 @@ int as__journal_read_command(const void *data, size_t len, as_journal_cmd *out, 
             if ((cmd->evidence[i] = arena_str(&r, &at)) == NULL) r.bad = 1;
         if (!r.bad) cmd->nevidence = (int)ne;
     }
-    if (cmd->action == AS_ACT_OPEN) {
+    if (full || cmd->action == AS_ACT_OPEN) {
         cmd->order_id = arena_str(&r, &at);
         cmd->type = from_u8(as__rbuf_u8(&r));
         unsigned ni = as__rbuf_u8(&r);

@@ -25,7 +25,8 @@
  *   EVENT        str case, u32 n (index in the case history), bytes data, str command
  *                (absent: no party's command made the entry; else a party's command, never
  *                a system action, which a replay derives again, as journal.c writes it:
- *                i64 at, u8 action, u8 role, str principal id, i64 version (-1: none), u32
+ *                u8 layout (1; 0: a schema-4 command, moved, which has every field below
+ *                whether given or not, and an open's on every action), i64 at, u8 action, u8 role, str principal id, i64 version (-1: none), u32
  *                given (AS_P_*), str text, str tracking; then only the fields given, in
  *                this order: str serial, u8 reason, u8 result (FF: none), i64 amount, i64
  *                shipping_cost, i64 requested_amount, i64 bad_permille, u8 evidence count

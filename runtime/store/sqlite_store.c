@@ -110,10 +110,11 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE TABLE commands(case_id TEXT NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL);",
     /* 5: a party's command is kept in the row of the entry it made, which is written anyway:
      * a row of its own per command cost a fifth of the durable throughput. The rows of schema
-     * 4 move there by their (case, entry), through an index made for the move. */
+     * 4 move there by their (case, entry), through an index made for the move, behind the
+     * byte 00 that names their layout (journal.c CMD_FULL). */
     "ALTER TABLE events ADD COLUMN cmd BLOB;"
     "CREATE INDEX commands_move ON commands(case_id, n);"
-    "UPDATE events SET cmd = (SELECT c.data FROM commands c"
+    "UPDATE events SET cmd = (SELECT CAST(X'00' || c.data AS BLOB) FROM commands c"
     " WHERE c.case_id = events.case_id AND c.n = events.n);"
     "DROP TABLE commands;",
 };

@@ -847,7 +847,7 @@ START_TEST(journal_command_round_trip_at_limits)
     const int64_t ats[4] = {INT64_MAX, 0, -1, 1796319288346};
     /* store.h: "only the fields given": a bare action is its header and two absent strings,
      * and a value without its AS_P_ bit is not kept */
-    ck_assert_uint_eq(as__cmd_stage_size(&cmds[3]), 8 + 1 + 1 + (4 + 1) + 8 + 4 + 4 + 4);
+    ck_assert_uint_eq(as__cmd_stage_size(&cmds[3]), 1 + 8 + 1 + 1 + (4 + 1) + 8 + 4 + 4 + 4);
     static as_cmd ungiven;
     as__cmd_init(&ungiven, (as_principal){AS_ROLE_BUYER, "B"}, AS_ACT_WITHDRAW);
     ungiven.amount = 5;
@@ -929,6 +929,71 @@ START_TEST(journal_case_writes_each_staged_command_with_its_entry)
 }
 END_TEST
 
+/* A schema-4 command as that build wrote it (every field, an open's on every action), behind
+ * the layout byte 00 the migration to schema 5 puts before it. */
+static unsigned char *v4_command(const as_cmd *cmd, int64_t at, size_t *len)
+{
+    int open = cmd->action == AS_ACT_OPEN;
+    as_wbuf b = {0};
+    as__wbuf_u8(&b, 0);
+    as__wbuf_i64(&b, at);
+    as__wbuf_u8(&b, (uint8_t)cmd->action);
+    as__wbuf_u8(&b, (uint8_t)cmd->who.role);
+    as__wbuf_str(&b, cmd->who.id);
+    as__wbuf_i64(&b, cmd->version);
+    as__wbuf_u32(&b, cmd->given);
+    as__wbuf_str(&b, cmd->text);
+    as__wbuf_str(&b, cmd->tracking);
+    as__wbuf_str(&b, cmd->serial);
+    as__wbuf_u8(&b, cmd->reason < 0 ? 0xFF : (uint8_t)cmd->reason);
+    as__wbuf_u8(&b, cmd->result < 0 ? 0xFF : (uint8_t)cmd->result);
+    as__wbuf_i64(&b, cmd->amount);
+    as__wbuf_i64(&b, cmd->shipping_cost);
+    as__wbuf_i64(&b, cmd->requested_amount);
+    as__wbuf_i64(&b, cmd->bad_permille);
+    as__wbuf_u8(&b, (uint8_t)cmd->nevidence);
+    for (int i = 0; i < cmd->nevidence; i++) as__wbuf_str(&b, cmd->evidence[i]);
+    as__wbuf_str(&b, open ? cmd->order_id : NULL);
+    as__wbuf_u8(&b, open ? (uint8_t)cmd->type : 0xFF);
+    as__wbuf_u8(&b, (uint8_t)(open ? cmd->nitems : 0));
+    for (int i = 0; open && i < cmd->nitems; i++) {
+        as__wbuf_str(&b, cmd->items[i].sku);
+        as__wbuf_i64(&b, cmd->items[i].qty);
+    }
+    ck_assert(!b.oom);
+    *len = b.len;
+    return b.p;
+}
+
+/* store.h: "0: a schema-4 command, moved": a file migrated from schema 4 keeps every command
+ * readable, the same command this build would write of it. */
+START_TEST(journal_schema_4_command_still_reads)
+{
+    static as_cmd cmds[3];
+    open_at_limits(&cmds[0]);
+    act_at_limits(&cmds[1]);
+    as__cmd_init(&cmds[2], (as_principal){AS_ROLE_MERCHANT, "S1"}, AS_ACT_AGREE);
+    for (int k = 0; k < 3; k++) {
+        size_t len, len2;
+        unsigned char *d = v4_command(&cmds[k], 1796319288346 + k, &len);
+        as_journal_cmd j;
+        as_error err = {0};
+        ck_assert_msg(as__journal_read_command(d, len, &j, &err) == 0, "%d: %s", k, err.msg);
+        ck_assert_int_eq(j.at_ms, 1796319288346 + k);
+        commands_equal(&cmds[k], &j.cmd);
+        unsigned char *now = command_blob(&cmds[k], 0, j.at_ms, &len2);
+        ck_assert_uint_lt(len2, len); /* the layout of this build spends less */
+        free(now);
+        as__journal_cmd_free(&j);
+        /* cut short, it is refused like any other */
+        ck_assert_int_eq(as__journal_read_command(d, len - 1, &j, &err), AS_EIO);
+        d[0] = 2; /* a layout no build wrote */
+        ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), AS_EIO);
+        as__free(d);
+    }
+}
+END_TEST
+
 START_TEST(journal_command_truncated_longer_or_foreign_refused)
 {
     static as_cmd cmd;
@@ -973,14 +1038,15 @@ START_TEST(journal_command_truncated_longer_or_foreign_refused)
     d = command_blob(&cmd, 0, 5, &len);
     ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), AS_EIO);
     free(d);
-    /* the same open's bytes with the action byte (after the 8-byte time) made agree's */
+    /* the same open's bytes with the action byte (after the layout byte and the 8-byte time)
+     * made agree's */
     open_at_limits(&cmd);
     d = command_blob(&cmd, 0, 5, &len);
-    d[8] = AS_ACT_AGREE;
+    d[9] = AS_ACT_AGREE;
     ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), AS_EIO);
-    d[8] = AS_ACT_COUNT;
+    d[9] = AS_ACT_COUNT;
     ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), AS_EIO);
-    d[8] = AS_ACT_OPEN;
+    d[9] = AS_ACT_OPEN;
     ck_assert_int_eq(as__journal_read_command(d, len, &j, &err), 0);
     as__journal_cmd_free(&j);
     free(d);
@@ -997,6 +1063,7 @@ static Suite *journal_suite(void)
     tcase_add_test(rt, journal_size_and_bound_cover_what_is_written);
     tcase_add_test(rt, journal_command_round_trip_at_limits);
     tcase_add_test(rt, journal_case_writes_each_staged_command_with_its_entry);
+    tcase_add_test(rt, journal_schema_4_command_still_reads);
     suite_add_tcase(s, rt);
     TCase *bad = tcase_create("damaged");
     tcase_set_timeout(bad, 110);

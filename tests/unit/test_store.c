@@ -555,7 +555,8 @@ END_TEST
 
 /* sqlite_store.c, schema 5: "The rows of schema 4 move there by their (case, entry)". A
  * schema-4 file (made here from a new one: its command log a table of its own) keeps every
- * entry, and each command lands in the row of its entry and no other. */
+ * entry, and each command lands in the row of its entry and no other, behind its layout byte
+ * 00. */
 START_TEST(store_schema_4_commands_move_into_their_entries)
 {
     char path[256];
@@ -580,10 +581,10 @@ START_TEST(store_schema_4_commands_move_into_their_entries)
                      0);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM events"), 3);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM events WHERE case_id = 'C1' AND n = 1"
-                                   " AND cmd = X'c101'"),
+                                   " AND cmd = X'00c101'"),
                      1);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM events WHERE case_id = 'C2' AND n = 0"
-                                   " AND cmd = X'c200'"),
+                                   " AND cmd = X'00c200'"),
                      1);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM events WHERE cmd IS NULL"), 1);
     static const char *const kept[] = {"reserve 0 1", "case [c1] no-due", "event C1 0 [c1-e0]",
