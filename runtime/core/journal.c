@@ -116,10 +116,10 @@ static const char *hist_actor(const as_order *o, const as_hist *h)
     return h->role == AS_ROLE_BUYER ? o->buyer : o->shop;
 }
 
-/* `cmd` is the party's command that made the entry, as as__cmd_stage_put encoded it, or NULL
- * for an entry no party's command made (a deadline, a cascade, the restore's own). */
+/* `cmd` is the party's command that made the entry (its staged encoding), or NULL for an
+ * entry no party's command made (a deadline, a cascade, the restore's own). */
 static void put_hist(as_wbuf *b, const as_case *c, uint32_t n, const as_hist *h,
-                     const as_wbuf *cmd)
+                     const as_staged_cmd *cmd, const as_cmd_stage *stage)
 {
     size_t m;
     as__wbuf_u8(b, AS_REC_EVENT);
@@ -147,7 +147,7 @@ static void put_hist(as_wbuf *b, const as_case *c, uint32_t n, const as_hist *h,
         return;
     }
     as__wbuf_u32(b, (uint32_t)cmd->len);
-    as__wbuf_bytes(b, cmd->p, cmd->len);
+    as__wbuf_bytes(b, stage->bytes.p + cmd->off, cmd->len);
 }
 
 void as__journal_case(as_wbuf *b, as_case *c, const as_cmd_stage *cmds)
@@ -185,12 +185,9 @@ void as__journal_case(as_wbuf *b, as_case *c, const as_cmd_stage *cmds)
     uint32_t next = cmds ? c->cmd_head : 0;
     for (uint32_t n = c->saved_hist; n < c->nhist; n++) {
         const as_staged_cmd *sc = next && next <= cmds->len ? &cmds->v[next - 1] : NULL;
-        as_wbuf one = {0};
-        if (sc && sc->n == n) {
-            one = (as_wbuf){cmds->bytes.p + sc->off, sc->len, sc->len, 0, 0};
-            next = sc->next;
-        }
-        put_hist(b, c, n, &c->hist[n], one.p ? &one : NULL);
+        if (sc && sc->n == n) next = sc->next;
+        else sc = NULL;
+        put_hist(b, c, n, &c->hist[n], sc, cmds);
     }
 }
 
@@ -210,7 +207,7 @@ size_t as__journal_case_bound(as_case *c, const as_case_vals *v, uint32_t more, 
     as_hist h = {.flags = AS_HF_PARTY,
                  .role = strlen(c->order->buyer) > strlen(c->order->shop) ? AS_ROLE_BUYER
                                                                           : AS_ROLE_MERCHANT};
-    for (uint32_t i = 0; i < more; i++) put_hist(&m, c, c->nhist + i, &h, NULL);
+    for (uint32_t i = 0; i < more; i++) put_hist(&m, c, c->nhist + i, &h, NULL, NULL);
     return m.len + note_bytes + (size_t)more * HIST_WHY_BOUND;
 }
 
@@ -511,7 +508,7 @@ size_t as__cmd_stage_size(const as_cmd *cmd)
     return m.len;
 }
 
-int as__cmd_stage_reserve(as_cmd_stage *s, const as_cmd *cmd)
+int as__cmd_stage_reserve(as_cmd_stage *s, size_t bytes)
 {
     if (s->len == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
@@ -520,7 +517,7 @@ int as__cmd_stage_reserve(as_cmd_stage *s, const as_cmd *cmd)
         s->v = v;
         s->cap = cap;
     }
-    return as__wbuf_reserve(&s->bytes, as__cmd_stage_size(cmd));
+    return as__wbuf_reserve(&s->bytes, bytes);
 }
 
 void as__cmd_stage_put(as_cmd_stage *s, as_case *c, uint32_t n, int64_t at_ms, const as_cmd *cmd)

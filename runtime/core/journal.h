@@ -22,9 +22,9 @@ typedef struct as_cmd_stage {
     size_t len, cap;
 } as_cmd_stage;
 
-/* Room for one more command like `cmd`, so that the as__cmd_stage_put after it cannot fail:
- * 0 or AS_ENOMEM. */
-int as__cmd_stage_reserve(as_cmd_stage *s, const as_cmd *cmd);
+/* Room for one more command of `bytes` (as__cmd_stage_size), so that the as__cmd_stage_put
+ * of it cannot fail: 0 or AS_ENOMEM. */
+int as__cmd_stage_reserve(as_cmd_stage *s, size_t bytes);
 /* Stages the party's command `cmd` on `c`, taken at `at_ms`, which made entry `n`. */
 void as__cmd_stage_put(as_cmd_stage *s, as_case *c, uint32_t n, int64_t at_ms, const as_cmd *cmd);
 /* The bytes a staged `cmd` adds to its entry's record beyond an entry without one. */

@@ -236,7 +236,7 @@ int as__txn_room(as_txn *t, uint32_t entries, size_t note_bytes)
         as__events_reserve(&c->order->shop_ref->events,
                            AS_TRANSITION_EVENTS + (uint32_t)t->L.nnotes) != 0 ||
         as__sched_reserve(&t->rt->sched, 1) != 0 ||
-        (logged && as__cmd_stage_reserve(&t->rt->dur->cmds, t->cmd) != 0) ||
+        (logged && as__cmd_stage_reserve(&t->rt->dur->cmds, command) != 0) ||
         (t->rt->dur && /* measured only when something is journaled */
          as__durable_reserve(t->rt, as__journal_case_bound(c, &t->nv, more, note_bytes) +
                                         as__journal_order_size(c->order) + command) != 0))

@@ -187,7 +187,7 @@ static void check_command(const uint8_t *data, size_t len)
         return;
     }
     as_cmd_stage st = {0};
-    if (as__cmd_stage_reserve(&st, &j.cmd) != 0) abort();
+    if (as__cmd_stage_reserve(&st, as__cmd_stage_size(&j.cmd)) != 0) abort();
     as__cmd_stage_put(&st, host, 7, j.at_ms, &j.cmd);
     host->cmd_head = 0;
     if (st.bytes.oom || st.v[0].len != as__cmd_stage_size(&j.cmd)) abort();

@@ -793,7 +793,7 @@ static unsigned char *command_blob(const as_cmd *cmd, uint32_t n, int64_t at, si
 {
     as_case c = {0};
     as_cmd_stage st = {0};
-    ck_assert_int_eq(as__cmd_stage_reserve(&st, cmd), 0);
+    ck_assert_int_eq(as__cmd_stage_reserve(&st, as__cmd_stage_size(cmd)), 0);
     as__cmd_stage_put(&st, &c, n, at, cmd);
     ck_assert(!st.bytes.oom);
     ck_assert_uint_eq(st.len, 1);
@@ -889,11 +889,11 @@ START_TEST(journal_case_writes_each_staged_command_with_its_entry)
     as__cmd_init(&other, (as_principal){AS_ROLE_BUYER, "B9"}, AS_ACT_WITHDRAW);
     as_case elsewhere = {0};
     as_cmd_stage st = {0};
-    ck_assert_int_eq(as__cmd_stage_reserve(&st, &open), 0);
+    ck_assert_int_eq(as__cmd_stage_reserve(&st, as__cmd_stage_size(&open)), 0);
     as__cmd_stage_put(&st, c, 0, 10, &open);
-    ck_assert_int_eq(as__cmd_stage_reserve(&st, &other), 0);
+    ck_assert_int_eq(as__cmd_stage_reserve(&st, as__cmd_stage_size(&other)), 0);
     as__cmd_stage_put(&st, &elsewhere, 0, 11, &other);
-    ck_assert_int_eq(as__cmd_stage_reserve(&st, &agree), 0);
+    ck_assert_int_eq(as__cmd_stage_reserve(&st, as__cmd_stage_size(&agree)), 0);
     as__cmd_stage_put(&st, c, 1, 12, &agree);
     ck_assert_uint_eq(elsewhere.cmd_head, 2);
 
